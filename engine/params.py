@@ -1,0 +1,297 @@
+"""Typed effect parameters, declared once.
+
+One ``Param`` per parameter drives validation, ``gradfx show``, ``-p name=value`` parsing on the command line,
+TOML recipes and the TUI's forms. Plugin authors use the constructors ``Int``, ``Float``, ``Bool``, ``Str``,
+``Choice``, ``Image``, ``Images`` and ``Floats``::
+
+    PARAMS = (
+        Int("steps", 100, "optimisation steps per octave", min=1, max=100_000),
+        Choice("normalize", "std", ("std", "mean", "l2"), "gradient normalisation"),
+        Image("guide", "optional guide image"),
+    )
+
+Every bad value raises :class:`~gradfx.engine.errors.ParameterError` naming the parameter, the value and what
+is allowed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import ParameterError, suggest
+
+KINDS = ("int", "float", "bool", "str", "choice", "image", "images", "floats")
+_TRUE = {"1", "true", "yes", "on", "y"}
+_FALSE = {"0", "false", "no", "off", "n"}
+
+
+@dataclass(frozen=True)
+class Param:
+    """One declared parameter of an effect."""
+
+    name: str
+    kind: str
+    default: Any = None
+    help: str = ""
+    min: float | None = None
+    max: float | None = None
+    choices: tuple[str, ...] | None = None
+    required: bool = False
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"parameter {self.name!r}: kind {self.kind!r} is not one of {', '.join(KINDS)}")
+        if self.kind == "choice" and not self.choices:
+            raise ValueError(f"parameter {self.name!r}: a choice needs choices")
+        if self.default is not None:
+            # A declaration whose own default is invalid is a plugin bug: fail at registration, loudly.
+            self.coerce(self.default)
+
+    @property
+    def is_image(self) -> bool:
+        return self.kind in ("image", "images")
+
+    def allowed(self) -> str:
+        """What values are allowed, in words (used in errors, ``gradfx show`` and the TUI)."""
+        if self.kind == "choice":
+            return "one of " + ", ".join(self.choices or ())
+        if self.kind == "bool":
+            return "true or false"
+        if self.kind in ("image", "images"):
+            return "an image path" if self.kind == "image" else "image paths separated by commas"
+        noun = {"int": "an integer", "float": "a number", "floats": "numbers separated by commas", "str": "text"}[
+            self.kind
+        ]
+        if self.min is not None and self.max is not None:
+            return f"{noun} from {_fmt(self.min)} to {_fmt(self.max)}"
+        if self.min is not None:
+            return f"{noun} >= {_fmt(self.min)}"
+        if self.max is not None:
+            return f"{noun} <= {_fmt(self.max)}"
+        return noun
+
+    def _fail(self, value: Any, why: str = "", where: str = "") -> ParameterError:
+        loc = f"{where}: " if where else ""
+        why = f" ({why})" if why else ""
+        return ParameterError(f"{loc}parameter {self.name!r}: {value!r} is not allowed{why}; expected {self.allowed()}")
+
+    def coerce(self, value: Any, where: str = "") -> Any:
+        """Turn a Python value, a TOML value or command-line text into this parameter's type, or raise."""
+        if value is None:
+            if self.required:
+                raise ParameterError(
+                    f"{where + ': ' if where else ''}parameter {self.name!r} is required; expected {self.allowed()}"
+                )
+            return None
+        k = self.kind
+        try:
+            if k == "int":
+                out: Any = _to_int(value)
+            elif k == "float":
+                out = _to_float(value)
+            elif k == "bool":
+                out = _to_bool(value)
+            elif k == "floats":
+                items = value.split(",") if isinstance(value, str) else list(value)
+                out = tuple(_to_float(v) for v in items if not (isinstance(v, str) and not v.strip()))
+                if not out:
+                    raise ValueError("empty list")
+            elif k == "images":
+                items = value.split(",") if isinstance(value, str) else list(value)
+                out = tuple(str(v).strip() for v in items if str(v).strip())
+                if not out:
+                    raise ValueError("empty list")
+            elif k in ("str", "image", "choice"):
+                if not isinstance(value, str):
+                    raise ValueError("not text")
+                out = value.strip()
+                if k == "image" and not out:
+                    raise ValueError("empty path")
+            else:  # pragma: no cover - guarded in __post_init__
+                raise AssertionError(k)
+        except (ValueError, TypeError) as exc:
+            raise self._fail(value, str(exc), where) from None
+        if k == "choice" and out not in (self.choices or ()):
+            raise self._fail(value, "unknown choice" + suggest(out, self.choices or ()), where)
+        for number in out if k == "floats" else ((out,) if k in ("int", "float") else ()):
+            if self.min is not None and number < self.min or self.max is not None and number > self.max:
+                raise self._fail(value, "out of range", where)
+        return out
+
+    def format(self, value: Any) -> str:
+        """The command-line text for a value (inverse of :meth:`coerce`)."""
+        if value is None:
+            return ""
+        if self.kind == "bool":
+            return "true" if value else "false"
+        if self.kind in ("floats", "images"):
+            return ",".join(_fmt(v) if isinstance(v, float) else str(v) for v in value)
+        if self.kind == "float":
+            return _fmt(value)
+        return str(value)
+
+
+def _fmt(x: float) -> str:
+    return f"{x:g}" if isinstance(x, float) else str(x)
+
+
+def _to_int(value: Any) -> int:
+    if isinstance(value, bool):
+        raise ValueError("not an integer")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError("not an integer")
+        return int(value)
+    if isinstance(value, str):
+        text = value.strip().replace("_", "")
+        try:
+            return int(text)
+        except ValueError:
+            f = float(text)  # accepts "1e3"
+            if not f.is_integer():
+                raise ValueError("not an integer") from None
+            return int(f)
+    raise ValueError("not an integer")
+
+
+def _to_float(value: Any) -> float:
+    if isinstance(value, bool):
+        raise ValueError("not a number")
+    if isinstance(value, (int, float)):
+        out = float(value)
+    elif isinstance(value, str):
+        out = float(value.strip())
+    else:
+        raise ValueError("not a number")
+    if not math.isfinite(out):
+        raise ValueError("not finite")
+    return out
+
+
+def _to_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        low = value.strip().lower()
+        if low in _TRUE:
+            return True
+        if low in _FALSE:
+            return False
+    raise ValueError("not true or false")
+
+
+def Int(name: str, default: int | None, help: str = "", *, min: float | None = None, max: float | None = None,
+        required: bool = False) -> Param:  # noqa: N802 - constructor-style helper
+    return Param(name, "int", default, help, min=min, max=max, required=required)
+
+
+def Float(name: str, default: float | None, help: str = "", *, min: float | None = None,
+          max: float | None = None, required: bool = False) -> Param:  # noqa: N802
+    return Param(name, "float", None if default is None else float(default), help, min=min, max=max,
+                 required=required)
+
+
+def Bool(name: str, default: bool, help: str = "") -> Param:  # noqa: N802
+    return Param(name, "bool", default, help)
+
+
+def Str(name: str, default: str | None, help: str = "", *, required: bool = False) -> Param:  # noqa: N802
+    return Param(name, "str", default, help, required=required)
+
+
+def Choice(name: str, default: str, choices: Sequence[str], help: str = "") -> Param:  # noqa: N802
+    return Param(name, "choice", default, help, choices=tuple(choices))
+
+
+def Image(name: str, help: str = "", *, required: bool = False) -> Param:  # noqa: N802
+    return Param(name, "image", None, help, required=required)
+
+
+def Images(name: str, help: str = "", *, required: bool = False) -> Param:  # noqa: N802
+    return Param(name, "images", None, help, required=required)
+
+
+def Floats(name: str, default: Sequence[float] | None, help: str = "", *, min: float | None = None,
+           max: float | None = None) -> Param:  # noqa: N802
+    return Param(name, "floats", None if default is None else tuple(float(v) for v in default), help,
+                 min=min, max=max)
+
+
+@dataclass(frozen=True)
+class Schema:
+    """The ordered parameters of one effect."""
+
+    params: tuple[Param, ...]
+    owner: str = ""
+    _by_name: dict[str, Param] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        for p in self.params:
+            if not isinstance(p, Param):
+                raise TypeError(f"{self.owner or 'schema'}: {p!r} is not a Param")
+            if p.name in self._by_name:
+                raise ValueError(f"{self.owner or 'schema'}: parameter {p.name!r} is declared twice")
+            self._by_name[p.name] = p
+
+    def __iter__(self):
+        return iter(self.params)
+
+    def __len__(self) -> int:
+        return len(self.params)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._by_name
+
+    def __getitem__(self, name: str) -> Param:
+        try:
+            return self._by_name[name]
+        except KeyError:
+            raise self.unknown(name) from None
+
+    def unknown(self, name: str, where: str = "") -> ParameterError:
+        loc = where or (f"effect {self.owner!r}" if self.owner else "")
+        names = ", ".join(self._by_name) or "none"
+        return ParameterError(
+            f"{loc + ': ' if loc else ''}unknown parameter {name!r}{suggest(name, self._by_name)}; "
+            f"its parameters are: {names}"
+        )
+
+    def defaults(self) -> dict[str, Any]:
+        return {p.name: p.default for p in self.params}
+
+    def resolve(self, values: Mapping[str, Any] | None = None, where: str = "") -> dict[str, Any]:
+        """Defaults overlaid with ``values``, each coerced and validated. Unknown names are an error."""
+        values = dict(values or {})
+        where = where or (f"effect {self.owner!r}" if self.owner else "")
+        for name in values:
+            if name not in self._by_name:
+                raise self.unknown(name, where)
+        return {p.name: p.coerce(values.get(p.name, p.default), where) for p in self.params}
+
+    def images(self, resolved: Mapping[str, Any]) -> Iterable[tuple[str, str]]:
+        """(parameter name, path) for every image path in a resolved parameter set."""
+        for p in self.params:
+            v = resolved.get(p.name)
+            if v is None or not p.is_image:
+                continue
+            for path in (v,) if p.kind == "image" else v:
+                yield p.name, path
+
+
+def parse_assignments(items: Iterable[str]) -> dict[str, str]:
+    """``["steps=10", "layers=a:1,b:2"]`` -> ``{"steps": "10", "layers": "a:1,b:2"}`` (values stay text)."""
+    out: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise ParameterError(f"-p {item!r}: expected NAME=VALUE, e.g. -p steps=50")
+        out[name.replace("-", "_")] = value
+    return out
