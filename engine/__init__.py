@@ -1,0 +1,55 @@
+"""gradfx.engine: the shared gradient engine, the plugin contract and the headless API.
+
+Names are imported lazily, so ``from gradfx.engine import Effect, Int`` does not import TensorFlow; the
+names that need it (``run``, ``Problem``, objectives, models) load it on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from .effect import Effect, Output, RunContext
+from .errors import (
+    DeviceError,
+    GradfxError,
+    ImageError,
+    NumericalError,
+    OutputError,
+    ParameterError,
+    PluginError,
+    RecipeError,
+    UnknownEffectError,
+    WeightsError,
+)
+from .hookspecs import hookimpl
+from .params import Bool, Choice, Float, Floats, Image, Images, Int, Param, Schema, Str
+from .progress import CancelToken, ProgressCallback, ProgressEvent
+
+_LAZY = {
+    # name: module
+    "run": "api", "run_chain": "api", "prepare": "api", "Result": "api", "Step": "api",
+    "Problem": "solver", "Solution": "solver", "solve": "solver", "Transform": "solver",
+    "Objective": "objectives", "objective": "objectives", "StepContext": "objectives",
+    "BindContext": "objectives", "gram_matrix": "objectives",
+    "ModelSpec": "models", "get_extractor": "models", "load_model": "models",
+    "load_image": "imageio", "save_image": "imageio", "LoadedImage": "imageio",
+    "get_registry": "registry", "Registry": "registry",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'gradfx.engine' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+__all__ = [
+    "Effect", "Output", "RunContext", "hookimpl", "Param", "Schema", "Int", "Float", "Floats", "Bool", "Str",
+    "Choice", "Image", "Images", "CancelToken", "ProgressCallback", "ProgressEvent", "GradfxError",
+    "ImageError", "ParameterError", "UnknownEffectError", "PluginError", "WeightsError", "DeviceError",
+    "RecipeError", "NumericalError", "OutputError", *_LAZY,
+]

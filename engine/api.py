@@ -1,0 +1,365 @@
+"""The headless API: run an effect, or a chain of effects, on an image.
+
+    from gradfx.engine import run
+    result = run("deepdream", "photo.jpg", steps=20, seed=1)
+    result.save("dream.png")
+    result.report["losses"][-1]
+
+Everything a user can get wrong (unknown effect, bad parameter, missing image) is checked before TensorFlow
+is imported, so such errors are reported in well under a second.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import imageio
+from .effect import Effect, Output, RunContext
+from .errors import GradfxError, ParameterError, PluginError
+from .progress import CancelToken, ProgressCallback, ProgressEvent
+from .registry import Registry, get_registry
+
+VERSION = "0.1.0"
+
+
+@dataclass
+class Result:
+    """An effect's output image (H x W x 3 floats in [0, 1]), its alpha if the input had one, extra outputs
+    (contact sheets, frames) and the run report (a JSON-able dict)."""
+
+    image: np.ndarray
+    report: dict[str, Any]
+    alpha: np.ndarray | None = None
+    extras: dict[str, np.ndarray | list[np.ndarray]] = field(default_factory=dict)
+
+    @property
+    def partial(self) -> bool:
+        return bool(self.report.get("partial"))
+
+    def save(self, path: str | os.PathLike, *, overwrite: bool = True, protect: Sequence[str] = (),
+             report: str | os.PathLike | None = None) -> list[Path]:
+        """Write the image (atomically), its extras beside it, and the report if a path is given.
+
+        ``protect`` lists paths never to write (the inputs); writing over one raises an ``OutputError``.
+        """
+        path = Path(path)
+        written = [imageio.save_image(path, self.image, alpha=self.alpha, overwrite=overwrite, protect=protect)]
+        for suffix, extra in self.extras.items():
+            if isinstance(extra, list):
+                written += write_frames(path.with_name(f"{path.stem}-{suffix}"), extra, protect=protect)
+            else:
+                written.append(imageio.save_image(path.with_name(f"{path.stem}-{suffix}.png"), extra,
+                                                  protect=protect))
+        self.report["outputs"] = [str(p) for p in written]
+        if report is not None:
+            written.append(write_report(report, self.report))
+        return written
+
+
+def write_report(path: str | os.PathLike, report: Mapping[str, Any]) -> Path:
+    """Write a run report as JSON, atomically."""
+    text = json.dumps(report, indent=2, default=_json_default)
+    return imageio.atomic_write(Path(path), lambda tmp: Path(tmp).write_text(text + "\n"))
+
+
+def write_frames(folder: Path, frames: Sequence[np.ndarray], *, protect: Sequence[str] = (),
+                 duration_ms: int = 100) -> list[Path]:
+    """Numbered PNG frames in ``folder`` plus an animated WebP ``folder.webp`` beside it."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    written = [imageio.save_image(folder / f"{i:04d}.png", f, protect=protect) for i, f in enumerate(frames, 1)]
+    pil = [Image.fromarray(imageio.to_uint8(f)) for f in frames]
+    anim = folder.with_suffix(".webp")
+
+    def write(tmp: Any) -> None:
+        pil[0].save(tmp, format="WEBP", save_all=True, append_images=pil[1:], duration=duration_ms, loop=0,
+                    lossless=False, quality=90)
+
+    written.append(imageio.atomic_write(anim, write))
+    return written
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, (tuple, set, frozenset)):
+        return list(value)
+    if isinstance(value, Path):
+        return str(value)
+    return repr(value)
+
+
+def _jsonable_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in params.items()}
+
+
+def prepare(effect: str | Effect, params: Mapping[str, Any] | None = None, *,
+            registry: Registry | None = None, base_dir: str | os.PathLike | None = None,
+            where: str = "") -> tuple[Effect, dict[str, Any]]:
+    """Look up an effect and resolve its parameters (defaults, types, ranges, image files present).
+
+    Cheap and TensorFlow-free: chains call it for every step before any compute.
+    """
+    registry = registry or get_registry()
+    eff = registry.effect(effect) if isinstance(effect, str) else effect
+    resolved = eff.schema.resolve(params or {}, where=where)
+    base = Path(base_dir) if base_dir is not None else None
+
+    def locate(name: str, value: str) -> str:
+        file = Path(value)
+        if base is not None and not file.is_absolute():
+            file = base / file
+        if not file.is_file():
+            loc = f"{where}: " if where else f"effect {eff.name!r}: "
+            raise ParameterError(f"{loc}parameter {name!r}: image {str(file)!r} does not exist; check the path")
+        return str(file)
+
+    for p in eff.schema:
+        value = resolved.get(p.name)
+        if p.is_image and value is not None:
+            resolved[p.name] = locate(p.name, value) if p.kind == "image" else tuple(locate(p.name, v) for v in value)
+    return eff, resolved
+
+
+def run(
+    effect: str | Effect,
+    image: Any = None,
+    *,
+    model: str | None = None,
+    weights: str = "auto",
+    seed: int = 0,
+    device: str | None = None,
+    progress: ProgressCallback | None = None,
+    cancel: CancelToken | None = None,
+    registry: Registry | None = None,
+    base_dir: str | os.PathLike | None = None,
+    max_size: int | None = None,
+    stage_prefix: str = "",
+    **params: Any,
+) -> Result:
+    """Run one effect on ``image`` (a path, PIL image, array or ``LoadedImage``; None for effects that make
+    an image from nothing) with ``params``; returns a :class:`Result`.
+
+    ``weights``: ``auto`` (ImageNet if available, else seeded random with a warning in the report),
+    ``imagenet``, ``random`` or a weights file. ``seed`` makes a CPU run repeat bit for bit. ``progress``
+    receives a :class:`ProgressEvent` per step; ``cancel`` stops the run after the current step, and the
+    result then holds the image so far with ``report["partial"]`` true.
+    """
+    registry = registry or get_registry()
+    eff, resolved = prepare(effect, params, registry=registry, base_dir=base_dir)
+    if eff.needs_input and image is None:
+        raise ParameterError(f"effect {eff.name!r} needs an input image; pass one (e.g. gradfx run {eff.name} "
+                             f"photo.jpg -o out.png)")
+    loaded = None if image is None else imageio.load_image(image, max_size=max_size)
+    model_name = model or eff.model
+    if eff.models is not None and model_name not in eff.models:
+        raise ParameterError(f"effect {eff.name!r} works with models {', '.join(eff.models)}, not {model_name!r}")
+    registry.model(model_name)  # unknown model: fail before compute
+    return _execute(eff, resolved, loaded, model=model_name, weights=weights, seed=seed, device=device,
+                    progress=progress, cancel=cancel, registry=registry, stage_prefix=stage_prefix)
+
+
+def _execute(eff: Effect, params: dict[str, Any], loaded: imageio.LoadedImage | None, *, model: str,
+             weights: str, seed: int, device: str | None, progress: ProgressCallback | None,
+             cancel: CancelToken | None, registry: Registry, stage_prefix: str) -> Result:
+    from . import device as devices
+    from . import models, solver
+
+    devices.quiet_tensorflow()
+    import keras
+    import tensorflow as tf
+
+    models.set_model_lookup(registry.model)
+    tf_device = devices.select_device(device)
+    keras.utils.set_random_seed(seed)
+    cancel = cancel or CancelToken()
+    resolved_weights: dict[str, Any] = {}
+    images: dict[str, imageio.LoadedImage] = {}
+
+    def load(path: str) -> imageio.LoadedImage:
+        if path not in images:
+            images[path] = imageio.load_image(path)
+        return images[path]
+
+    def extractor(layers: tuple[str, ...], model_name: str, **options: Any) -> Any:
+        ext = models.get_extractor(model_name, layers, weights, seed=seed, **options)
+        resolved_weights.setdefault(model_name, ext.weights)
+        return ext
+
+    def solve(problem: solver.Problem, *, stage_prefix: str = "") -> solver.Solution:
+        name = problem.model or model
+        spec = registry.model(name)
+        ext = None
+        if problem.objective.layers:
+            ext = extractor(tuple(sorted(problem.objective.layers)), name, pooling=problem.pooling,
+                            include_top=problem.include_top)
+        return solver.Solver(problem, ext, seed=seed, progress=progress, cancel=cancel,
+                             min_size=spec.min_size, stage_prefix=stage_prefix).run()
+
+    ctx = RunContext(input=loaded, model=model, weights=weights, seed=seed, device=tf_device, load_image=load,
+                     solve=lambda p, stage_prefix=stage_prefix: solve(p, stage_prefix=stage_prefix),
+                     extractor=extractor)
+    started = time.perf_counter()
+    with tf.device(tf_device):
+        try:
+            output = eff.run(ctx, params)
+        except GradfxError:
+            raise
+        except tf.errors.ResourceExhaustedError as exc:
+            raise GradfxError(f"effect {eff.name!r} ran out of device memory; use a smaller size or set "
+                              f"tile (e.g. -p tile=256)") from exc
+        except Exception as exc:  # noqa: BLE001 - a plugin's bug is reported as the plugin's failure
+            plugin = registry.effect_plugin.get(eff.name, "?")
+            raise PluginError(f"effect {eff.name!r} (plugin {plugin!r}) failed: {type(exc).__name__}: {exc}; "
+                              f"run with --debug for the traceback") from exc
+    if not isinstance(output, Output):
+        raise PluginError(f"effect {eff.name!r} returned {type(output).__name__}, not gradfx.engine.Output")
+    seconds = time.perf_counter() - started
+    report = _report(eff, params, ctx, output, model, weights, resolved_weights, seed, tf_device, seconds,
+                     registry, loaded)
+    alpha = None
+    if loaded is not None and loaded.alpha is not None:
+        h, w = output.image.shape[:2]
+        alpha = imageio.resize_longest(loaded.alpha, max(h, w)) if loaded.alpha.shape != (h, w) else loaded.alpha
+        if alpha.shape != (h, w):
+            alpha = None
+    return Result(np.asarray(output.image, np.float32), report, alpha, dict(output.extras))
+
+
+def _report(eff: Effect, params: Mapping[str, Any], ctx: RunContext, output: Output, model: str, weights: str,
+            resolved_weights: Mapping[str, Any], seed: int, tf_device: str, seconds: float, registry: Registry,
+            loaded: imageio.LoadedImage | None) -> dict[str, Any]:
+    import tensorflow as tf
+
+    from . import device as devices
+
+    sols = ctx.solutions
+    statuses = [s.status for s in sols]
+    partial = any(s.partial for s in sols)
+    rw = resolved_weights.get(model) or next(iter(resolved_weights.values()), None)
+    warnings = list(ctx.warnings)
+    for w in resolved_weights.values():
+        if getattr(w, "warning", None) and w.warning not in warnings:
+            warnings.append(w.warning)
+    losses = [x for s in sols for x in s.losses]
+    return {
+        "gradfx": VERSION,
+        "effect": eff.name,
+        "plugin": registry.effect_plugin.get(eff.name),
+        "model": model,
+        "weights": {
+            "requested": weights,
+            "resolved": getattr(rw, "mode", None),
+            "path": getattr(rw, "path", None),
+            "fell_back_to_random": bool(getattr(rw, "fell_back", False)),
+        },
+        "params": _jsonable_params(params),
+        "seed": seed,
+        "device": tf_device,
+        "device_name": devices.device_name(tf_device),
+        "input": None if loaded is None else {"source": loaded.source, "size": list(loaded.size),
+                                              "mode": loaded.mode},
+        "output_size": [int(output.image.shape[1]), int(output.image.shape[0])],
+        "seconds": round(seconds, 4),
+        "steps": len(losses),
+        "evaluations": sum(s.evaluations for s in sols),
+        "step_seconds": [round(x, 5) for s in sols for x in s.step_seconds],
+        "losses": [x if math.isfinite(x) else None for x in losses],
+        "status": next((s for s in statuses if s in ("non-finite", "cancelled")), "done"),
+        "messages": [s.message for s in sols if s.message],
+        "partial": partial,
+        "warnings": warnings,
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        **output.report,
+    }
+
+
+@dataclass
+class Step:
+    """One step of a chain: an effect name and its parameters (and optionally its own model/weights)."""
+
+    effect: str
+    params: dict[str, Any] = field(default_factory=dict)
+    model: str | None = None
+
+
+def run_chain(steps: Sequence[Step | Mapping[str, Any] | tuple[str, Mapping[str, Any]]], image: Any = None, *,
+              weights: str = "auto", seed: int = 0, device: str | None = None,
+              progress: ProgressCallback | None = None, cancel: CancelToken | None = None,
+              registry: Registry | None = None, base_dir: str | os.PathLike | None = None,
+              snapshots: str | os.PathLike | None = None) -> Result:
+    """Run effects in order, each step's output being the next one's input. Every step is validated (effect
+    known, parameters valid, image files present) before any compute; errors name the step."""
+    registry = registry or get_registry()
+    norm = [_as_step(s, i) for i, s in enumerate(steps, 1)]
+    if not norm:
+        raise ParameterError("a chain needs at least one step")
+    prepared = []
+    for i, step in enumerate(norm, 1):
+        where = f"step {i} ({step.effect})"
+        try:
+            eff, resolved = prepare(step.effect, step.params, registry=registry, base_dir=base_dir, where=where)
+        except GradfxError as exc:
+            if str(exc).startswith(where):
+                raise
+            raise type(exc)(f"{where}: {exc}") from None
+        if i == 1 and eff.needs_input and image is None:
+            raise ParameterError(f"{where}: effect {eff.name!r} needs an input image")
+        model_name = step.model or eff.model
+        registry.model(model_name)
+        prepared.append((eff, resolved, model_name))
+    current = None if image is None else imageio.load_image(image)
+    reports, result = [], None
+    for i, (eff, resolved, model_name) in enumerate(prepared, 1):
+        result = _execute(eff, resolved, current, model=model_name, weights=weights, seed=seed, device=device,
+                          progress=progress, cancel=cancel, registry=registry,
+                          stage_prefix=f"step {i}/{len(prepared)} {eff.name} · ")
+        reports.append(result.report)
+        if snapshots is not None:
+            folder = Path(snapshots)
+            folder.mkdir(parents=True, exist_ok=True)
+            imageio.save_image(folder / f"step{i:02d}-{eff.name}.png", result.image, alpha=result.alpha)
+        current = imageio.LoadedImage(result.image, result.alpha, f"<step {i} output>", "RGB")
+        if result.partial:
+            break
+    assert result is not None
+    chain_report = {
+        "chain": [r["effect"] for r in reports],
+        "steps_run": len(reports),
+        "partial": any(r.get("partial") for r in reports),
+        "seconds": round(sum(r["seconds"] for r in reports), 4),
+        "seed": seed,
+        "reports": reports,
+    }
+    return Result(result.image, chain_report, result.alpha, result.extras)
+
+
+def _as_step(step: Step | Mapping[str, Any] | tuple[str, Mapping[str, Any]], index: int) -> Step:
+    if isinstance(step, Step):
+        return step
+    if isinstance(step, tuple) and len(step) == 2:
+        return Step(step[0], dict(step[1]))
+    if isinstance(step, Mapping):
+        data = dict(step)
+        effect = data.pop("effect", None)
+        if not isinstance(effect, str):
+            raise ParameterError(f"step {index}: needs an 'effect' name")
+        return Step(effect, data, data.pop("model", None))
+    raise ParameterError(f"step {index}: expected a Step, a (effect, params) pair or a table, got {step!r}")
+
+
+__all__ = ["Result", "Step", "run", "run_chain", "prepare", "write_report", "ProgressEvent"]

@@ -1,0 +1,138 @@
+"""What an effect is, and what it gets to work with.
+
+An effect declares its parameters once and turns them, with its input images, into a :class:`Problem` that
+the shared engine solves. It does not own an optimisation loop. A pre- or post-step (colour preservation, a
+contact sheet) goes in :meth:`Effect.finish`; an effect that solves several problems in sequence (zoom
+frames, say) overrides :meth:`Effect.run` and calls ``ctx.solve`` for each.
+
+A third-party effect is a few dozen lines::
+
+    class Posterize(Effect):
+        name = "posterize-dream"
+        summary = "DeepDream a layer with the output quantised to a few levels"
+        params = (Int("steps", 20, "steps", min=1), Int("levels", 4, "levels per channel", min=2))
+        model = "vgg16"
+
+        def build(self, ctx, params):
+            return Problem(objective=layer_mean("block3_conv3"), init=ctx.input.rgb, maximize=True,
+                           steps=params["steps"], optimizer="sgd", lr=0.01, normalize="std",
+                           levels=params["levels"])
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .params import Param, Schema
+
+if TYPE_CHECKING:
+    from .imageio import LoadedImage
+    from .solver import Problem, Solution
+
+EFFECT_NAME = re.compile(r"^[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*$")
+
+
+@dataclass
+class Output:
+    """What an effect produces: the main image and optional extras.
+
+    ``extras`` maps a suffix to either one image (written as ``<output stem>-<suffix>.png``) or a list of
+    frames (written as numbered PNGs in ``<output stem>-<suffix>/`` plus an animation ``<output
+    stem>-<suffix>.webp``). ``report`` adds effect-specific fields to the run report.
+    """
+
+    image: np.ndarray
+    extras: dict[str, np.ndarray | list[np.ndarray]] = field(default_factory=dict)
+    report: dict[str, Any] = field(default_factory=dict)
+
+
+class Effect:
+    """Base class of every effect. Subclasses set ``name``, ``summary``, ``params`` and implement ``build``."""
+
+    name: str = ""
+    summary: str = ""
+    params: tuple[Param, ...] = ()
+    #: default backbone (a registered model name); ``--model`` overrides it when ``models`` allows.
+    model: str = "vgg19"
+    #: backbones this effect works with; None means any registered model.
+    models: tuple[str, ...] | None = None
+    #: whether the effect transforms an input image (False: it makes one from nothing, e.g. feature-vis).
+    needs_input: bool = True
+
+    @property
+    def schema(self) -> Schema:
+        cached = self.__dict__.get("_schema")
+        if cached is None:
+            cached = Schema(tuple(self.params), owner=self.name)
+            self.__dict__["_schema"] = cached
+        return cached
+
+    def build(self, ctx: RunContext, params: Mapping[str, Any]) -> Problem:
+        """Turn resolved parameters and ``ctx.input`` into a problem for the engine."""
+        raise NotImplementedError(f"effect {self.name!r} does not implement build()")
+
+    def finish(self, ctx: RunContext, params: Mapping[str, Any], solution: Solution) -> Output:
+        """Post-step on the solved image (default: none)."""
+        return Output(solution.image)
+
+    def run(self, ctx: RunContext, params: Mapping[str, Any]) -> Output:
+        """Build, solve, finish. Override only to solve several problems in sequence."""
+        return self.finish(ctx, params, ctx.solve(self.build(ctx, params)))
+
+
+class RunContext:
+    """What an effect gets from the engine for one run. Created by :func:`gradfx.engine.run`.
+
+    - ``input``: the input image (a :class:`LoadedImage`) or None;
+    - ``image(path)``: load an image parameter (relative paths resolve against the recipe's folder);
+    - ``solve(problem)``: run the engine on a problem (progress, cancellation, seed handled);
+    - ``extractor(layers, model=None, ...)``: activations of the backbone, for targets computed outside a
+      problem;
+    - ``model``, ``weights``, ``seed``, ``device``; ``warn(message)`` to add a warning to the report.
+    """
+
+    def __init__(
+        self,
+        *,
+        input: LoadedImage | None,
+        model: str,
+        weights: str,
+        seed: int,
+        device: str,
+        load_image: Callable[[str], LoadedImage],
+        solve: Callable[..., Solution],
+        extractor: Callable[..., Any],
+    ) -> None:
+        self.input = input
+        self.model = model
+        self.weights = weights
+        self.seed = seed
+        self.device = device
+        self._load_image = load_image
+        self._solve = solve
+        self._extractor = extractor
+        self.warnings: list[str] = []
+        self.solutions: list[Solution] = []
+
+    def image(self, path: str) -> LoadedImage:
+        return self._load_image(path)
+
+    def solve(self, problem: Problem, *, stage_prefix: str = "") -> Solution:
+        solution = self._solve(problem, stage_prefix=stage_prefix)
+        self.solutions.append(solution)
+        return solution
+
+    def extractor(self, layers: tuple[str, ...] | list[str], model: str | None = None, **options: Any) -> Any:
+        return self._extractor(tuple(layers), model or self.model, **options)
+
+    def warn(self, message: str) -> None:
+        self.warnings.append(message)
+
+    @property
+    def cancelled(self) -> bool:
+        return bool(self.solutions and self.solutions[-1].status == "cancelled")

@@ -1,0 +1,247 @@
+"""Composable objectives.
+
+An objective is a small object: the layers it reads, a readable description, an optional ``bind`` step that
+computes targets once per stage (behind ``stop_gradient``), and a function from layer activations to a
+scalar. Objectives compose with ``+``, ``-``, unary ``-``, ``k * a`` and ``a * b``::
+
+    obj = channel("block4_conv1", 12) - 0.5 * channel("block4_conv1", 3)
+    str(obj)  # 'channel(block4_conv1, 12) - 0.5 * channel(block4_conv1, 3)'
+
+Declaring an objective is separate from building it against a model: the engine builds a feature extractor
+cut at the deepest layer in ``obj.layers`` and calls ``obj.bind(ctx)`` before the first step of each stage.
+"""
+
+from __future__ import annotations
+
+import functools
+import numbers
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import tensorflow as tf
+
+Features = Mapping[str, tf.Tensor]
+
+
+@dataclass
+class StepContext:
+    """What an objective sees at each step besides the activations.
+
+    ``image`` is the (transformed, quantised) batch in [0, 1] that went into the network; ``aligned`` holds
+    the problem's aligned images (e.g. the content image) cropped and shifted exactly like ``image``.
+    """
+
+    image: tf.Tensor
+    aligned: Mapping[str, tf.Tensor] = field(default_factory=dict)
+
+
+@dataclass
+class BindContext:
+    """What ``Objective.bind`` gets once per stage: the stage's canvas size and a way to get activations."""
+
+    size: tuple[int, int]
+    features: Callable[[Any], Features]
+    stage: int = 0
+    aligned: Mapping[str, tf.Tensor] = field(default_factory=dict)
+
+
+class Objective:
+    """A scalar function of layer activations; see the module docstring."""
+
+    def __init__(
+        self,
+        fn: Callable[[Features, StepContext], tf.Tensor],
+        description: str,
+        layers: frozenset[str] | set[str] | tuple[str, ...] = frozenset(),
+        bind: Callable[[BindContext], None] | None = None,
+        children: tuple[Objective, ...] = (),
+        precedence: int = 3,
+    ) -> None:
+        self.fn = fn
+        self.description = description
+        self.layers = frozenset(layers).union(*(c.layers for c in children))
+        self._bind = bind
+        self.children = children
+        self.precedence = precedence  # 1: + and -, 2: *, 3: atom; used to parenthesise descriptions
+
+    def __call__(self, features: Features, ctx: StepContext) -> tf.Tensor:
+        return self.fn(features, ctx)
+
+    def bind(self, ctx: BindContext) -> None:
+        """Compute per-stage targets (style Gram matrices, guide features). Recurses into children."""
+        for child in self.children:
+            child.bind(ctx)
+        if self._bind is not None:
+            self._bind(ctx)
+
+    def __repr__(self) -> str:
+        return self.description
+
+    __str__ = __repr__
+
+    def _wrapped(self, level: int) -> str:
+        return f"({self.description})" if self.precedence < level else self.description
+
+    # --- algebra -------------------------------------------------------------------------------------------
+    def __add__(self, other: Objective | float) -> Objective:
+        if isinstance(other, numbers.Number):
+            if other == 0:
+                return self
+            k = float(other)
+            return Objective(lambda f, c: self(f, c) + k, f"{self.description} + {k:g}", children=(self,),
+                             precedence=1)
+        if not isinstance(other, Objective):
+            return NotImplemented
+        desc = f"{self.description} + {other._wrapped(2)}"
+        return Objective(lambda f, c: self(f, c) + other(f, c), desc, children=(self, other), precedence=1)
+
+    def __radd__(self, other: float) -> Objective:
+        return self.__add__(other)  # sum() starts from 0
+
+    def __sub__(self, other: Objective | float) -> Objective:
+        if isinstance(other, numbers.Number):
+            return self + (-float(other))
+        if not isinstance(other, Objective):
+            return NotImplemented
+        desc = f"{self.description} - {other._wrapped(2)}"
+        return Objective(lambda f, c: self(f, c) - other(f, c), desc, children=(self, other), precedence=1)
+
+    def __rsub__(self, other: float) -> Objective:
+        return (-self) + other
+
+    def __neg__(self) -> Objective:
+        return Objective(lambda f, c: -self(f, c), f"-{self._wrapped(3)}", children=(self,), precedence=2)
+
+    def __mul__(self, other: Objective | float) -> Objective:
+        if isinstance(other, numbers.Number):
+            k = float(other)
+            return Objective(lambda f, c: k * self(f, c), f"{k:g} * {self._wrapped(2)}", children=(self,),
+                             precedence=2)
+        if not isinstance(other, Objective):
+            return NotImplemented
+        desc = f"{self._wrapped(2)} * {other._wrapped(3)}"
+        return Objective(lambda f, c: self(f, c) * other(f, c), desc, children=(self, other), precedence=2)
+
+    def __rmul__(self, other: float) -> Objective:
+        return self.__mul__(other)
+
+    def __truediv__(self, other: float) -> Objective:
+        if not isinstance(other, numbers.Number):
+            return NotImplemented
+        return self * (1.0 / float(other))
+
+
+def objective(func: Callable[..., Objective]) -> Callable[..., Objective]:
+    """Decorator for objective factories: names the result from the call, e.g. ``channel(mixed4, 97)``,
+    unless the factory set a description itself."""
+
+    @functools.wraps(func)
+    def factory(*args: Any, **kwargs: Any) -> Objective:
+        obj = func(*args, **kwargs)
+        if not obj.description:
+            parts = [_arg(a) for a in args] + [f"{k}={_arg(v)}" for k, v in kwargs.items() if v is not None]
+            obj.description = f"{func.__name__}({', '.join(parts)})"
+        return obj
+
+    return factory
+
+
+def _arg(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    if hasattr(value, "shape") and getattr(value, "ndim", 0) > 0:
+        return f"<{'x'.join(str(d) for d in value.shape)}>"
+    return str(value)
+
+
+def _batch(t: tf.Tensor, batch: int | None) -> tf.Tensor:
+    return t if batch is None else t[batch : batch + 1]
+
+
+# --- generic objectives --------------------------------------------------------------------------------------
+@objective
+def channel(layer: str, n: int, batch: int | None = None) -> Objective:
+    """Mean activation of channel ``n`` of ``layer`` (over positions, and over the batch unless ``batch``)."""
+    return Objective(lambda f, c: tf.reduce_mean(_batch(f[layer], batch)[..., n]), "", {layer})
+
+
+@objective
+def neuron(layer: str, n: int, x: int | None = None, y: int | None = None, batch: int | None = None) -> Objective:
+    """Activation of channel ``n`` at one position of ``layer`` (the centre unless ``x``/``y`` are given)."""
+
+    def fn(f: Features, c: StepContext) -> tf.Tensor:
+        t = _batch(f[layer], batch)
+        shape = tf.shape(t)
+        yy = shape[1] // 2 if y is None else y
+        xx = shape[2] // 2 if x is None else x
+        return tf.reduce_mean(t[:, yy, xx, n])
+
+    return Objective(fn, "", {layer})
+
+
+@objective
+def layer_mean(layer: str, batch: int | None = None, border: int = 0) -> Objective:
+    """Mean activation of a whole layer, optionally ignoring ``border`` positions on each side (the Keras
+    DeepDream example's loss, which avoids border artefacts)."""
+
+    def fn(f: Features, c: StepContext) -> tf.Tensor:
+        t = _batch(f[layer], batch)
+        if border:
+            t = t[:, border:-border, border:-border, :]
+        return tf.reduce_mean(t)
+
+    return Objective(fn, "", {layer})
+
+
+@objective
+def layer_l2(layer: str, batch: int | None = None) -> Objective:
+    """Mean squared activation of a whole layer (lucid's ``deepdream`` objective)."""
+    return Objective(lambda f, c: tf.reduce_mean(tf.square(_batch(f[layer], batch))), "", {layer})
+
+
+@objective
+def total_variation(batch: int | None = None) -> Objective:
+    """Mean absolute difference between neighbouring pixels of the image (lower is smoother)."""
+
+    def fn(f: Features, c: StepContext) -> tf.Tensor:
+        x = _batch(c.image, batch)
+        return tf.reduce_mean(tf.abs(x[:, 1:, :, :] - x[:, :-1, :, :])) + tf.reduce_mean(
+            tf.abs(x[:, :, 1:, :] - x[:, :, :-1, :])
+        )
+
+    return Objective(fn, "")
+
+
+@objective
+def l1(constant: float = 0.5, batch: int | None = None) -> Objective:
+    """Mean absolute deviation of the pixels from ``constant`` (lucid's L1 regulariser)."""
+    return Objective(lambda f, c: tf.reduce_mean(tf.abs(_batch(c.image, batch) - constant)), "")
+
+
+@objective
+def blur(batch: int | None = None) -> Objective:
+    """Squared distance of the image from its 3x3 box-blurred self (lower is smoother); the blur is a target,
+    not differentiated through, as in lucid's ``blur_input_each_step``."""
+
+    def fn(f: Features, c: StepContext) -> tf.Tensor:
+        x = _batch(c.image, batch)
+        kernel = tf.ones((3, 3, 1, 1), x.dtype) / 9.0
+        kernel = tf.tile(kernel, [1, 1, x.shape[-1] or 3, 1])
+        blurred = tf.nn.depthwise_conv2d(tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]], "SYMMETRIC"), kernel,
+                                         [1, 1, 1, 1], "VALID")
+        return tf.reduce_mean(tf.square(x - tf.stop_gradient(blurred)))
+
+    return Objective(fn, "")
+
+
+def gram_matrix(features: tf.Tensor) -> tf.Tensor:
+    """Gram matrices of (B, H, W, C) activations, divided by the number of positions H*W -> (B, C, C).
+
+    This is the TensorFlow style-transfer tutorial's normalisation: the result does not depend on the image
+    size, so a style target computed at one size applies at another.
+    """
+    features = tf.convert_to_tensor(features)
+    shape = tf.shape(features)
+    locations = tf.cast(shape[1] * shape[2], features.dtype)
+    return tf.einsum("bijc,bijd->bcd", features, features) / locations

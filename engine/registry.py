@@ -1,0 +1,256 @@
+"""The plugin manager: finds plugins, calls their hooks one plugin at a time, validates what they register.
+
+A broken plugin never takes the host down. An import error, an exception inside a hook, a registration that
+fails validation or a name already taken is recorded against that plugin (``gradfx plugins`` shows it) and
+everything else keeps working. ``GRADFX_PLUGINS`` controls external plugins: unset or ``all`` loads every
+installed one, ``none`` loads none, ``name1,name2`` only those (entry-point or distribution names).
+
+Effects load when the registry is created; models load on first use, because building the model zoo imports
+TensorFlow and ``gradfx list`` should not have to.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import threading
+import traceback
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pluggy
+
+from . import hookspecs
+from .effect import EFFECT_NAME, Effect
+from .errors import PluginError, UnknownEffectError, suggest
+
+ENV_PLUGINS = "GRADFX_PLUGINS"
+ENTRY_POINT_GROUP = "gradfx"
+BUILTIN = "gradfx"
+
+
+@dataclass
+class PluginInfo:
+    """What one plugin is and what it did."""
+
+    name: str
+    module: str = ""
+    distribution: str | None = None
+    version: str | None = None
+    builtin: bool = False
+    effects: list[str] = field(default_factory=list)
+    models: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    tracebacks: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in ("name", "module", "distribution", "version", "builtin",
+                                               "effects", "models", "errors")}
+
+
+def external_filter(value: str | None = None) -> Callable[[str, str | None], bool]:
+    """The ``GRADFX_PLUGINS`` policy as a predicate on (entry-point name, distribution name)."""
+    value = os.environ.get(ENV_PLUGINS, "all") if value is None else value
+    value = value.strip()
+    if value.lower() in ("", "all", "1", "*"):
+        return lambda name, dist: True
+    if value.lower() in ("none", "0", "off", "false"):
+        return lambda name, dist: False
+    allowed = {v.strip() for v in value.split(",") if v.strip()}
+    return lambda name, dist: name in allowed or (dist is not None and dist in allowed)
+
+
+class Registry:
+    """Effects and models registered by the built-in plugin and by installed plugins."""
+
+    def __init__(self, *, builtins: bool = True, external: bool | None = None) -> None:
+        self.pm = pluggy.PluginManager(hookspecs.PROJECT)
+        self.pm.add_hookspecs(hookspecs)
+        self.plugins: dict[str, PluginInfo] = {}
+        self.effects: dict[str, Effect] = {}
+        self.effect_plugin: dict[str, str] = {}
+        self._models: dict[str, Any] = {}
+        self.model_plugin: dict[str, str] = {}
+        self._models_loaded: set[str] = set()
+        self._lock = threading.RLock()
+        if builtins:
+            import gradfx.plugins as builtin_module
+
+            self.add_plugin(builtin_module, BUILTIN, builtin=True)
+        if external is not False:
+            self.load_entry_points()
+
+    # --- loading ---------------------------------------------------------------------------------------------
+    def load_entry_points(self, allow: Callable[[str, str | None], bool] | None = None) -> None:
+        allow = allow or external_filter()
+        for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+            dist = getattr(ep, "dist", None)
+            dist_name = dist.name if dist is not None else None
+            if ep.name in self.plugins or not allow(ep.name, dist_name):
+                continue
+            info = PluginInfo(ep.name, ep.value, dist_name, dist.version if dist is not None else None)
+            try:
+                obj = ep.load()
+            except (Exception, SystemExit) as exc:  # any import failure belongs to the plugin
+                self._fail(info, f"import of {ep.value!r} failed: {type(exc).__name__}: {exc}")
+                self.plugins[info.name] = info
+                continue
+            self.add_plugin(obj, ep.name, distribution=dist_name, version=info.version, module=ep.value)
+
+    def add_plugin(self, obj: Any, name: str, *, builtin: bool = False, distribution: str | None = None,
+                   version: str | None = None, module: str | None = None) -> PluginInfo:
+        """Register a plugin object (a module or any object with ``@hookimpl`` functions) and run its effect
+        hook. Used for entry points and by tests; failures are recorded in the returned info."""
+        with self._lock:
+            if name in self.plugins:
+                raise PluginError(f"a plugin named {name!r} is already registered; choose another name")
+            info = PluginInfo(name, module or getattr(obj, "__name__", type(obj).__name__), distribution,
+                              version, builtin)
+            self.plugins[name] = info
+            try:
+                self.pm.register(obj, name=name)
+            except Exception as exc:  # pluggy's validation: a hookimpl whose arguments do not match the spec
+                self._fail(info, f"registration failed: {exc}")
+                return info
+            unknown = [
+                attr for attr in dir(obj)
+                if attr.startswith("gradfx_") and not hasattr(self.pm.hook, attr)
+                and self.pm.parse_hookimpl_opts(obj, attr) is not None
+            ]
+            for attr in unknown:
+                self._fail(info, f"implements unknown hook {attr!r}{suggest(attr, self._hook_names())}")
+            self._call(info, "gradfx_register_effects", self._register_effect)
+            if "__models__" in self._models_loaded:
+                self._call(info, "gradfx_register_models", self._register_model)
+            return info
+
+    def remove_plugin(self, name: str) -> None:
+        """Unregister a plugin and everything it registered (tests use this in fixture teardown)."""
+        with self._lock:
+            info = self.plugins.pop(name, None)
+            if self.pm.has_plugin(name):
+                self.pm.unregister(name=name)
+            if info is None:
+                return
+            for effect in info.effects:
+                self.effects.pop(effect, None)
+                self.effect_plugin.pop(effect, None)
+            for model in info.models:
+                self._models.pop(model, None)
+                self.model_plugin.pop(model, None)
+
+    def _hook_names(self) -> list[str]:
+        return [n for n in dir(self.pm.hook) if n.startswith("gradfx_")]
+
+    def _fail(self, info: PluginInfo, message: str) -> None:
+        info.errors.append(message)
+        info.tracebacks.append(traceback.format_exc())
+
+    def _call(self, info: PluginInfo, hook: str, register: Callable[[PluginInfo, Any], None]) -> None:
+        for impl in getattr(self.pm.hook, hook).get_hookimpls():
+            if impl.plugin_name != info.name:
+                continue
+            try:
+                impl.function(register=lambda thing, _info=info: self._guarded(_info, hook, register, thing))
+            except Exception as exc:  # noqa: BLE001 - a plugin's bug is the plugin's failure, not ours
+                self._fail(info, f"{hook} raised {type(exc).__name__}: {exc}")
+
+    def _guarded(self, info: PluginInfo, hook: str, register: Callable[[PluginInfo, Any], None],
+                 thing: Any) -> None:
+        try:
+            register(info, thing)
+        except PluginError as exc:
+            self._fail(info, f"{hook}: {exc}")
+
+    # --- validation ------------------------------------------------------------------------------------------
+    def _register_effect(self, info: PluginInfo, effect: Any) -> None:
+        if isinstance(effect, type) and issubclass(effect, Effect):
+            raise PluginError(f"register() got the class {effect.__name__}; pass an instance: {effect.__name__}()")
+        if not isinstance(effect, Effect):
+            raise PluginError(f"register() got {effect!r}; an effect must be an instance of gradfx.engine.Effect")
+        name = getattr(effect, "name", "")
+        if not isinstance(name, str) or not EFFECT_NAME.match(name):
+            raise PluginError(f"effect name {name!r} is invalid; use lower-case words joined by '-'")
+        if not isinstance(effect.summary, str) or not effect.summary.strip():
+            raise PluginError(f"effect {name!r} has no summary; set a one-line summary")
+        try:
+            effect.schema  # noqa: B018 - builds and validates the parameter schema
+        except (TypeError, ValueError) as exc:
+            raise PluginError(f"effect {name!r} has invalid parameters: {exc}") from None
+        if type(effect).build is Effect.build and type(effect).run is Effect.run:
+            raise PluginError(f"effect {name!r} implements neither build() nor run()")
+        if name in self.effects:
+            raise PluginError(f"effect {name!r} is already registered by plugin {self.effect_plugin[name]!r}")
+        self.effects[name] = effect
+        self.effect_plugin[name] = info.name
+        info.effects.append(name)
+
+    def _register_model(self, info: PluginInfo, spec: Any) -> None:
+        from .models import ModelSpec
+
+        if not isinstance(spec, ModelSpec):
+            raise PluginError(f"register() got {spec!r}; a model must be a gradfx.engine.ModelSpec")
+        if spec.name in self._models:
+            raise PluginError(f"model {spec.name!r} is already registered by plugin {self.model_plugin[spec.name]!r}")
+        self._models[spec.name] = spec
+        self.model_plugin[spec.name] = info.name
+        info.models.append(spec.name)
+
+    # --- lookup ----------------------------------------------------------------------------------------------
+    @property
+    def models(self) -> dict[str, Any]:
+        """Registered model specs (loading the model hooks, and TensorFlow, on first access)."""
+        with self._lock:
+            if "__models__" not in self._models_loaded:
+                self._models_loaded.add("__models__")
+                for info in list(self.plugins.values()):
+                    if self.pm.has_plugin(info.name):
+                        self._call(info, "gradfx_register_models", self._register_model)
+            return self._models
+
+    def effect(self, name: str) -> Effect:
+        try:
+            return self.effects[name]
+        except KeyError:
+            raise UnknownEffectError(
+                f"unknown effect {name!r}{suggest(name, self.effects)}; run 'gradfx list' to see the "
+                f"{len(self.effects)} available"
+            ) from None
+
+    def model(self, name: str) -> Any:
+        models = self.models
+        try:
+            return models[name]
+        except KeyError:
+            raise UnknownEffectError(
+                f"unknown model {name!r}{suggest(name, models)}; available: {', '.join(models) or 'none'}"
+            ) from None
+
+    def failures(self) -> Iterable[PluginInfo]:
+        return (p for p in self.plugins.values() if not p.ok)
+
+
+_registry: Registry | None = None
+_registry_lock = threading.Lock()
+
+
+def get_registry() -> Registry:
+    """The process-wide registry, created on first use."""
+    global _registry
+    with _registry_lock:
+        if _registry is None:
+            _registry = Registry()
+        return _registry
+
+
+def reset_registry(registry: Registry | None = None) -> Registry | None:
+    """Replace the process-wide registry (tests); returns the old one."""
+    global _registry
+    with _registry_lock:
+        old, _registry = _registry, registry
+    return old

@@ -1,0 +1,68 @@
+"""Schedules around the optimisation loop: octave sizes, resizing with detail re-injection, tiles."""
+
+from __future__ import annotations
+
+import math
+
+import tensorflow as tf
+
+from .errors import ParameterError
+
+
+def octave_sizes(size: tuple[int, int], octaves: int, scale: float, min_size: int = 1) -> list[tuple[int, int]]:
+    """Image sizes (height, width) from coarsest to finest, the last being ``size``.
+
+    Octave ``i`` of ``n`` is ``size / scale**(n-1-i)``, rounded, and never smaller than ``min_size`` on its
+    short side (coarse octaves that would be are dropped, so the network always sees a valid input).
+    """
+    if octaves < 1:
+        raise ParameterError(f"octaves {octaves!r} must be >= 1")
+    if octaves > 1 and not scale > 1:
+        raise ParameterError(f"octave_scale {scale!r} must be > 1 when octaves > 1")
+    h, w = size
+    out: list[tuple[int, int]] = []
+    for i in range(octaves):
+        f = scale ** (octaves - 1 - i)
+        hw = (max(1, round(h / f)), max(1, round(w / f)))
+        if min(hw) < min_size and i < octaves - 1:
+            continue
+        if hw not in out:
+            out.append(hw)
+    return out
+
+
+def resize(images: tf.Tensor, size: tuple[int, int]) -> tf.Tensor:
+    """Resize a (B, H, W, C) batch to ``size`` (height, width) with antialiased bicubic interpolation."""
+    images = tf.convert_to_tensor(images, tf.float32)
+    if tuple(images.shape[1:3]) == tuple(size):
+        return images
+    return tf.image.resize(images, size, method="bicubic", antialias=True)
+
+
+def lost_detail(original: tf.Tensor, previous: tuple[int, int], size: tuple[int, int]) -> tf.Tensor:
+    """The detail of ``original`` at ``size`` that a round trip through ``previous`` loses.
+
+    Added to an image upscaled from the previous octave, it restores the sharpness the coarse octave could
+    not hold (the Keras DeepDream example's re-injection).
+    """
+    same = resize(original, size)
+    return same - resize(resize(original, previous), size)
+
+
+def tile_spans(length: int, tile: int) -> list[tuple[int, int]]:
+    """Split ``range(length)`` into near-equal contiguous spans of at most ``tile`` (so at most two shapes)."""
+    if tile <= 0 or length <= tile:
+        return [(0, length)]
+    n = math.ceil(length / tile)
+    base, extra = divmod(length, n)
+    spans, start = [], 0
+    for i in range(n):
+        end = start + base + (1 if i < extra else 0)
+        spans.append((start, end))
+        start = end
+    return spans
+
+
+def tiles(size: tuple[int, int], tile: int) -> list[tuple[int, int, int, int]]:
+    """(y0, y1, x0, x1) boxes covering an image of ``size`` with tiles of at most ``tile`` pixels a side."""
+    return [(y0, y1, x0, x1) for y0, y1 in tile_spans(size[0], tile) for x0, x1 in tile_spans(size[1], tile)]

@@ -1,0 +1,442 @@
+"""The one optimisation loop every effect shares.
+
+An effect describes a :class:`Problem`; :func:`solve` runs it: parameterisation -> transforms ->
+straight-through quantisation -> the backbone (its preprocessing inside the extractor) -> objective ->
+gradient -> normalisation and clipping -> optimiser update -> projection, wrapped in a schedule of stages
+(octaves or explicit sizes, with optional lost-detail re-injection) and optionally in tiles under a random
+roll, so memory stays bounded and no seam builds up.
+
+Progress, cancellation, step timing, determinism (stateless random ops seeded by ``(seed, step)``) and
+non-finite detection live here once, not in each effect.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import scipy.optimize
+import tensorflow as tf
+
+from . import gradients, schedule
+from .errors import ParameterError
+from .objectives import BindContext, Objective, StepContext
+from .optimizers import OPTIMIZERS, make_optimizer
+from .parameterizations import Parameterization, make_parameterization
+from .progress import CancelToken, ProgressCallback, ProgressEvent
+
+#: A differentiable image transform: (images (B, H, W, 3), seed int tensor of shape [2]) -> images.
+Transform = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
+
+
+@dataclass
+class Problem:
+    """Everything the engine needs to optimise an image. Effects build one; :func:`solve` solves it.
+
+    Images are float arrays in [0, 1], (H, W, 3) or (B, H, W, 3). ``size`` is the final canvas (height,
+    width); it defaults to ``init``'s. Stages run from coarse to fine: ``sizes`` when given, else ``octaves``
+    sizes ``octave_scale`` apart. ``steps`` is per stage. ``maximize`` flips the sign: DeepDream and feature
+    visualisation ascend, style transfer descends. ``aligned`` images follow the canvas through every resize,
+    tile crop and roll, and reach the objective in ``StepContext.aligned``.
+    """
+
+    objective: Objective
+    init: np.ndarray | None = None
+    size: tuple[int, int] | None = None
+    batch: int = 1
+    maximize: bool = False
+    model: str | None = None
+    pooling: str = "max"
+    include_top: bool = False
+    param: str | Parameterization = "pixel"
+    transforms: Sequence[Transform] = ()
+    steps: int = 100
+    octaves: int = 1
+    octave_scale: float = 1.4
+    sizes: Sequence[tuple[int, int]] | None = None
+    reinject_detail: bool = False
+    optimizer: str = "adam"
+    lr: float = 0.01
+    optimizer_options: Mapping[str, float] = field(default_factory=dict)
+    normalize: str | None = None
+    clip: str | None = None
+    clip_value: float | None = None
+    levels: int | None = None
+    tile: int = 0
+    roll: bool | None = None
+    max_loss: float | None = None
+    aligned: Mapping[str, np.ndarray] = field(default_factory=dict)
+    label: str = ""
+
+    def validate(self) -> None:
+        if self.steps < 0:
+            raise ParameterError(f"steps {self.steps!r} must be >= 0")
+        if self.optimizer not in OPTIMIZERS:
+            raise ParameterError(f"optimizer {self.optimizer!r} is unknown; use one of {', '.join(OPTIMIZERS)}")
+        if self.normalize not in (None, *gradients.NORMALIZE_MODES):
+            raise ParameterError(
+                f"normalize {self.normalize!r} is unknown; use one of {', '.join(gradients.NORMALIZE_MODES)}"
+            )
+        if self.clip not in (None, *gradients.CLIP_MODES):
+            raise ParameterError(f"clip {self.clip!r} is unknown; use one of {', '.join(gradients.CLIP_MODES)}")
+        if self.levels is not None and self.levels < 2:
+            raise ParameterError(f"levels {self.levels!r} must be >= 2 (or unset)")
+        if self.tile < 0:
+            raise ParameterError(f"tile {self.tile!r} must be >= 0 (0 = whole image)")
+        if self.init is None and self.size is None:
+            raise ParameterError("a problem needs an init image or a size")
+
+
+@dataclass
+class Solution:
+    """The result of :func:`solve`. ``status`` is ``done``, ``cancelled``, ``max_loss`` or ``non-finite``."""
+
+    image: np.ndarray
+    losses: list[float]
+    step_seconds: list[float]
+    sizes: list[tuple[int, int]]
+    status: str = "done"
+    message: str = ""
+    evaluations: int = 0
+
+    @property
+    def steps(self) -> int:
+        return len(self.losses)
+
+    @property
+    def partial(self) -> bool:
+        return self.status in ("cancelled", "non-finite")
+
+
+ExtractorFactory = Callable[[Problem], Any]
+
+
+def _batched(image: np.ndarray | tf.Tensor, batch: int) -> tf.Tensor:
+    t = tf.convert_to_tensor(image, tf.float32)
+    if t.shape.rank == 3:
+        t = t[None]
+    if t.shape[0] != batch:
+        if t.shape[0] != 1:
+            raise ParameterError(f"init has a batch of {t.shape[0]} images but the problem asks for {batch}")
+        t = tf.repeat(t, batch, axis=0)
+    return t
+
+
+class Solver:
+    """Runs one :class:`Problem`. Use :func:`solve`; the class exists so tests can look inside."""
+
+    def __init__(
+        self,
+        problem: Problem,
+        extractor: Callable[[tf.Tensor], Mapping[str, tf.Tensor]] | None,
+        *,
+        seed: int = 0,
+        progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None,
+        min_size: int = 1,
+        step_offset: int = 0,
+        total_steps: int | None = None,
+        stage_prefix: str = "",
+    ) -> None:
+        problem.validate()
+        self.p = problem
+        self.extractor = extractor
+        self.seed = int(seed)
+        self.progress = progress
+        self.cancel = cancel or CancelToken()
+        self.param = make_parameterization(problem.param)
+        self.traces = 0  # how many times a step function was traced (tests check it is once per shape)
+        self.stage_prefix = stage_prefix
+        final = problem.size or tuple(np.shape(problem.init)[-3:-1])
+        self.final_size: tuple[int, int] = (int(final[0]), int(final[1]))
+        if problem.sizes:
+            self.sizes = [tuple(map(int, s)) for s in problem.sizes]
+        else:
+            self.sizes = schedule.octave_sizes(self.final_size, problem.octaves, problem.octave_scale, min_size)
+        for size in self.sizes:
+            if min(size) < min_size:
+                raise ParameterError(
+                    f"image size {size[1]}x{size[0]} is below the model's minimum of {min_size} px; "
+                    f"use a larger size or fewer octaves"
+                )
+        if problem.tile and problem.tile < min_size:
+            raise ParameterError(f"tile {problem.tile} is below the model's minimum of {min_size} px")
+        if problem.tile and not self.param.pixel_space:
+            raise ParameterError(f"tile needs the pixel parameterisation, not {self.param.name!r}")
+        self.step_offset = step_offset
+        self.total_steps = total_steps if total_steps is not None else problem.steps * len(self.sizes)
+        self._started = time.perf_counter()
+
+    # --- the step functions ----------------------------------------------------------------------------------
+    def _loss(self, image: tf.Tensor, aligned: Mapping[str, tf.Tensor], seed: tf.Tensor) -> tf.Tensor:
+        x = image
+        for transform in self.p.transforms:
+            x = transform(x, seed)
+        x = gradients.straight_through(x, self.p.levels)
+        features = self.extractor(x) if self.extractor is not None else {}
+        loss = self.p.objective(features, StepContext(image=x, aligned=aligned))
+        return tf.cast(loss, tf.float32)
+
+    def _update(self, grads: list[tf.Tensor], variables: list[tf.Variable], optimizer: Any) -> None:
+        p = self.p
+        grads = [gradients.normalize(g, p.normalize) for g in grads]
+        grads = gradients.clip(grads, p.clip, p.clip_value)
+        if p.maximize:
+            grads = [-g for g in grads]
+        optimizer.apply(grads, variables)
+        self.param.project(variables)
+
+    def _make_whole_step(self, variables: list[tf.Variable], optimizer: Any, aligned: dict) -> Callable:
+        @tf.function
+        def step(seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+            self.traces += 1
+            with tf.GradientTape() as tape:
+                loss = self._loss(self.param.to_image(variables), aligned, seed)
+            grads = tape.gradient(loss, variables)
+            grads = [tf.zeros_like(v) if g is None else g for g, v in zip(grads, variables, strict=True)]
+            finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in grads])
+            finite = tf.logical_and(finite, tf.math.is_finite(loss))
+            if finite:
+                self._update(grads, variables, optimizer)
+            return loss, finite
+
+        return step
+
+    def _make_tile_grad(self) -> Callable:
+        @tf.function
+        def tile_grad(crop: tf.Tensor, aligned: dict, seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+            self.traces += 1
+            with tf.GradientTape() as tape:
+                tape.watch(crop)
+                loss = self._loss(crop, aligned, seed)
+            grad = tape.gradient(loss, crop)
+            return loss, tf.zeros_like(crop) if grad is None else grad
+
+        return tile_grad
+
+    def _make_apply(self, variables: list[tf.Variable], optimizer: Any) -> Callable:
+        @tf.function
+        def apply(grad: tf.Tensor) -> tf.Tensor:
+            finite = tf.reduce_all(tf.math.is_finite(grad))
+            if finite:
+                self._update([grad], variables, optimizer)
+            return finite
+
+        return apply
+
+    def _tiled_value_and_grad(self, tile_grad: Callable, image: tf.Tensor, aligned: dict, seed: tf.Tensor,
+                              roll: bool) -> tuple[tf.Tensor, tf.Tensor]:
+        """Objective and gradient summed over tiles of ``image``, under a random roll when ``roll``."""
+        h, w = int(image.shape[1]), int(image.shape[2])
+        if roll:
+            shift = tf.random.stateless_uniform([2], seed=seed, minval=0, maxval=2**30, dtype=tf.int32)
+            dy, dx = int(shift[0]) % h, int(shift[1]) % w
+        else:
+            dy = dx = 0
+        rolled = tf.roll(image, (dy, dx), axis=(1, 2)) if roll else image
+        rolled_aligned = {k: tf.roll(v, (dy, dx), axis=(1, 2)) if roll else v for k, v in aligned.items()}
+        total = tf.constant(0.0)
+        rows = []
+        for y0, y1 in schedule.tile_spans(h, self.p.tile):
+            row = []
+            for x0, x1 in schedule.tile_spans(w, self.p.tile):
+                crops = {k: v[:, y0:y1, x0:x1] for k, v in rolled_aligned.items()}
+                loss, grad = tile_grad(rolled[:, y0:y1, x0:x1], crops, seed)
+                total += loss
+                row.append(grad)
+            rows.append(tf.concat(row, axis=2))
+        grad = tf.concat(rows, axis=1)
+        if roll:
+            grad = tf.roll(grad, (-dy, -dx), axis=(1, 2))
+        return total, grad
+
+    # --- the loop --------------------------------------------------------------------------------------------
+    def _emit(self, stage_index: int, step: int, loss: float, variables: list[tf.Variable], done: int,
+              message: str = "") -> None:
+        if self.progress is None:
+            return
+        size = self.sizes[stage_index]
+        label = self.p.label or "stage"
+        stage = f"{self.stage_prefix}{label} {stage_index + 1}/{len(self.sizes)} ({size[1]}x{size[0]})"
+        param = self.param
+
+        def preview() -> np.ndarray:
+            img = param.to_image(variables).numpy()
+            return img[0] if img.shape[0] == 1 else img
+
+        self.progress(
+            ProgressEvent(
+                stage=stage,
+                stage_index=stage_index,
+                stage_count=len(self.sizes),
+                step=step,
+                steps=self.p.steps,
+                loss=loss,
+                elapsed=time.perf_counter() - self._started,
+                total_step=self.step_offset + done,
+                total_steps=self.total_steps,
+                message=message,
+                _preview=preview,
+            )
+        )
+
+    def _step_seed(self, global_step: int) -> tf.Tensor:
+        return tf.constant([self.seed, global_step], tf.int64)
+
+    def run(self) -> Solution:
+        p = self.p
+        losses: list[float] = []
+        step_seconds: list[float] = []
+        status, message = "done", ""
+        original = None if p.init is None else _batched(p.init, p.batch)
+        image: tf.Tensor | None = None if original is None else schedule.resize(original, self.sizes[0])
+        variables: list[tf.Variable] = []
+        evaluations = 0
+        for si, size in enumerate(self.sizes):
+            if si > 0:
+                image = schedule.resize(self.param.to_image(variables), size)
+                if p.reinject_detail and original is not None:
+                    image = image + schedule.lost_detail(original, self.sizes[si - 1], size)
+                image = tf.clip_by_value(image, 0.0, 1.0)
+            variables = self.param.variables(image, (p.batch, *size), self.seed)
+            aligned = {k: schedule.resize(_batched(v, 1), size) for k, v in p.aligned.items()}
+            if self.extractor is not None:
+                p.objective.bind(BindContext(size=size, features=self.extractor, stage=si, aligned=aligned))
+            if p.optimizer == "lbfgs":
+                status, message, n = self._run_lbfgs(si, variables, aligned, losses, step_seconds)
+                evaluations += n
+            else:
+                status, message = self._run_first_order(si, variables, aligned, losses, step_seconds)
+                evaluations = len(losses)
+            if status in ("cancelled", "non-finite"):
+                break
+        final = self.param.to_image(variables)
+        if p.levels:
+            final = gradients.quantize(final, p.levels)
+        result = final.numpy()
+        if p.batch == 1:
+            result = result[0]
+        return Solution(result, losses, step_seconds, list(self.sizes), status, message, evaluations)
+
+    def _run_first_order(self, si: int, variables: list[tf.Variable], aligned: dict, losses: list[float],
+                         step_seconds: list[float]) -> tuple[str, str]:
+        p = self.p
+        optimizer = make_optimizer(p.optimizer, p.lr, **p.optimizer_options)
+        optimizer.build(variables)
+        tiled = bool(p.tile) and max(self.sizes[si]) > p.tile
+        if tiled:
+            tile_grad, apply = self._make_tile_grad(), self._make_apply(variables, optimizer)
+        else:
+            step = self._make_whole_step(variables, optimizer, aligned)
+        status, message = "done", ""
+        for i in range(p.steps):
+            if self.cancel.cancelled:
+                return "cancelled", f"cancelled at step {i} of stage {si + 1}"
+            t0 = time.perf_counter()
+            seed = self._step_seed(self.step_offset + len(losses))
+            if tiled:
+                loss_t, grad = self._tiled_value_and_grad(tile_grad, variables[0], aligned, seed,
+                                                          p.roll is not False)
+                finite = bool(apply(grad)) and math.isfinite(float(loss_t))
+            else:
+                loss_t, finite_t = step(seed)
+                finite = bool(finite_t)
+            loss = float(loss_t)
+            step_seconds.append(time.perf_counter() - t0)
+            if not finite:
+                return "non-finite", (
+                    f"the loss or gradient became non-finite at step {i + 1} of stage {si + 1}; "
+                    f"kept the last finite image (try a smaller learning rate or step size)"
+                )
+            losses.append(loss)
+            self._emit(si, i + 1, loss, variables, len(losses))
+            if p.max_loss is not None and p.maximize and loss > p.max_loss:
+                status, message = "max_loss", f"objective passed max_loss {p.max_loss:g} at step {i + 1}"
+                break
+        return status, message
+
+    def _run_lbfgs(self, si: int, variables: list[tf.Variable], aligned: dict, losses: list[float],
+                   step_seconds: list[float]) -> tuple[str, str, int]:
+        """Bounded L-BFGS (SciPy's L-BFGS-B) driven by TensorFlow gradients; ``steps`` bounds the number of
+        objective evaluations, so its cost compares one to one with first-order steps."""
+        p = self.p
+        if not self.param.pixel_space:
+            raise ParameterError("optimizer 'lbfgs' needs the pixel parameterisation")
+        var = variables[0]
+        shape = tuple(var.shape)
+        sign = -1.0 if p.maximize else 1.0
+        seed = self._step_seed(0)
+        if p.tile and max(self.sizes[si]) > p.tile:
+            tile_grad = self._make_tile_grad()
+
+            def value_and_grad(x: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+                return self._tiled_value_and_grad(tile_grad, x, aligned, seed, roll=False)
+        else:
+
+            @tf.function
+            def value_and_grad(x: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+                self.traces += 1
+                with tf.GradientTape() as tape:
+                    tape.watch(x)
+                    loss = self._loss(x, aligned, seed)
+                return loss, tape.gradient(loss, x)
+
+        best = {"loss": math.inf, "x": var.numpy().astype(np.float64).ravel()}
+        state = {"status": "done", "message": "", "n": 0}
+
+        class _Stop(Exception):
+            pass
+
+        def fun(x: np.ndarray) -> tuple[float, np.ndarray]:
+            if self.cancel.cancelled:
+                state["status"], state["message"] = "cancelled", f"cancelled at evaluation {state['n']}"
+                raise _Stop
+            if state["n"] >= p.steps:
+                raise _Stop
+            t0 = time.perf_counter()
+            loss_t, grad = value_and_grad(tf.constant(x.reshape(shape), tf.float32))
+            loss = float(loss_t)
+            g = grad.numpy().astype(np.float64).ravel() * sign
+            step_seconds.append(time.perf_counter() - t0)
+            if not (math.isfinite(loss) and np.all(np.isfinite(g))):
+                state["status"] = "non-finite"
+                state["message"] = (f"the loss or gradient became non-finite at evaluation {state['n'] + 1} of "
+                                    f"stage {si + 1}; kept the last finite image")
+                raise _Stop
+            state["n"] += 1
+            losses.append(loss)
+            if sign * loss < best["loss"]:
+                best["loss"], best["x"] = sign * loss, x.copy()
+            var.assign(x.reshape(shape).astype(np.float32))
+            self._emit(si, state["n"], loss, variables, len(losses))
+            return sign * loss, g
+
+        n = best["x"].size
+        if p.steps > 0:
+            try:
+                scipy.optimize.minimize(
+                    fun, best["x"], jac=True, method="L-BFGS-B",
+                    bounds=scipy.optimize.Bounds(np.zeros(n), np.ones(n)),
+                    options={"maxiter": p.steps, "maxfun": p.steps, "maxcor": 10, "ftol": 0.0, "gtol": 0.0},
+                )
+            except _Stop:
+                pass
+        var.assign(best["x"].reshape(shape).astype(np.float32))
+        return state["status"], state["message"], state["n"]
+
+
+def solve(
+    problem: Problem,
+    extractor: Callable[[tf.Tensor], Mapping[str, tf.Tensor]] | None,
+    *,
+    seed: int = 0,
+    progress: ProgressCallback | None = None,
+    cancel: CancelToken | None = None,
+    min_size: int = 1,
+) -> Solution:
+    """Solve ``problem`` with ``extractor`` (images in [0, 1] -> {layer: activations}); see :class:`Problem`."""
+    return Solver(problem, extractor, seed=seed, progress=progress, cancel=cancel, min_size=min_size).run()

@@ -1,0 +1,60 @@
+"""The ``gradfx`` command line.
+
+Each sub-command lives in ``gradfx.tui.commands.<name>`` with an ``add_parser(subparsers)`` that sets
+``func``. User errors (:class:`GradfxError`) print one line on stderr and exit non-zero; ``--debug`` shows
+the traceback. TensorFlow is imported only by commands that compute.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+
+from gradfx.engine.errors import GradfxError
+
+#: sub-command modules, in the order ``gradfx --help`` lists them
+COMMANDS = ("list_", "show", "run", "models", "plugins")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gradfx",
+        description="Image effects by gradient ascent and descent through neural networks: style transfer, "
+        "DeepDream, feature visualisation, and any effect a plugin adds.",
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and TensorFlow's log")
+    parser.add_argument("--version", action="version", version="gradfx 0.1.0")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        importlib.import_module(f"gradfx.tui.commands.{name}").add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    if args.debug:
+        os.environ.setdefault("GRADFX_DEBUG", "1")
+    else:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    try:
+        return int(args.func(args) or 0)
+    except GradfxError as exc:
+        if args.debug:
+            traceback.print_exc()
+        print(f"gradfx: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("gradfx: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,37 @@
+"""``gradfx models``: registered backbones with their input size limits and readable layers."""
+
+from __future__ import annotations
+
+import argparse
+
+from rich.console import Console
+from rich.table import Table
+
+from gradfx.engine.registry import get_registry
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("models", help="list backbone models (and their layers with --layers)")
+    p.add_argument("model", nargs="?", help="show this model's layer names")
+    p.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    from gradfx.engine.device import quiet_tensorflow
+
+    quiet_tensorflow()
+    reg = get_registry()
+    console = Console()
+    if args.model:
+        spec = reg.model(args.model)
+        console.print(f"[bold]{spec.name}[/] — {spec.summary}")
+        console.print("layers: " + ", ".join(spec.layer_names()))
+        return 0
+    table = Table(title="gradfx models", title_justify="left")
+    for col in ("model", "summary", "min size", "default layers", "plugin"):
+        table.add_column(col, overflow="fold")
+    for name, spec in sorted(reg.models.items()):
+        table.add_row(name, spec.summary, str(spec.min_size), ", ".join(spec.default_layers),
+                      reg.model_plugin[name])
+    console.print(table)
+    return 0

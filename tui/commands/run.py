@@ -1,0 +1,95 @@
+"""``gradfx run EFFECT [INPUT] -o OUTPUT [-p NAME=VALUE]...``: run one effect headless.
+
+Ctrl-C stops the optimisation after the current step; the image so far is written (the report marks it
+partial) and the exit code is 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from gradfx.engine import api, imageio
+from gradfx.engine.params import parse_assignments
+from gradfx.engine.progress import CancelToken
+from gradfx.engine.registry import get_registry
+
+from .. import progressbar
+
+
+def add_common(p: argparse.ArgumentParser) -> None:
+    """Options shared by every command that computes (run, chain, demo)."""
+    p.add_argument("--model", help="backbone model (default: the effect's own); see 'gradfx models'")
+    p.add_argument("--weights", default="auto",
+                   help="auto (ImageNet if available, else random with a warning), imagenet, random, or a "
+                        "weights file (.h5 / .weights.h5)")
+    p.add_argument("--seed", type=int, default=0, help="random seed; the same seed repeats a CPU run exactly")
+    p.add_argument("--device", default=None, help="cpu, gpu or gpu:N (default: a GPU if there is one)")
+    p.add_argument("--report", metavar="FILE.json", help="write the run report (params, losses, timings) here")
+    p.add_argument("--overwrite", action="store_true", help="allow writing over an existing file or an input")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="run one effect on an image")
+    p.add_argument("effect", help="effect name; see 'gradfx list'")
+    p.add_argument("input", nargs="?", help="input image (not needed by effects that start from noise)")
+    p.add_argument("-o", "--output", help="output image (.png .jpg .webp .tif); default <input>-<effect>.png")
+    p.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
+                   help="set a parameter; repeatable; see 'gradfx show EFFECT'")
+    p.add_argument("--size", type=int, metavar="PX", help="resize the input to this longest side first")
+    add_common(p)
+    p.set_defaults(func=main)
+
+
+def default_output(effect: str, source: str | None) -> Path:
+    stem = Path(source).stem if source else "gradfx"
+    return Path(f"{stem}-{effect}.png")
+
+
+class Interrupt:
+    """Turns the first Ctrl-C into a cancellation (the run returns its image so far); a second one aborts."""
+
+    def __init__(self) -> None:
+        self.token = CancelToken()
+        self.hit = False
+        self._old: Any = None
+
+    def __enter__(self) -> Interrupt:
+        self._old = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.hit:
+            raise KeyboardInterrupt
+        self.hit = True
+        self.token.cancel()
+        print("\ngradfx: interrupted; finishing the current step and saving the image so far "
+              "(Ctrl-C again to abort)", file=sys.stderr)
+
+    def __exit__(self, *exc: object) -> None:
+        signal.signal(signal.SIGINT, self._old)
+
+
+def check_output(output: Path, inputs: list[str], overwrite: bool) -> None:
+    """Fail before any compute when the output would go over an input or an existing file."""
+    imageio.check_output_path(output, protect=[] if overwrite else inputs, overwrite=overwrite)
+
+
+def main(args: argparse.Namespace) -> int:
+    reg = get_registry()
+    eff = reg.effect(args.effect)
+    params = parse_assignments(args.param)
+    eff, resolved = api.prepare(eff, params, registry=reg)
+    output = Path(args.output) if args.output else default_output(eff.name, args.input)
+    inputs = ([args.input] if args.input else []) + [path for _, path in eff.schema.images(resolved)]
+    check_output(output, inputs, args.overwrite)
+    image = imageio.load_image(args.input, max_size=args.size) if args.input else None
+    with Interrupt() as interrupt, progressbar.ProgressBar(disable=args.quiet) as bar:
+        result = api.run(eff, image, model=args.model, weights=args.weights, seed=args.seed, device=args.device,
+                         progress=bar.update, cancel=interrupt.token, registry=reg, **resolved)
+    result.save(output, overwrite=True, protect=[] if args.overwrite else inputs, report=args.report)
+    return progressbar.finish(result, output, interrupted=interrupt.hit, quiet=args.quiet)

@@ -1,0 +1,60 @@
+"""The CLI's Rich progress bar (one consumer of the engine's progress events) and its closing lines."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from gradfx.engine.progress import ProgressEvent
+
+_err = Console(stderr=True)
+
+
+class ProgressBar:
+    def __init__(self, *, disable: bool = False) -> None:
+        self.disable = disable
+        self._progress = Progress(
+            TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+            TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+            console=_err, transient=True, disable=disable,
+        )
+        self._task: Any = None
+        self._stage = ""
+
+    def __enter__(self) -> ProgressBar:
+        self._progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.__exit__(*exc)
+
+    def update(self, event: ProgressEvent) -> None:
+        if self.disable:
+            return
+        if self._task is None or event.stage != self._stage:
+            if self._task is not None:
+                self._progress.remove_task(self._task)
+            self._stage = event.stage
+            self._task = self._progress.add_task(event.stage, total=event.steps, loss="-")
+        self._progress.update(self._task, completed=event.step, loss=f"{event.loss:.4g}")
+
+
+def finish(result: Any, output: Path, *, interrupted: bool, quiet: bool) -> int:
+    """Print the closing lines (warnings, where the output went) and return the exit code."""
+    report = result.report
+    for warning in report.get("warnings", []):
+        print(f"gradfx: warning: {warning}", file=sys.stderr)
+    for message in report.get("messages", []):
+        print(f"gradfx: {message}", file=sys.stderr)
+    if not quiet:
+        partial = " (partial: stopped early)" if result.partial else ""
+        print(f"wrote {output}{partial} in {report.get('seconds', 0):.1f}s", file=sys.stderr)
+    if interrupted:
+        return 130
+    if report.get("status") == "non-finite":
+        return 3
+    return 0
