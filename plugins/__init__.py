@@ -1,11 +1,14 @@
 """The built-in gradfx plugin: the built-in effects and backbone models.
 
-They register through exactly the hooks a third-party plugin uses (see ``gradfx.engine.hookspecs``). Effect
+They register through exactly the hooks a third-party plugin uses (see ``gradfx.engine.hookspecs``). Each
+effect lives in its own module here and lists its instances in a module-level ``EFFECTS`` tuple; effect
 modules import TensorFlow only when an effect runs, so listing effects stays fast.
 """
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from collections.abc import Callable
 from typing import Any
 
@@ -22,10 +25,9 @@ def gradfx_register_models(register: Callable[[Any], None]) -> None:
 
 @hookimpl
 def gradfx_register_effects(register: Callable[[Any], None]) -> None:
-    for effect in _builtin_effects():
-        register(effect)
-
-
-def _builtin_effects() -> list[Any]:
-    effects: list[Any] = []
-    return effects
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        for effect in getattr(module, "EFFECTS", ()):
+            register(effect)
