@@ -25,9 +25,16 @@ def gradfx_register_models(register: Callable[[Any], None]) -> None:
 
 @hookimpl
 def gradfx_register_effects(register: Callable[[Any], None]) -> None:
+    failed = []
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
         if info.name.startswith("_"):
             continue
-        module = importlib.import_module(f"{__name__}.{info.name}")
+        try:  # one broken module must not hide the other built-in effects
+            module = importlib.import_module(f"{__name__}.{info.name}")
+        except Exception as exc:  # noqa: BLE001
+            failed.append(f"{info.name}: {type(exc).__name__}: {exc}")
+            continue
         for effect in getattr(module, "EFFECTS", ()):
             register(effect)
+    if failed:
+        raise ImportError("built-in effect modules failed to import: " + "; ".join(failed))
