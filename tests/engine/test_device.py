@@ -1,0 +1,72 @@
+"""Device selection: CPU always works; asking for a GPU that is not there is a one-line DeviceError."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import tensorflow as tf
+
+from gradfx.engine.device import device_name, quiet_tensorflow, select_device
+from gradfx.engine.errors import DeviceError
+
+HAS_GPU = bool(tf.config.list_physical_devices("GPU"))
+no_gpu_only = pytest.mark.skipif(HAS_GPU, reason="this machine has a GPU")
+
+
+@pytest.mark.parametrize("spec", ["cpu", "CPU", "cpu:0", "/CPU:0", " cpu "])
+def test_cpu_forms(spec: str) -> None:
+    assert select_device(spec) == "/CPU:0"
+
+
+def test_cpu_device_string_places_ops() -> None:
+    with tf.device(select_device("cpu")):
+        x = tf.ones((2, 2)) * 3
+    assert "CPU" in x.device
+
+
+@no_gpu_only
+@pytest.mark.parametrize("spec", [None, "auto", ""])
+def test_auto_falls_back_to_cpu(spec: str | None) -> None:
+    assert select_device(spec) == "/CPU:0"
+
+
+@no_gpu_only
+@pytest.mark.parametrize("spec", ["gpu", "gpu:0", "GPU:1"])
+def test_missing_gpu_is_a_device_error(spec: str) -> None:
+    with pytest.raises(DeviceError) as info:
+        select_device(spec)
+    message = str(info.value)
+    assert "no GPU visible to TensorFlow" in message and "--device cpu" in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize("spec", ["tpu:x", "gpu:x", "gpu:-1", "cuda", "cpu:1", "gpu0", 3])
+def test_bad_syntax_lists_the_forms(spec: object) -> None:
+    with pytest.raises(DeviceError) as info:
+        select_device(spec)  # type: ignore[arg-type]
+    assert "cpu" in str(info.value)
+
+
+def test_device_name_cpu() -> None:
+    assert device_name("cpu") == "CPU"
+
+
+@no_gpu_only
+def test_device_name_of_missing_gpu_raises() -> None:
+    with pytest.raises(DeviceError):
+        device_name("gpu")
+
+
+def test_quiet_tensorflow(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
+    tf_logger = logging.getLogger("tensorflow")
+    monkeypatch.setattr(tf_logger, "level", logging.NOTSET)
+    quiet_tensorflow()
+    import os
+
+    import absl.logging
+
+    assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "3"
+    assert tf_logger.level == logging.ERROR
+    assert absl.logging.get_verbosity() == absl.logging.ERROR
