@@ -1,0 +1,145 @@
+"""The headless API and the command line, end to end on a tiny effect with seeded random weights."""
+
+import json
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from PIL import Image as PILImage
+
+from gradfx.engine import Effect, Int, Problem, hookimpl, run
+from gradfx.engine.errors import ImageError, ParameterError, PluginError, UnknownEffectError
+from gradfx.engine.objectives import channel
+from gradfx.tui.cli import main
+
+
+class TinyDream(Effect):
+    name = "tiny-dream"
+    summary = "raise one VGG16 channel"
+    params = (Int("steps", 3, "steps", min=1, max=50), Int("channel", 5, "channel", min=0, max=63))
+    model = "vgg16"
+
+    def build(self, ctx, params):
+        return Problem(channel("block1_conv2", params["channel"]), init=ctx.input.rgb, maximize=True,
+                       steps=params["steps"], optimizer="sgd", lr=0.02, normalize="std")
+
+
+class Broken(TinyDream):
+    name = "broken-fx"
+    summary = "raises inside build"
+
+    def build(self, ctx, params):
+        raise ZeroDivisionError("plugin bug")
+
+
+class Plugin:
+    @hookimpl
+    def gradfx_register_effects(self, register):
+        register(TinyDream())
+        register(Broken())
+
+
+@pytest.fixture
+def reg(registry):
+    registry.add_plugin(Plugin(), "tiny")
+    return registry
+
+
+@pytest.fixture
+def photo(tmp_path, make_image):
+    path = tmp_path / "photo.png"
+    PILImage.fromarray((make_image(40, 48) * 255).astype(np.uint8)).save(path)
+    return path
+
+
+def test_run_returns_image_and_complete_report(reg, photo):
+    res = run("tiny-dream", photo, weights="random", seed=2, steps=4)
+    r = res.report
+    assert res.image.shape == (40, 48, 3)
+    for key in ("effect", "model", "weights", "params", "seed", "device", "seconds", "steps", "step_seconds",
+                "losses"):
+        assert key in r, key
+    assert r["effect"] == "tiny-dream" and r["model"] == "vgg16" and r["plugin"] == "tiny"
+    assert r["weights"] == {"requested": "random", "resolved": "random", "path": None,
+                            "fell_back_to_random": False}
+    assert r["params"] == {"steps": 4, "channel": 5} and r["steps"] == 4 and len(r["step_seconds"]) == 4
+    assert r["losses"][-1] > r["losses"][0]
+
+
+def test_auto_weights_fall_back_to_random_and_say_so(reg, photo, tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "empty-keras"))
+    r = run("tiny-dream", photo, steps=1).report
+    assert r["weights"]["requested"] == "auto" and r["weights"]["resolved"] == "random"
+    assert r["weights"]["fell_back_to_random"] is True
+    assert any("random" in w for w in r["warnings"])
+
+
+def test_same_seed_same_bytes(reg, photo):
+    a = run("tiny-dream", photo, weights="random", seed=1).image
+    b = run("tiny-dream", photo, weights="random", seed=1).image
+    assert a.tobytes() == b.tobytes()
+
+
+def test_user_errors(reg, photo, tmp_path):
+    with pytest.raises(UnknownEffectError, match="did you mean 'tiny-dream'"):
+        run("tiny-dreem", photo)
+    with pytest.raises(ParameterError, match="'steps'"):
+        run("tiny-dream", photo, steps=0)
+    with pytest.raises(ParameterError, match="needs an input image"):
+        run("tiny-dream")
+    with pytest.raises(ImageError, match="nope.png"):
+        run("tiny-dream", tmp_path / "nope.png")
+    with pytest.raises(UnknownEffectError, match="unknown model"):
+        run("tiny-dream", photo, model="resnet9000")
+    with pytest.raises(PluginError, match="'broken-fx'.*plugin 'tiny'.*ZeroDivisionError"):
+        run("broken-fx", photo, weights="random")
+
+
+def test_cli_run_writes_output_and_report(reg, photo, tmp_path, capsys):
+    out, rep = tmp_path / "out.png", tmp_path / "report.json"
+    code = main(["run", "tiny-dream", str(photo), "-o", str(out), "-p", "steps=2", "--weights", "random",
+                 "--seed", "3", "--report", str(rep), "-q"])
+    assert code == 0
+    assert PILImage.open(out).size == (48, 40)
+    report = json.loads(rep.read_text())
+    assert report["seed"] == 3 and report["steps"] == 2 and report["outputs"] == [str(out)]
+
+
+def test_cli_errors_are_one_line_and_nonzero(reg, photo, tmp_path, capsys):
+    cases = [
+        (["run", "tiny-dream", str(photo), "-o", str(tmp_path / "o.png"), "-p", "steps=zero"], "'steps'"),
+        (["run", "tiny-dream", str(tmp_path / "missing.png"), "-o", str(tmp_path / "o.png")], "missing.png"),
+        (["run", "tiny-dream", str(photo), "-o", str(photo)], "--overwrite"),
+        (["run", "nope", str(photo)], "unknown effect"),
+        (["show", "nope"], "unknown effect"),
+        (["run", "tiny-dream", str(photo), "-o", str(tmp_path / "o.png"), "--device", "gpu", "--weights",
+          "random"], "GPU"),
+    ]
+    for argv, fragment in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("gradfx: error:") and fragment in err and "\n" not in err, err
+        assert "Traceback" not in err
+
+
+def test_cli_list_and_show(reg, capsys):
+    assert main(["list"]) == 0
+    assert "tiny-dream" in capsys.readouterr().out
+    assert main(["show", "tiny-dream", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert [p["name"] for p in shown["params"]] == ["steps", "channel"]
+    assert shown["params"][0]["allowed"] == "an integer from 1 to 50"
+
+
+def test_missing_file_fails_fast_without_tensorflow(tmp_path):
+    code = ("import sys, time; t = time.perf_counter(); from gradfx.tui.cli import main; "
+            "rc = main(['run', 'deepdream', 'missing.jpg', '-o', 'x.png']); "
+            "print(rc, 'tensorflow' in sys.modules, time.perf_counter() - t)")
+    started = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    rc, tf_loaded, seconds = out.stdout.split()
+    assert rc == "2" and tf_loaded == "False", out
+    assert float(seconds) < 1.0 and time.perf_counter() - started < 5
+    assert "missing.jpg" in out.stderr and out.stderr.count("\n") == 1

@@ -1,0 +1,93 @@
+import pytest
+
+from gradfx.engine.errors import ParameterError
+from gradfx.engine.params import (
+    Bool,
+    Choice,
+    Float,
+    Floats,
+    Image,
+    Images,
+    Int,
+    Param,
+    Schema,
+    Str,
+    parse_assignments,
+)
+
+SCHEMA = Schema(
+    (
+        Int("steps", 10, "steps", min=1, max=1000),
+        Float("lr", 0.05, "learning rate", min=0),
+        Bool("flag", False),
+        Choice("mode", "std", ("std", "mean", "l2")),
+        Floats("weights", (1.0, 2.0), min=0),
+        Image("guide"),
+        Images("style", required=True),
+        Str("layers", "a:1"),
+    ),
+    owner="fx",
+)
+
+
+def test_defaults_and_coercion_from_text():
+    out = SCHEMA.resolve({"steps": "20", "lr": "1e-3", "flag": "yes", "mode": "l2", "weights": "0.5, 3",
+                          "style": "a.png,b.png"})
+    assert out == {"steps": 20, "lr": 0.001, "flag": True, "mode": "l2", "weights": (0.5, 3.0), "guide": None,
+                   "style": ("a.png", "b.png"), "layers": "a:1"}
+
+
+def test_native_values_from_toml_pass_through():
+    out = SCHEMA.resolve({"steps": 5, "lr": 1, "flag": True, "weights": [1, 2], "style": ["x.png"]})
+    assert out["steps"] == 5 and out["lr"] == 1.0 and out["weights"] == (1.0, 2.0) and out["style"] == ("x.png",)
+
+
+@pytest.mark.parametrize(
+    "values, fragment",
+    [
+        ({"steps": "abc"}, "'steps': 'abc' is not allowed"),
+        ({"steps": "0"}, "from 1 to 1000"),
+        ({"steps": 2.5}, "not an integer"),
+        ({"steps": True}, "not an integer"),
+        ({"lr": "-1"}, ">= 0"),
+        ({"lr": "nan"}, "not finite"),
+        ({"flag": "maybe"}, "true or false"),
+        ({"mode": "st"}, "did you mean 'std'"),
+        ({"weights": "1,-2"}, "out of range"),
+        ({"weights": ""}, "empty list"),
+    ],
+)
+def test_bad_values_name_parameter_value_and_allowed(values, fragment):
+    with pytest.raises(ParameterError) as err:
+        SCHEMA.resolve({"style": "s.png", **values})
+    msg = str(err.value)
+    assert fragment in msg and "effect 'fx'" in msg and "\n" not in msg
+
+
+def test_unknown_and_required_parameters():
+    with pytest.raises(ParameterError, match="unknown parameter 'stpes'.*did you mean 'steps'"):
+        SCHEMA.resolve({"stpes": 1, "style": "s.png"})
+    with pytest.raises(ParameterError, match="'style' is required"):
+        SCHEMA.resolve({})
+
+
+def test_declaration_errors_are_loud():
+    with pytest.raises(ValueError, match="kind"):
+        Param("x", "complex")
+    with pytest.raises(ParameterError):
+        Int("x", 0, min=1)  # its own default is out of range
+    with pytest.raises(ValueError, match="declared twice"):
+        Schema((Int("a", 1), Int("a", 2)))
+
+
+def test_format_round_trips():
+    for p in SCHEMA:
+        if p.default is not None:
+            assert p.coerce(p.format(p.default)) == p.default
+
+
+def test_parse_assignments():
+    assert parse_assignments(["steps=3", "layers=a:1,b:2", "octave-scale=1.4"]) == {
+        "steps": "3", "layers": "a:1,b:2", "octave_scale": "1.4"}
+    with pytest.raises(ParameterError, match="NAME=VALUE"):
+        parse_assignments(["steps"])
