@@ -11,6 +11,7 @@ is imported, so such errors are reported in well under a second.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -148,6 +149,10 @@ def run(
     base_dir: str | os.PathLike | None = None,
     max_size: int | None = None,
     stage_prefix: str = "",
+    checkpoint: str | os.PathLike | None = None,
+    checkpoint_every: int = 10,
+    resume: bool = False,
+    checkpoint_info: Mapping[str, Any] | None = None,
     **params: Any,
 ) -> Result:
     """Run one effect on ``image`` (a path, PIL image, array or ``LoadedImage``; None for effects that make
@@ -157,6 +162,10 @@ def run(
     ``imagenet``, ``random`` or a weights file. ``seed`` makes a CPU run repeat bit for bit. ``progress``
     receives a :class:`ProgressEvent` per step; ``cancel`` stops the run after the current step, and the
     result then holds the image so far with ``report["partial"]`` true.
+
+    ``checkpoint``: a folder where the run's state is written atomically every ``checkpoint_every`` steps;
+    ``resume=True`` continues from it (see :func:`resume_run`). ``checkpoint_info`` adds fields to its
+    ``run.json`` (the CLI records the output path there).
     """
     registry = registry or get_registry()
     eff, resolved = prepare(effect, params, registry=registry, base_dir=base_dir)
@@ -168,13 +177,39 @@ def run(
     if eff.models is not None and model_name not in eff.models:
         raise ParameterError(f"effect {eff.name!r} works with models {', '.join(eff.models)}, not {model_name!r}")
     registry.model(model_name)  # unknown model: fail before compute
-    return _execute(eff, resolved, loaded, model=model_name, weights=weights, seed=seed, device=device,
-                    progress=progress, cancel=cancel, registry=registry, stage_prefix=stage_prefix)
+    ckpt = None
+    if checkpoint is not None:
+        from .checkpoint import Checkpoint
+
+        ckpt = Checkpoint(checkpoint, checkpoint_every)
+        if not resume:
+            ckpt.start({"effect": eff.name, "params": _jsonable_params(resolved), "model": model_name,
+                        "weights": str(weights), "seed": seed, "device": device, **(checkpoint_info or {})},
+                       loaded)
+    result = _execute(eff, resolved, loaded, model=model_name, weights=weights, seed=seed, device=device,
+                      progress=progress, cancel=cancel, registry=registry, stage_prefix=stage_prefix,
+                      checkpoint=ckpt)
+    if ckpt is not None and not result.partial:
+        ckpt.mark_done()
+    return result
+
+
+def resume_run(folder: str | os.PathLike, *, progress: ProgressCallback | None = None,
+               cancel: CancelToken | None = None, registry: Registry | None = None) -> tuple[Result, dict]:
+    """Finish a run from its checkpoint folder; returns the result and the checkpoint's run description."""
+    from .checkpoint import Checkpoint
+
+    ckpt, spec, image = Checkpoint.open(folder)
+    result = run(spec["effect"], image, model=spec["model"], weights=spec["weights"], seed=spec["seed"],
+                 device=spec.get("device"), progress=progress, cancel=cancel, registry=registry,
+                 checkpoint=folder, checkpoint_every=ckpt.every, resume=True, **spec["params"])
+    return result, spec
 
 
 def _execute(eff: Effect, params: dict[str, Any], loaded: imageio.LoadedImage | None, *, model: str,
              weights: str, seed: int, device: str | None, progress: ProgressCallback | None,
-             cancel: CancelToken | None, registry: Registry, stage_prefix: str) -> Result:
+             cancel: CancelToken | None, registry: Registry, stage_prefix: str,
+             checkpoint: Any = None) -> Result:
     from . import device as devices
     from . import models, solver
 
@@ -199,15 +234,42 @@ def _execute(eff: Effect, params: dict[str, Any], loaded: imageio.LoadedImage | 
         resolved_weights.setdefault(model_name, ext.weights)
         return ext
 
+    solves = [0]
+
     def solve(problem: solver.Problem, *, stage_prefix: str = "") -> solver.Solution:
+        index = solves[0]
+        solves[0] += 1
         name = problem.model or model
         spec = registry.model(name)
         ext = None
         if problem.objective.layers:
             ext = extractor(tuple(sorted(problem.objective.layers)), name, pooling=problem.pooling,
                             include_top=problem.include_top)
-        return solver.Solver(problem, ext, seed=seed, progress=progress, cancel=cancel,
-                             min_size=spec.min_size, stage_prefix=stage_prefix).run()
+        hooks: dict[str, Any] = {}
+        if checkpoint is not None:
+            done = checkpoint.load_solution(index)
+            if done is not None:
+                return done
+            hooks = {"checkpoint": lambda state: checkpoint.save_state(index, state),
+                     "checkpoint_every": checkpoint.every, "resume": checkpoint.load_state(index)}
+        while True:
+            try:
+                solution = solver.Solver(problem, ext, seed=seed, progress=progress, cancel=cancel,
+                                         min_size=spec.min_size, stage_prefix=stage_prefix, **hooks).run()
+                break
+            except tf.errors.ResourceExhaustedError:
+                tile = solver.smaller_tile(problem, spec.min_size)
+                if tile is None:
+                    raise GradfxError(
+                        f"effect {eff.name!r} ran out of device memory even with "
+                        f"{f'{problem.tile} px tiles' if problem.tile else 'the whole image'}; use a smaller "
+                        f"size, or --device cpu") from None
+                ctx.warn(f"out of device memory; retrying with {tile} px tiles")
+                problem = dataclasses.replace(problem, tile=tile)
+                hooks["resume"] = None
+        if checkpoint is not None and not solution.partial:
+            checkpoint.save_solution(index, solution)
+        return solution
 
     ctx = RunContext(input=loaded, model=model, weights=weights, seed=seed, device=tf_device, load_image=load,
                      solve=lambda p, stage_prefix=stage_prefix: solve(p, stage_prefix=stage_prefix),
@@ -218,15 +280,17 @@ def _execute(eff: Effect, params: dict[str, Any], loaded: imageio.LoadedImage | 
             output = eff.run(ctx, params)
         except GradfxError:
             raise
-        except tf.errors.ResourceExhaustedError as exc:
-            raise GradfxError(f"effect {eff.name!r} ran out of device memory; use a smaller size or set "
-                              f"tile (e.g. -p tile=256)") from exc
         except Exception as exc:  # noqa: BLE001 - a plugin's bug is reported as the plugin's failure
             plugin = registry.effect_plugin.get(eff.name, "?")
             raise PluginError(f"effect {eff.name!r} (plugin {plugin!r}) failed: {type(exc).__name__}: {exc}; "
                               f"run with --debug for the traceback") from exc
     if not isinstance(output, Output):
         raise PluginError(f"effect {eff.name!r} returned {type(output).__name__}, not gradfx.engine.Output")
+    shape = np.shape(output.image)
+    if len(shape) != 3 or shape[2] != 3:
+        plugin = registry.effect_plugin.get(eff.name, "?")
+        raise PluginError(f"effect {eff.name!r} (plugin {plugin!r}) returned an image of shape {shape}; "
+                          f"expected height x width x 3 floats in [0, 1]")
     seconds = time.perf_counter() - started
     report = _report(eff, params, ctx, output, model, weights, resolved_weights, seed, tf_device, seconds,
                      registry, loaded)
@@ -362,4 +426,4 @@ def _as_step(step: Step | Mapping[str, Any] | tuple[str, Mapping[str, Any]], ind
     raise ParameterError(f"step {index}: expected a Step, a (effect, params) pair or a table, got {step!r}")
 
 
-__all__ = ["Result", "Step", "run", "run_chain", "prepare", "write_report", "ProgressEvent"]
+__all__ = ["Result", "Step", "run", "run_chain", "resume_run", "prepare", "write_report", "ProgressEvent"]

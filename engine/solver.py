@@ -71,6 +71,8 @@ class Problem:
     max_loss: float | None = None
     aligned: Mapping[str, np.ndarray] = field(default_factory=dict)
     label: str = ""
+    #: keep a copy of the image every this many steps (0: none), in ``Solution.snapshots``
+    snapshot_every: int = 0
 
     def validate(self) -> None:
         if self.steps < 0:
@@ -102,6 +104,7 @@ class Solution:
     status: str = "done"
     message: str = ""
     evaluations: int = 0
+    snapshots: list[np.ndarray] = field(default_factory=list)
 
     @property
     def steps(self) -> int:
@@ -141,8 +144,14 @@ class Solver:
         step_offset: int = 0,
         total_steps: int | None = None,
         stage_prefix: str = "",
+        checkpoint: Callable[[dict[str, Any]], None] | None = None,
+        checkpoint_every: int = 0,
+        resume: Mapping[str, Any] | None = None,
     ) -> None:
         problem.validate()
+        self.checkpoint = checkpoint
+        self.checkpoint_every = int(checkpoint_every)
+        self.resume = resume
         self.p = problem
         self.extractor = extractor
         self.seed = int(seed)
@@ -168,6 +177,7 @@ class Solver:
         if problem.tile and not self.param.pixel_space:
             raise ParameterError(f"tile needs the pixel parameterisation, not {self.param.name!r}")
         self.step_offset = step_offset
+        self.snapshots: list[np.ndarray] = []
         self.total_steps = total_steps if total_steps is not None else problem.steps * len(self.sizes)
         self._started = time.perf_counter()
 
@@ -257,6 +267,9 @@ class Solver:
     # --- the loop --------------------------------------------------------------------------------------------
     def _emit(self, stage_index: int, step: int, loss: float, variables: list[tf.Variable], done: int,
               message: str = "") -> None:
+        if self.p.snapshot_every and done % self.p.snapshot_every == 0:
+            snap = self.param.to_image(variables).numpy()
+            self.snapshots.append(snap[0] if snap.shape[0] == 1 else snap)
         if self.progress is None:
             return
         size = self.sizes[stage_index]
@@ -289,20 +302,28 @@ class Solver:
 
     def run(self) -> Solution:
         p = self.p
-        losses: list[float] = []
-        step_seconds: list[float] = []
+        resume = self.resume
+        losses: list[float] = list(resume["losses"]) if resume else []
+        step_seconds: list[float] = list(resume["step_seconds"]) if resume else []
+        first_stage = int(resume["stage"]) if resume else 0
         status, message = "done", ""
         original = None if p.init is None else _batched(p.init, p.batch)
         image: tf.Tensor | None = None if original is None else schedule.resize(original, self.sizes[0])
         variables: list[tf.Variable] = []
         evaluations = 0
         for si, size in enumerate(self.sizes):
-            if si > 0:
+            if si < first_stage:
+                continue
+            resuming = resume is not None and si == first_stage
+            if si > 0 and not resuming:
                 image = schedule.resize(self.param.to_image(variables), size)
                 if p.reinject_detail and original is not None:
                     image = image + schedule.lost_detail(original, self.sizes[si - 1], size)
                 image = tf.clip_by_value(image, 0.0, 1.0)
             variables = self.param.variables(image, (p.batch, *size), self.seed)
+            if resuming:
+                for var, saved in zip(variables, resume["variables"], strict=True):
+                    var.assign(saved)
             aligned = {k: schedule.resize(_batched(v, 1), size) for k, v in p.aligned.items()}
             if self.extractor is not None:
                 p.objective.bind(BindContext(size=size, features=self.extractor, stage=si, aligned=aligned))
@@ -310,7 +331,8 @@ class Solver:
                 status, message, n = self._run_lbfgs(si, variables, aligned, losses, step_seconds)
                 evaluations += n
             else:
-                status, message = self._run_first_order(si, variables, aligned, losses, step_seconds)
+                status, message = self._run_first_order(si, variables, aligned, losses, step_seconds,
+                                                         resume if resuming else None)
                 evaluations = len(losses)
             if status in ("cancelled", "non-finite"):
                 break
@@ -320,20 +342,25 @@ class Solver:
         result = final.numpy()
         if p.batch == 1:
             result = result[0]
-        return Solution(result, losses, step_seconds, list(self.sizes), status, message, evaluations)
+        return Solution(result, losses, step_seconds, list(self.sizes), status, message, evaluations,
+                        self.snapshots)
 
     def _run_first_order(self, si: int, variables: list[tf.Variable], aligned: dict, losses: list[float],
-                         step_seconds: list[float]) -> tuple[str, str]:
+                         step_seconds: list[float], resume: Mapping[str, Any] | None = None) -> tuple[str, str]:
         p = self.p
         optimizer = make_optimizer(p.optimizer, p.lr, **p.optimizer_options)
         optimizer.build(variables)
+        first = 0
+        if resume is not None:
+            optimizer.load_state(resume["optimizer"])
+            first = int(resume["step"])
         tiled = bool(p.tile) and max(self.sizes[si]) > p.tile
         if tiled:
             tile_grad, apply = self._make_tile_grad(), self._make_apply(variables, optimizer)
         else:
             step = self._make_whole_step(variables, optimizer, aligned)
         status, message = "done", ""
-        for i in range(p.steps):
+        for i in range(first, p.steps):
             if self.cancel.cancelled:
                 return "cancelled", f"cancelled at step {i} of stage {si + 1}"
             t0 = time.perf_counter()
@@ -354,6 +381,10 @@ class Solver:
                 )
             losses.append(loss)
             self._emit(si, i + 1, loss, variables, len(losses))
+            if self.checkpoint is not None and self.checkpoint_every and (i + 1) % self.checkpoint_every == 0:
+                self.checkpoint({"stage": si, "step": i + 1, "variables": [v.numpy() for v in variables],
+                                 "optimizer": optimizer.state(), "losses": list(losses),
+                                 "step_seconds": list(step_seconds)})
             if p.max_loss is not None and p.maximize and loss > p.max_loss:
                 status, message = "max_loss", f"objective passed max_loss {p.max_loss:g} at step {i + 1}"
                 break
@@ -427,6 +458,18 @@ class Solver:
                 pass
         var.assign(best["x"].reshape(shape).astype(np.float32))
         return state["status"], state["message"], state["n"]
+
+
+def smaller_tile(problem: Problem, min_size: int) -> int | None:
+    """The next tile size to try after running out of memory: half the image's longest side when untiled,
+    else half the tile; None once that would go below the smallest useful tile (twice the model's minimum
+    input, at least 64 px) or the parameterisation cannot be tiled."""
+    if not make_parameterization(problem.param).pixel_space:
+        return None
+    longest = max(problem.size or tuple(np.shape(problem.init)[-3:-1]))
+    current = problem.tile if problem.tile and problem.tile < longest else longest
+    nxt = current // 2
+    return nxt if nxt >= max(2 * min_size, 64) else None
 
 
 def solve(
