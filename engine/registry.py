@@ -3,7 +3,9 @@
 A broken plugin never takes the host down. An import error, an exception inside a hook, a registration that
 fails validation or a name already taken is recorded against that plugin (``gradfx plugins`` shows it) and
 everything else keeps working. ``GRADFX_PLUGINS`` controls external plugins: unset or ``all`` loads every
-installed one, ``none`` loads none, ``name1,name2`` only those (entry-point or distribution names).
+installed one, ``none`` loads none, ``name1,name2`` only those (entry-point or distribution names; distribution
+names match as pip does, ignoring case and ``-``/``_``/``.``). Plugins left out are listed as disabled, not
+imported.
 
 Effects load when the registry is created; models load on first use, because building the model zoo imports
 TensorFlow and ``gradfx list`` should not have to.
@@ -13,6 +15,8 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
+import re
+import sys
 import threading
 import traceback
 from collections.abc import Callable, Iterable
@@ -43,26 +47,82 @@ class PluginInfo:
     models: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     tracebacks: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    disabled: bool = False
 
     @property
     def ok(self) -> bool:
         return not self.errors
 
+    @property
+    def status(self) -> str:
+        return "disabled" if self.disabled else "ok" if self.ok else "failed"
+
     def to_dict(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in ("name", "module", "distribution", "version", "builtin",
-                                               "effects", "models", "errors")}
+        out = {k: getattr(self, k) for k in ("name", "module", "distribution", "version", "builtin",
+                                              "effects", "models", "errors", "warnings")}
+        out["status"] = self.status
+        return out
 
 
-def external_filter(value: str | None = None) -> Callable[[str, str | None], bool]:
+def normalize_name(name: str) -> str:
+    """A distribution name as pip compares them (PEP 503): lower case, runs of ``-_.`` as one ``-``."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+class PluginFilter:
+    """The ``GRADFX_PLUGINS`` policy: a predicate on (entry-point name, distribution name).
+
+    ``names`` is the allow-list (None: everything allowed); :meth:`unmatched` tells which listed names matched
+    no installed plugin, so a typo is reported instead of silently loading nothing.
+    """
+
+    def __init__(self, value: str | None = None) -> None:
+        value = os.environ.get(ENV_PLUGINS, "all") if value is None else value
+        self.value = value.strip()
+        low = self.value.lower()
+        self.names: set[str] | None
+        if low in ("", "all", "1", "*"):
+            self.names = None
+        elif low in ("none", "0", "off", "false"):
+            self.names = set()
+        else:
+            self.names = {v.strip() for v in self.value.split(",") if v.strip()}
+        self._seen: set[str] = set()
+
+    def _matches(self, allowed: str, name: str, dist: str | None) -> bool:
+        wanted = normalize_name(allowed)
+        return allowed == name or wanted == normalize_name(name) or (dist is not None
+                                                                     and wanted == normalize_name(dist))
+
+    def __call__(self, name: str, dist: str | None) -> bool:
+        if self.names is None:
+            return True
+        hits = {a for a in self.names if self._matches(a, name, dist)}
+        self._seen |= hits
+        return bool(hits)
+
+    def unmatched(self) -> list[str]:
+        return sorted((self.names or set()) - self._seen)
+
+    def describe(self) -> str:
+        if self.names is None:
+            return "all external plugins"
+        if not self.names:
+            return "no external plugins"
+        return "only " + ", ".join(sorted(self.names))
+
+
+def external_filter(value: str | None = None) -> PluginFilter:
     """The ``GRADFX_PLUGINS`` policy as a predicate on (entry-point name, distribution name)."""
-    value = os.environ.get(ENV_PLUGINS, "all") if value is None else value
-    value = value.strip()
-    if value.lower() in ("", "all", "1", "*"):
-        return lambda name, dist: True
-    if value.lower() in ("none", "0", "off", "false"):
-        return lambda name, dist: False
-    allowed = {v.strip() for v in value.split(",") if v.strip()}
-    return lambda name, dist: name in allowed or (dist is not None and dist in allowed)
+    return PluginFilter(value)
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:  # running from a source tree without installing
+        return None
 
 
 class Registry:
@@ -72,6 +132,11 @@ class Registry:
         self.pm = pluggy.PluginManager(hookspecs.PROJECT)
         self.pm.add_hookspecs(hookspecs)
         self.plugins: dict[str, PluginInfo] = {}
+        #: installed plugins that GRADFX_PLUGINS left out (not imported)
+        self.disabled: dict[str, PluginInfo] = {}
+        #: names in GRADFX_PLUGINS that matched no installed plugin
+        self.unmatched_filter: list[str] = []
+        self.filter: PluginFilter | None = None
         self.effects: dict[str, Effect] = {}
         self.effect_plugin: dict[str, str] = {}
         self._models: dict[str, Any] = {}
@@ -81,26 +146,46 @@ class Registry:
         if builtins:
             import gradfx.plugins as builtin_module
 
-            self.add_plugin(builtin_module, BUILTIN, builtin=True)
+            self.add_plugin(builtin_module, BUILTIN, builtin=True, distribution=BUILTIN,
+                            version=_version(BUILTIN))
         if external is not False:
             self.load_entry_points()
 
     # --- loading ---------------------------------------------------------------------------------------------
     def load_entry_points(self, allow: Callable[[str, str | None], bool] | None = None) -> None:
+        """Import and register every installed plugin of the ``gradfx`` entry-point group that ``allow`` (by
+        default the ``GRADFX_PLUGINS`` policy) lets through, each in isolation."""
         allow = allow or external_filter()
+        if isinstance(allow, PluginFilter):
+            self.filter = allow
         for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
             dist = getattr(ep, "dist", None)
             dist_name = dist.name if dist is not None else None
-            if ep.name in self.plugins or not allow(ep.name, dist_name):
+            version = dist.version if dist is not None else None
+            info = PluginInfo(ep.name, ep.value, dist_name, version)
+            if not allow(ep.name, dist_name):
+                info.disabled = True
+                self.disabled.setdefault(ep.name, info)
                 continue
-            info = PluginInfo(ep.name, ep.value, dist_name, dist.version if dist is not None else None)
+            if ep.name in self.plugins:  # two distributions (or a distribution and the host) claim one name
+                other = self.plugins[ep.name]
+                owner = "gradfx itself" if other.builtin else (other.distribution or other.module)
+                if other.distribution == dist_name and other.module == ep.value:
+                    continue  # the same distribution seen twice on sys.path
+                info.name = f"{ep.name} ({dist_name or ep.value})"
+                self._fail(info, f"plugin name {ep.name!r} is already taken by {owner}; not loaded. Rename "
+                                 f"the entry point in [project.entry-points.gradfx] of {dist_name or ep.value}")
+                self.plugins.setdefault(info.name, info)
+                continue
             try:
                 obj = ep.load()
             except (Exception, SystemExit) as exc:  # any import failure belongs to the plugin
                 self._fail(info, f"import of {ep.value!r} failed: {type(exc).__name__}: {exc}")
                 self.plugins[info.name] = info
                 continue
-            self.add_plugin(obj, ep.name, distribution=dist_name, version=info.version, module=ep.value)
+            self.add_plugin(obj, ep.name, distribution=dist_name, version=version, module=ep.value)
+        if isinstance(allow, PluginFilter):
+            self.unmatched_filter = allow.unmatched()
 
     def add_plugin(self, obj: Any, name: str, *, builtin: bool = False, distribution: str | None = None,
                    version: str | None = None, module: str | None = None) -> PluginInfo:
@@ -117,10 +202,10 @@ class Registry:
             except Exception as exc:  # pluggy's validation: a hookimpl whose arguments do not match the spec
                 self._fail(info, f"registration failed: {exc}")
                 return info
+            # pluggy accepts an implementation of a hook nobody specified (it may be a typo): report it
             unknown = [
                 attr for attr in dir(obj)
-                if attr.startswith("gradfx_") and not hasattr(self.pm.hook, attr)
-                and self.pm.parse_hookimpl_opts(obj, attr) is not None
+                if attr not in self._hook_names() and self.pm.parse_hookimpl_opts(obj, attr) is not None
             ]
             for attr in unknown:
                 self._fail(info, f"implements unknown hook {attr!r}{suggest(attr, self._hook_names())}")
@@ -145,20 +230,31 @@ class Registry:
                 self.model_plugin.pop(model, None)
 
     def _hook_names(self) -> list[str]:
-        return [n for n in dir(self.pm.hook) if n.startswith("gradfx_")]
+        """The hooks of the contract (pluggy also lists hooks that only a plugin implements)."""
+        names = []
+        for n in dir(self.pm.hook):
+            caller = getattr(self.pm.hook, n)
+            if not n.startswith("_") and getattr(caller, "has_spec", lambda: False)():
+                names.append(n)
+        return names
 
     def _fail(self, info: PluginInfo, message: str) -> None:
         info.errors.append(message)
-        info.tracebacks.append(traceback.format_exc())
+        info.tracebacks.append(traceback.format_exc() if sys.exc_info()[0] is not None else "")
 
     def _call(self, info: PluginInfo, hook: str, register: Callable[[PluginInfo, Any], None]) -> None:
         for impl in getattr(self.pm.hook, hook).get_hookimpls():
             if impl.plugin_name != info.name:
                 continue
-            try:
-                impl.function(register=lambda thing, _info=info: self._guarded(_info, hook, register, thing))
-            except Exception as exc:  # noqa: BLE001 - a plugin's bug is the plugin's failure, not ours
+            kwargs = {"register": lambda thing, _info=info: self._guarded(_info, hook, register, thing)}
+            try:  # pluggy lets an implementation take a subset of the spec's arguments
+                returned = impl.function(*[kwargs[a] for a in impl.argnames])
+            except (Exception, SystemExit) as exc:  # a plugin's bug is the plugin's failure, not ours
                 self._fail(info, f"{hook} raised {type(exc).__name__}: {exc}")
+                continue
+            if returned is not None:
+                info.warnings.append(f"{hook} returned {type(returned).__name__}, which is ignored; call "
+                                     f"register(thing) for each thing instead")
 
     def _guarded(self, info: PluginInfo, hook: str, register: Callable[[PluginInfo, Any], None],
                  thing: Any) -> None:
@@ -166,6 +262,8 @@ class Registry:
             register(info, thing)
         except PluginError as exc:
             self._fail(info, f"{hook}: {exc}")
+        except Exception as exc:  # noqa: BLE001 - e.g. a property of the effect that raises when validated
+            self._fail(info, f"{hook}: validating {thing!r} raised {type(exc).__name__}: {exc}")
 
     # --- validation ------------------------------------------------------------------------------------------
     def _register_effect(self, info: PluginInfo, effect: Any) -> None:
@@ -184,6 +282,16 @@ class Registry:
             raise PluginError(f"effect {name!r} has invalid parameters: {exc}") from None
         if type(effect).build is Effect.build and type(effect).run is Effect.run:
             raise PluginError(f"effect {name!r} implements neither build() nor run()")
+        if not isinstance(effect.needs_input, bool):
+            raise PluginError(f"effect {name!r}: needs_input must be True or False, not {effect.needs_input!r}")
+        if not isinstance(effect.model, str) or not effect.model:
+            raise PluginError(f"effect {name!r}: model must be a registered model's name, not {effect.model!r}")
+        if effect.models is not None and (
+            isinstance(effect.models, str) or not all(isinstance(m, str) for m in effect.models)
+            or effect.model not in effect.models
+        ):
+            raise PluginError(f"effect {name!r}: models must be a tuple of model names that includes its default "
+                              f"model {effect.model!r}, not {effect.models!r}")
         if name in self.effects:
             raise PluginError(f"effect {name!r} is already registered by plugin {self.effect_plugin[name]!r}")
         self.effects[name] = effect

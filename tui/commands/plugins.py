@@ -4,17 +4,29 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from gradfx.engine.registry import ENV_PLUGINS, get_registry
+from gradfx.engine.registry import ENV_PLUGINS, PluginInfo, get_registry
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("plugins", help="list plugins, what they registered and what failed")
+    p = sub.add_parser("plugins", help="list plugins, what they registered and what failed",
+                       description="Every plugin: its distribution and version, what it registered, what failed "
+                                   "and why. With --debug (before the command: gradfx --debug plugins) also the "
+                                   "tracebacks.")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=main)
+
+
+def _origin(i: PluginInfo) -> str:
+    if i.distribution:
+        origin = f"{i.distribution} {i.version or ''}".strip()
+        return f"{origin} (built-in)" if i.builtin else origin
+    return "built-in" if i.builtin else "-"
 
 
 def main(args: argparse.Namespace) -> int:
@@ -23,23 +35,44 @@ def main(args: argparse.Namespace) -> int:
     quiet_tensorflow()
     reg = get_registry()
     reg.models  # noqa: B018 - load model hooks too, so their failures show
-    infos = list(reg.plugins.values())
+    infos = list(reg.plugins.values()) + list(reg.disabled.values())
     if args.json:
-        print(json.dumps([i.to_dict() for i in infos], indent=2))
+        print(json.dumps({"plugins": [i.to_dict() for i in infos], ENV_PLUGINS: os.environ.get(ENV_PLUGINS),
+                          "unmatched_filter": reg.unmatched_filter}, indent=2))
         return 0
     console = Console()
     table = Table(title="gradfx plugins", title_justify="left", show_lines=True)
-    for col in ("plugin", "from", "registered", "status"):
+    for col in ("plugin", "module", "from", "registered", "status"):
         table.add_column(col, overflow="fold")
     for i in infos:
-        origin = "built-in" if i.builtin else (f"{i.distribution} {i.version or ''}".strip()
-                                               if i.distribution else i.module)
         registered = "\n".join(filter(None, [
             f"effects: {', '.join(i.effects)}" if i.effects else "",
             f"models: {', '.join(i.models)}" if i.models else "",
         ])) or "-"
-        status = "[green]ok[/]" if i.ok else "[red]failed[/]\n" + "\n".join(i.errors)
-        table.add_row(i.name, origin, registered, status)
+        if i.disabled:
+            status = f"[dim]disabled by {ENV_PLUGINS}[/]"
+        elif i.ok:
+            status = "[green]ok[/]"
+        else:
+            status = "[red]failed[/]\n" + "\n".join(escape(e) for e in i.errors)
+        if i.warnings:
+            status += "\n" + "\n".join(f"[yellow]warning:[/] {escape(w)}" for w in i.warnings)
+        table.add_row(escape(i.name), escape(i.module), escape(_origin(i)), registered, status)
     console.print(table)
+    if getattr(args, "debug", False):
+        for i in infos:
+            for error, tb in zip(i.errors, i.tracebacks, strict=False):
+                if tb:
+                    console.print(f"[bold]{escape(i.name)}[/]: {escape(error)}")
+                    console.print(escape(tb), highlight=False)
+    failed = [i for i in infos if not i.ok]
+    if failed:
+        console.print(f"[red]{len(failed)} plugin(s) failed[/]; the rest work. "
+                      + ("" if getattr(args, "debug", False) else "'gradfx --debug plugins' shows tracebacks."))
+    if reg.filter is not None and reg.filter.names is not None:
+        console.print(f"{ENV_PLUGINS}={reg.filter.value!r}: loading {reg.filter.describe()}.")
+    for name in reg.unmatched_filter:
+        console.print(f"[yellow]{ENV_PLUGINS} names {name!r}, but no installed plugin or distribution has "
+                      f"that name[/]")
     console.print(f"{ENV_PLUGINS}=none turns external plugins off; {ENV_PLUGINS}=a,b loads only those.")
     return 0
