@@ -73,6 +73,8 @@ class Problem:
     label: str = ""
     #: keep a copy of the image every this many steps (0: none), in ``Solution.snapshots``
     snapshot_every: int = 0
+    #: also keep a copy after each of these step counts (over all stages), e.g. feature-vis ``thresholds``
+    snapshot_steps: Sequence[int] = ()
 
     def validate(self) -> None:
         if self.steps < 0:
@@ -267,7 +269,7 @@ class Solver:
     # --- the loop --------------------------------------------------------------------------------------------
     def _emit(self, stage_index: int, step: int, loss: float, variables: list[tf.Variable], done: int,
               message: str = "") -> None:
-        if self.p.snapshot_every and done % self.p.snapshot_every == 0:
+        if (self.p.snapshot_every and done % self.p.snapshot_every == 0) or done in self.p.snapshot_steps:
             snap = self.param.to_image(variables).numpy()
             self.snapshots.append(snap[0] if snap.shape[0] == 1 else snap)
         if self.progress is None:
