@@ -282,8 +282,10 @@ def _execute(eff: Effect, params: dict[str, Any], loaded: imageio.LoadedImage | 
             raise
         except Exception as exc:  # noqa: BLE001 - a plugin's bug is reported as the plugin's failure
             plugin = registry.effect_plugin.get(eff.name, "?")
-            raise PluginError(f"effect {eff.name!r} (plugin {plugin!r}) failed: {type(exc).__name__}: {exc}; "
-                              f"run with --debug for the traceback") from exc
+            # TensorFlow wraps errors raised while tracing in pages of "in user code" context: keep the last line
+            lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+            raise PluginError(f"effect {eff.name!r} (plugin {plugin!r}) failed: {type(exc).__name__}: "
+                              f"{lines[-1] if lines else ''}; run with --debug for the traceback") from exc
     if not isinstance(output, Output):
         raise PluginError(f"effect {eff.name!r} returned {type(output).__name__}, not gradfx.engine.Output")
     shape = np.shape(output.image)
@@ -373,7 +375,7 @@ def run_chain(steps: Sequence[Step | Mapping[str, Any] | tuple[str, Mapping[str,
     if not norm:
         raise ParameterError("a chain needs at least one step")
     prepared = []
-    for i, step in enumerate(norm, 1):
+    for i, step in enumerate(norm, 1):  # parameters first: TensorFlow-free, so such errors come at once
         where = f"step {i} ({step.effect})"
         try:
             eff, resolved = prepare(step.effect, step.params, registry=registry, base_dir=base_dir, where=where)
@@ -384,8 +386,15 @@ def run_chain(steps: Sequence[Step | Mapping[str, Any] | tuple[str, Mapping[str,
         if i == 1 and eff.needs_input and image is None:
             raise ParameterError(f"{where}: effect {eff.name!r} needs an input image")
         model_name = step.model or eff.model
-        registry.model(model_name)
+        if eff.models is not None and model_name not in eff.models:
+            raise ParameterError(f"{where}: effect {eff.name!r} works with models {', '.join(eff.models)}, "
+                                 f"not {model_name!r}")
         prepared.append((eff, resolved, model_name))
+    for i, (eff, _, model_name) in enumerate(prepared, 1):  # then models (their hooks import TensorFlow)
+        try:
+            registry.model(model_name)
+        except GradfxError as exc:
+            raise type(exc)(f"step {i} ({eff.name}): {exc}") from None
     current = None if image is None else imageio.load_image(image)
     reports, result = [], None
     for i, (eff, resolved, model_name) in enumerate(prepared, 1):
@@ -397,19 +406,33 @@ def run_chain(steps: Sequence[Step | Mapping[str, Any] | tuple[str, Mapping[str,
             folder = Path(snapshots)
             folder.mkdir(parents=True, exist_ok=True)
             imageio.save_image(folder / f"step{i:02d}-{eff.name}.png", result.image, alpha=result.alpha)
-        current = imageio.LoadedImage(result.image, result.alpha, f"<step {i} output>", "RGB")
+        # Hand over what a saved file would hold (8 bits per channel), so a chain gives exactly the image of
+        # its steps run one by one with `gradfx run`, and a snapshot is exactly the next step's input.
+        rgb, alpha = _as_8bit(result.image), None if result.alpha is None else _as_8bit(result.alpha)
+        if alpha is not None and float(alpha.min()) >= 1.0:
+            alpha = None
+        current = imageio.LoadedImage(rgb, alpha, f"<step {i} output>", "RGB")
         if result.partial:
             break
     assert result is not None
     chain_report = {
         "chain": [r["effect"] for r in reports],
         "steps_run": len(reports),
+        "steps_total": len(prepared),
         "partial": any(r.get("partial") for r in reports),
+        "status": next((r["status"] for r in reports if r.get("status") != "done"), "done"),
+        "warnings": list(dict.fromkeys(w for r in reports for w in r.get("warnings", []))),
+        "messages": [f"step {i}: {m}" for i, r in enumerate(reports, 1) for m in r.get("messages", [])],
+        "weights": reports[0].get("weights"),
         "seconds": round(sum(r["seconds"] for r in reports), 4),
         "seed": seed,
         "reports": reports,
     }
     return Result(result.image, chain_report, result.alpha, result.extras)
+
+
+def _as_8bit(image: np.ndarray) -> np.ndarray:
+    return imageio.to_uint8(image).astype(np.float32) / 255.0
 
 
 def _as_step(step: Step | Mapping[str, Any] | tuple[str, Mapping[str, Any]], index: int) -> Step:

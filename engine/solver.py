@@ -339,6 +339,8 @@ class Solver:
             if status in ("cancelled", "non-finite"):
                 break
         final = self.param.to_image(variables)
+        if tuple(final.shape[1:3]) != self.final_size:  # stopped in a coarse stage: deliver the full size
+            final = tf.clip_by_value(schedule.resize(final, self.final_size), 0.0, 1.0)
         if p.levels:
             final = gradients.quantize(final, p.levels)
         result = final.numpy()

@@ -41,6 +41,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
                    help="set a parameter; repeatable; see 'gradfx show EFFECT'")
     p.add_argument("--size", type=int, metavar="PX", help="resize the input to this longest side first")
+    p.add_argument("--checkpoint", metavar="DIR",
+                   help="write the run's state here atomically (see --checkpoint-every); 'gradfx resume DIR' "
+                        "finishes an interrupted run")
+    p.add_argument("--checkpoint-every", type=int, default=10, metavar="N", help="steps between checkpoints")
     add_common(p)
     p.set_defaults(func=main)
 
@@ -88,8 +92,14 @@ def main(args: argparse.Namespace) -> int:
     inputs = ([args.input] if args.input else []) + [path for _, path in eff.schema.images(resolved)]
     check_output(output, inputs, args.overwrite)
     image = imageio.load_image(args.input, max_size=args.size) if args.input else None
+    info = {"output": str(output.resolve()), "report": str(Path(args.report).resolve()) if args.report else None,
+            "protect": [str(Path(p).resolve()) for p in inputs] if not args.overwrite else []}
     with Interrupt() as interrupt, progressbar.ProgressBar(disable=args.quiet) as bar:
         result = api.run(eff, image, model=args.model, weights=args.weights, seed=args.seed, device=args.device,
-                         progress=bar.update, cancel=interrupt.token, registry=reg, **resolved)
-    result.save(output, overwrite=True, protect=[] if args.overwrite else inputs, report=args.report)
+                         progress=bar.update, cancel=interrupt.token, registry=reg, checkpoint=args.checkpoint,
+                         checkpoint_every=args.checkpoint_every, checkpoint_info=info, **resolved)
+    result.save(output, overwrite=True, protect=info["protect"], report=args.report)
+    if args.checkpoint and result.partial:
+        print(f"gradfx: checkpoint kept in {args.checkpoint}; finish with 'gradfx resume {args.checkpoint}'",
+              file=sys.stderr)
     return progressbar.finish(result, output, interrupted=interrupt.hit, quiet=args.quiet)

@@ -1,0 +1,177 @@
+"""Interruption, resume, non-finite values and out-of-memory, on a tiny VGG16 effect with random weights."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image as PILImage
+
+from gradfx.engine import Effect, Int, Problem, hookimpl
+from gradfx.engine.api import resume_run, run
+from gradfx.engine.errors import GradfxError
+from gradfx.engine.objectives import Objective
+from gradfx.engine.progress import CancelToken
+from gradfx.tui.cli import main
+
+PLUGIN_SOURCE = textwrap.dedent('''
+    from gradfx.engine import Effect, Int, Problem, hookimpl
+    from gradfx.engine.objectives import channel
+
+    class Slow(Effect):
+        name = "slow-dream"
+        summary = "many small ascent steps on one VGG16 channel"
+        params = (Int("steps", 6, "steps", min=1), Int("octaves", 2, "octaves", min=1))
+        model = "vgg16"
+
+        def build(self, ctx, params):
+            return Problem(channel("block1_conv2", 4), init=ctx.input.rgb, maximize=True, steps=params["steps"],
+                           optimizer="adam", lr=0.01, octaves=params["octaves"], octave_scale=1.3,
+                           reinject_detail=True, label="octave")
+
+    class Plugin:
+        @hookimpl
+        def gradfx_register_effects(self, register):
+            register(Slow())
+''')
+namespace: dict = {}
+exec(compile(PLUGIN_SOURCE, "slow_plugin", "exec"), namespace)
+
+
+@pytest.fixture
+def reg(registry):
+    registry.add_plugin(namespace["Plugin"](), "slow")
+    return registry
+
+
+@pytest.fixture
+def photo(tmp_path, make_image):
+    path = tmp_path / "photo.png"
+    PILImage.fromarray((make_image(48, 56) * 255).astype(np.uint8)).save(path)
+    return path
+
+
+def test_resume_after_cancel_gives_the_same_bytes(reg, photo, tmp_path):
+    full = run("slow-dream", photo, weights="random", seed=5, steps=6)
+    token = CancelToken()
+
+    def stop_at_8(ev):  # stage 2, step 2 of 6: resumes across an octave boundary
+        if ev.total_step == 8:
+            token.cancel()
+
+    part = run("slow-dream", photo, weights="random", seed=5, steps=6, progress=stop_at_8, cancel=token,
+               checkpoint=tmp_path / "ckpt", checkpoint_every=3)
+    assert part.partial and part.report["status"] == "cancelled"
+    assert not np.array_equal(part.image, full.image)
+    resumed, spec = resume_run(tmp_path / "ckpt")
+    assert spec["effect"] == "slow-dream" and not resumed.partial
+    assert resumed.image.tobytes() == full.image.tobytes()
+    assert resumed.report["losses"] == full.report["losses"]
+    assert json.loads((tmp_path / "ckpt" / "run.json").read_text())["done"] is True
+
+
+def test_resume_of_a_folder_that_is_not_a_checkpoint(tmp_path):
+    with pytest.raises(GradfxError, match="not a gradfx checkpoint"):
+        resume_run(tmp_path)
+
+
+def test_sigint_writes_partial_output_and_exits_130_then_resume_finishes(reg, photo, tmp_path):
+    out, ckpt, report = tmp_path / "out.png", tmp_path / "ckpt", tmp_path / "report.json"
+    script = PLUGIN_SOURCE + textwrap.dedent(f'''
+        import sys
+        from gradfx.engine.registry import get_registry
+        from gradfx.tui.cli import main
+        get_registry().add_plugin(Plugin(), "slow")
+        sys.exit(main(["run", "slow-dream", {str(photo)!r}, "-o", {str(out)!r}, "-p", "steps=400", "-q",
+                       "--weights", "random", "--seed", "5", "--checkpoint", {str(ckpt)!r},
+                       "--checkpoint-every", "1", "--report", {str(report)!r}]))
+    ''')
+    env = {**os.environ, "GRADFX_PLUGINS": "none"}
+    proc = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 120
+    while not list(ckpt.glob("state-*.npz")) and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    with PILImage.open(out) as im:
+        im.load()
+        assert im.size == (56, 48)
+    rep = json.loads(report.read_text())
+    assert rep["partial"] is True and rep["status"] == "cancelled" and 0 < rep["steps"] < 800
+    assert not list(tmp_path.glob("*.tmp*")), "no temporary files left behind"
+
+    assert main(["resume", str(ckpt), "-q"]) == 0
+    done = json.loads(report.read_text())
+    assert done["partial"] is False and done["steps"] == 800
+
+
+class Exploding(Effect):
+    name = "exploding"
+    summary = "objective turns NaN after three steps"
+    params = ()
+    model = "vgg16"
+
+    def build(self, ctx, params):
+        calls = tf.Variable(0)
+
+        def fn(f, c):
+            calls.assign_add(1)
+            value = tf.reduce_mean(f["block1_conv1"])
+            return value + tf.where(calls > 3, np.nan, 0.0)  # no NaN in the gradient before step 4
+
+        return Problem(Objective(fn, "explodes", {"block1_conv1"}), init=ctx.input.rgb, maximize=True, steps=10,
+                       lr=0.01, octaves=2, label="octave")
+
+
+class Hungry(Effect):
+    """Raises ResourceExhaustedError while tracing any input larger than ``limit`` pixels a side."""
+
+    name = "hungry"
+    summary = "runs out of memory above a size"
+    params = (Int("limit", 64, "largest side that fits"),)
+    model = "vgg16"
+
+    def build(self, ctx, params):
+        def fn(f, c):
+            if max(c.image.shape[1:3]) > params["limit"]:
+                raise tf.errors.ResourceExhaustedError(None, None, "injected OOM")
+            return tf.reduce_mean(f["block1_conv1"][..., 3])
+
+        return Problem(Objective(fn, "hungry", {"block1_conv1"}), init=ctx.input.rgb, maximize=True, steps=3,
+                       lr=0.01)
+
+
+class Faulty:
+    @hookimpl
+    def gradfx_register_effects(self, register):
+        register(Exploding())
+        register(Hungry())
+
+
+def test_non_finite_loss_keeps_last_finite_image_and_reports_step_and_stage(registry, photo, tmp_path, capsys):
+    registry.add_plugin(Faulty(), "faulty")
+    res = run("exploding", photo, weights="random")
+    assert res.report["status"] == "non-finite" and res.partial
+    assert "step 4 of stage 1" in res.report["messages"][0]
+    assert np.all(np.isfinite(res.image)) and res.report["steps"] == 3
+    out = tmp_path / "nan.png"
+    assert main(["run", "exploding", str(photo), "-o", str(out), "--weights", "random", "-q"]) == 3
+    assert "non-finite at step 4" in capsys.readouterr().err and out.is_file()
+
+
+def test_out_of_memory_retries_tiled_then_gives_up_clearly(registry, tmp_path, make_image):
+    registry.add_plugin(Faulty(), "faulty")
+    big = make_image(128, 128)
+    res = run("hungry", big, weights="random", limit=64)
+    assert any("retrying with 64 px tiles" in w for w in res.report["warnings"])
+    assert res.report["steps"] == 3 and res.image.shape == (128, 128, 3)
+    with pytest.raises(GradfxError, match="out of device memory even with 64 px tiles"):
+        run("hungry", big, weights="random", limit=16)
