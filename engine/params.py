@@ -135,7 +135,10 @@ class Param:
 
 
 def _fmt(x: float) -> str:
-    return f"{x:g}" if isinstance(x, float) else str(x)
+    """Shortest text that parses back to exactly ``x`` (``0.01``, ``1e-05``, ``2``)."""
+    if isinstance(x, float):
+        return str(int(x)) if x.is_integer() and abs(x) < 1e16 else repr(x)
+    return str(x)
 
 
 def _to_int(value: Any) -> int:
