@@ -38,6 +38,7 @@ __all__ = [
     "Extractor",
     "LoadedModel",
     "ModelSpec",
+    "PRECISIONS",
     "ResolvedWeights",
     "caffe_deprocess",
     "caffe_preprocess",
@@ -54,6 +55,8 @@ __all__ = [
 ]
 
 WEIGHT_MODES = ("auto", "imagenet", "random")
+#: compute dtypes an extractor can run in (:meth:`Extractor.with_precision`)
+PRECISIONS = ("float32", "bfloat16")
 OFFLINE_ENV = "GRADFX_OFFLINE"
 _KERAS_ORIGIN = "https://storage.googleapis.com/tensorflow/keras-applications/"
 
@@ -690,6 +693,32 @@ class Extractor:
         self.weights = weights
         self.model = model
         self.include_top = include_top
+        #: the compute dtype of the backbone: ``float32``, or ``bfloat16`` (see :meth:`with_precision`)
+        self.precision = str(model.layers[-1].dtype_policy.compute_dtype) if model.layers else "float32"
+        self._variants: dict[str, Extractor] = {self.precision: self}
+
+    def with_precision(self, precision: str) -> Extractor:
+        """This extractor with the backbone computing in ``precision`` (``float32`` or ``bfloat16``); cached.
+
+        ``bfloat16`` clones the cut model with bfloat16 weights and activations: about 1.6x faster per step on
+        CPUs with AVX512-BF16 (and on recent GPUs). Inputs stay float32 [0, 1] images and the outputs are cast
+        back to float32, so objectives, gradients and the optimiser keep float32 state.
+        """
+        if precision not in PRECISIONS:
+            raise ParameterError(f"precision {precision!r} is unknown; use one of {', '.join(PRECISIONS)}")
+        with _LOCK:
+            hit = self._variants.get(precision)
+            if hit is None:
+                def clone_layer(layer: keras.layers.Layer) -> keras.layers.Layer:
+                    return layer.__class__.from_config({**layer.get_config(), "dtype": precision})
+
+                clone = keras.models.clone_model(self.model, clone_function=clone_layer)
+                clone.set_weights(self.model.get_weights())
+                clone.trainable = False
+                hit = Extractor(self.spec, self.layers, self.weights, clone, include_top=self.include_top)
+                hit._variants = self._variants
+                self._variants[precision] = hit
+            return hit
 
     def __call__(self, images01: Any) -> dict[str, tf.Tensor]:
         """``{layer: activation}`` for ``images01`` (B, H, W, 3) in [0, 1], run with ``training=False``."""
@@ -706,6 +735,8 @@ class Extractor:
         if y.dtype != dtype:
             y = tf.cast(y, dtype)
         out = self.model(y, training=False)
+        if self.precision != "float32":
+            return {name: tf.cast(out[name], tf.float32) for name in self.layers}
         return {name: out[name] for name in self.layers}
 
     def __repr__(self) -> str:
