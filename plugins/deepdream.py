@@ -1,0 +1,291 @@
+"""DeepDream: amplify what a network's layers see in an image, by gradient ascent.
+
+The effect builds one :class:`~gradfx.engine.Problem` and the engine solves it: octaves with lost-detail
+re-injection and ``max_loss`` (the Keras DeepDream example), tiled gradients under a random roll (the
+TensorFlow DeepDream tutorial), guided dreams and zoom-feedback frames (Google's original notebook).
+
+Objective: ``sum_l w_l * mean(a_l ** 2)`` over the listed layers (only the chosen ``channels`` when given),
+as in the Keras example. With a ``guide`` image each position's features are pulled toward the guide
+feature they match best by dot product: ``sum_l w_l * mean_p(a_l[p] . g_l[argmax_q a_l[p] . g_l[q]])``.
+
+TensorFlow is imported only inside ``build``/``run``, so listing effects stays fast.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from gradfx.engine import Bool, Choice, Effect, Float, Image, Int, Output, Param, ParameterError
+
+if TYPE_CHECKING:
+    from gradfx.engine import Problem, RunContext
+
+#: The Keras DeepDream example's InceptionV3 layers and weights.
+DEFAULT_LAYERS = "mixed4:1.0,mixed5:1.5,mixed6:2.0,mixed7:2.5"
+_LAYER_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_./-]*$")
+
+
+@dataclass(frozen=True)
+class _Spec(Param):
+    """A text parameter whose syntax is checked when parameters are resolved (before TensorFlow loads)."""
+
+    syntax: str = ""
+
+    def allowed(self) -> str:
+        return self.syntax
+
+    def coerce(self, value: Any, where: str = "") -> Any:
+        out = super().coerce(value, where)
+        if out is None:
+            return None
+        try:
+            (parse_layers if self.name == "layers" else parse_channels)(out)
+        except ValueError as exc:
+            raise self._fail(value, str(exc), where) from None
+        return out
+
+
+def parse_layers(text: str) -> tuple[tuple[str, float], ...]:
+    """``"mixed4:1.0,mixed5:1.5"`` -> ``(("mixed4", 1.0), ("mixed5", 1.5))``; a missing weight is 1.0.
+
+    Raises ValueError saying what is wrong (no ``eval``: names and numbers are parsed one by one).
+    """
+    out: dict[str, float] = {}
+    items = [item.strip() for item in text.split(",")]
+    if not any(items):
+        raise ValueError("no layers")
+    for item in items:
+        if not item:
+            raise ValueError("empty item between commas")
+        name, sep, weight_text = (part.strip() for part in item.partition(":"))
+        if not _LAYER_NAME.match(name):
+            raise ValueError(f"{name!r} is not a layer name")
+        try:
+            weight = float(weight_text) if sep else 1.0
+        except ValueError:
+            raise ValueError(f"weight {weight_text!r} of layer {name!r} is not a number") from None
+        if not math.isfinite(weight):
+            raise ValueError(f"weight of layer {name!r} is not finite")
+        if name in out:
+            raise ValueError(f"layer {name!r} is listed twice")
+        out[name] = weight
+    if not any(out.values()):
+        raise ValueError("every weight is zero")
+    return tuple(out.items())
+
+
+def parse_channels(text: str) -> tuple[int, ...]:
+    """``"3,10-12"`` -> ``(3, 10, 11, 12)``: channel indices and inclusive ranges, sorted, no repeats."""
+    out: set[int] = set()
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            raise ValueError("empty item between commas")
+        lo, sep, hi = item.partition("-")
+        if not lo.strip().isdigit() or (sep and not hi.strip().isdigit()):
+            raise ValueError(f"{item!r} is not a channel index or a range like 10-20")
+        a, b = int(lo), int(hi) if sep else int(lo)
+        if b < a:
+            raise ValueError(f"range {item!r} runs backwards")
+        out.update(range(a, b + 1))
+    return tuple(sorted(out))
+
+
+class DeepDream(Effect):
+    name = "deepdream"
+    summary = "DeepDream: amplify the patterns a network's layers see (octaves, tiles, guide, zoom frames)"
+    model = "inception_v3"
+    params = (
+        _Spec("layers", "str", DEFAULT_LAYERS, "layers to amplify with their weights, name:weight,...",
+              syntax="layer names with optional weights, name:weight,... (e.g. mixed4:1.0,mixed5:1.5)"),
+        _Spec("channels", "str", None, "only these channels of the listed layers, e.g. 12,40-45 (default: all)",
+              syntax="channel indices or ranges separated by commas (e.g. 12,40-45)"),
+        Int("octaves", 3, "number of scales, coarse to fine", min=1, max=20),
+        Float("octave_scale", 1.4, "size ratio between octaves", min=1.01, max=4.0),
+        Int("steps", 20, "gradient-ascent steps per octave", min=1, max=10_000),
+        Float("step_size", 0.01, "step size on the normalised gradient (image in [0, 1])", min=1e-6, max=10.0),
+        Choice("normalize", "mean", ("std", "mean", "l2"),
+               "gradient normalisation: mean absolute value (Keras example), std (TF tutorial) or L2 norm"),
+        Float("max_loss", 15.0, "stop an octave early once the objective passes this (0: never)", min=0.0),
+        Int("jitter", 0, "random shift of up to this many pixels each step", min=0, max=512),
+        Int("tile", 512, "compute gradients in tiles of at most this many pixels, under a random roll "
+            "(0: whole image); bounds memory at any size", min=0, max=8192),
+        Bool("reinject_detail", True, "re-inject the detail lost by downscaling between octaves"),
+        Image("guide", "guide image: pull each position's features toward its best-matching guide feature"),
+        Int("frames", 1, "number of zoom-feedback frames (>1 writes numbered frames and an animation)",
+            min=1, max=10_000),
+        Float("zoom", 1.05, "zoom factor between frames (crop the centre, resize back, dream again)",
+              min=1.0, max=4.0),
+    )
+
+    # --- problem ---------------------------------------------------------------------------------------------
+    def build(self, ctx: RunContext, params: Mapping[str, Any], init: np.ndarray | None = None) -> Problem:
+        from gradfx.engine import Problem
+
+        layers = parse_layers(params["layers"])
+        names = tuple(name for name, _ in layers)
+        extractor = self._extractor(ctx, params, names)
+        channels = self._channels(extractor, params)
+        image = ctx.input.rgb if init is None else init
+        guide = ctx.image(params["guide"]).rgb if params.get("guide") else None
+        objective = _objective(layers, channels, guide, tile=params["tile"])
+        jitter = params["jitter"]
+        return Problem(
+            objective=objective,
+            init=image,
+            maximize=True,
+            steps=params["steps"],
+            octaves=params["octaves"],
+            octave_scale=params["octave_scale"],
+            reinject_detail=params["reinject_detail"],
+            optimizer="sgd",
+            lr=params["step_size"],
+            normalize=params["normalize"],
+            max_loss=params["max_loss"] or None,
+            tile=params["tile"],
+            transforms=(_jitter(jitter),) if jitter else (),
+            label="octave",
+        )
+
+    def run(self, ctx: RunContext, params: Mapping[str, Any]) -> Output:
+        n = params["frames"]
+        if n == 1:
+            return super().run(ctx, params)
+        frames: list[np.ndarray] = []
+        image = ctx.input.rgb
+        for i in range(n):
+            if i:
+                image = zoom(image, params["zoom"])
+            image = ctx.solve(self.build(ctx, params, init=image), stage_prefix=f"frame {i + 1}/{n} · ").image
+            frames.append(image)
+            if ctx.cancelled:
+                break
+        return Output(image=frames[-1], extras={"frames": frames}, report={"frames": len(frames)})
+
+    # --- validation helpers ----------------------------------------------------------------------------------
+    @staticmethod
+    def _extractor(ctx: RunContext, params: Mapping[str, Any], names: tuple[str, ...]) -> Any:
+        try:  # the same (cached) extractor the engine builds for the problem
+            return ctx.extractor(tuple(sorted(names)))
+        except ParameterError as exc:
+            raise ParameterError(
+                f"effect 'deepdream': parameter 'layers': {params['layers']!r} is not allowed ({exc}); expected "
+                f"layer names of model {ctx.model} with optional weights, name:weight,..."
+            ) from None
+
+    @staticmethod
+    def _channels(extractor: Any, params: Mapping[str, Any]) -> tuple[int, ...] | None:
+        if not params.get("channels"):
+            return None
+        channels = parse_channels(params["channels"])
+        for name in extractor.layers:
+            depth = int(extractor.model.get_layer(name).output.shape[-1])
+            if channels[-1] >= depth:
+                raise ParameterError(
+                    f"effect 'deepdream': parameter 'channels': {params['channels']!r} is not allowed (layer "
+                    f"{name!r} has {depth} channels); expected channel indices from 0 to {depth - 1}"
+                )
+        return channels
+
+
+def zoom(image: np.ndarray, factor: float) -> np.ndarray:
+    """Crop the centre ``1/factor`` of ``image`` (H, W, 3) and resize it back to (H, W)."""
+    import tensorflow as tf
+
+    h, w = image.shape[:2]
+    ch, cw = max(1, round(h / factor)), max(1, round(w / factor))
+    y0, x0 = (h - ch) // 2, (w - cw) // 2
+    crop = tf.convert_to_tensor(image[None, y0 : y0 + ch, x0 : x0 + cw], tf.float32)
+    out = tf.image.resize(crop, (h, w), method="bicubic")
+    return np.clip(out[0].numpy(), 0.0, 1.0)
+
+
+def _jitter(pixels: int) -> Any:
+    """A transform rolling the batch by a random shift in [-pixels, pixels] on each axis (stateless)."""
+    import tensorflow as tf
+
+    def jitter(images: Any, seed: Any) -> Any:
+        seed = tf.random.experimental.stateless_fold_in(tf.cast(seed, tf.int64), 0x6A17)
+        shift = tf.random.stateless_uniform([2], seed=seed, minval=-pixels, maxval=pixels + 1, dtype=tf.int32)
+        return tf.roll(images, shift, axis=(1, 2))
+
+    return jitter
+
+
+def _objective(layers: tuple[tuple[str, float], ...], channels: tuple[int, ...] | None,
+               guide: np.ndarray | None, *, tile: int) -> Any:
+    """The weighted layer objective, or its guided form when ``guide`` is given."""
+    import tensorflow as tf
+
+    from gradfx.engine import Objective
+
+    def select(t: Any) -> Any:
+        return t if channels is None else tf.gather(t, list(channels), axis=-1)
+
+    what = "" if channels is None else f"[{_ranges(channels)}]"
+    canvas = {"area": None}
+
+    def share(c: Any) -> Any:
+        # The engine sums the objective over tiles; weighting each tile's mean by its share of the canvas
+        # makes the sum the canvas mean, so tiled and whole-image runs report (and stop at) the same values.
+        if canvas["area"] is None:
+            return 1.0
+        h, w = c.image.shape[1], c.image.shape[2]
+        return float(h * w) / canvas["area"]
+
+    def set_canvas(ctx: Any) -> None:
+        canvas["area"] = float(ctx.size[0] * ctx.size[1])
+
+    if guide is None:
+        def fn(f: Any, c: Any) -> Any:
+            total = tf.add_n([w * tf.reduce_mean(tf.square(select(f[name]))) for name, w in layers])
+            return share(c) * total
+
+        desc = " + ".join(f"{w:g} * mean_square({name}{what})" for name, w in layers)
+        return Objective(fn, desc, {name for name, _ in layers}, bind=set_canvas)
+
+    targets: dict[str, Any] = {}
+
+    def bind(ctx: Any) -> None:
+        set_canvas(ctx)
+        # The guide at the stage's scale, but never larger than a tile: its features stay small whatever
+        # the canvas size, and the dot-product matrix is (tile positions x guide positions).
+        h, w = ctx.size
+        limit = tile or max(h, w)
+        s = min(1.0, limit / max(h, w))
+        size = (max(1, round(h * s)), max(1, round(w * s)))
+        g = tf.image.resize(tf.convert_to_tensor(guide[None], tf.float32), size, method="bicubic", antialias=True)
+        feats = ctx.features(tf.clip_by_value(g, 0.0, 1.0))
+        for name, _ in layers:
+            t = select(feats[name])
+            targets[name] = tf.stop_gradient(tf.reshape(t, (-1, t.shape[-1])))
+
+    def guided(f: Any, c: Any) -> Any:
+        total = []
+        for name, w in layers:
+            x = select(f[name])
+            x = tf.reshape(x, (-1, x.shape[-1]))
+            y = targets[name]
+            best = tf.gather(y, tf.argmax(tf.matmul(x, y, transpose_b=True), axis=1))
+            total.append(w * tf.reduce_mean(tf.reduce_sum(x * best, axis=-1)))
+        return share(c) * tf.add_n(total)
+
+    desc = " + ".join(f"{w:g} * guide_match({name}{what})" for name, w in layers)
+    return Objective(guided, desc, {name for name, _ in layers}, bind=bind)
+
+
+def _ranges(channels: tuple[int, ...]) -> str:
+    parts, start = [], channels[0]
+    for prev, cur in zip(channels, (*channels[1:], None), strict=True):
+        if cur is None or cur != prev + 1:
+            parts.append(str(start) if start == prev else f"{start}-{prev}")
+            start = cur
+    return ",".join(parts)
+
+
+EFFECTS = (DeepDream(),)
