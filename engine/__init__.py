@@ -35,6 +35,7 @@ _LAZY = {
     "ModelSpec": "models", "get_extractor": "models", "load_model": "models",
     "load_image": "imageio", "save_image": "imageio", "LoadedImage": "imageio",
     "get_registry": "registry", "Registry": "registry",
+    "Recipe": "recipes", "load_recipe": "recipes", "save_recipe": "recipes", "run_recipe": "recipes",
 }
 
 

@@ -1,0 +1,245 @@
+"""Chain recipes: parsing, validation before any compute, paths relative to the recipe, save/load, and a
+chain giving exactly the image of its steps run one by one with ``gradfx run``."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image as PILImage
+
+from gradfx.engine import Effect, Image, Int, Output, ParameterError, RecipeError, Str, hookimpl
+from gradfx.engine.recipes import load_recipe, loads_recipe, run_recipe, save_recipe, validate_recipe
+from gradfx.tui.cli import main
+
+
+class TinyDream(Effect):
+    name = "tiny-dream"
+    summary = "raise a VGG16 layer for a few steps"
+    params = (Int("steps", 2, "steps", min=1), Str("layer", "block1_conv2", "layer"))
+    model = "vgg16"
+
+    def build(self, ctx, params):
+        from gradfx.engine import Problem
+        from gradfx.engine.objectives import layer_mean
+
+        return Problem(layer_mean(params["layer"]), init=ctx.input.rgb, maximize=True, steps=params["steps"],
+                       optimizer="sgd", lr=0.03, normalize="std")
+
+
+class Tint(Effect):
+    name = "tint"
+    summary = "blend the input halfway toward an image's mean colour (no TensorFlow)"
+    params = (Image("overlay", "image whose mean colour is blended in", required=True),)
+
+    def run(self, ctx, params):
+        colour = ctx.image(params["overlay"]).rgb.mean(axis=(0, 1))
+        return Output(0.5 * ctx.input.rgb + 0.5 * colour)
+
+
+class RecipePlugin:
+    @hookimpl
+    def gradfx_register_effects(self, register):
+        register(TinyDream())
+        register(Tint())
+
+
+@pytest.fixture
+def reg(registry):
+    registry.add_plugin(RecipePlugin(), "recipe-test")
+    return registry
+
+
+def png(path: Path, kind: int = 0, size: int = 32) -> Path:
+    y, x = np.mgrid[0:size, 0:size]
+    rgb = np.stack([x * 7 + kind * 40, y * 7, (x * y + kind * 90) % 256], -1) % 256
+    path.parent.mkdir(parents=True, exist_ok=True)
+    PILImage.fromarray(rgb.astype(np.uint8)).save(path)
+    return path
+
+
+def pixels(path: Path) -> bytes:
+    return np.asarray(PILImage.open(path).convert("RGB")).tobytes()
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def test_a_two_step_recipe_gives_the_image_of_two_gradfx_runs_in_sequence(reg, tmp_path):
+    src = png(tmp_path / "in.png")
+    recipe = write(tmp_path / "two.toml", """
+        seed = 7
+        weights = "random"
+        [[step]]
+        effect = "tiny-dream"
+        steps = 3
+        [[step]]
+        effect = "tiny-dream"
+        layer = "block2_conv1"
+    """)
+    snaps = tmp_path / "snaps"
+    assert main(["chain", str(recipe), str(src), "-o", str(tmp_path / "chain.png"), "-q",
+                 "--snapshots", str(snaps)]) == 0
+    common = ["-q", "--weights", "random", "--seed", "7"]
+    assert main(["run", "tiny-dream", str(src), "-o", str(tmp_path / "a.png"), "-p", "steps=3", *common]) == 0
+    assert main(["run", "tiny-dream", str(tmp_path / "a.png"), "-o", str(tmp_path / "b.png"),
+                 "-p", "layer=block2_conv1", *common]) == 0
+    assert pixels(tmp_path / "chain.png") == pixels(tmp_path / "b.png")
+    assert pixels(snaps / "step01-tiny-dream.png") == pixels(tmp_path / "a.png")  # snapshot = next input
+    assert pixels(tmp_path / "chain.png") != pixels(src)
+
+
+def test_the_api_runs_the_same_recipe_file(reg, tmp_path):
+    png(tmp_path / "recipes" / "in.png")
+    recipe = write(tmp_path / "recipes" / "r.toml", """
+        input = "in.png"
+        weights = "random"
+        seed = 7
+        [[step]]
+        effect = "tiny-dream"
+        steps = 3
+        [[step]]
+        effect = "tiny-dream"
+        layer = "block2_conv1"
+    """)
+    result = run_recipe(recipe)
+    again = run_recipe(load_recipe(recipe), tmp_path / "recipes" / "in.png")
+    other_seed = run_recipe(recipe, seed=8)
+    assert result.report["chain"] == ["tiny-dream", "tiny-dream"] and result.report["steps_run"] == 2
+    assert result.report["recipe"].endswith("r.toml") and result.report["seed"] == 7
+    assert result.image.tobytes() == again.image.tobytes()
+    assert result.image.tobytes() != other_seed.image.tobytes()
+    losses = result.report["reports"][0]["losses"]
+    assert losses[-1] > losses[0]
+
+
+def test_image_paths_resolve_relative_to_the_recipe_not_the_working_folder(reg, tmp_path, monkeypatch):
+    png(tmp_path / "r" / "img" / "overlay.png", kind=3)
+    png(tmp_path / "r" / "in.png")
+    recipe = write(tmp_path / "r" / "tint.toml", """
+        input = "in.png"
+        [[step]]
+        effect = "tint"
+        overlay = "img/overlay.png"
+    """)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert main(["chain", str(recipe), "-o", "out.png", "-q"]) == 0
+    assert (elsewhere / "out.png").is_file()
+    assert main(["chain", str(recipe), "-q"]) == 0  # default output name: <input>-<recipe>.png
+    assert (elsewhere / "in-tint.png").is_file()
+
+
+def test_an_unknown_parameter_fails_before_any_compute_naming_the_step(reg, tmp_path, monkeypatch):
+    from gradfx.engine import api
+
+    def no_compute(*a, **k):
+        raise AssertionError("computed before validating")
+
+    monkeypatch.setattr(api, "_execute", no_compute)
+    recipe = write(tmp_path / "bad.toml", """
+        [[step]]
+        effect = "tiny-dream"
+        [[step]]
+        effect = "tiny-dream"
+        stepz = 3
+    """)
+    with pytest.raises(ParameterError) as err:
+        run_recipe(recipe, png(tmp_path / "in.png"))
+    message = str(err.value)
+    assert "bad.toml: step 2 (tiny-dream)" in message
+    assert "'stepz'" in message and "did you mean 'steps'" in message
+
+
+def test_an_unknown_parameter_is_reported_fast_without_importing_tensorflow(tmp_path):
+    recipe = write(tmp_path / "bad.toml", """
+        [[step]]
+        effect = "deepdream"
+        [[step]]
+        effect = "deepdream"
+        octavez = 2
+    """)
+    png(tmp_path / "in.png")
+    code = textwrap.dedent(f"""
+        import sys
+        from gradfx.tui.cli import main
+        code = main(["chain", {str(recipe)!r}, {str(tmp_path / "in.png")!r}, "-o", {str(tmp_path / "o.png")!r}])
+        print("tensorflow-imported" if "tensorflow" in sys.modules else "tensorflow-not-imported", code)
+    """)
+    started = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={**__import__("os").environ, "GRADFX_PLUGINS": "none"})
+    assert "step 2 (deepdream)" in out.stderr and "'octavez'" in out.stderr, out.stderr
+    assert out.stdout.split()[-2:] == ["tensorflow-not-imported", "2"], out.stdout
+    assert not (tmp_path / "o.png").exists()
+    assert time.perf_counter() - started < 30
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[[step]]\neffect = 'tint'\n[step]\n", "not valid TOML"),
+    ("seed = 1\n", "no steps"),
+    ("[step]\neffect = 'tint'\n", "double brackets"),
+    ("sed = 1\n[[step]]\neffect = 'tint'\n", "unknown top-level key 'sed' (did you mean 'seed'?)"),
+    ("steps = 1\n[[step]]\neffect = 'tint'\n", "effect parameters go inside a [[step]] table"),
+    ("seed = -1\n[[step]]\neffect = 'tint'\n", "seed must be a whole number"),
+    ("[[step]]\nsteps = 3\n", "step 1: needs effect"),
+    ("[[step]]\neffect = 'tint'\n[step.overlay]\nx = 1\n", "step 1 (tint): parameter 'overlay' is a table"),
+])
+def test_malformed_recipes_are_recipe_errors(text, message):
+    with pytest.raises(RecipeError) as err:
+        loads_recipe(text, source="r.toml")
+    assert message in str(err.value) and str(err.value).startswith("r.toml")
+
+
+@pytest.mark.parametrize("step, error, message", [
+    ("effect = 'tiny-dreem'", "UnknownEffectError", "step 1 (tiny-dreem): unknown effect 'tiny-dreem' (did you mean"),
+    ("effect = 'tiny-dream'\nsteps = 0", "ParameterError", "step 1 (tiny-dream): parameter 'steps'"),
+    ("effect = 'tint'\noverlay = 'missing.png'", "ParameterError", "step 1 (tint): parameter 'overlay'"),
+    ("effect = 'tint'", "ParameterError", "overlay"),
+])
+def test_validation_names_the_step_and_the_parameter(reg, tmp_path, step, error, message):
+    recipe = loads_recipe(f"[[step]]\n{step}\n", source="r.toml", base_dir=tmp_path)
+    with pytest.raises(Exception) as err:
+        validate_recipe(recipe)
+    assert type(err.value).__name__ == error and message in str(err.value), str(err.value)
+
+
+def test_chain_check_validates_only(reg, tmp_path, capsys):
+    recipe = write(tmp_path / "ok.toml", "[[step]]\neffect = 'tiny-dream'\n[[step]]\neffect = 'tiny-dream'\n")
+    assert main(["chain", str(recipe), "--check"]) == 0
+    assert "2 step(s): tiny-dream -> tiny-dream" in capsys.readouterr().out
+
+
+def test_save_and_load_round_trip_and_saving_elsewhere_keeps_image_paths_working(reg, tmp_path):
+    png(tmp_path / "a" / "over.png")
+    recipe = loads_recipe(textwrap.dedent("""
+        name = "demo"
+        input = "in.png"
+        seed = 3
+        model = "vgg16"
+        [[step]]
+        effect = "tint"
+        overlay = "over.png"
+        [[step]]
+        effect = "tiny-dream"
+        model = "vgg19"
+        steps = 4
+    """), base_dir=tmp_path / "a")
+    same = save_recipe(recipe, tmp_path / "a" / "copy.toml")
+    loaded = load_recipe(same)
+    assert loaded.to_dict() == recipe.to_dict()
+    (tmp_path / "b" / "deeper").mkdir(parents=True)
+    moved = load_recipe(save_recipe(recipe, tmp_path / "b" / "deeper" / "moved.toml"))
+    assert moved.steps[0].params["overlay"] == str(Path("..") / ".." / "a" / "over.png")
+    assert Path(moved.resolve(moved.steps[0].params["overlay"])).resolve() == (tmp_path / "a" / "over.png")
+    assert moved.steps[1].model == "vgg19" and moved.steps[1].params == {"steps": 4} and moved.seed == 3
+    validate_recipe(moved)  # the moved recipe still finds its overlay image

@@ -1,0 +1,57 @@
+"""``gradfx chain RECIPE.toml [INPUT] -o OUTPUT [--snapshots DIR]``: run a recipe of effects, each step's output
+feeding the next. The whole recipe is checked before any compute; see ``gradfx.engine.recipes`` for the
+format."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from gradfx.engine import imageio
+from gradfx.engine.recipes import load_recipe, run_recipe, validate_recipe
+from gradfx.engine.registry import get_registry
+
+from .. import progressbar
+from .run import Interrupt, add_common, check_output
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "chain", help="run a TOML recipe: effects in sequence, each step's output the next one's input",
+        description="Run a recipe: [[step]] tables with effect = NAME and its parameters, optional top-level "
+                    "input, seed, weights and model. Image paths resolve relative to the recipe file. "
+                    "Options given here override the recipe's.")
+    p.add_argument("recipe", help="recipe file (.toml)")
+    p.add_argument("input", nargs="?", help="input image (default: the recipe's input)")
+    p.add_argument("-o", "--output", help="output image (default: <input>-<recipe>.png)")
+    p.add_argument("--snapshots", metavar="DIR", help="also keep each step's output in DIR (stepNN-EFFECT.png)")
+    p.add_argument("--size", type=int, metavar="PX", help="resize the input to this longest side first")
+    p.add_argument("--check", action="store_true", help="only validate the recipe (fast, no compute)")
+    add_common(p)
+    p.set_defaults(func=main, seed=None, weights=None)  # None: the recipe's value (else 0 / auto)
+
+
+def main(args: argparse.Namespace) -> int:
+    reg = get_registry()
+    recipe = load_recipe(args.recipe)
+    prepared = validate_recipe(recipe, registry=reg, model=args.model)
+    if args.check:
+        steps = " -> ".join(eff.name for eff, _, _ in prepared)
+        print(f"{args.recipe}: ok, {len(prepared)} step(s): {steps}")
+        return 0
+    source = args.input or (recipe.resolve(recipe.input) if recipe.input else None)
+    stem = f"{Path(source).stem}-{Path(args.recipe).stem}" if source else Path(args.recipe).stem
+    output = Path(args.output) if args.output else Path(f"{stem}.png")
+    inputs = ([source] if source else []) + [path for eff, resolved, _ in prepared
+                                             for _, path in eff.schema.images(resolved)]
+    check_output(output, inputs, args.overwrite)
+    image = imageio.load_image(args.input, max_size=args.size) if args.input else None
+    with Interrupt() as interrupt, progressbar.ProgressBar(disable=args.quiet) as bar:
+        result = run_recipe(recipe, image, seed=args.seed, weights=args.weights, model=args.model,
+                            device=args.device, progress=bar.update, cancel=interrupt.token, registry=reg,
+                            snapshots=args.snapshots, max_size=None if args.input else args.size)
+    result.save(output, overwrite=True, protect=[] if args.overwrite else inputs, report=args.report)
+    if args.snapshots and not args.quiet:
+        print(f"kept each step's output in {args.snapshots}/", file=sys.stderr)
+    return progressbar.finish(result, output, interrupted=interrupt.hit, quiet=args.quiet)
