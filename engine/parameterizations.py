@@ -132,6 +132,10 @@ class Lucid(Parameterization):
             t = tf.einsum("bhwc,dc->bhwd", t, tf.constant(_COLOR))
         return tf.sigmoid(t)
 
+    def project(self, variables: list[tf.Variable]) -> None:
+        """Nothing to project: the sigmoid keeps every image in [0, 1]."""
+        return None
+
 
 #: name -> factory; effects and plugins may add parameterisations here.
 PARAMETERIZATIONS: dict[str, Callable[..., Parameterization]] = {
