@@ -1,0 +1,214 @@
+"""Functional tests: drive the app with Textual's Pilot, run the tiny effect for real, assert on the messages
+the app posted and on the files it wrote."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("textual")
+tomllib = pytest.importorskip("tomllib")
+
+from gradfx.engine.imageio import load_image  # noqa: E402
+from gradfx.tui.app import GradfxApp  # noqa: E402
+from gradfx.tui.screens import ErrorDialog, PathPrompt  # noqa: E402
+from gradfx.tui.widgets import ChainView, ParamForm  # noqa: E402
+
+SIZE = (80, 24)
+
+
+def _app(recording_app, sample, **kw):
+    return recording_app(image=sample, weights="random", device="cpu", **kw)
+
+
+async def _add(pilot, effect: str) -> None:
+    """Add an effect from the browser with the keyboard (it has focus at start)."""
+    app = pilot.app
+    browser = app.query_one("#effects")
+    browser.focus()
+    names = [browser.get_option_at_index(i).id for i in range(browser.option_count)]
+    browser.highlighted = names.index(effect)
+    await pilot.press("enter")
+    await pilot.pause()
+
+
+async def test_run_and_save_end_to_end(tiny_registry, sample, recording_app, wait_for):
+    app = _app(recording_app, sample)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.loaded is not None)
+        await pilot.press("down", "enter")  # effects are sorted: tiny-broken, tiny-dream
+        assert [s.effect for s in app.chain] == ["tiny-dream"]
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: app.of(GradfxApp.RunFinished) or app.of(GradfxApp.RunFailed))
+        assert not app.of(GradfxApp.RunFailed), app.of(GradfxApp.RunFailed)[0].error
+        started = app.of(GradfxApp.RunStarted)[0]
+        assert started.steps == [("tiny-dream", {}, None)]
+        progress = app.of(GradfxApp.RunProgress)
+        assert progress and progress[-1].event.step == 2 and progress[-1].event.steps == 2
+        assert len(progress[-1].losses) == 2 and all(np.isfinite(progress[-1].losses))
+        finished = app.of(GradfxApp.RunFinished)[0]
+        assert not finished.cancelled and not finished.result.partial
+        assert finished.result.image.shape == (40, 48, 3)
+        assert "done" in str(app.query_one("#status").render())
+
+        await pilot.press("ctrl+s")
+        assert isinstance(app.screen, PathPrompt)
+        assert app.screen.query_one("#path").value == "sample-tiny-dream.png"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.of(GradfxApp.OutputSaved))
+        saved = app.of(GradfxApp.OutputSaved)[0].paths[0]
+    assert Path(saved).resolve() == Path("sample-tiny-dream.png").resolve()
+    out = load_image(saved)
+    assert out.size == (48, 40)
+    assert np.abs(out.rgb - finished.result.image).max() <= 1 / 255 + 1e-6  # what ran is what was written
+    assert not list(Path(".").glob("*.tmp*"))  # atomic: no temporary file left behind
+
+
+async def test_cancel_keeps_the_image_so_far(tiny_registry, sample, recording_app, wait_for):
+    app = _app(recording_app, sample)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.loaded is not None)
+        await _add(pilot, "tiny-dream")
+        app.chain[0].values["steps"] = "50"
+        app.gate = threading.Event()
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: app.of(GradfxApp.RunProgress))  # the engine now waits at step 1
+        await pilot.press("escape")
+        app.gate.set()
+        await wait_for(pilot, lambda: app.of(GradfxApp.RunFinished) or app.of(GradfxApp.RunFailed))
+        finished = app.of(GradfxApp.RunFinished)[0]
+        assert finished.cancelled and finished.result.partial, finished.result.report["reports"][0]["steps"]
+        assert finished.result.report["reports"][0]["steps"] < 50
+        assert "cancelled" in str(app.query_one("#status").render())
+        await pilot.press("ctrl+s", "enter")
+        await wait_for(pilot, lambda: app.of(GradfxApp.OutputSaved))
+    assert load_image("sample-tiny-dream.png").size == (48, 40)
+
+
+async def test_failed_run_opens_an_error_dialog_and_the_app_keeps_going(tiny_registry, sample, recording_app,
+                                                                        wait_for):
+    app = _app(recording_app, sample)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.loaded is not None)
+        await _add(pilot, "tiny-broken")
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: app.of(GradfxApp.RunFailed))
+        await wait_for(pilot, lambda: isinstance(app.screen, ErrorDialog))
+        assert "broken on purpose" in str(app.of(GradfxApp.RunFailed)[0].error)
+        assert "broken on purpose" in str(app.screen.query_one("#error-message").render())
+        await pilot.press("escape")
+        assert not isinstance(app.screen, ErrorDialog)
+        assert not app.running
+        # the app still works: fix the chain and run again
+        await pilot.press("tab")  # to the chain
+        await pilot.press("x")
+        await _add(pilot, "tiny-dream")
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: app.of(GradfxApp.RunFinished))
+
+
+async def test_inline_validation_blocks_the_run(tiny_registry, sample, recording_app, wait_for):
+    app = _app(recording_app, sample)
+    async with app.run_test(size=SIZE) as pilot:
+        await _add(pilot, "tiny-dream")
+        app.query_one("#param-steps").focus()
+        await pilot.press("ctrl+a", "ctrl+k", *"abc")
+        error = app.query_one("#error-steps")
+        assert error.display and "expected an integer from 1 to 50" in str(error.render())
+        assert "fix parameters" in str(app.query_one(ChainView).get_option_at_index(0).prompt)
+        await pilot.press("ctrl+r")
+        await pilot.pause()
+        assert not app.of(GradfxApp.RunStarted)
+        await pilot.press("ctrl+a", "ctrl+k", "3")
+        assert not error.display
+        assert app.chain[0].params(tiny_registry.effects["tiny-dream"]) == {"steps": 3}
+        # a choice and a bool from the same schema
+        assert app.query_one("#param-layer").value == "block1_conv2"
+        app.query_one("#param-invert").focus()
+        await pilot.press("space")
+        assert app.chain[0].values["invert"] is True
+
+
+async def test_chain_editing_with_keys(tiny_registry, sample, recording_app):
+    app = _app(recording_app, sample)
+    async with app.run_test(size=SIZE) as pilot:
+        await _add(pilot, "tiny-dream")
+        await _add(pilot, "tiny-broken")
+        app.query_one(ChainView).focus()
+        await pilot.pause()
+        assert app.current == 1
+        await pilot.press("shift+up")  # move tiny-broken up
+        assert [s.effect for s in app.chain] == ["tiny-broken", "tiny-dream"] and app.current == 0
+        await pilot.press("down", "d")  # duplicate tiny-dream
+        assert [s.effect for s in app.chain] == ["tiny-broken", "tiny-dream", "tiny-dream"]
+        assert app.chain[1] is not app.chain[2]
+        await pilot.press("up", "up", "x")
+        assert [s.effect for s in app.chain] == ["tiny-dream", "tiny-dream"]
+        await pilot.pause()
+        assert app.query_one(ParamForm).border_title == "Step 1: tiny-dream"
+
+
+async def test_recipe_round_trip(tiny_registry, sample, recording_app, wait_for):
+    app = _app(recording_app, sample)
+    async with app.run_test(size=SIZE) as pilot:
+        await _add(pilot, "tiny-dream")
+        app.chain[0].values.update(steps="4", guide=str(Path("sample.png").resolve()))
+        await _add(pilot, "tiny-dream")
+        await pilot.press("f3")
+        assert isinstance(app.screen, PathPrompt)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.of(GradfxApp.RecipeSaved))
+        saved = app.of(GradfxApp.RecipeSaved)[0].path
+        data = tomllib.loads(Path(saved).read_text())
+        assert data["step"] == [{"effect": "tiny-dream", "steps": 4, "guide": "sample.png"},
+                                {"effect": "tiny-dream"}]  # image paths relative to the recipe
+        assert data["input"] == "sample.png" and data["weights"] == "random"
+        app.action_clear_chain()
+        app._apply_recipe(Path(saved))
+        await pilot.pause()
+        loaded = app.of(GradfxApp.RecipeLoaded)[0].steps
+        assert [s.effect for s in loaded] == ["tiny-dream", "tiny-dream"]
+        assert loaded[0].values["steps"] == "4"
+        assert Path(loaded[0].values["guide"]) == Path("sample.png").resolve()
+
+
+async def test_broken_plugin_notice_and_dialog(tiny_registry, sample, recording_app):
+    class Bad:
+        from gradfx.engine import hookimpl
+
+        @hookimpl
+        def gradfx_register_effects(self, register):
+            raise RuntimeError("cannot start")
+
+    tiny_registry.add_plugin(Bad(), "bad-plugin")
+    app = _app(recording_app, sample)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        notes = [n.message for n in app._notifications]
+        assert any("bad-plugin" in n for n in notes)
+        app.action_plugin_failures()
+        await pilot.pause()
+        assert isinstance(app.screen, ErrorDialog)
+        assert "cannot start" in str(app.screen.query_one("#error-message").render())
+
+
+async def test_command_palette_runs_actions(tiny_registry, sample, recording_app):
+    app = _app(recording_app, sample)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        await pilot.press(*"add tiny-dream")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert [s.effect for s in app.chain] == ["tiny-dream"]
+        await pilot.press("ctrl+p")
+        await pilot.press(*"weights: imagenet")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.weights == "imagenet"
+        assert "weights: imagenet" in str(app.query_one("#topbar").render())

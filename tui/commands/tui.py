@@ -1,0 +1,99 @@
+"""``gradfx tui [IMAGE]``: the terminal UI. Textual is imported only when this command runs."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("tui", help="the terminal UI: choose, chain, configure, run and preview effects")
+    p.add_argument("image", nargs="?", help="input image to start with (ctrl+o opens another)")
+    p.add_argument("--recipe", metavar="FILE.toml", help="start with this recipe's chain")
+    p.add_argument("--weights", default="auto",
+                   help="auto (ImageNet if available, else random with a warning), imagenet, random, or a "
+                        "weights file")
+    p.add_argument("--seed", type=int, default=0, help="random seed; the same seed repeats a CPU run exactly")
+    p.add_argument("--device", default=None, help="cpu, gpu or gpu:N (default: a GPU if there is one)")
+    p.add_argument("--size", type=int, metavar="PX", help="resize the input to this longest side first")
+    p.add_argument("--plugin", action="append", default=[], metavar="MODULE",
+                   help="also load this Python module as a plugin (for trying a plugin without installing it)")
+    p.add_argument("--no-graphics", action="store_true",
+                   help="draw the preview with half-cell blocks even where the terminal shows real pixels")
+    p.set_defaults(func=main)
+
+
+@contextmanager
+def _stderr_to_log() -> Iterator[Path | None]:
+    """Send file descriptor 2 to a log file while the UI runs, so TensorFlow's C++ start-up lines cannot draw
+    over the screen; Textual keeps writing to the terminal through a duplicate of the original stderr."""
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield None
+        return
+    log = Path(tempfile.gettempdir()) / f"gradfx-tui-{os.getpid()}.log"
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    original = sys.__stderr__
+    terminal = os.fdopen(saved, "w", buffering=1, encoding=getattr(original, "encoding", None) or "utf-8",
+                         errors="replace")
+    os.dup2(fd, 2)
+    os.close(fd)
+    sys.__stderr__ = terminal  # Textual's driver writes to sys.__stderr__
+    try:
+        yield log
+    finally:
+        terminal.flush()
+        os.dup2(saved, 2)
+        sys.__stderr__ = original
+        terminal.close()
+
+
+def main(args: argparse.Namespace) -> int:
+    from gradfx.engine import device as devices
+    from gradfx.engine.errors import PluginError
+    from gradfx.engine.registry import get_registry
+
+    devices.quiet_tensorflow()
+    if args.image and not Path(args.image).is_file():
+        from gradfx.engine.errors import ImageError
+
+        raise ImageError(f"{args.image}: no such file; check the path")
+    registry = get_registry()
+    for name in args.plugin:
+        if name in registry.plugins:
+            continue
+        try:
+            module = importlib.import_module(name)
+        except Exception as exc:  # noqa: BLE001 - the UI reports it with the other broken plugins
+            raise PluginError(f"--plugin {name}: import failed: {type(exc).__name__}: {exc}") from exc
+        registry.add_plugin(module, name, module=name)
+    # textual-image asks the terminal what it can draw; that must happen before Textual takes the terminal.
+    graphics = False
+    if not args.no_graphics and sys.__stdout__ is not None and sys.__stdout__.isatty():
+        from textual_image.renderable import HalfcellImage, UnicodeImage
+        from textual_image.renderable import Image as Best
+
+        graphics = Best not in (HalfcellImage, UnicodeImage)
+        if graphics:
+            import textual_image.widget  # noqa: F401 - measures the cell size while it still can
+
+    from gradfx.tui.app import GradfxApp
+
+    app = GradfxApp(args.image, weights=args.weights, seed=args.seed, device=args.device, size=args.size,
+                    registry=registry, graphics=graphics, recipe=args.recipe)
+    debug = bool(os.environ.get("GRADFX_DEBUG"))
+    with _stderr_to_log() as log:
+        app.run()
+    if log is not None:
+        if debug and log.stat().st_size:
+            print(f"gradfx: TensorFlow's log is in {log}", file=sys.stderr)
+        else:
+            log.unlink(missing_ok=True)
+    return app.return_code or 0

@@ -1,0 +1,166 @@
+"""Modal screens: the error dialog, the file picker, the path prompt and the keys help."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Button, Collapsible, DirectoryTree, Input, Label, Static
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".gif", ".bmp")
+RECIPE_SUFFIXES = (".toml",)
+
+
+class ErrorDialog(ModalScreen[None]):
+    """A failed run, a broken plugin, a file that would not save: the message, and details on request."""
+
+    BINDINGS = [Binding("escape,enter,q", "dismiss", "Close")]
+
+    def __init__(self, title: str, message: str, details: str = "") -> None:
+        super().__init__()
+        self.title_text, self.message, self.details = title, message, details
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog", classes="error"):
+            yield Label(self.title_text, classes="dialog-title")
+            with VerticalScroll(id="error-body"):
+                yield Static(self.message, id="error-message", markup=False)
+                if self.details:
+                    with Collapsible(title="details", collapsed=True):
+                        yield Static(self.details, markup=False, id="error-details")
+            with Horizontal(classes="buttons"):
+                yield Button("Close", variant="error", id="close")
+
+    def on_mount(self) -> None:
+        self.query_one("#close", Button).focus()
+
+    @on(Button.Pressed, "#close")
+    def _close(self) -> None:
+        self.dismiss(None)
+
+
+class _Tree(DirectoryTree):
+    def __init__(self, path: Path, suffixes: tuple[str, ...]) -> None:
+        super().__init__(path, id="tree")
+        self.suffixes = suffixes
+
+    def filter_paths(self, paths: Iterable[Path]) -> Iterable[Path]:
+        return [p for p in paths if not p.name.startswith(".")
+                and (p.is_dir() or p.suffix.lower() in self.suffixes)]
+
+
+class FilePicker(ModalScreen[Path | None]):
+    """Pick a file from a directory tree, or type a path (a folder re-roots the tree)."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("backspace", "up", "Parent folder", show=False)]
+
+    def __init__(self, title: str, start: Path | None = None, suffixes: tuple[str, ...] = IMAGE_SUFFIXES) -> None:
+        super().__init__()
+        self.title_text, self.suffixes = title, suffixes
+        start = (start or Path.cwd()).expanduser()
+        self.root = (start if start.is_dir() else start.parent if start.parent.is_dir() else Path.cwd()).resolve()
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog", classes="picker"):
+            yield Label(self.title_text, classes="dialog-title")
+            yield Static("enter: choose · backspace: parent folder · tab: type a path · esc: cancel",
+                         classes="hint")
+            yield _Tree(self.root, self.suffixes)
+            yield Input(placeholder="or type a path and press enter", id="path")
+
+    def on_mount(self) -> None:
+        self.query_one(_Tree).focus()
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+    def action_up(self) -> None:
+        self._reroot(self.root.parent)
+
+    def _reroot(self, folder: Path) -> None:
+        self.root = folder.resolve()
+        tree = self.query_one(_Tree)
+        tree.path = self.root
+        self.query_one("#path", Input).value = str(self.root) + "/"
+
+    @on(DirectoryTree.FileSelected)
+    def _file(self, event: DirectoryTree.FileSelected) -> None:
+        event.stop()
+        self.dismiss(Path(event.path))
+
+    @on(Input.Submitted, "#path")
+    def _typed(self, event: Input.Submitted) -> None:
+        path = Path(event.value.strip()).expanduser()
+        if not event.value.strip():
+            return
+        if path.is_dir():
+            self._reroot(path)
+            self.query_one(_Tree).focus()
+        elif path.is_file():
+            self.dismiss(path)
+        else:
+            self.notify(f"{path}: no such file or folder", severity="error")
+
+
+class PathPrompt(ModalScreen[Path | None]):
+    """Ask for an output path (prefilled); the caller decides what to do with it."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, title: str, value: str, hint: str = "") -> None:
+        super().__init__()
+        self.title_text, self.value, self.hint = title, value, hint
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog", classes="prompt"):
+            yield Label(self.title_text, classes="dialog-title")
+            yield Input(self.value, id="path")
+            yield Static(self.hint or "enter: save · esc: cancel", id="prompt-hint", classes="hint")
+
+    def on_mount(self) -> None:
+        self.query_one("#path", Input).focus()
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+    @on(Input.Submitted, "#path")
+    def _submit(self, event: Input.Submitted) -> None:
+        if event.value.strip():
+            self.dismiss(Path(event.value.strip()).expanduser())
+
+
+KEYS = """\
+[b]Anywhere[/]
+  tab / shift+tab   move between panels        ctrl+p   command palette
+  ctrl+o            open the input image       ctrl+r   run the chain
+  escape            cancel a run (keeps the image so far)
+  ctrl+s            save the output            f2 / f3  load / save a recipe
+  f1                this help                  ctrl+q   quit
+
+[b]Effects[/] (left)
+  up / down         browse                     enter or a   add to the chain
+
+[b]Chain[/]
+  up / down         choose the step to edit    shift+up / shift+down   move it
+  x or delete       remove the step            d   duplicate it
+
+[b]Parameters[/]
+  type a value: it is checked as you type; a red line says what is allowed.
+  enter on an image field (or its Browse button) opens a file picker.
+"""
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS = [Binding("escape,enter,q,f1", "dismiss", "Close")]
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog", classes="help"):
+            yield Label("gradfx — keys", classes="dialog-title")
+            with VerticalScroll():
+                yield Static(KEYS, id="keys")
+            yield Static("esc: close", classes="hint")

@@ -1,0 +1,336 @@
+"""The main screen's panels: effect browser, chain, parameter form, run panel and preview."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.message import Message
+from textual.reactive import reactive
+from textual.widget import Widget
+from textual.widgets import Button, Checkbox, Input, Label, OptionList, ProgressBar, Select, Sparkline, Static
+from textual.widgets.option_list import Option
+
+from gradfx.engine.effect import Effect
+from gradfx.engine.params import Param
+from gradfx.engine.progress import ProgressEvent
+
+from .chain import ChainStep
+from .preview import HalfBlocks
+
+
+class EffectBrowser(OptionList):
+    """Every registered effect (third-party ones tagged with their plugin), with its summary."""
+
+    BINDINGS = [Binding("a", "select", "Add step")]
+
+    def set_effects(self, effects: Sequence[Effect], plugins: dict[str, str], builtin: str) -> None:
+        options = []
+        for eff in effects:
+            text = Text(eff.name, style="bold", no_wrap=True, overflow="ellipsis")
+            plugin = plugins.get(eff.name)
+            if plugin and plugin != builtin:
+                text.append(f" [{plugin}]", style="italic cyan")
+            if not eff.needs_input:
+                text.append(" (no input)", style="dim")
+            text.append("\n" + eff.summary.strip().splitlines()[0], style="dim")
+            options.append(Option(text, id=eff.name))
+        self.set_options(options)
+        if options:
+            self.highlighted = 0
+
+
+class ChainView(OptionList):
+    """The steps of the chain, in order. The highlighted step is the one the form edits."""
+
+    BINDINGS = [
+        Binding("x,delete", "remove", "Remove"),
+        Binding("d", "duplicate", "Duplicate"),
+        Binding("shift+up,[", "move(-1)", "Move up"),
+        Binding("shift+down,]", "move(1)", "Move down"),
+    ]
+
+    class Edit(Message):
+        """Ask the app to remove, duplicate or move the highlighted step."""
+
+        def __init__(self, op: str, index: int, delta: int = 0) -> None:
+            super().__init__()
+            self.op, self.index, self.delta = op, index, delta
+
+    def show(self, steps: Sequence[ChainStep], invalid: Sequence[bool], highlight: int | None) -> None:
+        options = []
+        for i, (step, bad) in enumerate(zip(steps, invalid, strict=True), 1):
+            text = Text(f"{i}. ", style="dim")
+            text.append(step.effect, style="bold")
+            changed = len(step.values)
+            if changed:
+                text.append(f"  {changed} set", style="dim")
+            if bad:
+                text.append("  ✗ fix parameters", style="bold red")
+            options.append(Option(text))
+        self.set_options(options)
+        if options:
+            self.highlighted = min(max(highlight or 0, 0), len(options) - 1)
+
+    def _edit(self, op: str, delta: int = 0) -> None:
+        if self.highlighted is not None:
+            self.post_message(self.Edit(op, self.highlighted, delta))
+
+    def action_remove(self) -> None:
+        self._edit("remove")
+
+    def action_duplicate(self) -> None:
+        self._edit("duplicate")
+
+    def action_move(self, delta: int) -> None:
+        self._edit("move", delta)
+
+
+class ImageField(Input):
+    """An image-path input; enter on an empty field opens the file picker."""
+
+
+class ParamForm(VerticalScroll):
+    """A form generated from an effect's parameter schema; values are checked as they are typed."""
+
+    class Changed(Message):
+        def __init__(self, index: int, name: str) -> None:
+            super().__init__()
+            self.index, self.name = index, name
+
+    class Browse(Message):
+        """Ask the app to open a file picker for an image parameter."""
+
+        def __init__(self, index: int, param: Param) -> None:
+            super().__init__()
+            self.index, self.param = index, param
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.step: ChainStep | None = None
+        self.effect: Effect | None = None
+        self.index = -1
+        self.can_focus = False
+
+    async def show(self, index: int, step: ChainStep | None, effect: Effect | None) -> None:
+        self.step, self.effect, self.index = step, effect, index
+        await self.remove_children()
+        if step is None or effect is None:
+            self.border_title = "Parameters"
+            await self.mount(Static("Add an effect to the chain: choose one on the left and press enter.",
+                                    classes="empty"))
+            return
+        self.border_title = f"Step {index + 1}: {effect.name}"
+        rows: list[Widget] = [Static(effect.summary, classes="summary")]
+        if not len(effect.schema):
+            rows.append(Static("This effect has no parameters.", classes="empty"))
+        for p in effect.schema:
+            rows.append(self._row(p, step))
+        await self.mount_all(rows)
+        for p in effect.schema:
+            self._show_error(p)
+
+    async def show_about(self, effect: Effect, plugin: str | None = None) -> None:
+        """What an effect does and what it takes, while the user browses effects."""
+        self.step, self.effect, self.index = None, None, -1
+        await self.remove_children()
+        self.border_title = f"About {effect.name}"
+        text = Text()
+        text.append(effect.summary.strip() + "\n\n")
+        if plugin:
+            text.append("plugin: ", style="dim")
+            text.append(plugin + "\n")
+        text.append("model: ", style="dim")
+        text.append(effect.model + ("" if effect.needs_input else "   (makes an image from nothing)") + "\n\n")
+        for p in effect.schema:
+            text.append(p.name, style="bold")
+            default = p.format(p.default)
+            text.append(f"  {p.kind}" + (f" = {default}" if default else ""), style="dim")
+            text.append(f"\n  {p.help}\n" if p.help else "\n")
+        text.append("\nenter (or a) adds it to the chain", style="italic")
+        await self.mount(Static(text, classes="about"))
+
+    def _row(self, p: Param, step: ChainStep) -> Widget:
+        value = step.text(p)
+        wid = f"param-{p.name}"
+        if p.kind == "bool":
+            field: Widget = Checkbox(p.name, bool(value), id=wid, compact=True)
+        elif p.kind == "choice":
+            field = Select([(c, c) for c in p.choices or ()], value=value, allow_blank=False, id=wid,
+                           compact=True)
+        elif p.is_image:
+            field = ImageField(value, placeholder="enter: pick a file" if p.kind == "image" else
+                               "paths, comma-separated (enter: pick one)", id=wid, compact=True)
+        else:
+            field = Input(value, placeholder=p.allowed(), id=wid, compact=True)
+        field.tooltip = p.help
+        label = Label(p.name if p.kind != "bool" else "", classes="param-name")
+        parts: list[Widget] = [label, field]
+        if p.is_image:
+            parts.append(Button("Browse…", id=f"browse-{p.name}", classes="browse", compact=True))
+        help_text = p.help + (f" — {p.allowed()}" if p.kind not in ("bool", "choice") else "")
+        if p.required:
+            help_text += " (required)"
+        return Vertical(Horizontal(*parts, classes="param-line"), Static(help_text, classes="param-help",
+                                                                         markup=False),
+                        Static("", classes="param-error", id=f"error-{p.name}", markup=False),
+                        classes="param-row")
+
+    def _param(self, widget_id: str | None, prefix: str = "param-") -> Param | None:
+        if self.effect is None or not widget_id or not widget_id.startswith(prefix):
+            return None
+        name = widget_id[len(prefix):]
+        return self.effect.schema[name] if name in self.effect.schema else None
+
+    def _show_error(self, p: Param) -> None:
+        if self.step is None:
+            return
+        message = self.step.error(p)
+        label = self.query_one(f"#error-{p.name}", Static)
+        label.update("✗ " + _short(message, p) if message else "")
+        label.display = bool(message)
+        self.query_one(f"#param-{p.name}").set_class(bool(message), "-invalid-value")
+
+    def _set(self, widget_id: str | None, value: Any) -> None:
+        p = self._param(widget_id)
+        if p is None or self.step is None:
+            return
+        if value == self.step.text(p) and p.name not in self.step.values:
+            return  # the initial value echoed back by the widget: not a user change
+        self.step.values[p.name] = value
+        self._show_error(p)
+        self.post_message(self.Changed(self.index, p.name))
+
+    @on(Input.Changed)
+    def _input(self, event: Input.Changed) -> None:
+        event.stop()
+        self._set(event.input.id, event.value)
+
+    @on(Checkbox.Changed)
+    def _checkbox(self, event: Checkbox.Changed) -> None:
+        event.stop()
+        self._set(event.checkbox.id, event.value)
+
+    @on(Select.Changed)
+    def _select(self, event: Select.Changed) -> None:
+        event.stop()
+        if event.value is not Select.NULL:
+            self._set(event.select.id, event.value)
+
+    @on(Input.Submitted)
+    def _submitted(self, event: Input.Submitted) -> None:
+        p = self._param(event.input.id)
+        if p is not None and p.is_image and not event.value.strip():
+            event.stop()
+            self.post_message(self.Browse(self.index, p))
+
+    @on(Button.Pressed, ".browse")
+    def _browse(self, event: Button.Pressed) -> None:
+        event.stop()
+        p = self._param(event.button.id, "browse-")
+        if p is not None:
+            self.post_message(self.Browse(self.index, p))
+
+    def set_value(self, name: str, value: str) -> None:
+        """Set a field's text from outside (a picked file): the change is validated like typing."""
+        widget = self.query_one(f"#param-{name}", Input)
+        widget.value = value
+        widget.focus()
+
+
+def _short(message: str, p: Param) -> str:
+    """Drop the "effect 'x': parameter 'y': " prefix: the form already says where."""
+    marker = f"parameter {p.name!r}: "
+    return message.split(marker, 1)[1] if marker in message else message
+
+
+class Preview(Widget):
+    """The current image: half-cell blocks everywhere, or a textual-image widget where the terminal draws
+    real pixels (Kitty graphics, Sixel)."""
+
+    image: reactive[np.ndarray | None] = reactive(None, always_update=True, layout=False)
+
+    def __init__(self, graphics: bool = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.graphics = graphics
+        self._cache: tuple[int, int, int, HalfBlocks] | None = None
+        self._pixels: Any = None
+
+    def compose(self) -> ComposeResult:
+        if self.graphics:
+            from textual_image.widget import Image as PixelImage
+
+            self._pixels = PixelImage(id="pixels")
+            yield self._pixels
+
+    def watch_image(self, image: np.ndarray | None) -> None:
+        self._cache = None
+        if self._pixels is not None:
+            from PIL import Image
+
+            self._pixels.image = None if image is None else Image.fromarray(image)
+        self.refresh()
+
+    def render(self) -> Any:
+        if self.graphics:
+            return ""
+        image = self.image
+        if image is None:
+            return Text("no image yet: ctrl+o opens one", style="dim", justify="center")
+        w, h = self.content_size.width, self.content_size.height
+        key = (id(image), w, h)
+        if self._cache is None or self._cache[:3] != key:
+            self._cache = (*key, HalfBlocks(image, w, h))
+        return self._cache[3]
+
+
+def format_seconds(seconds: float | None) -> str:
+    if seconds is None:
+        return "--:--"
+    seconds = int(round(seconds))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m:d}:{s:02d}"
+
+
+class RunPanel(Vertical):
+    """Progress bar, stage / step / ETA / loss line and the loss sparkline."""
+
+    def compose(self) -> ComposeResult:
+        yield Static("ready: ctrl+r runs the chain", id="status", markup=False)
+        yield ProgressBar(total=1, show_eta=False, id="bar")
+        yield Sparkline([], id="losses", summary_function=max)
+
+    def reset(self, text: str) -> None:
+        self.query_one("#bar", ProgressBar).update(total=1, progress=0)
+        self.query_one("#losses", Sparkline).data = []
+        self.status(text)
+
+    def status(self, text: str) -> None:
+        self.query_one("#status", Static).update(text)
+
+    def show_event(self, event: ProgressEvent, losses: Sequence[float]) -> None:
+        bar = self.query_one("#bar", ProgressBar)
+        bar.update(total=max(event.total_steps, 1), progress=event.total_step)
+        self.status(f"{event.stage} · step {event.step}/{event.steps} · ETA {format_seconds(event.eta)}"
+                    f" · loss {event.loss:.4g}")
+        finite = [x for x in losses if np.isfinite(x)]
+        self.query_one("#losses", Sparkline).data = finite[-200:]
+
+
+def short_path(path: str | Path | None, width: int = 40) -> str:
+    if path is None:
+        return "none"
+    text = str(path)
+    try:
+        text = str(Path(path).resolve().relative_to(Path.cwd()))
+    except ValueError:
+        pass
+    return text if len(text) <= width else "…" + text[-(width - 1):]
