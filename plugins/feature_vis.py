@@ -1,0 +1,232 @@
+"""Feature visualisation: images that a channel, neuron, layer, direction or class responds to most.
+
+lucid's toolbox on TensorFlow 2 / Keras 3, as one problem for the shared engine: an objective expression
+(``mixed4:97``, ``block4_conv1:12 - 0.5*block4_conv1:3``, ``layer(mixed5)``, ``logit(207)``... see
+``gradfx.engine.objective_expr``), lucid's image parameterisation (``fft+decorrelated``, ``fft``,
+``decorrelated`` or plain ``pixel``), lucid's transformation robustness (``standard``: pad, jitter, scale,
+rotate, jitter), L1 / total-variation / blur regularisers, Adam at lr 0.05. A channel range such as
+``mixed4:0-15`` optimises one image per channel in one batch, written as a labelled contact sheet and as
+separate images; ``thresholds`` keeps the image at chosen steps.
+
+Defaults are lucid's for ImageNet models (512 steps, 128 px, lr 0.05, fft+decorrelated, standard
+transforms); the default model is InceptionV3 with objective ``mixed4:97`` (``block4_conv1:12`` on VGG).
+
+TensorFlow is imported only inside ``run``, so listing effects stays fast.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from gradfx.engine import Choice, Effect, Float, Floats, Int, Output, Param, ParameterError, Str
+from gradfx.engine.objective_expr import ParsedObjective, parse_objective
+
+if TYPE_CHECKING:
+    from gradfx.engine import Problem, RunContext
+
+#: the objective when none is given, per model (lucid's favourite is InceptionV1's mixed4a:476).
+DEFAULT_OBJECTIVES = {"inception_v3": "mixed4:97", "vgg19": "block4_conv1:12", "vgg16": "block4_conv1:12"}
+PARAMS = ("fft+decorrelated", "fft", "decorrelated", "pixel")
+_SLUG = re.compile(r"[^A-Za-z0-9_.]+")
+
+
+@dataclass(frozen=True)
+class _Objective(Param):
+    """The objective text, parsed when parameters are resolved, so a typo fails before TensorFlow loads."""
+
+    def allowed(self) -> str:
+        return "an objective expression such as mixed4:97, layer(mixed5) or 'block4_conv1:12 - 0.5*tv'"
+
+    def coerce(self, value: Any, where: str = "") -> Any:
+        out = super().coerce(value, where)
+        if out is not None:
+            try:
+                parse_objective(out)
+            except ParameterError as exc:
+                raise ParameterError(f"{where + ': ' if where else ''}parameter 'objective': {exc}") from None
+        return out
+
+
+class FeatureVis(Effect):
+    name = "feature-vis"
+    summary = "Feature visualisation (lucid for Keras 3): an image a channel, neuron, layer or class loves"
+    needs_input = False
+    model = "inception_v3"
+    params = (
+        _Objective("objective", "str", None,
+                   "what to maximise, e.g. mixed4:97 (channel), mixed4:0-15 (a batch, one channel each), "
+                   "neuron(mixed4, 97), layer(mixed5), direction(mixed4, 'v.npy'), diversity(mixed4), "
+                   "logit(207), l1, tv, blur, combined with + - * and numbers; default: mixed4:97 on "
+                   "inception_v3, block4_conv1:12 on VGG"),
+        Choice("param", "fft+decorrelated", PARAMS,
+               "image parameterisation: spectral with 1/f decay (fft), decorrelated colour, both, or pixels"),
+        Str("transforms", "standard",
+            "standard (pad 12, jitter 8, scale 0.9-1.1, rotate -10..10, jitter 4), none, or a list like "
+            "'pad(12), jitter(8), scale(0.95, 1.05), rotate(-5, 0, 5), jitter(4)'"),
+        Int("steps", 512, "optimisation steps", min=1, max=100_000),
+        Int("size", 128, "image size in px (square)", min=16, max=4096),
+        Float("lr", 0.05, "Adam learning rate", min=1e-6, max=10.0),
+        Int("batch", 1, "images optimised together (a channel range such as mixed4:0-15 sets it)", min=1,
+            max=1024),
+        Floats("thresholds", None, "steps at which to keep a snapshot, e.g. 64,128,256", min=1),
+        Float("l1", 0.0, "weight of the L1 penalty (pixels' distance from mid-grey)", min=0.0),
+        Float("tv", 0.0, "weight of the total-variation penalty", min=0.0),
+        Float("blur", 0.0, "weight of the blur penalty (distance from the 3x3-blurred image)", min=0.0),
+    )
+
+    # --- building the problem ----------------------------------------------------------------------------
+    def build(self, ctx: RunContext, params: Mapping[str, Any]) -> Problem:
+        return self._plan(ctx, params)[0]
+
+    def _plan(self, ctx: RunContext, params: Mapping[str, Any]) -> tuple[Problem, ParsedObjective, list[str]]:
+        from gradfx.engine import objectives as O  # noqa: N812
+        from gradfx.engine.models import get_spec
+        from gradfx.engine.solver import Problem
+        from gradfx.engine.transforms import parse_transforms, resize_to
+
+        spec = get_spec(ctx.model)
+        text = params.get("objective") or DEFAULT_OBJECTIVES.get(ctx.model) or f"{spec.default_layers[-1]}:0"
+        parsed = parse_objective(text)
+        batch = _batch_size(parsed, int(params["batch"]))
+        steps = int(params["steps"])
+        thresholds = _thresholds(params.get("thresholds"), steps)
+        transforms = parse_transforms(params["transforms"])
+
+        top = parsed.needs_top
+        channels = {}
+        for layer, pos in parsed.layers.items():
+            try:
+                ext = ctx.extractor((layer,), include_top=top)
+            except ParameterError as exc:
+                hint = re.search(r" \(did you mean '[^']+'\?\)", str(exc))
+                raise parsed.error(pos, f"unknown layer {layer!r} @ for model {ctx.model}"
+                                   f"{hint.group() if hint else ''}; `gradfx models {ctx.model}` lists its "
+                                   f"layers") from None
+            channels[layer] = int(ext.model.get_layer(layer).output.shape[-1])
+        logit = None
+        if top:
+            if not spec.top_size:
+                raise parsed.error(0, f"logit() @ needs a classifier top, and model {ctx.model} has none")
+            logit = _logit_factory(ctx)
+            transforms.append(resize_to((spec.top_size, spec.top_size)))
+        objective = parsed.build(channels, logit=logit)
+        for name, factory in (("l1", O.l1), ("tv", O.total_variation), ("blur", O.blur)):
+            if params[name]:
+                objective = objective - float(params[name]) * factory()
+        size = int(params["size"])
+        problem = Problem(
+            objective=objective, size=(size, size), batch=batch, maximize=True, include_top=top,
+            param=params["param"], transforms=transforms, steps=steps, optimizer="adam", lr=float(params["lr"]),
+            snapshot_steps=thresholds, label="feature-vis",
+        )
+        return problem, parsed, parsed.labels(batch)
+
+    # --- running and output --------------------------------------------------------------------------------
+    def run(self, ctx: RunContext, params: Mapping[str, Any]) -> Output:
+        problem, parsed, labels = self._plan(ctx, params)
+        solution = ctx.solve(problem)
+        images = _as_batch(solution.image)
+        extras: dict[str, np.ndarray | list[np.ndarray]] = {}
+        if len(images) > 1:
+            for i, (image, label) in enumerate(zip(images, labels, strict=True)):
+                extras[_slug(label) if parsed.channel_range else f"{i + 1:02d}"] = image
+        taken = [t for t in problem.snapshot_steps if t <= solution.steps]
+        for step, snap in zip(taken, solution.snapshots, strict=False):
+            snap_images = _as_batch(snap)
+            extras[f"step{step:04d}"] = snap_images[0] if len(snap_images) == 1 else contact_sheet(snap_images, labels)
+        main = images[0] if len(images) == 1 else contact_sheet(images, labels)
+        report = {
+            "objective": str(problem.objective),
+            "labels": labels,
+            "batch": len(images),
+            "param": problem.param if isinstance(problem.param, str) else problem.param.name,
+            "transforms": [repr(t) for t in problem.transforms],
+            "thresholds": taken,
+        }
+        return Output(main, extras, {"feature_vis": report})
+
+
+def _batch_size(parsed: ParsedObjective, batch: int) -> int:
+    if parsed.channel_range is None:
+        return batch
+    layer, chans, pos = parsed.channel_range
+    if batch not in (1, len(chans)):
+        raise parsed.error(pos, f"the channel range {layer}:{chans[0]}-{chans[-1]} @ makes a batch of "
+                           f"{len(chans)}, but batch={batch} was asked for; drop batch or make them agree")
+    return len(chans)
+
+
+def _thresholds(values: Sequence[float] | None, steps: int) -> tuple[int, ...]:
+    if not values:
+        return ()
+    out = []
+    for v in values:
+        if not float(v).is_integer() or not 1 <= v <= steps:
+            raise ParameterError(f"effect 'feature-vis': parameter 'thresholds': {v:g} is not allowed; "
+                                 f"expected whole step numbers from 1 to steps ({steps})")
+        out.append(int(v))
+    return tuple(sorted(set(out)))
+
+
+def _logit_factory(ctx: RunContext) -> Any:
+    """``logit(n)`` for the run's model: the final dense layer's weights applied to its input layer."""
+    from gradfx.engine import objectives as O  # noqa: N812
+
+    ext = ctx.extractor(("predictions",), include_top=True)
+    dense = ext.model.get_layer("predictions")
+    kernel = dense.kernel.numpy()
+    bias = dense.bias.numpy() if getattr(dense, "bias", None) is not None else None
+    history = getattr(dense.input, "_keras_history", None)
+    penultimate = history[0].name if history else None
+    if penultimate is None:
+        raise ParameterError(f"model {ctx.model}: cannot find the layer feeding its 'predictions' layer")
+
+    def logit(n: int) -> Any:
+        if not 0 <= n < kernel.shape[1]:
+            raise ParameterError(f"logit({n}): model {ctx.model} has classes 0 to {kernel.shape[1] - 1}")
+        return O.logit(n, penultimate, kernel, bias)
+
+    return logit
+
+
+def _as_batch(image: np.ndarray) -> np.ndarray:
+    image = np.asarray(image, np.float32)
+    return image[None] if image.ndim == 3 else image
+
+
+def _slug(label: str) -> str:
+    return _SLUG.sub("-", label).strip("-") or "image"
+
+
+def contact_sheet(images: Sequence[np.ndarray] | np.ndarray, labels: Sequence[str], *, gap: int = 2,
+                  columns: int | None = None) -> np.ndarray:
+    """The images in a grid, each with its label below it (Pillow's default font), on white: H x W x 3."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    images = [np.clip(np.asarray(im, np.float32), 0.0, 1.0) for im in images]
+    n = len(images)
+    cols = columns or math.ceil(math.sqrt(n))
+    rows = math.ceil(n / cols)
+    h, w = images[0].shape[:2]
+    font = ImageFont.load_default()
+    strip = 14
+    sheet = Image.new("RGB", (cols * w + (cols + 1) * gap, rows * (h + strip) + (rows + 1) * gap), "white")
+    draw = ImageDraw.Draw(sheet)
+    for i, (image, label) in enumerate(zip(images, labels, strict=True)):
+        r, c = divmod(i, cols)
+        x, y = gap + c * (w + gap), gap + r * (h + strip + gap)
+        sheet.paste(Image.fromarray((image * 255 + 0.5).astype(np.uint8)), (x, y))
+        text = label
+        while len(text) > 1 and draw.textlength(text, font=font) > w:  # keep the end: the channel number
+            text = ".." + text.lstrip(".")[1:]
+        draw.text((x + 1, y + h + 1), text, fill="black", font=font)
+    return np.asarray(sheet, np.float32) / 255.0
+
+
+EFFECTS = (FeatureVis(),)
