@@ -41,7 +41,7 @@ class _Objective(Param):
     """The objective text, parsed when parameters are resolved, so a typo fails before TensorFlow loads."""
 
     def allowed(self) -> str:
-        return "an objective expression such as mixed4:97, layer(mixed5) or 'block4_conv1:12 - 0.5*tv'"
+        return "an objective expression (grammar: docs/feature-vis.md)"
 
     def coerce(self, value: Any, where: str = "") -> Any:
         out = super().coerce(value, where)
@@ -60,9 +60,8 @@ class FeatureVis(Effect):
     model = "inception_v3"
     params = (
         _Objective("objective", "str", None,
-                   "what to maximise, e.g. mixed4:97 (channel), mixed4:0-15 (a batch, one channel each), "
-                   "neuron(mixed4, 97), layer(mixed5), direction(mixed4, 'v.npy'), diversity(mixed4), "
-                   "logit(207), l1, tv, blur, combined with + - * and numbers; default: mixed4:97 on "
+                   "what to maximise: mixed4:97, mixed4:0-15 (one image per channel), neuron(mixed4, 97), "
+                   "layer(mixed5), logit(207), '... - 0.5*tv' (docs/feature-vis.md); default mixed4:97 on "
                    "inception_v3, block4_conv1:12 on VGG"),
         Choice("param", "fft+decorrelated", PARAMS,
                "image parameterisation: spectral with 1/f decay (fft), decorrelated colour, both, or pixels"),

@@ -17,7 +17,7 @@ from gradfx.engine.models import get_extractor
 from gradfx.engine.parameterizations import make_parameterization
 
 LAYER = "block3_conv3"
-SIZE, STEPS = 64, 40
+SIZE, STEPS, BATCH_STEPS = 64, 40, 25
 COMMON = dict(model="vgg16", weights="random", seed=0, size=SIZE)
 
 
@@ -50,8 +50,12 @@ def high_frequency_share(image: np.ndarray, cutoff: float = 0.25) -> float:
     return float(power[f > cutoff].sum() / power.sum())
 
 
+def channel_12(param: str = "fft+decorrelated"):
+    return fv(f"{LAYER}:12", steps=STEPS, thresholds="10,20", param=param)
+
+
 def test_target_channel_grows_several_times_and_beats_most_channels():
-    result = fv(f"{LAYER}:12", steps=STEPS, thresholds="10,20")
+    result = channel_12()
     before, after = acts(start_image())[0], acts(result.image)[0]
     assert after[12] > 5 * before[12]
     assert (after > after[12]).mean() < 0.25  # above at least three quarters of the layer's 256 channels
@@ -62,7 +66,7 @@ def test_target_channel_grows_several_times_and_beats_most_channels():
 
 
 def test_snapshots_at_thresholds_are_the_image_on_its_way(tmp_path):
-    result = fv(f"{LAYER}:12", steps=STEPS, thresholds="10,20")
+    result = channel_12()
     s10, s20 = result.extras["step0010"], result.extras["step0020"]
     assert s10.shape == s20.shape == (SIZE, SIZE, 3)
     assert acts(s10)[0, 12] < acts(s20)[0, 12] < acts(result.image)[0, 12]
@@ -85,7 +89,7 @@ def test_fft_and_decorrelated_carry_less_high_frequency_than_pixel_at_a_comparab
     pixel_steps = np.stack([pixel.extras[f"step{i:04d}"] for i in range(1, STEPS + 1)])
     pixel_objective = acts(pixel_steps)[:, 12]
     for param in ("fft+decorrelated", "fft", "decorrelated"):
-        image = fv(f"{LAYER}:12", steps=STEPS, param=param).image
+        image = channel_12(param).image
         objective = acts(image)[0, 12]
         closest = int(np.argmin(np.abs(np.log(pixel_objective / objective))))
         assert 0.67 < pixel_objective[closest] / objective < 1.5, param  # a comparable objective exists
@@ -93,7 +97,7 @@ def test_fft_and_decorrelated_carry_less_high_frequency_than_pixel_at_a_comparab
 
 
 def test_a_batch_of_8_channels_gives_each_image_its_own_channel_as_its_strongest(tmp_path):
-    result = fv(f"{LAYER}:0-7", steps=STEPS)
+    result = fv(f"{LAYER}:0-7", steps=BATCH_STEPS)
     labels = [f"{LAYER}:{c}" for c in range(8)]
     assert result.report["feature_vis"]["labels"] == labels and result.report["feature_vis"]["batch"] == 8
     images = np.stack([result.extras[f"{LAYER}-{c}"] for c in range(8)])
