@@ -22,7 +22,7 @@ def main(args: argparse.Namespace) -> int:
     rows = []
     for name in sorted(reg.effects):
         eff, plugin = reg.effects[name], reg.plugins[reg.effect_plugin[name]]
-        origin = plugin.distribution or ("built-in" if plugin.builtin else plugin.module)
+        origin = "built-in" if plugin.builtin else (plugin.distribution or plugin.module)
         rows.append({"effect": name, "summary": eff.summary, "plugin": plugin.name, "from": origin,
                      "needs_input": eff.needs_input, "model": eff.model})
     if args.json:
