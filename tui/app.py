@@ -201,12 +201,12 @@ class GradfxApp(App[None]):
     def _update_topbar(self) -> None:
         if self.loaded is not None:
             w, h = self.loaded.size
-            image = f"{short_path(self.image_path, 28)} {w}×{h}"
+            image = f"{short_path(self.image_path, 24)} {w}×{h}"
         else:
-            image = short_path(self.image_path, 28) if self.image_path else "none (ctrl+o)"
-        parts = [f"gradfx · input: {image}", f"weights: {self.weights}", f"device: {self.device_label}"]
+            image = short_path(self.image_path, 24) if self.image_path else "none (ctrl+o opens one)"
+        parts = [f"gradfx │ input {image}", f"weights {self.weights}", f"device {self.device_label}"]
         if self.saved is not None:
-            parts.append(f"saved: {short_path(self.saved, 28)}")
+            parts.append(f"saved {short_path(self.saved, 24)}")
         self.query_one("#topbar", Static).update(" │ ".join(parts))
 
     @work(thread=True, exit_on_error=False, group="probe")
@@ -299,6 +299,8 @@ class GradfxApp(App[None]):
 
     async def on_descendant_focus(self, event: events.DescendantFocus) -> None:
         if isinstance(event.widget, ChainView):
+            if not self.running:
+                self.screen.remove_class("-show-run")
             await self._show_form()
 
     @on(OptionList.OptionHighlighted, "#chain")
@@ -395,7 +397,8 @@ class GradfxApp(App[None]):
         self.token = CancelToken()
         self.running = True
         self.screen.add_class("-show-run")
-        self.query_one(RunPanel).reset(f"starting {' → '.join(e for e, _, _ in steps)} (weights {self.weights})…")
+        self.query_one(RunPanel).reset(f"starting {' → '.join(e for e, _, _ in steps)}: loading the model "
+                                       f"({self.weights} weights)…")
         self.post_message(self.RunStarted(steps))
         self._run(steps, self.token, self.loaded if self.registry.effects[steps[0][0]].needs_input else None)
 
@@ -485,6 +488,8 @@ class GradfxApp(App[None]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "cancel":
             return True if self.running else None
+        if action == "toggle_view":  # only the narrow layout hides one of the two
+            return not self.screen.has_class("-wide")
         return True
 
     # --- saving --------------------------------------------------------------------------------------------

@@ -4,27 +4,23 @@ Kept free of Textual so it is tested directly. Values stay as the user's text (o
 run or a recipe save, when each is coerced by its :class:`~gradfx.engine.params.Param`; a value that does not
 coerce is an inline error in the form, not an exception.
 
-Recipes are the chains' TOML format: one ``[[step]]`` table per step, holding ``effect`` and the parameters.
+Recipes are the chains' TOML format (``gradfx.engine.recipes``): one ``[[step]]`` table per step, holding
+``effect`` and the parameters.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gradfx.engine import recipes
+from gradfx.engine.api import Step
 from gradfx.engine.effect import Effect
-from gradfx.engine.errors import ParameterError, RecipeError
+from gradfx.engine.errors import ParameterError
 from gradfx.engine.params import Param
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
 
 
 @dataclass
@@ -88,61 +84,24 @@ class LoadedRecipe:
     weights: str | None = None
 
 
-def _recipes() -> Any:
-    try:
-        from gradfx.engine import recipes
-    except ImportError:  # the chains module is not there (an older engine): read and write the TOML here
-        return None
-    return recipes
-
-
 def load_recipe(path: str | os.PathLike, image_params: Mapping[str, Iterable[str]] | None = None) -> LoadedRecipe:
-    """Read a recipe. ``image_params`` maps effect names to their image parameters, whose relative paths
-    are made absolute against the recipe's folder."""
-    path = Path(path)
-    recipes = _recipes()
-    if recipes is not None:
-        recipe = recipes.load_recipe(path)
-        steps = [ChainStep(s.effect, dict(s.params), s.model) for s in recipe.steps]
-        out = LoadedRecipe(steps, recipe.resolve(recipe.input) if recipe.input else None, recipe.seed,
-                           recipe.weights)
-    else:
-        out = _load_toml(path)
-    base = path.resolve().parent
-    for step in out.steps:
+    """Read a recipe (:func:`gradfx.engine.recipes.load_recipe`). ``image_params`` maps effect names to
+    their image parameters, whose relative paths are made absolute against the recipe's folder."""
+    recipe = recipes.load_recipe(path)
+    steps = [ChainStep(s.effect, dict(s.params), s.model) for s in recipe.steps]
+    for step in steps:
         for name in (image_params or {}).get(step.effect, ()):
-            if name in step.values:
-                value = step.values[name]
+            value = step.values.get(name)
+            if value is not None:
                 items = value if isinstance(value, (list, tuple)) else str(value).split(",")
-                step.values[name] = ",".join(str(base / Path(v.strip()).expanduser()) for v in items if v.strip())
+                step.values[name] = ",".join(recipe.resolve(str(v).strip()) for v in items if str(v).strip())
         step.values = {k: _as_text(v) for k, v in step.values.items()}
-    return out
-
-
-def _load_toml(path: Path) -> LoadedRecipe:
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise RecipeError(f"recipe {str(path)!r} cannot be read ({exc.strerror or exc}); check the path") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise RecipeError(f"{path}: not valid TOML ({exc})") from None
-    steps = data.get("step")
-    if not isinstance(steps, list) or not steps:
-        raise RecipeError(f"{path}: no [[step]] tables; a recipe lists its effects as [[step]] with effect = ...")
-    out = []
-    for i, table in enumerate(steps, 1):
-        table = dict(table) if isinstance(table, Mapping) else {}
-        effect = table.pop("effect", None)
-        model = table.pop("model", None)
-        if not isinstance(effect, str) or not effect:
-            raise RecipeError(f"{path}: step {i}: needs effect = \"NAME\"")
-        out.append(ChainStep(effect, table, model))
-    input_ = data.get("input")
-    return LoadedRecipe(out, str(path.resolve().parent / input_) if isinstance(input_, str) else None,
-                        data.get("seed"), data.get("weights"))
+    return LoadedRecipe(steps, recipe.resolve(recipe.input) if recipe.input else None, recipe.seed,
+                        recipe.weights)
 
 
 def _as_text(value: Any) -> Any:
+    """A recipe value as the form holds it: bools stay bools, lists become comma-separated text."""
     if isinstance(value, bool):
         return value
     if isinstance(value, (list, tuple)):
@@ -150,46 +109,9 @@ def _as_text(value: Any) -> Any:
     return str(value)
 
 
-def recipe_text(steps: Iterable[tuple[str, Mapping[str, Any], str | None]], *, input: str | None = None,
-                seed: int | None = None, weights: str | None = None) -> str:
-    """The TOML for ``(effect, params, model)`` steps (used when the engine has no recipes module)."""
-    lines = ["# gradfx recipe: each [[step]] runs on the previous step's output"]
-    for key, value in (("input", input), ("seed", seed), ("weights", weights)):
-        if value is not None:
-            lines.append(f"{key} = {_toml(value)}")
-    lines.append("")
-    for effect, params, model in steps:
-        lines.append("[[step]]")
-        lines.append(f"effect = {_toml(effect)}")
-        if model:
-            lines.append(f"model = {_toml(model)}")
-        lines += [f"{name} = {_toml(value)}" for name, value in params.items()]
-        lines.append("")
-    return "\n".join(lines)
-
-
-def _toml(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_toml(v) for v in value) + "]"
-    return json.dumps(str(value), ensure_ascii=False)  # a JSON string is a valid TOML basic string
-
-
 def save_recipe(path: str | os.PathLike, steps: Iterable[tuple[str, Mapping[str, Any], str | None]], *,
                 input: str | None = None, seed: int | None = None, weights: str | None = None) -> Path:
-    """Write a recipe atomically, in the chains' format."""
-    steps = [(e, {k: list(v) if isinstance(v, tuple) else v for k, v in p.items()}, m) for e, p, m in steps]
-    recipes = _recipes()
-    if recipes is not None:
-        from gradfx.engine.api import Step
-
-        recipe = recipes.Recipe(steps=[Step(e, p, m) for e, p, m in steps], input=input, seed=seed,
-                                weights=weights)
-        return Path(recipes.save_recipe(recipe, path))
-    from gradfx.engine.imageio import atomic_write
-
-    text = recipe_text(steps, input=input, seed=seed, weights=weights)
-    return atomic_write(Path(path), lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    """Write ``(effect, params, model)`` steps as a recipe, atomically (:func:`gradfx.engine.recipes.save_recipe`)."""
+    recipe = recipes.Recipe(steps=[Step(e, dict(p), m) for e, p, m in steps], input=input, seed=seed,
+                            weights=weights)
+    return Path(recipes.save_recipe(recipe, path))

@@ -137,21 +137,24 @@ class PathPrompt(ModalScreen[Path | None]):
 KEYS = """\
 [b]Anywhere[/]
   tab / shift+tab   move between panels        ctrl+p   command palette
-  ctrl+o            open the input image       ctrl+r   run the chain
-  escape            cancel a run (keeps the image so far)
+  ctrl+o            open the input image       ctrl+r   run the chain (also f5)
+  escape            cancel a run: it stops after the current step and keeps the image so far
   ctrl+s            save the output            f2 / f3  load / save a recipe
+  f4                show the run panel or the parameters (narrow terminals)
   f1                this help                  ctrl+q   quit
 
 [b]Effects[/] (left)
-  up / down         browse                     enter or a   add to the chain
+  up / down         browse (the panel on the right describes the effect)
+  type a name       jump to it                 enter    add it to the chain
 
 [b]Chain[/]
-  up / down         choose the step to edit    shift+up / shift+down   move it
-  x or delete       remove the step            d   duplicate it
+  up / down         choose the step to edit    enter    edit its parameters
+  shift+up / down   move the step ([ and ] too)
+  x or delete       remove the step            d        duplicate it
 
 [b]Parameters[/]
-  type a value: it is checked as you type; a red line says what is allowed.
-  enter on an image field (or its Browse button) opens a file picker.
+  type a value: it is checked as you type and a red line says what is allowed.
+  image fields: enter on an empty field, or tab to Browse… and press enter, opens a file picker.
 """
 
 

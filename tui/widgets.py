@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from rich.text import Text
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -27,9 +28,26 @@ from .preview import HalfBlocks
 
 
 class EffectBrowser(OptionList):
-    """Every registered effect (third-party ones tagged with their plugin), with its summary."""
+    """Every registered effect (third-party ones tagged with their plugin), with its summary. Typing the
+    start of a name jumps to it; enter adds the highlighted effect to the chain."""
 
-    BINDINGS = [Binding("a", "select", "Add step")]
+    BINDINGS = [Binding("enter", "select", "Add step")]
+    _typed = ""
+    _typed_at = 0.0
+
+    def on_key(self, event: events.Key) -> None:
+        char = event.character
+        if not char or not char.isprintable() or char == " " or len(char) != 1:
+            return
+        now = time.monotonic()
+        self._typed = (self._typed if now - self._typed_at < 1.0 else "") + char.lower()
+        self._typed_at = now
+        for i in range(self.option_count):
+            if (self.get_option_at_index(i).id or "").startswith(self._typed):
+                self.highlighted = i
+                break
+        event.stop()
+        event.prevent_default()
 
     def set_effects(self, effects: Sequence[Effect], plugins: dict[str, str], builtin: str) -> None:
         options = []
@@ -65,6 +83,10 @@ class ChainView(OptionList):
             self.op, self.index, self.delta = op, index, delta
 
     def show(self, steps: Sequence[ChainStep], invalid: Sequence[bool], highlight: int | None) -> None:
+        if not steps:
+            self.set_options([Option(Text("empty: choose an effect on the left and press enter", style="dim"),
+                                     disabled=True)])
+            return
         options = []
         for i, (step, bad) in enumerate(zip(steps, invalid, strict=True), 1):
             text = Text(f"{i}. ", style="dim")
@@ -154,7 +176,7 @@ class ParamForm(VerticalScroll):
             default = p.format(p.default)
             text.append(f"  {p.kind}" + (f" = {default}" if default else ""), style="dim")
             text.append(f"\n  {p.help}\n" if p.help else "\n")
-        text.append("\nenter (or a) adds it to the chain", style="italic")
+        text.append("\nenter adds it to the chain · type a name to jump to it", style="italic")
         await self.mount(Static(text, classes="about"))
 
     def _row(self, p: Param, step: ChainStep) -> Widget:
@@ -175,7 +197,8 @@ class ParamForm(VerticalScroll):
         parts: list[Widget] = [label, field]
         if p.is_image:
             parts.append(Button("Browse…", id=f"browse-{p.name}", classes="browse", compact=True))
-        help_text = p.help + (f" — {p.allowed()}" if p.kind not in ("bool", "choice") else "")
+        numeric = p.kind in ("int", "float", "floats") and (p.min is not None or p.max is not None)
+        help_text = p.help + (f" ({p.allowed()})" if numeric or not p.help else "")
         if p.required:
             help_text += " (required)"
         return Vertical(Horizontal(*parts, classes="param-line"), Static(help_text, classes="param-help",

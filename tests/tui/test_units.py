@@ -1,0 +1,92 @@
+"""Unit tests of the TUI's Textual-free parts: the half-block renderer and the chain model."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+
+from gradfx.engine.errors import ParameterError
+from gradfx.tui.chain import ChainStep, load_recipe, save_recipe
+from gradfx.tui.preview import UPPER_HALF, HalfBlocks, fit, shrink
+
+
+def test_fit_keeps_the_aspect_ratio_in_half_cells():
+    assert fit(100, 100, 40, 10) == (20, 20)  # 20 rows of pixels = 10 cells tall
+    assert fit(200, 50, 40, 10) == (40, 10)
+    assert fit(10, 10, 0, 5) == (0, 0)
+
+
+def test_half_blocks_put_the_upper_pixel_in_front_and_the_lower_behind():
+    img = np.zeros((2, 2, 3), np.float32)
+    img[0, 0] = (1, 0, 0)  # top-left red
+    img[1, 0] = (0, 0, 1)  # bottom-left blue
+    img[:, 1] = (0, 1, 0)  # right column green
+    rows = HalfBlocks(img, 2, 1).lines()
+    assert len(rows) == 1 and [s.text for s in rows[0]] == [UPPER_HALF, UPPER_HALF]
+    left, right = rows[0]
+    assert left.style.color.get_truecolor() == (255, 0, 0)
+    assert left.style.bgcolor.get_truecolor() == (0, 0, 255)
+    assert right.style.color.get_truecolor() == right.style.bgcolor.get_truecolor() == (0, 255, 0)
+
+
+def test_half_blocks_fill_exactly_the_area_given(make_image):
+    for h, w, cols, rows in ((40, 48, 30, 7), (10, 80, 20, 9), (33, 17, 11, 4)):
+        lines = HalfBlocks(make_image(h, w), cols, rows).lines()
+        assert len(lines) == rows
+        assert all(sum(len(s.text) for s in line) == cols for line in lines)
+    out = Console(width=30, record=True, color_system="truecolor", file=io.StringIO())
+    out.print(HalfBlocks(make_image(40, 48), 30, 7))
+    assert out.export_text().rstrip("\n").count("\n") == 6  # 7 lines
+
+
+def test_shrink_bounds_what_the_engine_thread_hands_over(make_image):
+    small = shrink(make_image(600, 300), 100)
+    assert small.dtype == np.uint8 and small.shape == (100, 50, 3)
+    assert shrink(make_image(1, 2, "noise")[None]).shape == (1, 2, 3)  # a batch: its first image
+
+
+def test_chain_step_values_errors_and_params(tiny_registry):
+    eff = tiny_registry.effects["tiny-dream"]
+    step = ChainStep("tiny-dream")
+    assert step.text(eff.schema["steps"]) == "2" and step.text(eff.schema["invert"]) is False
+    assert step.params(eff) == {} and step.errors(eff) == {}
+    step.values.update(steps="500", lr="0.5", layer="block1_conv2")
+    assert "from 1 to 50" in step.errors(eff)["steps"]
+    try:
+        step.params(eff)
+    except ParameterError as exc:
+        assert "steps" in str(exc)
+    else:
+        raise AssertionError("expected a ParameterError")
+    step.values["steps"] = "7"
+    assert step.params(eff) == {"steps": 7, "lr": 0.5}  # the default layer is not repeated
+    step.values["guide"] = "  "
+    assert step.params(eff) == {"steps": 7, "lr": 0.5}  # an emptied optional field is unset
+    dup = step.copy()
+    dup.values["steps"] = "8"
+    assert step.values["steps"] == "7"
+
+
+def test_recipe_round_trip_keeps_image_paths_findable(tiny_registry, tmp_path):
+    guide = tmp_path / "images" / "g.png"
+    guide.parent.mkdir()
+    guide.write_bytes(b"")
+    path = save_recipe(tmp_path / "r.toml", [("tiny-dream", {"steps": 3, "guide": "images/g.png"}, None),
+                                             ("tiny-dream", {"invert": True}, "vgg16")], seed=4)
+    loaded = load_recipe(path, {"tiny-dream": ["guide"]})
+    assert [s.effect for s in loaded.steps] == ["tiny-dream", "tiny-dream"]
+    assert loaded.steps[0].values == {"steps": "3", "guide": str(guide)}
+    assert loaded.steps[1].values == {"invert": True} and loaded.steps[1].model == "vgg16"
+    assert loaded.seed == 4
+
+
+def test_headless_commands_do_not_import_textual():
+    code = ("import sys; from gradfx.tui import cli; cli.build_parser().parse_args(['list']); "
+            "assert 'textual' not in sys.modules, 'textual imported'; "
+            "import gradfx.tui.commands.tui; assert 'textual' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parent, timeout=60)
