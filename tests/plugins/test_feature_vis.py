@@ -114,6 +114,20 @@ def test_a_batch_of_8_channels_gives_each_image_its_own_channel_as_its_strongest
     assert len(written) == 9 and (tmp_path / f"sheet-{LAYER}-7.png").is_file()
 
 
+def test_diversity_term_makes_a_batch_of_one_channel_more_diverse():
+    from gradfx.engine.objectives import diversity
+
+    def batch_diversity(objective):
+        result = run("feature-vis", None, objective=objective, batch=3, steps=20, **{**COMMON, "size": 48})
+        assert result.report["feature_vis"]["labels"] == ["#1", "#2", "#3"]
+        images = np.stack([result.extras[f"0{i}"] for i in (1, 2, 3)])
+        return float(diversity(LAYER)(_extractor()(images), None))
+
+    # random-weight Gram matrices are all alike (cosine ~0.999), so the term needs a large weight here
+    plain, diverse = batch_diversity(f"{LAYER}:12"), batch_diversity(f"{LAYER}:12 + 1e4*diversity({LAYER})")
+    assert diverse > plain + 0.05
+
+
 def test_defaults_regularisers_and_same_seed_repeats():
     a = run("feature-vis", None, model="vgg16", weights="random", seed=3, size=48, steps=3, param="pixel",
             l1=0.5, tv=0.5, blur=0.5)
