@@ -353,7 +353,7 @@ class GradfxApp(App[None]):
         def chosen(path: Path | None) -> None:
             if path is None or form.index != event.index:
                 return
-            text = str(path)
+            text = short_path(path, 10_000)
             if event.param.kind == "images" and current:
                 text = f"{current},{path}"
             form.set_value(event.param.name, text)
@@ -615,7 +615,7 @@ class GradfxApp(App[None]):
             try:
                 written = save_recipe(
                     path, [(e, _relative_images(self.registry, e, p, folder), m) for e, p, m in steps],
-                    input=_relative(str(self.image_path.resolve()), folder) if self.image_path else None,
+                    input=_relative(str(self.image_path), folder) if self.image_path else None,
                     seed=self.seed or None, weights=None if self.weights == "auto" else self.weights)
             except (GradfxError, OSError) as exc:
                 self._error("Could not save the recipe", exc)
@@ -650,8 +650,9 @@ def _traceback(error: BaseException | None) -> str:
 
 
 def _relative(path: str, folder: Path) -> str:
+    """``path`` (absolute, or relative to the working folder) relative to ``folder``, for a recipe there."""
     try:
-        return os.path.relpath(path, folder) if Path(path).is_absolute() else path
+        return os.path.relpath(Path(path).expanduser().resolve(), folder)
     except ValueError:  # another drive (Windows)
         return path
 

@@ -156,6 +156,9 @@ class ParamForm(VerticalScroll):
         for p in effect.schema:
             rows.append(self._row(p, step))
         await self.mount_all(rows)
+        width = min(max((len(p.name) for p in effect.schema if p.kind != "bool"), default=4) + 2, 20)
+        for label in self.query(".param-name"):
+            label.styles.width = width
         for p in effect.schema:
             self._show_error(p)
 
@@ -270,8 +273,10 @@ class ParamForm(VerticalScroll):
 
 def _short(message: str, p: Param) -> str:
     """Drop the "effect 'x': parameter 'y': " prefix: the form already says where."""
-    marker = f"parameter {p.name!r}: "
-    return message.split(marker, 1)[1] if marker in message else message
+    for marker in (f"parameter {p.name!r}: ", f"parameter {p.name!r} "):
+        if marker in message:
+            return message.split(marker, 1)[1]
+    return message
 
 
 class Preview(Widget):
