@@ -90,7 +90,12 @@ class FeatureVis(Effect):
         from gradfx.engine.transforms import parse_transforms, resize_to
 
         spec = get_spec(ctx.model)
-        text = params.get("objective") or DEFAULT_OBJECTIVES.get(ctx.model) or f"{spec.default_layers[-1]}:0"
+        text = params.get("objective") or DEFAULT_OBJECTIVES.get(ctx.model)
+        if not text:
+            if not spec.default_layers:
+                raise ParameterError(f"effect 'feature-vis': model {ctx.model} has no default objective; give "
+                                     f"one, e.g. -p objective=LAYER:0 (`gradfx models {ctx.model}` lists layers)")
+            text = f"{spec.default_layers[-1]}:0"
         parsed = parse_objective(text)
         batch = _batch_size(parsed, int(params["batch"]))
         steps = int(params["steps"])
