@@ -1,14 +1,17 @@
 """Device selection and TensorFlow's log noise.
 
-TensorFlow is imported lazily here, so :func:`quiet_tensorflow` can run before the first TF import (its C++
-logging reads ``TF_CPP_MIN_LOG_LEVEL`` once, when the library loads).
+TensorFlow is imported lazily, by :func:`quiet_tensorflow`, so that its C++ logging is configured before the
+library loads and the lines it prints while loading stay off the terminal.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import re
+import sys
+import tempfile
 import threading
 
 from .errors import DeviceError
@@ -23,19 +26,47 @@ _growth_done = False
 
 
 def quiet_tensorflow() -> None:
-    """Keep TensorFlow's log noise off the terminal: call it before TensorFlow is imported.
+    """Import TensorFlow with its log noise kept off the terminal.
 
     Sets ``TF_CPP_MIN_LOG_LEVEL=3`` (unless the user set it), absl's verbosity and the ``tensorflow``
-    Python logger to ERROR. Safe to call more than once; it does not import TensorFlow.
+    Python logger to ERROR. TensorFlow 2.21 still writes a few lines (oneDNN, CUDA stubs) to file descriptor
+    2 before its logging is initialised, which would print over a progress bar or the TUI, so the first
+    import runs with descriptor 2 pointed at a temporary file; if the import fails, what it wrote is replayed.
+    ``GRADFX_DEBUG=1`` (``gradfx --debug``) leaves everything visible. Safe to call more than once.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    if "keras" not in sys.modules and not os.environ.get("GRADFX_DEBUG"):
+        _import_silently("tensorflow", "keras")
     try:
         import absl.logging
 
         absl.logging.set_verbosity(absl.logging.ERROR)
     except ImportError:  # absl comes with TensorFlow; without it there is nothing to quieten
         pass
+
+
+def _import_silently(*modules: str) -> None:
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no real descriptor 2 (embedded, some test runners): import as is
+        for module in modules:
+            importlib.import_module(module)
+        return
+    with tempfile.TemporaryFile(mode="w+b") as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            for module in modules:
+                importlib.import_module(module)
+        except BaseException:
+            os.dup2(saved, 2)
+            sink.seek(0)
+            sys.stderr.write(sink.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 def _parse(device: str | None) -> tuple[str, int | None]:

@@ -315,6 +315,9 @@ class Registry:
         """Registered model specs (loading the model hooks, and TensorFlow, on first access)."""
         with self._lock:
             if "__models__" not in self._models_loaded:
+                from .device import quiet_tensorflow
+
+                quiet_tensorflow()  # model specs import TensorFlow: keep its start-up noise off the terminal
                 self._models_loaded.add("__models__")
                 for info in list(self.plugins.values()):
                     if self.pm.has_plugin(info.name):
