@@ -145,6 +145,18 @@ def parse_layers(name: str, text: str, available: Sequence[str], model: str) -> 
     return out
 
 
+def fit(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``img`` resized to exactly ``size`` (height, width), antialiased bicubic, clipped to [0, 1]."""
+    import tensorflow as tf
+
+    from gradfx.engine import schedule
+
+    if img.shape[:2] == tuple(size):
+        return img
+    out = schedule.resize(tf.constant(img[None], tf.float32), tuple(size)).numpy()[0]
+    return np.clip(out, 0.0, 1.0)
+
+
 def _stage_sizes(final: tuple[int, int], scales: int, min_size: int) -> list[tuple[int, int]]:
     """Coarse-to-fine canvas sizes, a factor of 2 apart, never below the model's minimum."""
     from gradfx.engine import schedule
@@ -212,11 +224,14 @@ class _Terms:
         self.style_targets = [{k: tf.stop_gradient(v) for k, v in t.items()} for t in targets]
 
     # --- per step -------------------------------------------------------------------------------------
-    def area_fraction(self, image: Any) -> float:
+    def area_fraction(self, image: Any) -> Any:
         """The share of the canvas this step's image covers (1 untiled): tile losses are area-weighted so
-        their sum over the tiles of the canvas is comparable with the whole-image loss."""
-        h, w = int(image.shape[1]), int(image.shape[2])
-        return h * w / (self.canvas[0] * self.canvas[1])
+        their sum over the tiles of the canvas is comparable with the whole-image loss. Dynamic shapes:
+        the solver may trace tiles with relaxed shapes."""
+        import tensorflow as tf
+
+        shape = tf.shape(image)
+        return tf.cast(shape[1] * shape[2], tf.float32) / float(self.canvas[0] * self.canvas[1])
 
     def content(self, f: Mapping[str, Any], c: Any) -> Any:
         import tensorflow as tf
@@ -245,7 +260,7 @@ class _Terms:
                 diff = gram_matrix(feats) - self.style_targets[0][k]
                 terms.append(w / total * tf.reduce_mean(tf.square(diff)))
                 continue
-            size = (int(feats.shape[1]), int(feats.shape[2]))
+            size = tf.shape(feats)[1:3]
             for s, (b, target) in enumerate(zip(self.blend, self.style_targets, strict=True)):
                 m = tf.clip_by_value(tf.image.resize(c.aligned[f"mask{s}"], size, method="area"), 0.0, 1.0)
                 gram = tf.einsum("bijc,bijd->bcd", feats * m, feats) / (tf.reduce_sum(m) + 1e-6)
@@ -327,7 +342,7 @@ class StyleTransfer(Effect):
 
     # --- build ---------------------------------------------------------------------------------------------
     def build(self, ctx: RunContext, params: Mapping[str, Any]) -> Problem:
-        from gradfx.engine import imageio, models, schedule
+        from gradfx.engine import imageio, models
         from gradfx.engine.objectives import Objective
         from gradfx.engine.solver import Problem
 
@@ -377,26 +392,20 @@ class StyleTransfer(Effect):
             styles = [grey3(match_luminance(luminance(s), content_y)) for s in styles]
             content = grey3(content_y)
 
-        def fit(img: np.ndarray) -> np.ndarray:
-            import tensorflow as tf
-
-            out = schedule.resize(tf.constant(img[None], tf.float32), final).numpy()[0]
-            return np.clip(out, 0.0, 1.0)
-
         if init_choice == "content":
             init = content
         elif init_choice == "noise":
             init = None
         elif init_choice == "style":
-            init = fit(styles[0])
+            init = fit(styles[0], final)
         else:
-            init = fit(ctx.image(init_choice).rgb)
+            init = fit(ctx.image(init_choice).rgb, final)
             if colors == "luminance":
                 init = grey3(luminance(init))
 
         aligned: dict[str, np.ndarray] = {"content": content}
         for s, path in enumerate(masks_paths):
-            aligned[f"mask{s}"] = fit(ctx.image(path).rgb).mean(axis=-1, keepdims=True)
+            aligned[f"mask{s}"] = fit(ctx.image(path).rgb, final).mean(axis=-1, keepdims=True)
 
         terms = _Terms(content_layers=content_layers, style_layers=style_layers, styles=styles, blend=blend,
                        masked=bool(masks_paths), style_scale=params["style_scale"], tile=params["tile"],
@@ -441,12 +450,9 @@ class StyleTransfer(Effect):
 
     # --- finish --------------------------------------------------------------------------------------------
     def finish(self, ctx: RunContext, params: Mapping[str, Any], solution: Solution) -> Output:
-        from gradfx.engine import imageio
-
         content = ctx.input.rgb if ctx.input is not None else solution.image
         h, w = solution.image.shape[:2]
-        if content.shape[:2] != (h, w):
-            content = imageio.resize_longest(content, max(h, w))[:h, :w]
+        content = fit(content, (h, w))
 
         def post(img: np.ndarray) -> np.ndarray:
             if params["preserve_colors"] == "luminance":
@@ -455,9 +461,7 @@ class StyleTransfer(Effect):
 
         extras: dict[str, Any] = {}
         if solution.snapshots:
-            frames = [f if f.shape[:2] == (h, w) else imageio.resize_longest(f, max(h, w))[:h, :w]
-                      for f in solution.snapshots]
-            extras["snapshots"] = [post(f) for f in frames]
+            extras["snapshots"] = [post(fit(f, (h, w))) for f in solution.snapshots]
         report = {"sizes": [list(s) for s in solution.sizes]}
         return Output(post(solution.image), extras, report)
 
