@@ -190,8 +190,7 @@ class GradfxApp(App[None]):
                         "Show plugin failures", title="Plugins", severity="warning", timeout=12)
         if not effects:
             self.notify("No effects are registered: check 'gradfx plugins'.", severity="error", timeout=12)
-        if self.device_label == "…":
-            self._probe_device()
+        self._probe_device()  # also imports TensorFlow now, so the first run starts sooner
         if self.image_path is not None:
             self._load_input(self.image_path)
         if self.initial_recipe is not None:
@@ -575,6 +574,7 @@ class GradfxApp(App[None]):
         self.chain = recipe.steps
         self.current = 0
         self.run_worker(self._refresh_chain(), group="chain")
+        self.query_one(ChainView).focus()  # show the loaded steps, not the effect the browser is on
         adopted = []
         if recipe.seed is not None:
             self.seed = recipe.seed
@@ -625,6 +625,11 @@ class GradfxApp(App[None]):
 
         self.push_screen(PathPrompt("Save recipe as", "recipe.toml", "enter: save · esc: cancel · "
                                     "image paths are written relative to the recipe"), chosen)
+
+    async def action_quit(self) -> None:
+        if self.token is not None:
+            self.token.cancel()  # the engine thread stops after its current step instead of running on
+        self.exit()
 
     # --- misc ----------------------------------------------------------------------------------------------
     def action_toggle_view(self) -> None:

@@ -88,7 +88,7 @@ def load_recipe(path: str | os.PathLike, image_params: Mapping[str, Iterable[str
     """Read a recipe (:func:`gradfx.engine.recipes.load_recipe`). ``image_params`` maps effect names to
     their image parameters, whose relative paths are made absolute against the recipe's folder."""
     recipe = recipes.load_recipe(path)
-    steps = [ChainStep(s.effect, dict(s.params), s.model) for s in recipe.steps]
+    steps = [ChainStep(s.effect, dict(s.params), s.model or recipe.model) for s in recipe.steps]
     for step in steps:
         for name in (image_params or {}).get(step.effect, ()):
             value = step.values.get(name)

@@ -56,11 +56,11 @@ def _stderr_to_log() -> Iterator[Path | None]:
 
 
 def main(args: argparse.Namespace) -> int:
-    from gradfx.engine import device as devices
     from gradfx.engine.errors import PluginError
     from gradfx.engine.registry import get_registry
 
-    devices.quiet_tensorflow()
+    # TensorFlow is imported by the app in the background (it takes seconds); only quieten it here
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     if args.image and not Path(args.image).is_file():
         from gradfx.engine.errors import ImageError
 
@@ -91,6 +91,8 @@ def main(args: argparse.Namespace) -> int:
     debug = bool(os.environ.get("GRADFX_DEBUG"))
     with _stderr_to_log() as log:
         app.run()
+    if app.running:  # quit during a run: the engine thread finishes its current step first
+        print("gradfx: stopping the run after its current step…", file=sys.stderr)
     if log is not None:
         if debug and log.stat().st_size:
             print(f"gradfx: TensorFlow's log is in {log}", file=sys.stderr)
