@@ -95,7 +95,7 @@ class GradfxApp(App[None]):
         Binding("ctrl+o", "open", "Open", priority=True),
         Binding("f2", "load_recipe", "Load recipe", show=False),
         Binding("f3", "save_recipe", "Save recipe", show=False),
-        Binding("f4", "toggle_view", "Preview"),
+        Binding("f4", "toggle_view", "View"),
         Binding("f1", "help", "Keys"),
     ]
 
@@ -376,6 +376,7 @@ class GradfxApp(App[None]):
                 api.prepare(eff, params, registry=self.registry, where=f"step {i} ({eff.name})")
             except GradfxError as exc:
                 self.current = i - 1
+                self.screen.remove_class("-show-run")  # the form has to be visible to fix the value
                 self.run_worker(self._refresh_chain(), group="chain")
                 self.notify(str(exc), title="Fix a parameter first", severity="error", timeout=8)
                 return None
@@ -395,6 +396,7 @@ class GradfxApp(App[None]):
             return
         self.token = CancelToken()
         self.running = True
+        self.refresh_bindings()
         self.screen.add_class("-show-run")
         self.query_one(RunPanel).reset(f"starting {' → '.join(e for e, _, _ in steps)}: loading the model "
                                        f"({self.weights} weights)…")
@@ -435,6 +437,7 @@ class GradfxApp(App[None]):
 
     def on_gradfx_app_run_finished(self, message: RunFinished) -> None:
         self.running = False
+        self.refresh_bindings()
         self.result = message.result
         report = message.result.report
         self.query_one(Preview).image = shrink(message.result.image)
@@ -458,6 +461,7 @@ class GradfxApp(App[None]):
         error = worker.error
         if worker.group == "run":
             self.running = False
+            self.refresh_bindings()
             self.query_one(RunPanel).status("failed — see the error; fix it and press ctrl+r again")
             self.post_message(self.RunFailed(error))  # type: ignore[arg-type]
             self._error("The run failed", error)
@@ -486,7 +490,7 @@ class GradfxApp(App[None]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "cancel":
-            return True if self.running else None
+            return self.running  # shown in the footer only while there is a run to cancel
         if action == "toggle_view":  # only the narrow layout hides one of the two
             return not self.screen.has_class("-wide")
         return True

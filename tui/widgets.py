@@ -31,7 +31,7 @@ class EffectBrowser(OptionList):
     """Every registered effect (third-party ones tagged with their plugin), with its summary. Typing the
     start of a name jumps to it; enter adds the highlighted effect to the chain."""
 
-    BINDINGS = [Binding("enter", "select", "Add step")]
+    BINDINGS = [Binding("enter", "select", "Add")]
     _typed = ""
     _typed_at = 0.0
 
