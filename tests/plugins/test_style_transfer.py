@@ -210,6 +210,15 @@ def test_scales_tiles_masks_levels_snapshots_together(reg, files):
     assert len(frames) == 3 and all(f.shape == (75, 75, 3) for f in frames)
 
 
+@pytest.mark.parametrize("init", ["style", "file"])
+def test_init_from_the_style_or_a_file(reg, files, init):
+    start = files["gradient"] if init == "file" else files["stripes"]
+    out = style_run(reg, files["content"], style=files["stripes"], size=64, steps=1,
+                    init=start if init == "file" else "style").image
+    # one Adam step of 0.02 from the starting image
+    assert np.abs(out - load(start)).mean() < 0.05 < np.abs(out - files["content"]).mean()
+
+
 # ----------------------------------------------------------------------------------------- parameter errors
 @pytest.mark.parametrize(
     ("params", "words"),
