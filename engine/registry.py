@@ -185,7 +185,7 @@ class Registry:
                 continue
             self.add_plugin(obj, ep.name, distribution=dist_name, version=version, module=ep.value)
         if isinstance(allow, PluginFilter):
-            self.unmatched_filter = allow.unmatched()
+            self.unmatched_filter = [n for n in allow.unmatched() if n != BUILTIN]  # built-ins always load
 
     def add_plugin(self, obj: Any, name: str, *, builtin: bool = False, distribution: str | None = None,
                    version: str | None = None, module: str | None = None) -> PluginInfo:

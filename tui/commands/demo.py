@@ -72,13 +72,12 @@ def main(args: argparse.Namespace) -> int:
          f"{len(recipes)} recipes ({', '.join(DEMO_RECIPES)})")
     results: dict[str, Any] = {}
     interrupted = False
-    with Interrupt() as interrupt:
+    with Interrupt() as interrupt, progressbar.ProgressBar(disable=args.quiet) as bar:
         for name, recipe in recipes:
             t0 = time.perf_counter()
-            with progressbar.ProgressBar(disable=args.quiet) as bar:
-                result = run_recipe(recipe, seed=args.seed, weights=args.weights, device=args.device,
-                                    progress=bar.update, cancel=interrupt.token, registry=reg,
-                                    snapshots=out / f"{name}-steps")
+            result = run_recipe(recipe, seed=args.seed, weights=args.weights, device=args.device,
+                                progress=bar.update, cancel=interrupt.token, registry=reg,
+                                snapshots=out / f"{name}-steps")
             result.save(out / f"{name}.png")
             results[name] = result
             _say(f"  {name}: {' -> '.join(result.report['chain'])} in {time.perf_counter() - t0:.0f}s "
