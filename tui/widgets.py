@@ -92,6 +92,8 @@ class ChainView(OptionList):
             text = Text(f"{i}. ", style="dim")
             text.append(step.effect, style="bold")
             changed = len(step.values)
+            if step.model:
+                text.append(f" ({step.model})", style="dim")
             if changed:
                 text.append(f"  {changed} set", style="dim")
             if bad:
@@ -155,6 +157,7 @@ class ParamForm(VerticalScroll):
             rows.append(Static("This effect has no parameters.", classes="empty"))
         for p in effect.schema:
             rows.append(self._row(p, step))
+        rows.append(self._model_row(effect, step))
         await self.mount_all(rows)
         width = min(max((len(p.name) for p in effect.schema if p.kind != "bool"), default=4) + 2, 20)
         for label in self.query(".param-name"):
@@ -181,6 +184,28 @@ class ParamForm(VerticalScroll):
             text.append(f"\n  {p.help}\n" if p.help else "\n")
         text.append("\nenter adds it to the chain · type a name to jump to it", style="italic")
         await self.mount(Static(text, classes="about"))
+
+    def _model_row(self, effect: Effect, step: ChainStep) -> Widget:
+        """The step's backbone: a choice when the effect names the models it works with, else free text."""
+        if effect.models:
+            field: Widget = Select([(m, m) for m in effect.models], value=step.model or effect.model,
+                                   allow_blank=False, id="step-model", compact=True)
+            help_text = f"backbone network (works with {', '.join(effect.models)})"
+        else:
+            field = Input(step.model or "", placeholder=f"{effect.model} (the effect's default)", id="step-model",
+                          compact=True)
+            help_text = f"backbone network; empty: {effect.model}; 'gradfx models' lists them"
+        return Vertical(Horizontal(Label("model", classes="param-name"), field, classes="param-line"),
+                        Static(help_text, classes="param-help", markup=False), classes="param-row")
+
+    def _set_model(self, value: str) -> None:
+        if self.step is None or self.effect is None:
+            return
+        model = value.strip() or None
+        if model == self.effect.model and self.step.model is None:
+            return  # the default echoed back by the selector
+        self.step.model = None if model == self.effect.model else model
+        self.post_message(self.Changed(self.index, "model"))
 
     def _row(self, p: Param, step: ChainStep) -> Widget:
         value = step.text(p)
@@ -237,7 +262,10 @@ class ParamForm(VerticalScroll):
     @on(Input.Changed)
     def _input(self, event: Input.Changed) -> None:
         event.stop()
-        self._set(event.input.id, event.value)
+        if event.input.id == "step-model":
+            self._set_model(event.value)
+        else:
+            self._set(event.input.id, event.value)
 
     @on(Checkbox.Changed)
     def _checkbox(self, event: Checkbox.Changed) -> None:
@@ -247,7 +275,11 @@ class ParamForm(VerticalScroll):
     @on(Select.Changed)
     def _select(self, event: Select.Changed) -> None:
         event.stop()
-        if event.value is not Select.NULL:
+        if event.value is Select.NULL:
+            return
+        if event.select.id == "step-model":
+            self._set_model(str(event.value))
+        else:
             self._set(event.select.id, event.value)
 
     @on(Input.Submitted)

@@ -212,3 +212,38 @@ async def test_command_palette_runs_actions(tiny_registry, sample, recording_app
         await pilot.pause()
         assert app.weights == "imagenet"
         assert "weights imagenet" in str(app.query_one("#topbar").render())
+
+
+async def test_progress_and_preview_are_throttled(tiny_registry, sample, recording_app, wait_for):
+    from gradfx.tui import app as app_module
+
+    app = _app(recording_app, sample)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.loaded is not None)
+        await _add(pilot, "tiny-dream")
+        app.chain[0].values["steps"] = "40"
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: app.of(GradfxApp.RunFinished) or app.of(GradfxApp.RunFailed))
+        report = app.of(GradfxApp.RunFinished)[0].result.report["reports"][0]
+        seconds = sum(report["step_seconds"])
+        progress, previews = app.of(GradfxApp.RunProgress), app.of(GradfxApp.PreviewReady)
+        assert progress[-1].event.step == 40 and len(progress[-1].losses) == 40
+        assert len(progress) <= seconds / app_module.PROGRESS_INTERVAL + 3
+        assert len(previews) <= seconds / app_module.PREVIEW_INTERVAL + 2
+        for message in previews:
+            assert message.image.dtype == np.uint8 and message.image.shape == (40, 48, 3)
+        assert all(m.event._preview is None for m in progress)  # the UI never touches the engine's tensors
+
+
+async def test_step_model_is_editable_and_kept(tiny_registry, sample, recording_app):
+    app = _app(recording_app, sample)
+    async with app.run_test(size=SIZE) as pilot:
+        await _add(pilot, "tiny-dream")
+        field = app.query_one("#step-model")
+        assert field.value == "" and "vgg16" in field.placeholder
+        field.focus()
+        await pilot.press(*"vgg19")
+        assert app.chain[0].model == "vgg19"
+        assert "(vgg19)" in str(app.query_one(ChainView).get_option_at_index(0).prompt)
+        await pilot.press("ctrl+a", "ctrl+k")
+        assert app.chain[0].model is None
