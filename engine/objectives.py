@@ -46,6 +46,9 @@ class BindContext:
     features: Callable[[Any], Features]
     stage: int = 0
     aligned: Mapping[str, tf.Tensor] = field(default_factory=dict)
+    #: the tile size this stage runs with (0: the whole image at once): a step then sees tile crops, and
+    #: targets from aligned images must be computed per crop rather than once here
+    tile: int = 0
 
 
 class Objective:

@@ -340,7 +340,9 @@ class Solver:
                     var.assign(saved)
             aligned = {k: schedule.resize(_batched(v, 1), size) for k, v in p.aligned.items()}
             if self.extractor is not None:
-                p.objective.bind(BindContext(size=size, features=self.extractor, stage=si, aligned=aligned))
+                tile = p.tile if p.tile and max(size) > p.tile else 0
+                p.objective.bind(BindContext(size=size, features=self.extractor, stage=si, aligned=aligned,
+                                             tile=tile))
             if p.optimizer == "lbfgs":
                 status, message, n = self._run_lbfgs(si, variables, aligned, losses, step_seconds)
                 evaluations += n

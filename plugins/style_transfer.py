@@ -170,14 +170,13 @@ class _Terms:
 
     def __init__(self, *, content_layers: Mapping[str, float], style_layers: Mapping[str, float],
                  styles: Sequence[np.ndarray], blend: Sequence[float], masked: bool, style_scale: float,
-                 tile: int, min_size: int) -> None:
+                 min_size: int) -> None:
         self.content_layers = dict(content_layers)
         self.style_layers = dict(style_layers)
         self.styles = list(styles)
         self.blend = list(blend)
         self.masked = masked
         self.style_scale = style_scale
-        self.tile = tile
         self.min_size = min_size
         self.canvas: tuple[int, int] = (1, 1)
         self.extract: Any = None
@@ -193,8 +192,8 @@ class _Terms:
         import tensorflow as tf
 
         self.bind_canvas(ctx)
-        tiled = bool(self.tile) and max(ctx.size) > self.tile
-        if tiled:  # each tile reads its own crop of the aligned content image, rolled with the canvas
+        # ctx.tile, not the parameter: the engine may retry a run with smaller tiles after running out of memory
+        if ctx.tile:  # each tile reads its own crop of the aligned content image, rolled with the canvas
             self.content_target = None
         else:
             feats = ctx.features(ctx.aligned["content"])
@@ -215,7 +214,7 @@ class _Terms:
             size = (max(self.min_size, round(h * k)), max(self.min_size, round(w * k)))
             image = schedule.resize(tf.constant(style[None]), size)
             layers = tuple(self.style_layers)
-            targets.append(_global_grams(ctx.features, image, layers, self.tile, self.min_size))
+            targets.append(_global_grams(ctx.features, image, layers, ctx.tile, self.min_size))
         if not self.masked:  # one blended target: sum_s b_s |G - G_s|^2 = |G - sum_s b_s G_s|^2 + const
             total = sum(self.blend)
             blended = {k: sum(b / total * t[k] for b, t in zip(self.blend, targets, strict=True))
@@ -408,8 +407,7 @@ class StyleTransfer(Effect):
             aligned[f"mask{s}"] = fit(ctx.image(path).rgb, final).mean(axis=-1, keepdims=True)
 
         terms = _Terms(content_layers=content_layers, style_layers=style_layers, styles=styles, blend=blend,
-                       masked=bool(masks_paths), style_scale=params["style_scale"], tile=params["tile"],
-                       min_size=min_size)
+                       masked=bool(masks_paths), style_scale=params["style_scale"], min_size=min_size)
         parts = []
         if params["content_weight"] > 0:
             obj = Objective(terms.content, f"content({_layers_text(content_layers)})", content_layers,
