@@ -97,7 +97,7 @@ class ChainView(OptionList):
             if changed:
                 text.append(f"  {changed} set", style="dim")
             if bad:
-                text.append("  ✗ fix parameters", style="bold red")
+                text.append("  ✗", style="bold red")
             options.append(Option(text))
         self.set_options(options)
         if options:
@@ -196,7 +196,7 @@ class ParamForm(VerticalScroll):
                           compact=True)
             help_text = f"backbone network; empty: {effect.model}; 'gradfx models' lists them"
         return Vertical(Horizontal(Label("model", classes="param-name"), field, classes="param-line"),
-                        Static(help_text, classes="param-help", markup=False), classes="param-row")
+                        _indented(Static(help_text, classes="param-help", markup=False)), classes="param-row")
 
     def _set_model(self, value: str) -> None:
         if self.step is None or self.effect is None:
@@ -229,9 +229,9 @@ class ParamForm(VerticalScroll):
         help_text = p.help + (f" ({p.allowed()})" if numeric or not p.help else "")
         if p.required:
             help_text += " (required)"
-        return Vertical(Horizontal(*parts, classes="param-line"), Static(help_text, classes="param-help",
-                                                                         markup=False),
-                        Static("", classes="param-error", id=f"error-{p.name}", markup=False),
+        return Vertical(Horizontal(*parts, classes="param-line"),
+                        _indented(Static(help_text, classes="param-help", markup=False)),
+                        _indented(Static("", classes="param-error", id=f"error-{p.name}", markup=False)),
                         classes="param-row")
 
     def _param(self, widget_id: str | None, prefix: str = "param-") -> Param | None:
@@ -247,6 +247,8 @@ class ParamForm(VerticalScroll):
         label = self.query_one(f"#error-{p.name}", Static)
         label.update("✗ " + _short(message, p) if message else "")
         label.display = bool(message)
+        if label.parent is not None:
+            label.parent.display = bool(message)
         self.query_one(f"#param-{p.name}").set_class(bool(message), "-invalid-value")
 
     def _set(self, widget_id: str | None, value: Any) -> None:
@@ -301,6 +303,11 @@ class ParamForm(VerticalScroll):
         widget = self.query_one(f"#param-{name}", Input)
         widget.value = value
         widget.focus()
+
+
+def _indented(widget: Widget) -> Widget:
+    """A help or error line under a field: indented by the width of the parameter names (CSS narrows it)."""
+    return Horizontal(Label("", classes="param-name param-indent"), widget, classes="param-sub")
 
 
 def _short(message: str, p: Param) -> str:

@@ -118,7 +118,7 @@ async def test_inline_validation_blocks_the_run(tiny_registry, sample, recording
         await pilot.press("ctrl+a", "ctrl+k", *"abc")
         error = app.query_one("#error-steps")
         assert error.display and "expected an integer from 1 to 50" in str(error.render())
-        assert "fix parameters" in str(app.query_one(ChainView).get_option_at_index(0).prompt)
+        assert "✗" in str(app.query_one(ChainView).get_option_at_index(0).prompt)
         await pilot.press("ctrl+r")
         await pilot.pause()
         assert not app.of(GradfxApp.RunStarted)
