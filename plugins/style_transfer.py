@@ -164,6 +164,23 @@ def _stage_sizes(final: tuple[int, int], scales: int, min_size: int) -> list[tup
     return schedule.octave_sizes(final, scales, 2.0, min_size)
 
 
+def _check_tile_spans(tile: int, sizes: Sequence[tuple[int, int]], min_size: int, model: str) -> None:
+    """The solver splits a side into near-equal spans of at most ``tile``: those must not fall below the
+    model's minimum input (a 48 px side in 40 px tiles gives two 24 px spans)."""
+    from gradfx.engine import schedule
+
+    for size in sizes:
+        if not tile or max(size) <= tile:
+            continue
+        for side in size:
+            shortest = min(b - a for a, b in schedule.tile_spans(side, tile))
+            if shortest < min_size:
+                raise ParameterError(
+                    f"parameter 'tile': {tile} px tiles split a {side} px side into {shortest} px pieces, below "
+                    f"{model}'s minimum input of {min_size} px; expected 0 (off), at least {2 * min_size}, or "
+                    f"at least the image's longest side")
+
+
 # ----------------------------------------------------------------------------------------------- losses
 class _Terms:
     """The three loss terms of one run; they share the canvas size the engine binds per stage."""
@@ -428,12 +445,14 @@ class StyleTransfer(Effect):
         if not objective.layers:  # tv only: the engine binds objectives only when there is an extractor
             raise ParameterError("style_weight and content_weight are both 0; set style_weight > 0")
 
+        sizes = _stage_sizes(final, params["scales"], min_size)
+        _check_tile_spans(params["tile"], sizes, min_size, spec.name)
         adam = params["optimizer"] == "adam"
         return Problem(
             objective=objective,
             init=init,
             size=final,
-            sizes=_stage_sizes(final, params["scales"], min_size),
+            sizes=sizes,
             pooling=params["pooling"],
             steps=params["steps"],
             optimizer=params["optimizer"],

@@ -210,6 +210,21 @@ def test_scales_tiles_masks_levels_snapshots_together(reg, files):
     assert len(frames) == 3 and all(f.shape == (75, 75, 3) for f in frames)
 
 
+def test_objective_follows_the_problems_tile_not_the_parameter(reg, files):
+    """The engine retries an out-of-memory run with smaller tiles by replacing ``Problem.tile``; the loss
+    terms must follow the stage's tiling (BindContext.tile), not the ``tile`` parameter."""
+    import dataclasses
+
+    class Retiled(st.StyleTransfer):
+        def run(self, ctx, params):
+            problem = dataclasses.replace(self.build(ctx, params), tile=32)
+            return self.finish(ctx, params, ctx.solve(problem))
+
+    out = run(Retiled(), files["content"], registry=reg, weights="random", model="vgg16", seed=0,
+              style=files["stripes"], **dict(LIGHT, steps=3, size=64))
+    assert out.report["status"] == "done" and len(out.report["losses"]) == 3
+
+
 @pytest.mark.parametrize("init", ["style", "file"])
 def test_init_from_the_style_or_a_file(reg, files, init):
     start = files["gradient"] if init == "file" else files["stripes"]
@@ -229,6 +244,7 @@ def test_init_from_the_style_or_a_file(reg, files, init):
         ({"content_layers": "block5_conv2:x"}, ["content_layers", "weight"]),
         ({"levels": 1}, ["levels", "2 to 256"]),
         ({"tile": 16}, ["tile", "32"]),
+        ({"tile": 40, "size": 48}, ["tile", "24 px pieces"]),
         ({"init": "nowhere.png"}, ["init", "content, noise, style"]),
         ({"style_weight": 0, "content_weight": 0, "tv_weight": 0}, ["style_weight"]),
         ({"preserve_colors": "lum"}, ["preserve_colors", "luminance"]),
@@ -238,7 +254,7 @@ def test_init_from_the_style_or_a_file(reg, files, init):
 )
 def test_bad_parameters_name_the_parameter(reg, files, params, words):
     with pytest.raises(ParameterError) as info:
-        style_run(reg, files["content"], style=files["stripes"], size=64, steps=1, **params)
+        style_run(reg, files["content"], style=files["stripes"], **{"size": 64, "steps": 1, **params})
     for word in words:
         assert word in str(info.value)
 
