@@ -7,6 +7,7 @@ import importlib
 import os
 import sys
 import tempfile
+import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -56,8 +57,7 @@ def _stderr_to_log() -> Iterator[Path | None]:
 
 
 def main(args: argparse.Namespace) -> int:
-    from gradfx.engine.errors import PluginError
-    from gradfx.engine.registry import get_registry
+    from gradfx.engine.registry import PluginInfo, get_registry
 
     # TensorFlow is imported by the app in the background (it takes seconds); only quieten it here
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -71,8 +71,11 @@ def main(args: argparse.Namespace) -> int:
             continue
         try:
             module = importlib.import_module(name)
-        except Exception as exc:  # noqa: BLE001 - the UI reports it with the other broken plugins
-            raise PluginError(f"--plugin {name}: import failed: {type(exc).__name__}: {exc}") from exc
+        except Exception as exc:  # noqa: BLE001 - a broken plugin is reported in the UI, like an installed one
+            registry.plugins[name] = PluginInfo(name, name, errors=[f"import of {name!r} failed: "
+                                                                    f"{type(exc).__name__}: {exc}"],
+                                                tracebacks=[traceback.format_exc()])
+            continue
         registry.add_plugin(module, name, module=name)
     # textual-image asks the terminal what it can draw; that must happen before Textual takes the terminal.
     graphics = False
