@@ -244,8 +244,13 @@ class GradfxApp(App[None]):
     def _input_loaded(self, path: Path, loaded: imageio.LoadedImage) -> None:
         self.image_path, self.loaded = path, loaded
         if not self.running:
-            self.query_one(Preview).image = shrink(loaded.rgb)
+            self._show_image(shrink(loaded.rgb), f"input {loaded.size[0]}×{loaded.size[1]}")
         self._update_topbar()
+
+    def _show_image(self, image: np.ndarray, caption: str) -> None:
+        preview = self.query_one(Preview)
+        preview.image = image
+        preview.border_subtitle = caption
 
     # --- chain ---------------------------------------------------------------------------------------------
     def add_step(self, effect: str, values: dict[str, Any] | None = None) -> None:
@@ -433,14 +438,16 @@ class GradfxApp(App[None]):
 
     def on_gradfx_app_preview_ready(self, message: PreviewReady) -> None:
         if self.running:
-            self.query_one(Preview).image = message.image
+            self._show_image(message.image, "live")
 
     def on_gradfx_app_run_finished(self, message: RunFinished) -> None:
         self.running = False
         self.refresh_bindings()
         self.result = message.result
         report = message.result.report
-        self.query_one(Preview).image = shrink(message.result.image)
+        h, w = message.result.image.shape[:2]
+        self._show_image(shrink(message.result.image),
+                         f"result {w}×{h}" + (" (partial)" if message.result.partial else ""))
         panel = self.query_one(RunPanel)
         seconds = report.get("seconds", 0.0)
         if message.result.partial:
