@@ -34,7 +34,7 @@ from gradfx.engine.registry import BUILTIN, Registry, get_registry
 
 from .chain import ChainStep, load_recipe, save_recipe
 from .preview import shrink
-from .screens import RECIPE_SUFFIXES, ErrorDialog, FilePicker, HelpScreen, PathPrompt
+from .screens import RECIPE_SUFFIXES, ErrorDialog, FilePicker, HelpScreen, PathPrompt, TextPrompt
 from .widgets import ChainView, EffectBrowser, ParamForm, Preview, RunPanel, short_path
 
 #: seconds between preview copies from the engine thread
@@ -42,6 +42,7 @@ PREVIEW_INTERVAL = 0.4
 #: seconds between progress messages (the last step of a stage is always sent)
 PROGRESS_INTERVAL = 0.1
 WEIGHT_MODES = ("auto", "random", "imagenet")
+WEIGHT_SUFFIXES = (".h5",)
 
 
 class GradfxCommands(Provider):
@@ -65,6 +66,8 @@ class GradfxCommands(Provider):
         ]
         out += [(f"Weights: {mode}", f"use {mode} weights for the next run", partial(app.set_weights, mode))
                 for mode in WEIGHT_MODES]
+        out += [("Weights: a file…", "load backbone weights from a .h5 / .weights.h5 file", app.action_weights_file),
+                ("Seed…", f"the random seed (now {app.seed}); the same seed repeats a CPU run", app.action_seed)]
         out += [(f"Add {name}", eff.summary, partial(app.add_step, name))
                 for name, eff in sorted(app.registry.effects.items())]
         return out
@@ -203,7 +206,8 @@ class GradfxApp(App[None]):
             image = f"{short_path(self.image_path, 24)} {w}×{h}"
         else:
             image = short_path(self.image_path, 24) if self.image_path else "none (ctrl+o opens one)"
-        parts = [f"gradfx │ input {image}", f"weights {self.weights}", f"device {self.device_label}"]
+        weights = short_path(self.weights, 24) if self.weights not in WEIGHT_MODES else self.weights
+        parts = [f"gradfx │ input {image}", f"weights {weights}", f"seed {self.seed}", f"device {self.device_label}"]
         if self.saved is not None:
             parts.append(f"saved {short_path(self.saved, 24)}")
         self.query_one("#topbar", Static).update(" │ ".join(parts))
@@ -227,6 +231,26 @@ class GradfxApp(App[None]):
         self.weights = mode
         self._update_topbar()
         self.notify(f"weights: {mode} for the next run")
+
+    def action_weights_file(self) -> None:
+        def chosen(path: Path | None) -> None:
+            if path is not None:
+                self.set_weights(str(path))
+
+        self.push_screen(FilePicker("Weights file", None, WEIGHT_SUFFIXES), chosen)
+
+    def action_seed(self) -> None:
+        def parse(text: str) -> int:
+            if not text.isdigit():
+                raise ValueError(f"{text!r} is not a whole number >= 0")
+            return int(text)
+
+        def chosen(seed: int | None) -> None:
+            if seed is not None:
+                self.seed = seed
+                self._update_topbar()
+
+        self.push_screen(TextPrompt("Random seed", str(self.seed), "enter: set · esc: cancel", parse), chosen)
 
     # --- input image ---------------------------------------------------------------------------------------
     def action_open(self) -> None:

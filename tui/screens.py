@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 from textual import on
 from textual.app import ComposeResult
@@ -107,20 +108,21 @@ class FilePicker(ModalScreen[Path | None]):
             self.notify(f"{path}: no such file or folder", severity="error")
 
 
-class PathPrompt(ModalScreen[Path | None]):
-    """Ask for an output path (prefilled); the caller decides what to do with it."""
+class TextPrompt(ModalScreen[Any]):
+    """Ask for one value (prefilled); ``parse`` turns the text into the result or raises ValueError, whose
+    message is shown under the field."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
-    def __init__(self, title: str, value: str, hint: str = "") -> None:
+    def __init__(self, title: str, value: str, hint: str = "", parse: Callable[[str], Any] = str) -> None:
         super().__init__()
-        self.title_text, self.value, self.hint = title, value, hint
+        self.title_text, self.value, self.hint, self.parse = title, value, hint, parse
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog", classes="prompt"):
             yield Label(self.title_text, classes="dialog-title")
             yield Input(self.value, id="path")
-            yield Static(self.hint or "enter: save · esc: cancel", id="prompt-hint", classes="hint")
+            yield Static(self.hint or "enter: save · esc: cancel", id="prompt-hint", classes="hint", markup=False)
 
     def on_mount(self) -> None:
         self.query_one("#path", Input).focus()
@@ -130,8 +132,21 @@ class PathPrompt(ModalScreen[Path | None]):
 
     @on(Input.Submitted, "#path")
     def _submit(self, event: Input.Submitted) -> None:
-        if event.value.strip():
-            self.dismiss(Path(event.value.strip()).expanduser())
+        if not event.value.strip():
+            return
+        try:
+            value = self.parse(event.value.strip())
+        except ValueError as exc:
+            self.query_one("#prompt-hint", Static).update(f"✗ {exc}")
+            return
+        self.dismiss(value)
+
+
+class PathPrompt(TextPrompt):
+    """Ask for a path (prefilled); the caller decides what to do with it."""
+
+    def __init__(self, title: str, value: str, hint: str = "") -> None:
+        super().__init__(title, value, hint, lambda text: Path(text).expanduser())
 
 
 KEYS = """\

@@ -247,3 +247,15 @@ async def test_step_model_is_editable_and_kept(tiny_registry, sample, recording_
         assert "(vgg19)" in str(app.query_one(ChainView).get_option_at_index(0).prompt)
         await pilot.press("ctrl+a", "ctrl+k")
         assert app.chain[0].model is None
+
+
+async def test_seed_prompt_checks_its_value(tiny_registry, sample, recording_app):
+    app = _app(recording_app, sample)
+    async with app.run_test(size=SIZE) as pilot:
+        app.action_seed()
+        await pilot.pause()
+        await pilot.press("ctrl+a", "ctrl+k", *"-3", "enter")
+        assert "not a whole number" in str(app.screen.query_one("#prompt-hint").render())
+        await pilot.press("ctrl+a", "ctrl+k", *"42", "enter")
+        await pilot.pause()
+        assert app.seed == 42 and "seed 42" in str(app.query_one("#topbar").render())
