@@ -231,7 +231,9 @@ class Solver:
         return step
 
     def _make_tile_grad(self) -> Callable:
-        @tf.function
+        # Tiles come in up to four shapes per stage; relaxed shapes keep that to two traces (each trace of a
+        # large backbone costs tens of MB).
+        @tf.function(reduce_retracing=True)
         def tile_grad(crop: tf.Tensor, aligned: dict, seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
             self.traces += 1
             with tf.GradientTape() as tape:
@@ -254,29 +256,40 @@ class Solver:
 
     def _tiled_value_and_grad(self, tile_grad: Callable, image: tf.Tensor, aligned: dict, seed: tf.Tensor,
                               roll: bool) -> tuple[tf.Tensor, tf.Tensor]:
-        """Objective and gradient summed over tiles of ``image``, under a random roll when ``roll``."""
+        """Objective and gradient summed over tiles of ``image``, under a random roll when ``roll``.
+
+        Equivalent to tiling ``tf.roll(image, (dy, dx))`` and rolling the gradient back, but without any
+        full-size temporary: each tile is gathered from ``image`` with wrapped indices and its gradient is
+        written in place into one gradient buffer per canvas size, so memory is one tile's activations plus
+        that buffer whatever the image size.
+        """
         h, w = int(image.shape[1]), int(image.shape[2])
         if roll:
             shift = tf.random.stateless_uniform([2], seed=seed, minval=0, maxval=2**30, dtype=tf.int32)
             dy, dx = int(shift[0]) % h, int(shift[1]) % w
         else:
             dy = dx = 0
-        rolled = tf.roll(image, (dy, dx), axis=(1, 2)) if roll else image
-        rolled_aligned = {k: tf.roll(v, (dy, dx), axis=(1, 2)) if roll else v for k, v in aligned.items()}
+        buf = self._grad_buffer(image)
         total = tf.constant(0.0)
-        rows = []
         for y0, y1 in schedule.tile_spans(h, self.p.tile):
-            row = []
+            ys = _wrapped(y0, y1, dy, h)
             for x0, x1 in schedule.tile_spans(w, self.p.tile):
-                crops = {k: v[:, y0:y1, x0:x1] for k, v in rolled_aligned.items()}
-                loss, grad = tile_grad(rolled[:, y0:y1, x0:x1], crops, seed)
+                xs = _wrapped(x0, x1, dx, w)
+                crops = {k: _gather(v, ys, xs) for k, v in aligned.items()}
+                loss, grad = tile_grad(_gather(image, ys, xs), crops, seed)
                 total += loss
-                row.append(grad)
-            rows.append(tf.concat(row, axis=2))
-        grad = tf.concat(rows, axis=1)
-        if roll:
-            grad = tf.roll(grad, (-dy, -dx), axis=(1, 2))
-        return total, grad
+                for t0, t1, i0, i1 in ys:
+                    for u0, u1, j0, j1 in xs:
+                        buf[:, i0:i1, j0:j1].assign(grad[:, t0:t1, u0:u1])
+        return total, buf
+
+    def _grad_buffer(self, image: tf.Tensor) -> tf.Variable:
+        buf = getattr(self, "_tile_grad_buffer", None)
+        if buf is None or tuple(buf.shape) != tuple(image.shape):
+            self._tile_grad_buffer = buf = None  # free the old one before allocating
+            buf = tf.Variable(tf.zeros(image.shape, tf.float32), trainable=False, name="tile_gradient")
+            self._tile_grad_buffer = buf
+        return buf
 
     # --- the loop --------------------------------------------------------------------------------------------
     def _emit(self, stage_index: int, step: int, loss: float, variables: list[tf.Variable], done: int,
@@ -321,8 +334,12 @@ class Solver:
         step_seconds: list[float] = list(resume["step_seconds"]) if resume else []
         first_stage = int(resume["stage"]) if resume else 0
         status, message = "done", ""
-        original = None if p.init is None else _batched(p.init, p.batch)
-        image: tf.Tensor | None = None if original is None else schedule.resize(original, self.sizes[0])
+        # The full-size original is needed only when a stage starts: convert it then rather than hold a copy
+        # for the whole run (at 4096 px every full-size copy is 200 MB).
+        def original() -> tf.Tensor:
+            return _batched(p.init, p.batch)
+
+        image: tf.Tensor | None = None if p.init is None else schedule.resize(original(), self.sizes[0])
         variables: list[tf.Variable] = []
         evaluations = 0
         for si, size in enumerate(self.sizes):
@@ -331,10 +348,15 @@ class Solver:
             resuming = resume is not None and si == first_stage
             if si > 0 and not resuming:
                 image = schedule.resize(self.param.to_image(variables), size)
-                if p.reinject_detail and original is not None:
-                    image = image + schedule.lost_detail(original, self.sizes[si - 1], size)
+                variables = []  # free the coarse stage's image before the full-size detail is computed
+                if p.reinject_detail and p.init is not None:
+                    # image + lost_detail(original, previous, size), written so that at most about three
+                    # full-size tensors are alive at once (the canvas may be 4096 px)
+                    image = image - schedule.resize(schedule.resize(original(), self.sizes[si - 1]), size)
+                    image = image + schedule.resize(original(), size)
                 image = tf.clip_by_value(image, 0.0, 1.0)
             variables = self.param.variables(image, (p.batch, *size), self.seed)
+            image = None  # the variables hold the stage's image; a second reference would keep a copy alive
             if resuming:
                 for var, saved in zip(variables, resume["variables"], strict=True):
                     var.assign(saved)
@@ -350,6 +372,7 @@ class Solver:
                 status, message = self._run_first_order(si, variables, aligned, losses, step_seconds,
                                                          resume if resuming else None)
                 evaluations = len(losses)
+            self._tile_grad_buffer = None  # a stage's tile gradient buffer is not needed after it
             if status in ("cancelled", "non-finite"):
                 break
         final = self.param.to_image(variables)
@@ -488,6 +511,23 @@ def smaller_tile(problem: Problem, min_size: int) -> int | None:
     current = problem.tile if problem.tile and problem.tile < longest else longest
     nxt = current // 2
     return nxt if nxt >= max(2 * min_size, 64) else None
+
+
+def _wrapped(start: int, end: int, shift: int, n: int) -> list[tuple[int, int, int, int]]:
+    """Where positions ``start..end`` of an axis rolled by ``shift`` come from in the unrolled axis of length
+    ``n``: contiguous pieces ``(tile_from, tile_to, image_from, image_to)`` (two when the span wraps)."""
+    q0, length = (start - shift) % n, end - start
+    if q0 + length <= n:
+        return [(0, length, q0, q0 + length)]
+    first = n - q0
+    return [(0, first, q0, n), (first, length, 0, length - first)]
+
+
+def _gather(t: tf.Tensor, ys: list[tuple[int, int, int, int]], xs: list[tuple[int, int, int, int]]) -> tf.Tensor:
+    """The tile of ``t`` (B, H, W, C) described by :func:`_wrapped` pieces, built from tile-sized slices."""
+    rows = [tf.concat([t[:, i0:i1, j0:j1] for _, _, j0, j1 in xs], axis=2) if len(xs) > 1
+            else t[:, i0:i1, xs[0][2]:xs[0][3]] for _, _, i0, i1 in ys]
+    return rows[0] if len(rows) == 1 else tf.concat(rows, axis=1)
 
 
 def solve(
