@@ -235,8 +235,8 @@ def _objective(layers: tuple[tuple[str, float], ...], channels: tuple[int, ...] 
         # makes the sum the canvas mean, so tiled and whole-image runs report (and stop at) the same values.
         if canvas["area"] is None:
             return 1.0
-        h, w = c.image.shape[1], c.image.shape[2]
-        return float(h * w) / canvas["area"]
+        shape = tf.shape(c.image)  # dynamic: tiles may be traced with relaxed shapes
+        return tf.cast(shape[1] * shape[2], tf.float32) / canvas["area"]
 
     def set_canvas(ctx: Any) -> None:
         canvas["area"] = float(ctx.size[0] * ctx.size[1])
