@@ -24,6 +24,7 @@ from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
+from textual.screen import ModalScreen
 from textual.widgets import Footer, OptionList, Static
 from textual.worker import Worker, WorkerState
 
@@ -43,6 +44,7 @@ PREVIEW_INTERVAL = 0.4
 PROGRESS_INTERVAL = 0.1
 WEIGHT_MODES = ("auto", "random", "imagenet")
 WEIGHT_SUFFIXES = (".h5",)
+_MAIN_SCREEN_ACTIONS = {"run", "save", "open", "load_recipe", "save_recipe", "toggle_view", "help"}
 
 
 class GradfxCommands(Provider):
@@ -520,6 +522,8 @@ class GradfxApp(App[None]):
             self.query_one(RunPanel).status("cancelling after the current step…")
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in _MAIN_SCREEN_ACTIONS and isinstance(self.screen, ModalScreen):
+            return False  # a dialog is open: its keys, not the main screen's (ctrl+r, ctrl+s... are priority)
         if action == "cancel":
             return self.running  # shown in the footer only while there is a run to cancel
         if action == "toggle_view":  # only the narrow layout hides one of the two

@@ -259,3 +259,14 @@ async def test_seed_prompt_checks_its_value(tiny_registry, sample, recording_app
         await pilot.press("ctrl+a", "ctrl+k", *"42", "enter")
         await pilot.pause()
         assert app.seed == 42 and "seed 42" in str(app.query_one("#topbar").render())
+
+
+async def test_main_keys_wait_while_a_dialog_is_open(tiny_registry, sample, recording_app):
+    app = _app(recording_app, sample)
+    async with app.run_test(size=SIZE) as pilot:
+        await _add(pilot, "tiny-dream")
+        await pilot.press("f1")
+        await pilot.pause()
+        await pilot.press("ctrl+r", "ctrl+o")
+        await pilot.pause()
+        assert not app.of(GradfxApp.RunStarted) and len(app.screen_stack) == 2
