@@ -272,7 +272,8 @@ def _execute(eff: Effect, params: dict[str, Any], loaded: imageio.LoadedImage | 
         return solution
 
     ctx = RunContext(input=loaded, model=model, weights=weights, seed=seed, device=tf_device, load_image=load,
-                     solve=lambda p, stage_prefix=stage_prefix: solve(p, stage_prefix=stage_prefix),
+                     # an effect's own prefix ("frame 3/10 · ") goes after the chain's ("step 2/3 deepdream · ")
+                     solve=lambda p, stage_prefix="", outer=stage_prefix: solve(p, stage_prefix=outer + stage_prefix),
                      extractor=extractor)
     started = time.perf_counter()
     with tf.device(tf_device):

@@ -153,19 +153,25 @@ class DeepDream(Effect):
         )
 
     def run(self, ctx: RunContext, params: Mapping[str, Any]) -> Output:
+        """One dream, or with ``frames`` > 1 a zoom-feedback sequence: each frame zooms into the last and
+        dreams again (one problem per frame, solved by the engine)."""
         n = params["frames"]
-        if n == 1:
-            return super().run(ctx, params)
         frames: list[np.ndarray] = []
         image = ctx.input.rgb
+        objective = ""
         for i in range(n):
             if i:
                 image = zoom(image, params["zoom"])
-            image = ctx.solve(self.build(ctx, params, init=image), stage_prefix=f"frame {i + 1}/{n} · ").image
+            problem = self.build(ctx, params, init=image)
+            objective = str(problem.objective)
+            image = ctx.solve(problem, stage_prefix=f"frame {i + 1}/{n} · " if n > 1 else "").image
             frames.append(image)
             if ctx.cancelled:
                 break
-        return Output(image=frames[-1], extras={"frames": frames}, report={"frames": len(frames)})
+        if n == 1:
+            return Output(image=image, report={"objective": objective})
+        return Output(image=frames[-1], extras={"frames": frames},
+                      report={"objective": objective, "frames": len(frames)})
 
     # --- validation helpers ----------------------------------------------------------------------------------
     @staticmethod
@@ -253,12 +259,14 @@ def _objective(layers: tuple[tuple[str, float], ...], channels: tuple[int, ...] 
 
     def bind(ctx: Any) -> None:
         set_canvas(ctx)
-        # The guide at the stage's scale, but never larger than a tile: its features stay small whatever
-        # the canvas size, and the dot-product matrix is (tile positions x guide positions).
+        # The guide, in its own proportions, at the stage's scale but never larger than a tile: its features
+        # stay small whatever the canvas size (the dot-product matrix is tile positions x guide positions).
+        # Its short side never drops below what the stage itself feeds the network.
         h, w = ctx.size
-        limit = tile or max(h, w)
-        s = min(1.0, limit / max(h, w))
-        size = (max(1, round(h * s)), max(1, round(w * s)))
+        gh, gw = guide.shape[:2]
+        longest = min(max(h, w), tile or max(h, w))
+        s = max(longest / max(gh, gw), min(h, w, longest) / min(gh, gw))
+        size = (max(1, round(gh * s)), max(1, round(gw * s)))
         g = tf.image.resize(tf.convert_to_tensor(guide[None], tf.float32), size, method="bicubic", antialias=True)
         feats = ctx.features(tf.clip_by_value(g, 0.0, 1.0))
         for name, _ in layers:

@@ -128,7 +128,7 @@ def test_guided_run_ends_closer_to_the_guide_features(registry, make_image, tmp_
     kw = dict(VGG, layers=f"{layer}:1", steps=8)
     unguided = run("deepdream", img, **kw).image
     guided_res = run("deepdream", img, guide=str(path), **kw)
-    assert "guide_match" in str(guided_res.report) or guided_res.report["params"]["guide"] == str(path)
+    assert guided_res.report["objective"] == f"1 * guide_match({layer})"
     m0, mu, mg = match(img), match(unguided), match(guided_res.image)
     assert mg > mu and mg - m0 > 1.3 * (mu - m0), (m0, mu, mg)
 
@@ -144,8 +144,12 @@ def test_channels_raise_the_chosen_channels_most(registry, make_image):
 
 def test_frames_write_numbered_frames_and_an_animation(registry, make_image, tmp_path):
     img = make_image(48, 48, "blobs")
-    res = run("deepdream", img, **VGG, layers="block2_conv2:1", steps=2, frames=3, zoom=1.2)
+    stages = []
+    res = run("deepdream", img, **VGG, layers="block2_conv2:1", steps=2, frames=3, zoom=1.2,
+              progress=lambda ev: stages.append(ev.stage))
     frames = res.extras["frames"]
+    assert len(stages) == 6 and stages[-1].startswith("frame 3/3 · octave 1/1"), stages
+    assert res.report["frames"] == 3 and "mean_square(block2_conv2)" in res.report["objective"]
     assert len(frames) == 3 and np.array_equal(res.image, frames[-1])
     assert not np.allclose(frames[0], frames[1], atol=1e-3)
     res.save(tmp_path / "dream.png")
@@ -189,3 +193,13 @@ def test_unknown_layer_and_channel_out_of_range(registry, make_image):
     with pytest.raises(ParameterError) as err:
         run("deepdream", img, **VGG, layers="block1_conv2:1", channels="3,70", steps=1)
     assert all(w in str(err.value) for w in ("'channels'", "3,70", "64 channels", "0 to 63")), str(err.value)
+
+
+def test_frame_prefix_follows_the_chain_prefix(registry, make_image):
+    from gradfx.engine import Step, run_chain
+
+    stages = []
+    step = Step("deepdream", dict(layers="block1_conv2:1", octaves=1, steps=1, frames=2), model="vgg16")
+    res = run_chain([step], make_image(40, 40), weights="random", progress=lambda ev: stages.append(ev.stage))
+    assert len(res.extras["frames"]) == 2
+    assert stages[-1].startswith("step 1/1 deepdream · frame 2/2 · octave 1/1"), stages
