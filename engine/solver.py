@@ -159,6 +159,7 @@ class Solver:
         resume: Mapping[str, Any] | None = None,
     ) -> None:
         problem.validate()
+        self.min_size = int(min_size)
         self.checkpoint = checkpoint
         self.checkpoint_every = int(checkpoint_every)
         self.resume = resume
@@ -271,9 +272,9 @@ class Solver:
             dy = dx = 0
         buf = self._grad_buffer(image)
         total = tf.constant(0.0)
-        for y0, y1 in schedule.tile_spans(h, self.p.tile):
+        for y0, y1 in schedule.tile_spans(h, self.p.tile, self.min_size):
             ys = _wrapped(y0, y1, dy, h)
-            for x0, x1 in schedule.tile_spans(w, self.p.tile):
+            for x0, x1 in schedule.tile_spans(w, self.p.tile, self.min_size):
                 xs = _wrapped(x0, x1, dx, w)
                 crops = {k: _gather(v, ys, xs) for k, v in aligned.items()}
                 loss, grad = tile_grad(_gather(image, ys, xs), crops, seed)

@@ -164,23 +164,6 @@ def _stage_sizes(final: tuple[int, int], scales: int, min_size: int) -> list[tup
     return schedule.octave_sizes(final, scales, 2.0, min_size)
 
 
-def _check_tile_spans(tile: int, sizes: Sequence[tuple[int, int]], min_size: int, model: str) -> None:
-    """The solver splits a side into near-equal spans of at most ``tile``: those must not fall below the
-    model's minimum input (a 48 px side in 40 px tiles gives two 24 px spans)."""
-    from gradfx.engine import schedule
-
-    for size in sizes:
-        if not tile or max(size) <= tile:
-            continue
-        for side in size:
-            shortest = min(b - a for a, b in schedule.tile_spans(side, tile))
-            if shortest < min_size:
-                raise ParameterError(
-                    f"parameter 'tile': {tile} px tiles split a {side} px side into {shortest} px pieces, below "
-                    f"{model}'s minimum input of {min_size} px; expected 0 (off), at least {2 * min_size}, or "
-                    f"at least the image's longest side")
-
-
 # ----------------------------------------------------------------------------------------------- losses
 class _Terms:
     """The three loss terms of one run; they share the canvas size the engine binds per stage."""
@@ -301,10 +284,10 @@ def _global_grams(extract: Any, image: Any, layers: tuple[str, ...], tile: int,
     from gradfx.engine import schedule
 
     h, w = int(image.shape[1]), int(image.shape[2])
-    step = max(tile, 2 * min_size) if tile else 0
     sums: dict[str, Any] = {}
     counts = dict.fromkeys(layers, 0)
-    for y0, y1, x0, x1 in schedule.tiles((h, w), step):
+    step = max(tile, 2 * min_size) if tile else 0  # larger pieces: fewer border effects in the target
+    for y0, y1, x0, x1 in schedule.tiles((h, w), step, min_size):
         feats = extract(image[:, y0:y1, x0:x1])
         for k in layers:
             fk = feats[k]
@@ -446,7 +429,6 @@ class StyleTransfer(Effect):
             raise ParameterError("style_weight and content_weight are both 0; set style_weight > 0")
 
         sizes = _stage_sizes(final, params["scales"], min_size)
-        _check_tile_spans(params["tile"], sizes, min_size, spec.name)
         adam = params["optimizer"] == "adam"
         return Problem(
             objective=objective,

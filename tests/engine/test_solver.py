@@ -147,6 +147,9 @@ def test_tiles_cover_the_image_with_at_most_two_shapes():
     assert {e - s for s, e in spans} <= {250}
     boxes = tiles((100, 70), 32)
     assert sum((y1 - y0) * (x1 - x0) for y0, y1, x0, x1 in boxes) == 100 * 70
+    # never a span below the network's minimum input: 48 px in 40 px tiles with a 32 px minimum is one span
+    assert tile_spans(48, 40, min_span=32) == [(0, 48)]
+    assert min(e - s for s, e in tile_spans(1000, 40, min_span=32)) >= 32
 
 
 def test_problem_validation():
