@@ -210,8 +210,6 @@ class GradfxApp(App[None]):
             image = short_path(self.image_path, 24) if self.image_path else "none (ctrl+o opens one)"
         weights = short_path(self.weights, 24) if self.weights not in WEIGHT_MODES else self.weights
         parts = [f"gradfx │ input {image}", f"weights {weights}", f"seed {self.seed}", f"device {self.device_label}"]
-        if self.saved is not None:
-            parts.append(f"saved {short_path(self.saved, 24)}")
         self.query_one("#topbar", Static).update(" │ ".join(parts))
 
     @work(thread=True, exit_on_error=False, group="probe")
@@ -298,10 +296,9 @@ class GradfxApp(App[None]):
 
     async def _refresh_chain(self) -> None:
         view = self.query_one(ChainView)
-        view.show(self.chain, self._invalid(), self.current)
         if not self.chain:
-            view.set_options([])
             self.current = None
+        view.show(self.chain, self._invalid(), self.current)
         view.border_title = f"Chain ({len(self.chain)} step{'s' if len(self.chain) != 1 else ''})"
         await self._show_form()
 
@@ -385,7 +382,7 @@ class GradfxApp(App[None]):
                 return
             text = short_path(path, 10_000)
             if event.param.kind == "images" and current:
-                text = f"{current},{path}"
+                text = f"{current},{text}"
             form.set_value(event.param.name, text)
 
         self.push_screen(FilePicker(f"Choose {event.param.name}", start), chosen)
@@ -582,7 +579,8 @@ class GradfxApp(App[None]):
 
     def _saved(self, written: list[Path]) -> None:
         self.saved = written[0]
-        self._update_topbar()
+        self.query_one(RunPanel).status(f"saved {short_path(written[0], 60)}"
+                                        + (f" and {len(written) - 1} more file(s)" if len(written) > 1 else ""))
         self.notify(f"saved {written[0]}" + (f" (+{len(written) - 1} more)" if len(written) > 1 else ""))
         self.post_message(self.OutputSaved(list(written)))
 

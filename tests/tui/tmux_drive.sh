@@ -49,7 +49,7 @@ wait_for "done in" 120
 tmux send-keys -t "$session" C-s               # save
 wait_for "Save output as" 10
 tmux send-keys -t "$session" Enter
-wait_for "│ saved " 20
+wait_for "saved sample-tiny-dream.png" 20
 tmux send-keys -t "$session" C-q
 wait_for "gradfx exited 0" 20
 
