@@ -140,6 +140,11 @@ class GradfxApp(App[None]):
             super().__init__()
             self.path, self.steps = path, steps
 
+    class DeviceFound(Message):
+        def __init__(self, label: str) -> None:
+            super().__init__()
+            self.label = label
+
     class RecipeSaved(Message):
         def __init__(self, path: Path) -> None:
             super().__init__()
@@ -221,7 +226,10 @@ class GradfxApp(App[None]):
             label = devices.device_name(self.device)
         except GradfxError as exc:
             label = f"unavailable ({exc})"
-        self.call_from_thread(self._set_device_label, label)
+        self.post_message(self.DeviceFound(label))  # thread-safe, and a no-op if the app has gone meanwhile
+
+    def on_gradfx_app_device_found(self, message: DeviceFound) -> None:
+        self._set_device_label(message.label)
 
     def _set_device_label(self, label: str) -> None:
         self.device_label = label
