@@ -31,16 +31,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 @contextmanager
-def _stderr_to_log() -> Iterator[Path | None]:
+def _stderr_to_log(keep: bool) -> Iterator[Path | None]:
     """Send file descriptor 2 to a log file while the UI runs, so TensorFlow's C++ start-up lines cannot draw
-    over the screen; Textual keeps writing to the terminal through a duplicate of the original stderr."""
+    over the screen; Textual keeps writing to the terminal through a duplicate of the original stderr. The log
+    is deleted at once (nothing is left in the temporary folder, even if the session is killed) unless
+    ``keep``; then its path is yielded."""
     try:
         saved = os.dup(2)
     except OSError:
         yield None
         return
-    log = Path(tempfile.gettempdir()) / f"gradfx-tui-{os.getpid()}.log"
-    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd, name = tempfile.mkstemp(prefix="gradfx-tui-", suffix=".log")
+    if not keep:
+        os.unlink(name)
     original = sys.__stderr__
     terminal = os.fdopen(saved, "w", buffering=1, encoding=getattr(original, "encoding", None) or "utf-8",
                          errors="replace")
@@ -48,7 +51,7 @@ def _stderr_to_log() -> Iterator[Path | None]:
     os.close(fd)
     sys.__stderr__ = terminal  # Textual's driver writes to sys.__stderr__
     try:
-        yield log
+        yield Path(name) if keep else None
     finally:
         terminal.flush()
         os.dup2(saved, 2)
@@ -92,12 +95,12 @@ def main(args: argparse.Namespace) -> int:
     app = GradfxApp(args.image, weights=args.weights, seed=args.seed, device=args.device, size=args.size,
                     registry=registry, graphics=graphics, recipe=args.recipe)
     debug = bool(os.environ.get("GRADFX_DEBUG"))
-    with _stderr_to_log() as log:
+    with _stderr_to_log(keep=debug) as log:
         app.run()
     if app.running:  # quit during a run: the engine thread finishes its current step first
         print("gradfx: stopping the run after its current step…", file=sys.stderr)
     if log is not None:
-        if debug and log.stat().st_size:
+        if log.stat().st_size:
             print(f"gradfx: TensorFlow's log is in {log}", file=sys.stderr)
         else:
             log.unlink(missing_ok=True)
