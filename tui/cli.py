@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from gradfx.engine.errors import GradfxError
 
 #: sub-command modules, in the order ``gradfx --help`` lists them
-COMMANDS = ("list_", "show", "run", "chain", "demo", "models", "plugins", "tui")
+COMMANDS = ("list_", "show", "run", "chain", "demo", "resume", "models", "plugins", "tui")
 
 
 def build_parser() -> argparse.ArgumentParser:
