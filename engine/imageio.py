@@ -549,6 +549,21 @@ def to_uint8(rgb: np.ndarray) -> np.ndarray:
 # Saving
 
 
+def _check_target(target: pathlib.Path, overwrite: bool) -> None:
+    """The folder exists, the target is not a folder, and it is new unless ``overwrite``."""
+    folder = target.parent
+    if not folder.is_dir():
+        raise OutputError(
+            f"{target}: folder {str(folder) or '.'!r} does not exist; create it first (mkdir -p)"
+            if not folder.exists()
+            else f"{target}: {str(folder)!r} is not a folder; choose another output path"
+        )
+    if target.is_dir():
+        raise OutputError(f"{target}: is a folder; give a file name for the output")
+    if not overwrite and os.path.lexists(target):
+        raise OutputError(f"{target}: exists; pass --overwrite to replace it, or choose another name")
+
+
 def atomic_write(
     path: PathLike, write_fn: Callable[[pathlib.Path], None], *, overwrite: bool = True
 ) -> pathlib.Path:
@@ -563,16 +578,7 @@ def atomic_write(
     """
     target = pathlib.Path(path)
     folder = target.parent
-    if not folder.is_dir():
-        raise OutputError(
-            f"{target}: folder {str(folder) or '.'!r} does not exist; create it first (mkdir -p)"
-            if not folder.exists()
-            else f"{target}: {str(folder)!r} is not a folder; choose another output path"
-        )
-    if target.is_dir():
-        raise OutputError(f"{target}: is a folder; give a file name for the output")
-    if not overwrite and os.path.lexists(target):
-        raise OutputError(f"{target}: exists; pass --overwrite to replace it, or choose another name")
+    _check_target(target, overwrite)
     try:
         existing_mode = stat.S_IMODE(os.stat(target).st_mode)
     except OSError:
@@ -692,17 +698,7 @@ def check_output_path(
                 f"{target}: refusing to write over the input {os.fspath(p)}; choose another output "
                 "path, or pass --overwrite to replace the input"
             )
-    folder = target.parent
-    if not folder.is_dir():
-        raise OutputError(
-            f"{target}: folder {str(folder) or '.'!r} does not exist; create it first (mkdir -p)"
-            if not folder.exists()
-            else f"{target}: {str(folder)!r} is not a folder; choose another output path"
-        )
-    if target.is_dir():
-        raise OutputError(f"{target}: is a folder; give a file name for the output")
-    if not overwrite and os.path.lexists(target):
-        raise OutputError(f"{target}: exists; pass --overwrite to replace it, or choose another name")
+    _check_target(target, overwrite)
     return target
 
 
