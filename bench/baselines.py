@@ -42,7 +42,7 @@ class TutorialStyleTransfer:
     def __init__(self, vgg: keras.Model, content: np.ndarray, style: np.ndarray, *, style_weight: float,
                  content_weight: float, tv_weight: float) -> None:
         names = STYLE_LAYERS + CONTENT_LAYERS
-        self.extractor = keras.Model([vgg.input], [vgg.get_layer(n).output for n in names])
+        self.extractor = keras.Model(vgg.input, [vgg.get_layer(n).output for n in names])
         self.extractor.trainable = False
         self.weights = (style_weight, content_weight, tv_weight)
         self.style_targets = self._split(tf.constant(style[None], tf.float32))[0]

@@ -462,6 +462,10 @@ def section_deepdream(cfg: dict, res: Results, vgg) -> None:
         if size in base_sizes:
             base[size] = _subprocess_json([sys.executable, __file__, "--dream-baseline-child", str(size),
                                            "--steps", str(steps)])
+    failed = [f"gradfx {s} px" for s, r in ours.items() if r is None]
+    failed += [f"baseline {s} px" for s, r in base.items() if r is None]
+    if failed:
+        res.note("deepdream", f"FAILED subprocess runs (stderr above in the console): {', '.join(failed)}")
     lo, hi = sizes[0], sizes[-1]
     if ours.get(lo) and ours.get(hi):
         ratio = ours[hi]["peak_rss_mb"] / ours[lo]["peak_rss_mb"]
@@ -642,16 +646,17 @@ def main(argv: list[str] | None = None) -> int:
     for name in chosen:
         print(f"== {name}", flush=True)
         started = time.perf_counter()
-        if name == "style":
-            section_style(cfg, res, vgg)
-        else:
+        try:
             SECTION_FUNCS[name](cfg, res, vgg)
+        except Exception as exc:  # noqa: BLE001 - one broken section must not lose the others' figures
+            first = (str(exc).strip().splitlines() or [""])[-1][:300]
+            res.note(name, f"FAILED: {type(exc).__name__}: {first}")
         res.note(name, f"section took {time.perf_counter() - started:.0f} s")
         write_results(res, info, Path(args.out), cfg, argv)
     return 0
 
 
-SECTION_FUNCS: dict[str, Callable] = {"overhead": section_overhead, "bf16": section_bf16,
+SECTION_FUNCS: dict[str, Callable] = {"style": section_style, "overhead": section_overhead, "bf16": section_bf16,
                                       "deepdream": section_deepdream, "featurevis": section_featurevis}
 
 if __name__ == "__main__":
