@@ -38,7 +38,7 @@ FULL = {
     "overhead_size": 128, "overhead_steps": 15, "overhead_rounds": 3,
     "bf16_size": 256, "bf16_steps": 6, "bf16_rounds": 3, "bf16_solve_steps": 100,
     "dream_sizes": (512, 2048, 4096), "dream_baseline_sizes": (512, 2048), "dream_steps": 3,
-    "fv_size": 128, "fv_filters": 16, "fv_steps": 30, "fv_gradfx_steps": 12,
+    "fv_size": 128, "fv_filters": 16, "fv_steps": 30, "fv_gradfx_steps": 10,
 }
 QUICK = {
     "style_size": 64, "tutorial_steps": 100, "dominant_steps": 60, "lbfgs_budget": 30, "dominant_budget": 60,
@@ -424,8 +424,14 @@ def section_bf16(cfg: dict, res: Results, vgg) -> None:
 # ------------------------------------------------------------------------------------------------ deepdream
 
 
+#: Runs the command given as its arguments in a child of its own. Linux keeps a process's peak RSS
+#: (ru_maxrss) across exec, and a child spawned by this big process (TensorFlow and VGG19 loaded) starts with
+#: this process's peak; started from this small launcher, the measured child starts from the launcher's.
+_LAUNCHER = "import subprocess, sys; sys.exit(subprocess.call(sys.argv[1:]))"
+
+
 def _subprocess_json(cmd: list[str]) -> dict | None:
-    out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    out = subprocess.run([sys.executable, "-c", _LAUNCHER, *cmd], capture_output=True, text=True, check=False)
     if out.returncode != 0:
         print(out.stderr[-2000:], file=sys.stderr)
         return None
@@ -477,7 +483,9 @@ def section_deepdream(cfg: dict, res: Results, vgg) -> None:
                     f"{bratio:.2f}x)" if bratio else ""), ratio, "<= 1.5x", ratio <= 1.5))
     res.note("deepdream", "peak RSS (ru_maxrss) per run in a fresh subprocess; gradfx via the deepdream "
                           "engineer's `bench/deepdream_memory.py --child SIZE --steps 1 --octaves 1 --tile 512`, "
-                          "the baseline via `bench/run.py --dream-baseline-child SIZE`")
+                          "the baseline via `bench/run.py --dream-baseline-child SIZE`, each started through a small "
+                          "launcher process (Linux keeps ru_maxrss across exec, so a child spawned straight from "
+                          "this TensorFlow-laden process would start from its peak)")
     if hi not in base_sizes:
         res.note("deepdream", f"the whole-image baseline is not run at {hi} px: extrapolating its growth it "
                               "would need several times the 2048 px figure, more than this shared machine can spare")
@@ -582,7 +590,7 @@ TRIED = {
         "the effect's defaults (fft+decorrelated, standard transforms), 24 steps at 96 px: 0 of 4",
         "the effect with pixel / no transforms / lr 0.05 for 64 steps: 8 of 16 (the baseline 1 of 16), but "
         "184 s against the baseline's 45 s: a batch-16 step costs ~0.18 s per image against the baseline's "
-        "0.095 s single-image step, so the benchmark runs 12 steps (5-7 of 16 in the runs above)",
+        "0.095 s single-image step, so the benchmark runs 10 steps (5-7 of 16 after 8-12 steps above)",
         "ranking by raw mean activation favours channels whose typical activation is large (channel 7 averages "
         "~580 on noise, channel 4 ~0.1): a small-scale channel needs a 100-1000x rise to reach the top 5",
     ],
