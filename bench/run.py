@@ -38,7 +38,7 @@ FULL = {
     "overhead_size": 128, "overhead_steps": 15, "overhead_rounds": 3,
     "bf16_size": 256, "bf16_steps": 6, "bf16_rounds": 3, "bf16_solve_steps": 100,
     "dream_sizes": (512, 2048, 4096), "dream_baseline_sizes": (512, 2048), "dream_steps": 3,
-    "fv_size": 128, "fv_filters": 16, "fv_steps": 30, "fv_gradfx_steps": 10,
+    "fv_size": 128, "fv_filters": 16, "fv_steps": 30, "fv_gradfx_steps": 12,
 }
 QUICK = {
     "style_size": 64, "tutorial_steps": 100, "dominant_steps": 60, "lbfgs_budget": 30, "dominant_budget": 60,
@@ -581,8 +581,9 @@ TRIED = {
         "baseline's 1000-step 1.438e6 that float32 L-BFGS passes in 19: its line search needs float32 gradients",
     ],
     "feature visualisation, 16 channels of block4_conv1 at 128 px": [
-        "per image a batch of 16 costs what 16 single images cost on this CPU (0.151 vs 0.156 s per image "
-        "per step); bfloat16 is 1.7x faster at batch 1 but not at batch 16 (0.139 s per image)",
+        "per image a batch of 16 cost what 16 single images cost under load (0.151 vs 0.156 s per image "
+        "per step) and half of it on a quieter machine (1.20 s per batch-16 step vs 2.54 s for 16 single "
+        "steps); bfloat16 is 1.7x faster at batch 1 but not at batch 16 (0.139 s per image)",
         "pixel parameterisation, Adam lr 0.05 or 0.1 from grey +-0.1 noise: after 4 / 8 / 12 steps 2 / 5 / "
         "5-7 of 16 saved images have their channel among the 5 strongest; channels 2, 4 and 14 never fire "
         "from that start (zero gradient through the ReLU)",
@@ -590,7 +591,7 @@ TRIED = {
         "the effect's defaults (fft+decorrelated, standard transforms), 24 steps at 96 px: 0 of 4",
         "the effect with pixel / no transforms / lr 0.05 for 64 steps: 8 of 16 (the baseline 1 of 16), but "
         "184 s against the baseline's 45 s: a batch-16 step costs ~0.18 s per image against the baseline's "
-        "0.095 s single-image step, so the benchmark runs 10 steps (5-7 of 16 after 8-12 steps above)",
+        "0.095 s single-image step in that loaded run, so the benchmark runs 12 steps (5-7 of 16 above)",
         "ranking by raw mean activation favours channels whose typical activation is large (channel 7 averages "
         "~580 on noise, channel 4 ~0.1): a small-scale channel needs a 100-1000x rise to reach the top 5",
     ],
