@@ -615,6 +615,10 @@ def write_results(res: Results, info: dict[str, str], path: Path, cfg: dict, arg
         ratio = "" if r.ratio is None else f"{r.ratio:.3f}x"
         met = "" if r.met is None else ("yes" if r.met else "**no**")
         lines.append(f"| {r.goal} | {r.gradfx} | {r.baseline} | {ratio} | {r.target} | {met} |")
+    missed = [r for r in res.rows if r.met is False]
+    if missed:
+        lines += ["", "Not met in this run: " + "; ".join(f"{r.goal} ({r.gradfx}{', ' + r.note if r.note else ''})"
+                                                         for r in missed) + ". What was tried is listed below."]
     lines += ["", "## How each figure was measured", ""]
     for section, notes in res.notes.items():
         lines.append(f"**{section}**")
