@@ -26,11 +26,14 @@ from . import gradients, schedule
 from .errors import ParameterError
 from .objectives import BindContext, Objective, StepContext
 from .optimizers import OPTIMIZERS, make_optimizer
-from .parameterizations import Parameterization, make_parameterization
+from .parameterizations import Parameterization, Pixel, make_parameterization
 from .progress import CancelToken, ProgressCallback, ProgressEvent
 
 #: Compute dtypes for the backbone (``Problem.precision``); the same list as ``models.PRECISIONS``.
 PRECISIONS = ("float32", "bfloat16")
+
+#: rows per band when a tiled canvas is updated or prepared band by band (a 4096 px wide band: 6 MB)
+_BAND_ROWS = 128
 
 #: A differentiable image transform: (images (B, H, W, 3), seed int tensor of shape [2]) -> images.
 Transform = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
@@ -40,8 +43,8 @@ Transform = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
 class Problem:
     """Everything the engine needs to optimise an image. Effects build one; :func:`solve` solves it.
 
-    Images are float arrays in [0, 1], (H, W, 3) or (B, H, W, 3). ``size`` is the final canvas (height,
-    width); it defaults to ``init``'s. Stages run from coarse to fine: ``sizes`` when given, else ``octaves``
+    Images are float arrays in [0, 1], (H, W, 3) or (B, H, W, 3); ``init`` may also be uint8 (``k / 255``).
+    ``size`` is the final canvas (height, width); it defaults to ``init``'s. Stages run from coarse to fine: ``sizes`` when given, else ``octaves``
     sizes ``octave_scale`` apart. ``steps`` is per stage. ``maximize`` flips the sign: DeepDream and feature
     visualisation ascend, style transfer descends. ``aligned`` images follow the canvas through every resize,
     tile crop and roll, and reach the objective in ``StepContext.aligned``.
@@ -129,7 +132,10 @@ ExtractorFactory = Callable[[Problem], Any]
 
 
 def _batched(image: np.ndarray | tf.Tensor, batch: int) -> tf.Tensor:
-    t = tf.convert_to_tensor(image, tf.float32)
+    if isinstance(image, np.ndarray) and image.dtype == np.uint8:  # an 8-bit original: the same floats as k / 255
+        t = _from_8bit(tf.convert_to_tensor(image))
+    else:
+        t = tf.convert_to_tensor(image, tf.float32)
     if t.shape.rank == 3:
         t = t[None]
     if t.shape[0] != batch:
@@ -245,6 +251,53 @@ class Solver:
 
         return tile_grad
 
+    def _banded(self) -> bool:
+        """Whether the tiled update runs band by band (see :meth:`_make_band_apply`): DeepDream's case, SGD on a
+        normalised, unclipped gradient of a pixel image. There the tile-gradient buffer is bfloat16 (only the
+        gradient's direction matters once normalised) and no full-size temporary is made."""
+        p = self.p
+        return (type(self.param) is Pixel and p.optimizer == "sgd" and p.normalize not in (None, "none")
+                and p.clip in (None, "none") and p.batch == 1)
+
+    def _make_band_apply(self, var: tf.Variable) -> Callable:
+        """``apply(buffer)`` for :meth:`_banded` problems: the same update as ``_update`` (normalise, step,
+        clip to [0, 1]), with the normalisation statistic reduced band by band and the step slice-assigned band
+        by band, so no temporary is larger than a band (the canvas may be 4096 px: 200 MB a float32 copy)."""
+        p = self.p
+        bands = schedule.tile_spans(int(var.shape[1]), _BAND_ROWS)
+        count = float(np.prod(var.shape))
+        sign = -1.0 if p.maximize else 1.0
+
+        def rows(buf: tf.Variable, y0: int, y1: int) -> tf.Tensor:
+            # a gather reads only these rows; a sliced read would copy the whole buffer (tile writes leave it
+            # in TensorFlow's copy-on-read mode)
+            return tf.cast(buf.sparse_read(tf.range(y0, y1)), tf.float32)[None]
+
+        @tf.function
+        def apply(buf: tf.Variable) -> tf.Tensor:
+            total, finite = tf.constant(0.0), tf.constant(True)
+            for y0, y1 in bands:
+                g = rows(buf, y0, y1)
+                finite = tf.logical_and(finite, tf.reduce_all(tf.math.is_finite(g)))
+                total += tf.reduce_sum(g if p.normalize == "std" else tf.abs(g) if p.normalize == "mean"
+                                       else tf.square(g))
+            if p.normalize == "std":
+                mean, total = total / count, tf.constant(0.0)
+                for y0, y1 in bands:
+                    total += tf.reduce_sum(tf.square(rows(buf, y0, y1) - mean))
+                scale = tf.sqrt(total / count) + gradients._EPS
+            elif p.normalize == "mean":
+                scale = total / count + gradients._EPS
+            else:
+                scale = tf.sqrt(total) + gradients._EPS
+            if finite:
+                for y0, y1 in bands:  # read by a gather, written in place: no full-size temporary
+                    var[:, y0:y1].assign(tf.clip_by_value(
+                        _rows(var, y0, y1) - p.lr * (sign * (rows(buf, y0, y1) / scale)), 0.0, 1.0))
+            return finite
+
+        return apply
+
     def _make_apply(self, variables: list[tf.Variable], optimizer: Any) -> Callable:
         @tf.function
         def apply(grad: tf.Tensor) -> tf.Tensor:
@@ -271,24 +324,36 @@ class Solver:
         else:
             dy = dx = 0
         buf = self._grad_buffer(image)
+        banded = buf.shape.rank == 3
         total = tf.constant(0.0)
         for y0, y1 in schedule.tile_spans(h, self.p.tile, self.min_size):
             ys = _wrapped(y0, y1, dy, h)
+            if banded:  # the tile row's band of the image, read by a gather (see _make_band_apply)
+                band = tf.concat([_rows(image, i0, i1) for _, _, i0, i1 in ys], axis=1) if len(ys) > 1 \
+                    else _rows(image, ys[0][2], ys[0][3])
             for x0, x1 in schedule.tile_spans(w, self.p.tile, self.min_size):
                 xs = _wrapped(x0, x1, dx, w)
                 crops = {k: _gather(v, ys, xs) for k, v in aligned.items()}
-                loss, grad = tile_grad(_gather(image, ys, xs), crops, seed)
+                crop = _gather(band, [(0, y1 - y0, 0, y1 - y0)], xs) if banded else _gather(image, ys, xs)
+                loss, grad = tile_grad(crop, crops, seed)
                 total += loss
                 for t0, t1, i0, i1 in ys:
                     for u0, u1, j0, j1 in xs:
-                        buf[:, i0:i1, j0:j1].assign(grad[:, t0:t1, u0:u1])
+                        if buf.shape.rank == 3:  # a banded buffer: rows first, one image
+                            buf[i0:i1, j0:j1].assign(tf.cast(grad[0, t0:t1, u0:u1], buf.dtype))
+                        else:
+                            buf[:, i0:i1, j0:j1].assign(grad[:, t0:t1, u0:u1])
         return total, buf
 
     def _grad_buffer(self, image: tf.Tensor) -> tf.Variable:
         buf = getattr(self, "_tile_grad_buffer", None)
-        if buf is None or tuple(buf.shape) != tuple(image.shape):
+        banded = self._banded()
+        shape = tuple(image.shape[1:]) if banded else tuple(image.shape)
+        if buf is None or tuple(buf.shape) != shape:
             self._tile_grad_buffer = buf = None  # free the old one before allocating
-            buf = tf.Variable(tf.zeros(image.shape, tf.float32), trainable=False, name="tile_gradient")
+            # banded: bfloat16 rows (H, W, 3), read back a band at a time by the band update
+            buf = tf.Variable(tf.zeros(shape, tf.bfloat16 if banded else tf.float32), trainable=False,
+                              name="tile_gradient")
             self._tile_grad_buffer = buf
         return buf
 
@@ -341,13 +406,17 @@ class Solver:
             return _batched(p.init, p.batch)
 
         image: tf.Tensor | None = None if p.init is None else schedule.resize(original(), self.sizes[0])
+        # the original at the current stage's size, kept for the next stage's lost detail (lean transitions)
+        low = image if len(self.sizes) > 1 and self._lean(self.sizes[1]) else None
         variables: list[tf.Variable] = []
         evaluations = 0
         for si, size in enumerate(self.sizes):
             if si < first_stage:
                 continue
             resuming = resume is not None and si == first_stage
-            if si > 0 and not resuming:
+            if si > 0 and not resuming and self._lean(size):
+                variables, low = self._lean_next_stage(variables, low, si, original), None
+            elif si > 0 and not resuming:
                 image = schedule.resize(self.param.to_image(variables), size)
                 variables = []  # free the coarse stage's image before the full-size detail is computed
                 if p.reinject_detail and p.init is not None:
@@ -356,7 +425,8 @@ class Solver:
                     image = image - schedule.resize(schedule.resize(original(), self.sizes[si - 1]), size)
                     image = image + schedule.resize(original(), size)
                 image = tf.clip_by_value(image, 0.0, 1.0)
-            variables = self.param.variables(image, (p.batch, *size), self.seed)
+            if image is not None or not variables:
+                variables = self.param.variables(image, (p.batch, *size), self.seed)
             image = None  # the variables hold the stage's image; a second reference would keep a copy alive
             if resuming:
                 for var, saved in zip(variables, resume["variables"], strict=True):
@@ -381,11 +451,43 @@ class Solver:
             final = tf.clip_by_value(schedule.resize(final, self.final_size), 0.0, 1.0)
         if p.levels:
             final = gradients.quantize(final, p.levels)
-        result = final.numpy()
+        # a banded (large, tiled) canvas is handed over without a second copy (a read-only array)
+        result = np.asarray(final) if self._lean(self.final_size) else final.numpy()
+        del final
         if p.batch == 1:
             result = result[0]
         return Solution(result, losses, step_seconds, list(self.sizes), status, message, evaluations,
                         self.snapshots)
+
+    def _lean(self, size: tuple[int, int]) -> bool:
+        """Whether the stage of ``size`` is prepared by :meth:`_lean_next_stage` (a tiled, banded stage)."""
+        return bool(self.p.tile) and max(size) > self.p.tile and self._banded() and self.p.init is not None
+
+    def _lean_next_stage(self, variables: list[tf.Variable], low: tf.Tensor | None, si: int,
+                         original: Callable[[], tf.Tensor]) -> list[tf.Variable]:
+        """The next tiled stage's image variable, with at most one full-size float copy besides it.
+
+        The same image as the general path, ``clip(resize(x) - resize(low) + original)`` with ``low`` the
+        original at the previous size, computed as ``clip(resize(x - low) + original)`` (resizing is linear):
+        the difference is taken in place in the coarse variable, resized once, and the original is added band
+        by band (converted from 8 bits band by band when the input is 8-bit).
+        """
+        p, size, prev = self.p, self.sizes[si], self.sizes[si - 1]
+        coarse = variables[0]
+        variables = []
+        if p.reinject_detail:
+            if low is None or tuple(low.shape[1:3]) != tuple(prev):
+                low = None
+                low = schedule.resize(original(), prev)
+            coarse.assign_sub(low)
+            del low
+        image = schedule.resize(coarse, size)
+        del coarse
+        init = p.init if p.reinject_detail else None
+        image = _reinject(image, None if init is None else tf.convert_to_tensor(init))
+        var = tf.Variable(image, trainable=True, name="image")
+        del image
+        return [var]
 
     def _run_first_order(self, si: int, variables: list[tf.Variable], aligned: dict, losses: list[float],
                          step_seconds: list[float], resume: Mapping[str, Any] | None = None) -> tuple[str, str]:
@@ -398,7 +500,9 @@ class Solver:
             first = int(resume["step"])
         tiled = bool(p.tile) and max(self.sizes[si]) > p.tile
         if tiled:
-            tile_grad, apply = self._make_tile_grad(), self._make_apply(variables, optimizer)
+            tile_grad = self._make_tile_grad()
+            apply = (self._make_band_apply(variables[0]) if self._banded()
+                     else self._make_apply(variables, optimizer))
         else:
             step = self._make_whole_step(variables, optimizer, aligned)
         status, message = "done", ""
@@ -512,6 +616,43 @@ def smaller_tile(problem: Problem, min_size: int) -> int | None:
     current = problem.tile if problem.tile and problem.tile < longest else longest
     nxt = current // 2
     return nxt if nxt >= max(2 * min_size, 64) else None
+
+
+@tf.function
+def _from_8bit(image: tf.Tensor) -> tf.Tensor:
+    """uint8 -> float32 ``k / 255``, in one graph so the division reuses the cast's buffer (one full-size copy)."""
+    return tf.cast(image, tf.float32) / 255.0
+
+
+def _rows(var: tf.Variable, y0: int, y1: int) -> tf.Tensor:
+    """Rows ``y0:y1`` of a (1, H, W, C) variable, read by a gather: once a variable has been written in slices
+    TensorFlow copies all of it on every ordinary read, but a gather copies only what it reads."""
+    return tf.raw_ops.ResourceGather(resource=var.handle, indices=tf.range(y0, y1)[None], batch_dims=1,
+                                     dtype=var.dtype)
+
+
+def _assemble(shape: Any, bands: list[tuple[int, int]], band: Callable[[int, int], tf.Tensor]) -> tf.Tensor:
+    """Inside a ``tf.function``: a (1, H, W, C) tensor whose rows ``y0:y1`` are ``band(y0, y1)``, written in place
+    band after band into one buffer (a concatenation would hold every band and the result at once)."""
+    x = tf.zeros(tuple(shape)[1:], tf.float32)
+    for y0, y1 in bands:
+        with tf.control_dependencies([x]):  # one band at a time
+            value = band(y0, y1)
+        x = tf.raw_ops.InplaceUpdate(x=x, i=tf.range(y0, y1), v=value[0])
+    return x[None]
+
+
+@tf.function
+def _reinject(image: tf.Tensor, original: tf.Tensor | None) -> tf.Tensor:
+    """``clip(image + original, 0, 1)`` band by band (``original`` float, or uint8 meaning ``k / 255``)."""
+    def band(y0: int, y1: int) -> tf.Tensor:
+        x = image[:, y0:y1]
+        if original is not None:
+            rows = original[y0:y1][None] if original.shape.rank == 3 else original[:, y0:y1]
+            x = x + (tf.cast(rows, tf.float32) / 255.0 if rows.dtype == tf.uint8 else rows)
+        return tf.clip_by_value(x, 0.0, 1.0)
+
+    return _assemble(image.shape, schedule.tile_spans(int(image.shape[1]), _BAND_ROWS), band)
 
 
 def _wrapped(start: int, end: int, shift: int, n: int) -> list[tuple[int, int, int, int]]:

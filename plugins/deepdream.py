@@ -158,6 +158,12 @@ class DeepDream(Effect):
         n = params["frames"]
         frames: list[np.ndarray] = []
         image = ctx.input.rgb
+        if params["tile"] and max(image.shape[:2]) > params["tile"]:
+            # A tiled (large) canvas: hold an 8-bit input as 8 bits, a quarter of the memory (at 4096 px,
+            # 50 MB instead of 200 MB); the engine converts it to the same floats (k / 255) where it needs them.
+            eight = _eight_bit(image)
+            if eight is not None:
+                ctx.input.rgb = image = eight
         objective = ""
         for i in range(n):
             if i:
@@ -197,6 +203,24 @@ class DeepDream(Effect):
                     f"{name!r} has {depth} channels); expected channel indices from 0 to {depth - 1}"
                 )
         return channels
+
+
+def _eight_bit(rgb: np.ndarray) -> np.ndarray | None:
+    """``rgb`` (float32 in [0, 1]) as uint8 when every value is exactly ``k / 255`` (an 8-bit file), else None.
+
+    Checked and converted band by band, so no full-size float temporary is made."""
+    if rgb.dtype != np.float32:
+        return None
+    out = np.empty(rgb.shape, np.uint8)
+    for y0 in range(0, rgb.shape[0], 256):
+        rows = rgb[y0 : y0 + 256]
+        q = np.rint(rows * 255.0)
+        if not np.all((q >= 0) & (q <= 255)):
+            return None
+        out[y0 : y0 + 256] = q
+        if not np.array_equal(out[y0 : y0 + 256].astype(np.float32) / 255.0, rows):
+            return None
+    return out
 
 
 def zoom(image: np.ndarray, factor: float) -> np.ndarray:
