@@ -791,3 +791,39 @@ def test_corpus_only_succeeds_or_raises_image_error(tmp_path):
         "eps.eps",
     ):
         assert outcomes[bad] == "error", bad
+
+
+def test_corpus_through_the_cli_gives_an_output_or_one_line_and_no_file(tmp_path, registry, capsys):
+    """Every corpus file through ``gradfx run``: a valid output, or exit 2 with one line naming the file and no
+    output file (partial or temporary) left behind. The effect is NumPy-only so this stays fast."""
+    from gradfx.engine import Effect, Output, hookimpl
+    from gradfx.tui.cli import main
+
+    class Invert(Effect):
+        name = "invert"
+        summary = "1 - rgb"
+
+        def run(self, ctx, params):
+            return Output(1.0 - ctx.input.rgb)
+
+    class Plugin:
+        @hookimpl
+        def gradfx_register_effects(self, register):
+            register(Invert())
+
+    registry.add_plugin(Plugin(), "invert")
+    inputs, outputs = tmp_path / "in", tmp_path / "out"
+    inputs.mkdir()
+    outputs.mkdir()
+    for name, data in _corpus().items():
+        src = write(inputs, name, data)
+        out = outputs / f"{name}.png"
+        code = main(["run", "invert", str(src), "-o", str(out), "-q"])
+        err = capsys.readouterr().err.strip()
+        if code == 0:
+            with Image.open(out) as im:
+                im.load()
+        else:
+            assert code == 2 and err.startswith("gradfx: error:") and name in err and "\n" not in err, (name, err)
+            assert "Traceback" not in err and not out.exists(), name
+    assert sorted(p.name for p in outputs.iterdir() if p.name.startswith(".")) == []  # no temporaries
