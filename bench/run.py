@@ -1,6 +1,6 @@
 """gradfx against its anchors, side by side in one run; writes ``bench/RESULTS.md`` (not a test).
 
-    python bench/run.py            # the full run (about 15 minutes on 2 CPU cores)
+    python bench/run.py            # the full run (about 10 minutes on 2 idle CPU cores)
     python bench/run.py --quick    # smaller sizes and fewer steps, to check the harness (about 3 minutes)
     python bench/run.py --only style,bf16 --out /tmp/r.md
 
