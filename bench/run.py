@@ -481,6 +481,10 @@ def section_deepdream(cfg: dict, res: Results, vgg) -> None:
                   if base.get(lo) and base.get(base_sizes[-1]) and base_sizes[-1] != lo else None)
         res.add(Row(f"DeepDream peak RSS, {hi} px / {lo} px", ol, bl + (f" ({base_sizes[-1]}/{lo}: "
                     f"{bratio:.2f}x)" if bratio else ""), ratio, "<= 1.5x", ratio <= 1.5))
+        if ratio > 1.5:
+            res.note("deepdream", "where the memory above the 512 px peak goes (full-size float32 copies of the "
+                                  "canvas, oneDNN's allocator keeping freed blocks) and what the deepdream work "
+                                  "has cut so far: bench/RESULTS-deepdream.md")
     res.note("deepdream", "peak RSS (ru_maxrss) per run in a fresh subprocess; gradfx via the deepdream "
                           "engineer's `bench/deepdream_memory.py --child SIZE --steps 1 --octaves 1 --tile 512`, "
                           "the baseline via `bench/run.py --dream-baseline-child SIZE`, each started through a small "
