@@ -596,6 +596,8 @@ TRIED = {
         "the effect with pixel / no transforms / lr 0.05 for 64 steps: 8 of 16 (the baseline 1 of 16), but "
         "184 s against the baseline's 45 s: a batch-16 step costs ~0.18 s per image against the baseline's "
         "0.095 s single-image step in that loaded run, so the benchmark runs 12 steps (5-7 of 16 above)",
+        "on the idle machine (15:02): 12 steps -> 7 of 16 in 0.35x the baseline's time, 24 steps -> 8 of 16 in "
+        "0.78x: more steps buy little, because channels 2, 4 and 14 stay dead and the small-scale ones rise slowly",
         "ranking by raw mean activation favours channels whose typical activation is large (channel 7 averages "
         "~580 on noise, channel 4 ~0.1): a small-scale channel needs a 100-1000x rise to reach the top 5",
     ],
