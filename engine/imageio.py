@@ -250,14 +250,8 @@ def _from_path(src: PathLike, limit: int) -> LoadedImage:
     shown = path
     try:
         st = os.stat(path)
-    except FileNotFoundError:
-        raise ImageError(f"{shown}: file not found{_nearby(path)}; check the path") from None
-    except PermissionError:
-        raise ImageError(
-            f"{shown}: permission denied; check the permissions of the file and its folders"
-        ) from None
     except OSError as exc:
-        raise ImageError(f"{shown}: cannot read ({_one_line(exc)}); check the path") from None
+        raise _access_error(shown, path, exc) from None
     if stat.S_ISDIR(st.st_mode):
         raise ImageError(f"{shown}: is a folder, not an image file; name an image file inside it")
     if not stat.S_ISREG(st.st_mode):
@@ -269,12 +263,8 @@ def _from_path(src: PathLike, limit: int) -> LoadedImage:
 
     try:
         fp = open(path, "rb")  # closed by the `with` below
-    except PermissionError:
-        raise ImageError(
-            f"{shown}: permission denied; check the permissions of the file and its folders"
-        ) from None
     except OSError as exc:
-        raise ImageError(f"{shown}: cannot read ({_one_line(exc)}); check the path") from None
+        raise _access_error(shown, path, exc) from None
     with fp:
         try:
             head = fp.read(64)
@@ -484,6 +474,15 @@ def _unidentified_reason(head: bytes) -> str:
     if head and all(32 <= b < 127 or b in (9, 10, 13) for b in head):
         return f"is a text file, not an image; use a {_FORMAT_NAMES} file"
     return f"not a recognised image format; use a {_FORMAT_NAMES} file"
+
+
+def _access_error(shown: str, path: str, exc: OSError) -> ImageError:
+    """The one-line error for a file that cannot be reached or opened (stat and open share it)."""
+    if isinstance(exc, FileNotFoundError):
+        return ImageError(f"{shown}: file not found{_nearby(path)}; check the path")
+    if isinstance(exc, PermissionError):
+        return ImageError(f"{shown}: permission denied; check the permissions of the file and its folders")
+    return ImageError(f"{shown}: cannot read ({_one_line(exc)}); check the path")
 
 
 def _nearby(path: str) -> str:
