@@ -110,13 +110,22 @@ def _jsonable_params(params: Mapping[str, Any]) -> dict[str, Any]:
 def prepare(effect: str | Effect, params: Mapping[str, Any] | None = None, *,
             registry: Registry | None = None, base_dir: str | os.PathLike | None = None,
             where: str = "") -> tuple[Effect, dict[str, Any]]:
-    """Look up an effect and resolve its parameters (defaults, types, ranges, image files present).
+    """Look up an effect and resolve its parameters (defaults, types, ranges, the effect's own cross-checks,
+    image files present).
 
     Cheap and TensorFlow-free: chains call it for every step before any compute.
     """
     registry = registry or get_registry()
     eff = registry.effect(effect) if isinstance(effect, str) else effect
     resolved = eff.schema.resolve(params or {}, where=where)
+    try:
+        eff.check(resolved)
+    except ParameterError as exc:
+        raise ParameterError(f"{where or f'effect {eff.name!r}'}: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - a plugin's bug is reported as the plugin's failure
+        plugin = registry.effect_plugin.get(eff.name, "?")
+        raise PluginError(f"effect {eff.name!r} (plugin {plugin!r}) failed checking its parameters: "
+                          f"{type(exc).__name__}: {exc}; run with --debug for the traceback") from exc
     base = Path(base_dir) if base_dir is not None else None
 
     def locate(name: str, value: str) -> str:

@@ -72,6 +72,11 @@ class Effect:
             self.__dict__["_schema"] = cached
         return cached
 
+    def check(self, params: Mapping[str, Any]) -> None:
+        """Checks across parameters (each one is already valid alone), before any compute and without
+        TensorFlow: a recipe calls it for every step before the first runs. Raise ``ParameterError`` naming
+        the parameter, e.g. ``"parameter 'precision': ..."``; the caller adds the effect or recipe step."""
+
     def build(self, ctx: RunContext, params: Mapping[str, Any]) -> Problem:
         """Turn resolved parameters and ``ctx.input`` into a problem for the engine."""
         raise NotImplementedError(f"effect {self.name!r} does not implement build()")

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from gradfx.engine import Bool, Choice, Effect, Float, Image, Int, Output, Param, ParameterError
+from gradfx.engine import Bool, Choice, Effect, Float, Image, Int, Output, Param, ParameterError, Precision
 
 if TYPE_CHECKING:
     from gradfx.engine import Problem, RunContext
@@ -121,6 +121,7 @@ class DeepDream(Effect):
             min=1, max=10_000),
         Float("zoom", 1.05, "zoom factor between frames (crop the centre, resize back, dream again)",
               min=1.0, max=4.0),
+        Precision(),
     )
 
     # --- problem ---------------------------------------------------------------------------------------------
@@ -150,6 +151,7 @@ class DeepDream(Effect):
             tile=params["tile"],
             transforms=(_jitter(jitter),) if jitter else (),
             label="octave",
+            precision=params["precision"],
         )
 
     def run(self, ctx: RunContext, params: Mapping[str, Any]) -> Output:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from gradfx.engine import Choice, Effect, Float, Floats, Int, Output, Param, ParameterError, Str
+from gradfx.engine import Choice, Effect, Float, Floats, Int, Output, Param, ParameterError, Precision, Str
 from gradfx.engine.objective_expr import ParsedObjective, parse_objective
 
 if TYPE_CHECKING:
@@ -77,6 +77,7 @@ class FeatureVis(Effect):
         Float("l1", 0.0, "weight of the L1 penalty (pixels' distance from mid-grey)", min=0.0),
         Float("tv", 0.0, "weight of the total-variation penalty", min=0.0),
         Float("blur", 0.0, "weight of the blur penalty (distance from the 3x3-blurred image)", min=0.0),
+        Precision(),
     )
 
     # --- building the problem ----------------------------------------------------------------------------
@@ -127,7 +128,7 @@ class FeatureVis(Effect):
         problem = Problem(
             objective=objective, size=(size, size), batch=batch, maximize=True, include_top=top,
             param=params["param"], transforms=transforms, steps=steps, optimizer="adam", lr=float(params["lr"]),
-            snapshot_steps=thresholds, label="feature-vis",
+            snapshot_steps=thresholds, label="feature-vis", precision=params["precision"],
         )
         return problem, parsed, parsed.labels(batch)
 

@@ -66,3 +66,96 @@ def test_unknown_precision_is_a_parameter_error():
     with pytest.raises(ParameterError, match="precision 'fp8'"):
         Problem(objective=Objective(lambda f, c: tf.constant(0.0), "zero"), size=(8, 8),
                 precision="fp8").validate()
+
+
+# ------------------------------------------------------------------------------ the effects' `precision`
+EFFECTS = ("style-transfer", "deepdream", "feature-vis")
+
+
+def test_one_list_of_precisions():
+    from gradfx.engine import params, solver
+
+    assert params.PRECISIONS == solver.PRECISIONS == models.PRECISIONS
+
+
+@pytest.mark.parametrize("effect", EFFECTS)
+def test_show_lists_precision(effect, registry, capsys):
+    import json
+
+    from gradfx.tui.cli import main
+
+    assert main(["show", effect, "--json"]) == 0
+    shown = {p["name"]: p for p in json.loads(capsys.readouterr().out)["params"]}
+    assert shown["precision"]["default"] == "float32"
+    assert shown["precision"]["allowed"] == "one of float32, bfloat16"
+
+
+@pytest.fixture
+def spy(monkeypatch):
+    """The precision of every extractor call."""
+    seen: list[str] = []
+    call = models.Extractor.__call__
+    monkeypatch.setattr(models.Extractor, "__call__", lambda self, x: seen.append(self.precision) or call(self, x))
+    return seen
+
+
+@pytest.mark.parametrize(("effect", "params"), [
+    ("deepdream", {"layers": "block2_conv1:1", "octaves": 1, "steps": 2, "max_loss": 0}),
+    ("feature-vis", {"objective": "block2_conv1:3", "size": 32, "steps": 2}),
+])
+def test_deepdream_and_feature_vis_pass_precision_to_the_engine(registry, make_image, spy, effect, params):
+    from gradfx.engine import run
+
+    image = make_image(40, 40) if effect == "deepdream" else None
+    result = run(effect, image, model="vgg16", weights="random", precision="bfloat16", **params)
+    assert result.report["params"]["precision"] == "bfloat16" and result.report["steps"] == 2
+    assert "bfloat16" in spy and "float32" not in spy[-2:]  # the solve's own calls ran in bfloat16
+
+
+def test_cli_runs_style_transfer_in_bfloat16(registry, tmp_path, make_image, spy):
+    from gradfx.engine import imageio
+    from gradfx.tui.cli import main
+
+    content = imageio.save_image(tmp_path / "content.png", make_image(40, 40))
+    style = imageio.save_image(tmp_path / "style.png", make_image(40, 40, "stripes"))
+    out, rep = tmp_path / "out.png", tmp_path / "report.json"
+    code = main(["run", "style-transfer", str(content), "-o", str(out), "-p", f"style={style}", "-p",
+                 "precision=bfloat16", "-p", "steps=2", "-p", "size=40", "-p", "style_layers=block1_conv1",
+                 "-p", "content_layers=block2_conv1", "--model", "vgg16", "--weights", "random", "-q",
+                 "--report", str(rep)])
+    assert code == 0 and out.is_file() and set(spy) == {"bfloat16"}
+    import json
+
+    assert json.loads(rep.read_text())["params"]["precision"] == "bfloat16"
+
+
+def test_cli_refuses_bfloat16_lbfgs_in_one_line_without_tensorflow(tmp_path, make_image):
+    import subprocess
+    import sys
+
+    from gradfx.engine import imageio
+
+    content = imageio.save_image(tmp_path / "content.png", make_image(40, 40))
+    code = ("import sys; from gradfx.tui.cli import main; "
+            f"rc = main(['run', 'style-transfer', {str(content)!r}, '-o', 'x.png', '-p', 'style={content}', "
+            "'-p', 'optimizer=lbfgs', '-p', 'precision=bfloat16']); print(rc, 'tensorflow' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert out.stdout.split() == ["2", "False"], out
+    assert out.stderr.count("\n") == 1 and "'precision'" in out.stderr and "lbfgs" in out.stderr
+
+
+def test_recipes_and_the_tui_form_take_precision(registry, tmp_path, make_image):
+    from gradfx.engine import imageio
+    from gradfx.engine.recipes import loads_recipe, validate_recipe
+    from gradfx.tui.chain import ChainStep
+
+    imageio.save_image(tmp_path / "s.png", make_image(32, 32))
+    text = '[[step]]\neffect = "style-transfer"\nstyle = "s.png"\nprecision = "bfloat16"\n'
+    (_, resolved, _), = validate_recipe(loads_recipe(text, source="r.toml", base_dir=tmp_path))
+    assert resolved["precision"] == "bfloat16"
+    with pytest.raises(ParameterError, match=r"r.toml: step 1 \(style-transfer\): parameter "
+                                                             r"'precision': bfloat16 does not work with"):
+        validate_recipe(loads_recipe(text + 'optimizer = "lbfgs"\n', source="r.toml", base_dir=tmp_path))
+    effect = registry.effect("style-transfer")
+    assert ChainStep("style-transfer", {"precision": "bfloat16"}).params(effect) == {"precision": "bfloat16"}
+    assert "precision" in ChainStep("style-transfer", {"precision": "fp16"}).errors(effect)

@@ -242,6 +242,32 @@ def test_style_grams_accumulated_over_tiles_match_the_whole_image(files):
         assert rel < 0.1  # measured 0.017 and 0.040: only the zero padding at the tile borders differs
 
 
+def test_bfloat16_runs_the_network_in_bfloat16_and_lands_near_float32(reg, files, light, monkeypatch):
+    from gradfx.engine import models
+
+    seen = []
+    call = models.Extractor.__call__
+    monkeypatch.setattr(models.Extractor, "__call__", lambda self, x: seen.append(self.precision) or call(self, x))
+    low = style_run(reg, files["content"], style=files["stripes"], **LIGHT, precision="bfloat16")
+    assert set(seen) == {"bfloat16"}  # targets and every traced step: the solver's bfloat16 extractor
+    assert low.report["params"]["precision"] == "bfloat16" and light.report["params"]["precision"] == "float32"
+    o = Oracle(SHALLOW, "block2_conv2")  # float32 distances for both results
+    content, style = files["content"], load(files["stripes"])
+    s32, s16 = o.style(light.image, style), o.style(low.image, style)
+    c32, c16 = o.content(light.image, content), o.content(low.image, content)
+    assert s16 < 0.5 * o.style(content, style) and c16 < 0.5 * o.content(style, content)  # it optimised
+    # the pixels take another path (mean difference ~0.2 on an untrained net), the distances do not:
+    assert abs(s16 - s32) < 0.02 * s32 and abs(c16 - c32) < 0.02 * c32, (s16, s32, c16, c32)  # ~0.1%, ~0.4%
+
+
+def test_bfloat16_with_lbfgs_is_refused_before_any_compute(reg, files):
+    with pytest.raises(ParameterError) as info:
+        style_run(reg, files["content"], style=files["stripes"], optimizer="lbfgs", precision="bfloat16")
+    message = str(info.value)
+    assert "'precision'" in message and "lbfgs" in message and "optimizer=adam" in message
+    assert message.startswith("effect 'style-transfer': ") and "\n" not in message
+
+
 @pytest.mark.parametrize("init", ["style", "file"])
 def test_init_from_the_style_or_a_file(reg, files, init):
     start = files["gradient"] if init == "file" else files["stripes"]
