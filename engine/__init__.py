@@ -23,7 +23,7 @@ from .errors import (
     WeightsError,
 )
 from .hookspecs import hookimpl
-from .params import Bool, Choice, Float, Floats, Image, Images, Int, Param, Precision, Schema, Str
+from .params import Bool, Choice, Float, Floats, Image, ImageOr, Images, Int, Param, Precision, Schema, Str
 from .progress import CancelToken, ProgressCallback, ProgressEvent
 
 _LAZY = {
@@ -50,7 +50,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "Effect", "Output", "RunContext", "hookimpl", "Param", "Schema", "Int", "Float", "Floats", "Bool", "Str",
-    "Choice", "Image", "Images", "Precision", "CancelToken", "ProgressCallback", "ProgressEvent", "GradfxError",
+    "Choice", "Image", "ImageOr", "Images", "Precision", "CancelToken", "ProgressCallback", "ProgressEvent", "GradfxError",
     "ImageError", "ParameterError", "UnknownEffectError", "PluginError", "WeightsError", "DeviceError",
     "RecipeError", "NumericalError", "OutputError", *_LAZY,
 ]

@@ -27,6 +27,7 @@ import numpy as np
 from . import imageio
 from .effect import Effect, Output, RunContext
 from .errors import GradfxError, ParameterError, PluginError
+from .params import Param
 from .progress import CancelToken, ProgressCallback, ProgressEvent
 from .registry import Registry, get_registry
 
@@ -111,9 +112,11 @@ def prepare(effect: str | Effect, params: Mapping[str, Any] | None = None, *,
             registry: Registry | None = None, base_dir: str | os.PathLike | None = None,
             where: str = "") -> tuple[Effect, dict[str, Any]]:
     """Look up an effect and resolve its parameters (defaults, types, ranges, the effect's own cross-checks,
-    image files present).
+    files present).
 
-    Cheap and TensorFlow-free: chains call it for every step before any compute.
+    Every file path a parameter holds (:meth:`Param.map_paths`: image parameters, ``init=file``,
+    ``direction(L, 'v.npy')``...) is made relative to ``base_dir`` (a recipe's folder; None: the working
+    folder) and must exist. Cheap and TensorFlow-free: chains call it for every step before any compute.
     """
     registry = registry or get_registry()
     eff = registry.effect(effect) if isinstance(effect, str) else effect
@@ -128,19 +131,19 @@ def prepare(effect: str | Effect, params: Mapping[str, Any] | None = None, *,
                           f"{type(exc).__name__}: {exc}; run with --debug for the traceback") from exc
     base = Path(base_dir) if base_dir is not None else None
 
-    def locate(name: str, value: str) -> str:
+    def locate(p: Param, value: str) -> str:
         file = Path(value)
         if base is not None and not file.is_absolute():
             file = base / file
         if not file.is_file():
             loc = f"{where}: " if where else f"effect {eff.name!r}: "
-            raise ParameterError(f"{loc}parameter {name!r}: image {str(file)!r} does not exist; check the path")
+            what = f"{value!r} is not one of {', '.join(p.choices)}, and file" if p.choices else (
+                "image" if p.is_image else "file")
+            raise ParameterError(f"{loc}parameter {p.name!r}: {what} {str(file)!r} does not exist; check the path")
         return str(file)
 
     for p in eff.schema:
-        value = resolved.get(p.name)
-        if p.is_image and value is not None:
-            resolved[p.name] = locate(p.name, value) if p.kind == "image" else tuple(locate(p.name, v) for v in value)
+        resolved[p.name] = p.map_paths(resolved[p.name], lambda value, p=p: locate(p, value))
     return eff, resolved
 
 

@@ -34,7 +34,7 @@ from typing import Any
 
 from .errors import ParameterError, suggest
 
-__all__ = ["ParsedObjective", "parse_objective"]
+__all__ = ["ParsedObjective", "parse_objective", "map_paths"]
 
 FUNCTIONS = ("channel", "neuron", "layer", "mean", "direction", "diversity", "logit", "l1", "tv", "blur")
 _BARE = ("l1", "tv", "blur")
@@ -465,6 +465,25 @@ def _walk(node: Node):
         yield from _walk(node.right)
     elif isinstance(node, Neg):
         yield from _walk(node.operand)
+
+
+def map_paths(text: str, fn: Callable[[str], str]) -> str:
+    """``text`` with each quoted path in it (``direction(L, 'v.npy')``: the grammar's only strings) replaced by
+    ``fn(path)``, the rest as it was. Text that does not tokenize comes back unchanged (parsing reports it)."""
+    try:
+        tokens = tokenize(text)
+    except ParameterError:
+        return text
+    out, last = [], 0
+    for tok in tokens:
+        if tok.kind == "string":
+            path = fn(tok.text[1:-1])
+            quote = "'" if "'" not in path else '"'
+            if quote in path:
+                raise _fail(text, tok.pos, f"the path {path!r} @ holds both kinds of quote; rename the file")
+            out += [text[last:tok.pos], quote, path, quote]
+            last = tok.pos + len(tok.text)
+    return "".join(out) + text[last:]
 
 
 def parse_objective(text: str) -> ParsedObjective:

@@ -2,7 +2,8 @@
 
 One ``Param`` per parameter drives validation, ``gradfx show``, ``-p name=value`` parsing on the command line,
 TOML recipes and the TUI's forms. Plugin authors use the constructors ``Int``, ``Float``, ``Bool``, ``Str``,
-``Choice``, ``Image``, ``Images``, ``Floats`` and ``Precision`` (the backbone's compute dtype)::
+``Choice``, ``Image``, ``Images``, ``Floats``, ``ImageOr`` (a keyword or an image file) and ``Precision`` (the
+backbone's compute dtype)::
 
     PARAMS = (
         Int("steps", 100, "optimisation steps per octave", min=1, max=100_000),
@@ -12,12 +13,17 @@ TOML recipes and the TUI's forms. Plugin authors use the constructors ``Int``, `
 
 Every bad value raises :class:`~gradfx.engine.errors.ParameterError` naming the parameter, the value and what
 is allowed.
+
+File paths inside values (image parameters, an ``ImageOr`` that is not a keyword, a path a subclass finds in
+its text with :meth:`Param.map_paths`) are resolved in one place, ``gradfx.engine.api.prepare``: against a
+recipe's folder when the values come from a recipe, else the working folder; they must exist before any
+compute, and a saved recipe rewrites them for its new folder.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +48,9 @@ class Param:
     max: float | None = None
     choices: tuple[str, ...] | None = None
     required: bool = False
+    #: text that may name files (``map_paths`` finds them): for a ``str``, the whole value unless it is one of
+    #: ``choices`` (keywords, see :func:`ImageOr`); a subclass may find paths inside its text instead
+    files: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -56,6 +65,25 @@ class Param:
     def is_image(self) -> bool:
         return self.kind in ("image", "images")
 
+    @property
+    def has_paths(self) -> bool:
+        """Whether values may hold file paths, which resolve like image paths (see :meth:`map_paths`)."""
+        return self.is_image or self.files
+
+    def map_paths(self, value: Any, fn: Callable[[str], str]) -> Any:
+        """``value`` with each file path in it replaced by ``fn(path)``; the rest unchanged. ``value`` may be
+        coerced or raw (a recipe's list or the command line's comma-separated text). Subclasses whose text
+        embeds paths (feature-vis's objective, ``direction(L, 'v.npy')``) override this."""
+        if value is None or not self.has_paths:
+            return value
+        if self.kind == "images":
+            if isinstance(value, str):
+                return ",".join(fn(v.strip()) for v in value.split(",") if v.strip())
+            return type(value)(fn(str(v).strip()) for v in value)
+        if not isinstance(value, str) or not value.strip() or value.strip() in (self.choices or ()):
+            return value
+        return fn(value.strip())
+
     def allowed(self) -> str:
         """What values are allowed, in words (used in errors, ``gradfx show`` and the TUI)."""
         if self.kind == "choice":
@@ -64,6 +92,8 @@ class Param:
             return "true or false"
         if self.kind in ("image", "images"):
             return "an image path" if self.kind == "image" else "image paths separated by commas"
+        if self.kind == "str" and self.files and self.choices:
+            return f"one of {', '.join(self.choices)}, or an image path"
         noun = {"int": "an integer", "float": "a number", "floats": "numbers separated by commas", "str": "text"}[
             self.kind
         ]
@@ -222,6 +252,12 @@ def Precision(help: str = "") -> Param:  # noqa: N802
         "(image, losses and optimiser stay float32)"))
 
 
+def ImageOr(name: str, default: str, keywords: Sequence[str], help: str = "") -> Param:  # noqa: N802
+    """One of ``keywords`` or an image file (e.g. ``init``: ``content``, ``noise``, ``style`` or a file); the
+    file resolves like an :func:`Image` parameter's (against a recipe's folder) and must exist."""
+    return Param(name, "str", default, help, choices=tuple(keywords), files=True)
+
+
 def Image(name: str, help: str = "", *, required: bool = False) -> Param:  # noqa: N802
     return Param(name, "image", None, help, required=required)
 
@@ -295,6 +331,14 @@ class Schema:
                 continue
             for path in (v,) if p.kind == "image" else v:
                 yield p.name, path
+
+    def files(self, resolved: Mapping[str, Any]) -> list[tuple[str, str]]:
+        """(parameter name, path) for every file path in a parameter set: images, an ``ImageOr``'s file,
+        ``direction(..., 'v.npy')`` in an objective (the inputs an output must never overwrite)."""
+        found: list[tuple[str, str]] = []
+        for p in self.params:
+            p.map_paths(resolved.get(p.name), lambda path, name=p.name: found.append((name, path)) or path)
+        return found
 
 
 def parse_assignments(items: Iterable[str]) -> dict[str, str]:

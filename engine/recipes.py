@@ -10,7 +10,8 @@
 
     [[step]]
     effect = "style-transfer"
-    style = "painting.jpg"       # image paths resolve relative to this file
+    style = "painting.jpg"       # file paths resolve relative to this file (also init = "x.png" and
+                                 # feature-vis's direction(L, 'v.npy'))
     steps = 40
 
     [[step]]
@@ -22,6 +23,10 @@ Each ``[[step]]`` table holds ``effect``, optionally ``model``, and the effect's
 ``gradfx show EFFECT`` lists. Each step's output is the next one's input. The whole recipe is checked
 (TOML, keys, effects, parameters, image files) before any compute and without importing TensorFlow; an error
 names the file, the step and the parameter.
+
+Every file a parameter names (:meth:`~gradfx.engine.params.Param.map_paths`) resolves against the recipe's
+folder, in :func:`gradfx.engine.api.prepare`, as image parameters do; the command line's resolve against the
+working folder.
 """
 
 from __future__ import annotations
@@ -189,13 +194,8 @@ def _rebase(recipe: Recipe, target: Path, registry: Registry | None) -> Recipe:
         params = dict(s.params)
         effect = registry.effects.get(s.effect)
         for p in effect.schema if effect is not None else ():
-            value = params.get(p.name)
-            if p.is_image and isinstance(value, str) and p.kind == "image":
-                params[p.name] = move(value)
-            elif p.is_image and isinstance(value, (list, tuple)):
-                params[p.name] = [move(v) for v in value]
-            elif p.is_image and isinstance(value, str):  # "a.jpg,b.jpg"
-                params[p.name] = ",".join(move(v.strip()) for v in value.split(","))
+            if p.name in params:  # image paths, init = "file", direction(L, 'v.npy')...
+                params[p.name] = p.map_paths(params[p.name], move)
         steps.append(Step(s.effect, params, s.model))
     return Recipe(steps=steps, input=move(recipe.input) if recipe.input else None, seed=recipe.seed,
                   weights=recipe.weights, model=recipe.model, name=recipe.name, description=recipe.description,

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from gradfx.engine import Choice, Effect, Float, Floats, Int, Output, Param, ParameterError, Precision, Str
-from gradfx.engine.objective_expr import ParsedObjective, parse_objective
+from gradfx.engine.objective_expr import ParsedObjective, map_paths, parse_objective
 
 if TYPE_CHECKING:
     from gradfx.engine import Problem, RunContext
@@ -42,6 +42,9 @@ class _Objective(Param):
 
     def allowed(self) -> str:
         return "an objective expression (grammar: docs/feature-vis.md)"
+
+    def map_paths(self, value: Any, fn: Any) -> Any:  # direction(L, 'v.npy'): resolved like image paths
+        return map_paths(value, fn) if isinstance(value, str) else value
 
     def coerce(self, value: Any, where: str = "") -> Any:
         out = super().coerce(value, where)
@@ -62,7 +65,7 @@ class FeatureVis(Effect):
         _Objective("objective", "str", None,
                    "what to maximise: mixed4:97, mixed4:0-15 (one image per channel), neuron(mixed4, 97), "
                    "layer(mixed5), logit(207), '... - 0.5*tv' (docs/feature-vis.md); default mixed4:97 on "
-                   "inception_v3, block4_conv1:12 on VGG"),
+                   "inception_v3, block4_conv1:12 on VGG", files=True),
         Choice("param", "fft+decorrelated", PARAMS,
                "image parameterisation: spectral with 1/f decay (fft), decorrelated colour, both, or pixels"),
         Str("transforms", "standard",

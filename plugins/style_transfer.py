@@ -24,7 +24,6 @@ TensorFlow is imported only inside ``build``/``finish``, so listing effects stay
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +34,7 @@ from gradfx.engine import (
     Effect,
     Float,
     Floats,
+    ImageOr,
     Images,
     Int,
     Output,
@@ -316,7 +316,8 @@ class StyleTransfer(Effect):
         Str("content_layers", DEFAULT_CONTENT_LAYERS,
             "content layers, comma-separated, each optionally :weight"),
         Str("style_layers", DEFAULT_STYLE_LAYERS, "style layers, comma-separated, each optionally :weight"),
-        Str("init", "content", "starting image: content, noise, style, or an image file"),
+        ImageOr("init", "content", INIT_CHOICES, "starting image: content, noise, style, or an image file "
+                "(in a recipe, relative to the recipe's folder)"),
         Choice("optimizer", "adam", ("adam", "lbfgs"), "adam, or lbfgs (SciPy L-BFGS-B bounded to [0, 1]; "
                "steps = loss evaluations)"),
         Float("lr", 0.02, "Adam learning rate (tutorial: 0.02, with beta_1 0.99 and epsilon 0.1)",
@@ -382,10 +383,7 @@ class StyleTransfer(Effect):
         available = spec.layer_names()
         content_layers = parse_layers("content_layers", params["content_layers"], available, spec.name)
         style_layers = parse_layers("style_layers", params["style_layers"], available, spec.name)
-        init_choice = params["init"]
-        if init_choice not in INIT_CHOICES and not os.path.isfile(init_choice):
-            raise ParameterError(f"parameter 'init': {init_choice!r} is not allowed; expected one of "
-                                 f"{', '.join(INIT_CHOICES)} or the path of an existing image file")
+        init_choice = params["init"]  # a keyword, or a file that prepare() found (against a recipe's folder)
 
         assert ctx.input is not None
         content = ctx.input.rgb

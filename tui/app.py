@@ -541,9 +541,9 @@ class GradfxApp(App[None]):
         for step in self.chain:
             eff = self.registry.effects.get(step.effect)
             if eff is not None:
-                for p in eff.schema:
-                    if p.is_image and p.name in step.values:
-                        paths += [s.strip() for s in str(step.values[p.name]).split(",") if s.strip()]
+                for p in eff.schema:  # images, init = a file, direction(L, 'v.npy')...
+                    if p.has_paths and p.name in step.values:
+                        p.map_paths(step.values[p.name], lambda path: paths.append(path) or path)
         return paths
 
     def default_output(self) -> Path:
@@ -601,7 +601,7 @@ class GradfxApp(App[None]):
         self.push_screen(FilePicker("Load recipe", None, RECIPE_SUFFIXES), chosen)
 
     def _apply_recipe(self, path: Path) -> None:
-        images = {name: [p.name for p in eff.schema if p.is_image] for name, eff in self.registry.effects.items()}
+        images = {name: [p for p in eff.schema if p.has_paths] for name, eff in self.registry.effects.items()}
         try:
             recipe = load_recipe(path, images)
             for i, step in enumerate(recipe.steps, 1):
@@ -712,9 +712,7 @@ def _relative_images(registry: Registry, effect: str, params: dict[str, Any], fo
     if eff is None:
         return params
     out = dict(params)
-    for p in eff.schema:
-        if p.is_image and p.name in out:
-            value = out[p.name]
-            out[p.name] = _relative(value, folder) if isinstance(value, str) else [_relative(v, folder)
-                                                                                  for v in value]
+    for p in eff.schema:  # images, init = a file, direction(L, 'v.npy')...
+        if p.has_paths and p.name in out:
+            out[p.name] = p.map_paths(out[p.name], lambda path: _relative(path, folder))
     return out

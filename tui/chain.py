@@ -20,7 +20,7 @@ from gradfx.engine import recipes
 from gradfx.engine.api import Step
 from gradfx.engine.effect import Effect
 from gradfx.engine.errors import ParameterError
-from gradfx.engine.params import Param
+from gradfx.engine.params import Images, Param
 
 
 @dataclass
@@ -84,17 +84,18 @@ class LoadedRecipe:
     weights: str | None = None
 
 
-def load_recipe(path: str | os.PathLike, image_params: Mapping[str, Iterable[str]] | None = None) -> LoadedRecipe:
+def load_recipe(path: str | os.PathLike,
+                image_params: Mapping[str, Iterable[str | Param]] | None = None) -> LoadedRecipe:
     """Read a recipe (:func:`gradfx.engine.recipes.load_recipe`). ``image_params`` maps effect names to
-    their image parameters, whose relative paths are made absolute against the recipe's folder."""
+    their parameters that hold file paths (``Param.has_paths``; a name means an image parameter), whose
+    relative paths are made absolute against the recipe's folder."""
     recipe = recipes.load_recipe(path)
     steps = [ChainStep(s.effect, dict(s.params), s.model or recipe.model) for s in recipe.steps]
     for step in steps:
-        for name in (image_params or {}).get(step.effect, ()):
-            value = step.values.get(name)
-            if value is not None:
-                items = value if isinstance(value, (list, tuple)) else str(value).split(",")
-                step.values[name] = ",".join(recipe.resolve(str(v).strip()) for v in items if str(v).strip())
+        for param in (image_params or {}).get(step.effect, ()):
+            param = Images(param) if isinstance(param, str) else param
+            if step.values.get(param.name) is not None:
+                step.values[param.name] = param.map_paths(step.values[param.name], recipe.resolve)
         step.values = {k: _as_text(v) for k, v in step.values.items()}
     return LoadedRecipe(steps, recipe.resolve(recipe.input) if recipe.input else None, recipe.seed,
                         recipe.weights)

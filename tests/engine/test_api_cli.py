@@ -143,3 +143,30 @@ def test_missing_file_fails_fast_without_tensorflow(tmp_path):
     assert rc == "2" and tf_loaded == "False", out
     assert float(seconds) < 1.0 and time.perf_counter() - started < 5
     assert "missing.jpg" in out.stderr and out.stderr.count("\n") == 1
+
+
+def test_cli_init_and_direction_paths_resolve_against_the_working_folder(registry, tmp_path, monkeypatch,
+                                                                          make_image, capsys):
+    from gradfx.engine import imageio
+
+    for name, kind in (("content", "blobs"), ("style", "stripes"), ("start", "gradient")):
+        imageio.save_image(tmp_path / f"{name}.png", make_image(32, 32, kind))
+    np.save(tmp_path / "v.npy", np.linspace(-1, 1, 64))
+    monkeypatch.chdir(tmp_path)
+    common = ["--model", "vgg16", "--weights", "random", "-q"]
+    st = ["run", "style-transfer", "content.png", "-p", "style=style.png", "-p", "size=32", "-p", "steps=1",
+          "-p", "style_layers=block1_conv1", "-p", "content_layers=block1_conv2", *common]
+    assert main([*st, "-o", "out.png", "-p", "init=start.png"]) == 0
+    out = np.asarray(PILImage.open("out.png"), np.float32) / 255
+    assert np.abs(out - make_image(32, 32, "gradient")).mean() < 0.05  # one Adam step from start.png
+    assert main(["run", "feature-vis", "-o", "fv.png", "-p", "objective=direction(block1_conv2, 'v.npy')",
+                 "-p", "size=32", "-p", "steps=2", *common]) == 0
+    assert PILImage.open("fv.png").size == (32, 32)
+    capsys.readouterr()
+    for argv, fragment in [([*st, "-o", "x.png", "-p", "init=sub/start.png"], "'init': 'sub/start.png' is not one"),
+                           ([*st, "-o", "start.png", "-p", "init=start.png"], "over the input start.png"),
+                           (["run", "feature-vis", "-o", "x.png", "-p", "objective=direction(block1_conv2, 'w.npy')",
+                             *common], "'objective': file 'w.npy' does not exist")]:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err.strip()
+        assert fragment in err and "\n" not in err, err

@@ -7,6 +7,7 @@ from gradfx.engine.params import (
     Float,
     Floats,
     Image,
+    ImageOr,
     Images,
     Int,
     Param,
@@ -91,3 +92,24 @@ def test_parse_assignments():
         "steps": "3", "layers": "a:1,b:2", "octave_scale": "1.4"}
     with pytest.raises(ParameterError, match="NAME=VALUE"):
         parse_assignments(["steps"])
+
+
+def test_map_paths_finds_file_paths_and_leaves_the_rest():
+    up = str.upper
+    assert Image("g").map_paths(" a.png ", up) == "A.PNG"
+    assert Images("s").map_paths("a.png, b.png", up) == "A.PNG,B.PNG"  # command-line text
+    assert Images("s").map_paths(["a.png", "b.png"], up) == ["A.PNG", "B.PNG"]  # a recipe's list
+    assert Images("s").map_paths(("a.png",), up) == ("A.PNG",)  # coerced
+    init = ImageOr("init", "content", ("content", "noise"), "start")
+    assert init.map_paths("noise", up) == "noise" and init.map_paths("start.png", up) == "START.PNG"
+    assert init.has_paths and not Str("layers", "a").has_paths and Str("layers", "a").map_paths("x.png", up) == "x.png"
+    assert init.allowed() == "one of content, noise, or an image path" and init.kind == "str"
+    assert init.coerce("anything.png") == "anything.png"  # existence is checked where paths resolve: prepare()
+    assert Int("n", 1).map_paths(3, up) == 3 and Image("g").map_paths(None, up) is None
+
+
+def test_schema_files_lists_every_path():
+    schema = Schema((Image("guide"), Images("style"), ImageOr("init", "content", ("content",)), Str("x", "y")))
+    values = {"guide": "g.png", "style": ("a.png", "b.png"), "init": "i.png", "x": "not-a-path.png"}
+    assert schema.files(values) == [("guide", "g.png"), ("style", "a.png"), ("style", "b.png"), ("init", "i.png")]
+    assert schema.files({**values, "init": "content", "guide": None}) == [("style", "a.png"), ("style", "b.png")]

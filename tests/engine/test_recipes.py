@@ -243,3 +243,94 @@ def test_save_and_load_round_trip_and_saving_elsewhere_keeps_image_paths_working
     assert Path(moved.resolve(moved.steps[0].params["overlay"])).resolve() == (tmp_path / "a" / "over.png")
     assert moved.steps[1].model == "vgg19" and moved.steps[1].params == {"steps": 4} and moved.seed == 3
     validate_recipe(moved)  # the moved recipe still finds its overlay image
+
+
+# ------------------------------------------------- every file path resolves like an image path in a recipe
+ST_LIGHT = dict(style_layers="block1_conv1", content_layers="block1_conv2", size=32, steps=1)
+
+
+def _path_recipe(folder: Path, init: str = "start.png", vector: str = "vec/v.npy") -> Path:
+    png(folder / "style.png", kind=1)
+    png(folder / "start.png", kind=2)
+    (folder / "vec").mkdir(parents=True, exist_ok=True)
+    np.save(folder / "vec" / "v.npy", np.linspace(-1, 1, 64))
+    return write(folder / "paths.toml", f"""
+        weights = "random"
+        model = "vgg16"
+        [[step]]
+        effect = "feature-vis"
+        objective = "direction(block1_conv2, '{vector}') - 0.1*tv"
+        size = 32
+        steps = 2
+        [[step]]
+        effect = "style-transfer"
+        style = "style.png"
+        init = "{init}"
+        style_layers = "block1_conv1"
+        content_layers = "block1_conv2"
+        size = 32
+        steps = 1
+    """)
+
+
+def test_init_and_direction_files_resolve_relative_to_the_recipe(registry, tmp_path, monkeypatch):
+    recipe = _path_recipe(tmp_path / "r")
+    monkeypatch.chdir(tmp_path)  # neither file is here
+    (fv, fv_params, _), (st, st_params, _) = validate_recipe(load_recipe(recipe))
+    assert st_params["init"] == str(tmp_path / "r" / "start.png")
+    assert fv_params["objective"] == f"direction(block1_conv2, '{tmp_path / 'r' / 'vec' / 'v.npy'}') - 0.1*tv"
+    result = run_recipe(recipe)  # both steps run from the other folder
+    assert result.report["steps_run"] == 2
+    start = np.asarray(PILImage.open(tmp_path / "r" / "start.png").convert("RGB"), np.float32) / 255
+    assert np.abs(result.image - start).mean() < 0.05  # one Adam step from init, not from the first step's image
+
+
+@pytest.mark.parametrize(("init", "vector", "fragment"), [
+    ("nowhere.png", "vec/v.npy", "parameter 'init': 'nowhere.png' is not one of content, noise, style, and file"),
+    ("start.png", "vec/none.npy", "parameter 'objective': file"),
+])
+def test_a_missing_init_or_direction_file_fails_before_any_compute(registry, tmp_path, monkeypatch, init, vector,
+                                                                    fragment):
+    from gradfx.engine import api
+
+    monkeypatch.setattr(api, "_execute", lambda *a, **k: pytest.fail("computed before validating"))
+    recipe = _path_recipe(tmp_path / "r", init=init, vector=vector)
+    with pytest.raises(ParameterError) as err:
+        run_recipe(recipe)
+    message = str(err.value)
+    assert "paths.toml: step" in message and fragment in message, message
+    assert str(tmp_path / "r" / Path(init if "init" in fragment else vector)) in message
+
+
+def test_saving_elsewhere_rewrites_init_and_direction_paths_and_keeps_keywords(registry, tmp_path):
+    recipe = load_recipe(_path_recipe(tmp_path / "a"))
+    (tmp_path / "b").mkdir()
+    moved = load_recipe(save_recipe(recipe, tmp_path / "b" / "moved.toml"))
+    assert moved.steps[1].params["init"] == str(Path("..") / "a" / "start.png")
+    assert moved.steps[0].params["objective"] == f"direction(block1_conv2, '{Path('..') / 'a' / 'vec' / 'v.npy'}') - 0.1*tv"
+    validate_recipe(moved)  # it still finds its files
+    recipe.steps[1].params["init"] = "noise"
+    again = load_recipe(save_recipe(recipe, tmp_path / "b" / "again.toml"))
+    assert again.steps[1].params["init"] == "noise"
+
+
+def test_the_tui_loads_init_and_direction_paths_against_the_recipe(registry, tmp_path):
+    from gradfx.tui.chain import load_recipe as tui_load
+
+    path = _path_recipe(tmp_path / "r")
+    params = {name: [p for p in eff.schema if p.has_paths] for name, eff in registry.effects.items()}
+    steps = tui_load(path, params).steps
+    assert steps[1].values["init"] == str(tmp_path / "r" / "start.png")
+    assert steps[1].values["style"] == str(tmp_path / "r" / "style.png")
+    assert str(tmp_path / "r" / "vec" / "v.npy") in steps[0].values["objective"]
+
+
+def test_objective_paths_are_requoted_and_bad_text_left_alone():
+    from gradfx.engine.objective_expr import map_paths
+
+    assert map_paths("direction(a, 'v.npy') + direction(b, \"w.npy\")", str.upper) == \
+        "direction(a, 'V.NPY') + direction(b, 'W.NPY')"
+    assert map_paths("direction(a, 'v.npy')", lambda p: "it's.npy") == "direction(a, \"it's.npy\")"
+    assert map_paths("a:1 $ 'v.npy'", str.upper) == "a:1 $ 'v.npy'"  # does not tokenize: parsing reports it
+    with pytest.raises(ParameterError, match="both kinds of quote"):
+        map_paths("direction(a, 'v.npy')", lambda p: "it's \"x\".npy")

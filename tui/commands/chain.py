@@ -44,7 +44,7 @@ def main(args: argparse.Namespace) -> int:
     stem = f"{Path(source).stem}-{Path(args.recipe).stem}" if source else Path(args.recipe).stem
     output = Path(args.output) if args.output else Path(f"{stem}.png")
     inputs = ([source] if source else []) + [path for eff, resolved, _ in prepared
-                                             for _, path in eff.schema.images(resolved)]
+                                             for _, path in eff.schema.files(resolved)]
     check_output(output, inputs, args.overwrite)
     image = imageio.load_image(args.input, max_size=args.size) if args.input else None
     with Interrupt() as interrupt, progressbar.ProgressBar(disable=args.quiet) as bar:

@@ -89,7 +89,7 @@ def main(args: argparse.Namespace) -> int:
     params = parse_assignments(args.param)
     eff, resolved = api.prepare(eff, params, registry=reg)
     output = Path(args.output) if args.output else default_output(eff.name, args.input)
-    inputs = ([args.input] if args.input else []) + [path for _, path in eff.schema.images(resolved)]
+    inputs = ([args.input] if args.input else []) + [path for _, path in eff.schema.files(resolved)]
     check_output(output, inputs, args.overwrite)
     image = imageio.load_image(args.input, max_size=args.size) if args.input else None
     info = {"output": str(output.resolve()), "report": str(Path(args.report).resolve()) if args.report else None,
