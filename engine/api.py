@@ -241,9 +241,20 @@ def _execute(eff: Effect, params: dict[str, Any], loaded: imageio.LoadedImage | 
             images[path] = imageio.load_image(path)
         return images[path]
 
+    resolutions: dict[tuple[str, bool], Any] = {}
+
     def extractor(layers: tuple[str, ...], model_name: str, **options: Any) -> Any:
-        ext = models.get_extractor(model_name, layers, weights, seed=seed, **options)
-        resolved_weights.setdefault(model_name, ext.weights)
+        # Resolve `weights` once per model and top, here: the extractor cache is keyed by the weights used,
+        # so an `auto` that fell back to random gets the extractor of an earlier `random` run, whose record
+        # says nothing of the fallback (and a download is tried once per run, not once per extractor).
+        top = bool(options.get("include_top", False))
+        if (model_name, top) not in resolutions:
+            resolutions[model_name, top] = models.resolve_weights(registry.model(model_name), weights,
+                                                                  include_top=top)
+        resolved = resolutions[model_name, top]
+        ext = models.get_extractor(model_name, layers, resolved.path if resolved.mode == "file" else resolved.mode,
+                                   seed=seed, **options)
+        resolved_weights.setdefault(model_name, resolved)
         return ext
 
     solves = [0]

@@ -7,23 +7,12 @@ import time
 
 import numpy as np
 import pytest
+from helpers import TinyDream, TinyPlugin
 from PIL import Image as PILImage
 
-from gradfx.engine import Effect, Int, Problem, hookimpl, run
+from gradfx.engine import run
 from gradfx.engine.errors import ImageError, ParameterError, PluginError, UnknownEffectError
-from gradfx.engine.objectives import channel
 from gradfx.tui.cli import main
-
-
-class TinyDream(Effect):
-    name = "tiny-dream"
-    summary = "raise one VGG16 channel"
-    params = (Int("steps", 3, "steps", min=1, max=50), Int("channel", 5, "channel", min=0, max=63))
-    model = "vgg16"
-
-    def build(self, ctx, params):
-        return Problem(channel("block1_conv2", params["channel"]), init=ctx.input.rgb, maximize=True,
-                       steps=params["steps"], optimizer="sgd", lr=0.02, normalize="std")
 
 
 class Broken(TinyDream):
@@ -34,16 +23,9 @@ class Broken(TinyDream):
         raise ZeroDivisionError("plugin bug")
 
 
-class Plugin:
-    @hookimpl
-    def gradfx_register_effects(self, register):
-        register(TinyDream())
-        register(Broken())
-
-
 @pytest.fixture
 def reg(registry):
-    registry.add_plugin(Plugin(), "tiny")
+    registry.add_plugin(TinyPlugin(TinyDream(), Broken()), "tiny")
     return registry
 
 
@@ -64,12 +46,14 @@ def test_run_returns_image_and_complete_report(reg, photo):
     assert r["effect"] == "tiny-dream" and r["model"] == "vgg16" and r["plugin"] == "tiny"
     assert r["weights"] == {"requested": "random", "resolved": "random", "path": None,
                             "fell_back_to_random": False}
-    assert r["params"] == {"steps": 4, "channel": 5} and r["steps"] == 4 and len(r["step_seconds"]) == 4
+    assert r["params"] == {"steps": 4, "layer": "block1_conv2", "channel": 5, "octaves": 1, "optimizer": "sgd"}
+    assert r["steps"] == 4 and len(r["step_seconds"]) == 4
     assert r["losses"][-1] > r["losses"][0]
 
 
 def test_auto_weights_fall_back_to_random_and_say_so(reg, photo, tmp_path, monkeypatch):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "empty-keras"))
+    run("tiny-dream", photo, steps=1, weights="random")  # the same cached extractor: its record has no fallback
     r = run("tiny-dream", photo, steps=1).report
     assert r["weights"]["requested"] == "auto" and r["weights"]["resolved"] == "random"
     assert r["weights"]["fell_back_to_random"] is True
@@ -129,8 +113,8 @@ def test_cli_list_and_show(reg, capsys):
     assert "tiny-dream" in capsys.readouterr().out
     assert main(["show", "tiny-dream", "--json"]) == 0
     shown = json.loads(capsys.readouterr().out)
-    assert [p["name"] for p in shown["params"]] == ["steps", "channel"]
-    assert shown["params"][0]["allowed"] == "an integer from 1 to 50"
+    assert [p["name"] for p in shown["params"]] == ["steps", "layer", "channel", "octaves", "optimizer"]
+    assert shown["params"][0]["allowed"] == "an integer from 1 to 1000"
 
 
 def test_missing_file_fails_fast_without_tensorflow(tmp_path):

@@ -11,25 +11,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import TinyDream, TinyPlugin
 from PIL import Image as PILImage
 
-from gradfx.engine import Effect, Image, Int, Output, ParameterError, RecipeError, Str, hookimpl
+from gradfx.engine import Effect, Image, Output, ParameterError, RecipeError
 from gradfx.engine.recipes import load_recipe, loads_recipe, run_recipe, save_recipe, validate_recipe
 from gradfx.tui.cli import main
-
-
-class TinyDream(Effect):
-    name = "tiny-dream"
-    summary = "raise a VGG16 layer for a few steps"
-    params = (Int("steps", 2, "steps", min=1), Str("layer", "block1_conv2", "layer"))
-    model = "vgg16"
-
-    def build(self, ctx, params):
-        from gradfx.engine import Problem
-        from gradfx.engine.objectives import layer_mean
-
-        return Problem(layer_mean(params["layer"]), init=ctx.input.rgb, maximize=True, steps=params["steps"],
-                       optimizer="sgd", lr=0.03, normalize="std")
 
 
 class Tint(Effect):
@@ -42,16 +29,9 @@ class Tint(Effect):
         return Output(0.5 * ctx.input.rgb + 0.5 * colour)
 
 
-class RecipePlugin:
-    @hookimpl
-    def gradfx_register_effects(self, register):
-        register(TinyDream())
-        register(Tint())
-
-
 @pytest.fixture
 def reg(registry):
-    registry.add_plugin(RecipePlugin(), "recipe-test")
+    registry.add_plugin(TinyPlugin(TinyDream(), Tint()), "recipe-test")
     return registry
 
 

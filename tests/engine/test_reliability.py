@@ -11,42 +11,23 @@ import time
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import HERE, TinyPlugin
 from PIL import Image as PILImage
 
-from gradfx.engine import Effect, Int, Problem, hookimpl
+from gradfx.engine import Effect, Int, Problem
 from gradfx.engine.api import resume_run, run
 from gradfx.engine.errors import GradfxError
 from gradfx.engine.objectives import Objective
 from gradfx.engine.progress import CancelToken
 from gradfx.tui.cli import main
 
-PLUGIN_SOURCE = textwrap.dedent('''
-    from gradfx.engine import Effect, Int, Problem, hookimpl
-    from gradfx.engine.objectives import channel
-
-    class Slow(Effect):
-        name = "slow-dream"
-        summary = "many small ascent steps on one VGG16 channel"
-        params = (Int("steps", 6, "steps", min=1), Int("octaves", 2, "octaves", min=1))
-        model = "vgg16"
-
-        def build(self, ctx, params):
-            return Problem(channel("block1_conv2", 4), init=ctx.input.rgb, maximize=True, steps=params["steps"],
-                           optimizer="adam", lr=0.01, octaves=params["octaves"], octave_scale=1.3,
-                           reinject_detail=True, label="octave")
-
-    class Plugin:
-        @hookimpl
-        def gradfx_register_effects(self, register):
-            register(Slow())
-''')
-namespace: dict = {}
-exec(compile(PLUGIN_SOURCE, "slow_plugin", "exec"), namespace)
+#: many small Adam ascent steps (its state is checkpointed) over two octaves with lost-detail re-injection
+SLOW = {"octaves": 2, "optimizer": "adam", "channel": 4}
 
 
 @pytest.fixture
 def reg(registry):
-    registry.add_plugin(namespace["Plugin"](), "slow")
+    registry.add_plugin(TinyPlugin(), "slow")
     return registry
 
 
@@ -58,19 +39,19 @@ def photo(tmp_path, make_image):
 
 
 def test_resume_after_cancel_gives_the_same_bytes(reg, photo, tmp_path):
-    full = run("slow-dream", photo, weights="random", seed=5, steps=6)
+    full = run("tiny-dream", photo, weights="random", seed=5, steps=6, **SLOW)
     token = CancelToken()
 
     def stop_at_8(ev):  # stage 2, step 2 of 6: resumes across an octave boundary
         if ev.total_step == 8:
             token.cancel()
 
-    part = run("slow-dream", photo, weights="random", seed=5, steps=6, progress=stop_at_8, cancel=token,
+    part = run("tiny-dream", photo, weights="random", seed=5, steps=6, **SLOW, progress=stop_at_8, cancel=token,
                checkpoint=tmp_path / "ckpt", checkpoint_every=3)
     assert part.partial and part.report["status"] == "cancelled"
     assert not np.array_equal(part.image, full.image)
     resumed, spec = resume_run(tmp_path / "ckpt")
-    assert spec["effect"] == "slow-dream" and not resumed.partial
+    assert spec["effect"] == "tiny-dream" and spec["params"]["optimizer"] == "adam" and not resumed.partial
     assert resumed.image.tobytes() == full.image.tobytes()
     assert resumed.report["losses"] == full.report["losses"]
     assert json.loads((tmp_path / "ckpt" / "run.json").read_text())["done"] is True
@@ -83,12 +64,15 @@ def test_resume_of_a_folder_that_is_not_a_checkpoint(tmp_path):
 
 def test_sigint_writes_partial_output_and_exits_130_then_resume_finishes(reg, photo, tmp_path):
     out, ckpt, report = tmp_path / "out.png", tmp_path / "ckpt", tmp_path / "report.json"
-    script = PLUGIN_SOURCE + textwrap.dedent(f'''
+    script = textwrap.dedent(f'''
         import sys
+        sys.path.insert(0, {str(HERE)!r})
+        from helpers import TinyPlugin
         from gradfx.engine.registry import get_registry
         from gradfx.tui.cli import main
-        get_registry().add_plugin(Plugin(), "slow")
-        sys.exit(main(["run", "slow-dream", {str(photo)!r}, "-o", {str(out)!r}, "-p", "steps=400", "-q",
+        get_registry().add_plugin(TinyPlugin(), "slow")
+        sys.exit(main(["run", "tiny-dream", {str(photo)!r}, "-o", {str(out)!r}, "-p", "steps=400", "-q",
+                       "-p", "octaves=2", "-p", "optimizer=adam", "-p", "channel=4",
                        "--weights", "random", "--seed", "5", "--checkpoint", {str(ckpt)!r},
                        "--checkpoint-every", "1", "--report", {str(report)!r}]))
     ''')
@@ -149,15 +133,8 @@ class Hungry(Effect):
                        lr=0.01)
 
 
-class Faulty:
-    @hookimpl
-    def gradfx_register_effects(self, register):
-        register(Exploding())
-        register(Hungry())
-
-
 def test_non_finite_loss_keeps_last_finite_image_and_reports_step_and_stage(registry, photo, tmp_path, capsys):
-    registry.add_plugin(Faulty(), "faulty")
+    registry.add_plugin(TinyPlugin(Exploding(), Hungry()), "faulty")
     res = run("exploding", photo, weights="random")
     assert res.report["status"] == "non-finite" and res.partial
     assert "step 4 of stage 1" in res.report["messages"][0]
@@ -168,7 +145,7 @@ def test_non_finite_loss_keeps_last_finite_image_and_reports_step_and_stage(regi
 
 
 def test_out_of_memory_retries_tiled_then_gives_up_clearly(registry, tmp_path, make_image):
-    registry.add_plugin(Faulty(), "faulty")
+    registry.add_plugin(TinyPlugin(Exploding(), Hungry()), "faulty")
     big = make_image(128, 128)
     res = run("hungry", big, weights="random", limit=64)
     assert any("retrying with 64 px tiles" in w for w in res.report["warnings"])

@@ -1,0 +1,54 @@
+"""Shared test helpers: a tiny VGG16 effect, fast on seeded random weights, and a plugin that registers effects.
+
+``tests/`` is on ``sys.path`` while pytest runs (its ``conftest.py`` puts it there), so test modules write
+``from helpers import TinyDream, TinyPlugin``; a child process adds :data:`HERE` to its path first (see
+``tests/engine/test_reliability.py``). Importing this module does not import TensorFlow.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from gradfx.engine import Choice, Effect, Int, Str, hookimpl
+
+#: this folder, for child processes that import the helpers
+HERE = Path(__file__).resolve().parent
+
+
+class TinyDream(Effect):
+    """Raise one channel of a VGG16 layer for a few steps: SGD on the std-normalised gradient, or Adam with
+    state to checkpoint; ``octaves`` > 1 adds coarse-to-fine stages with lost-detail re-injection."""
+
+    name = "tiny-dream"
+    summary = "raise one VGG16 channel for a few steps"
+    params = (
+        Int("steps", 3, "steps per octave", min=1, max=1000),
+        Str("layer", "block1_conv2", "VGG16 layer"),
+        Int("channel", 5, "channel of the layer", min=0, max=63),
+        Int("octaves", 1, "coarse-to-fine stages, 1.3x apart", min=1, max=4),
+        Choice("optimizer", "sgd", ("sgd", "adam"), "sgd (lr 0.02, std-normalised) or adam (lr 0.01)"),
+    )
+    model = "vgg16"
+
+    def build(self, ctx: Any, params: Any) -> Any:
+        from gradfx.engine import Problem
+        from gradfx.engine.objectives import channel
+
+        adam = params["optimizer"] == "adam"
+        return Problem(channel(params["layer"], params["channel"]), init=ctx.input.rgb, maximize=True,
+                       steps=params["steps"], optimizer=params["optimizer"], lr=0.01 if adam else 0.02,
+                       normalize=None if adam else "std", octaves=params["octaves"], octave_scale=1.3,
+                       reinject_detail=params["octaves"] > 1, label="octave")
+
+
+class TinyPlugin:
+    """A plugin whose effects hook registers ``effects`` (default: one :class:`TinyDream`)."""
+
+    def __init__(self, *effects: Effect) -> None:
+        self.effects = effects or (TinyDream(),)
+
+    @hookimpl
+    def gradfx_register_effects(self, register: Any) -> None:
+        for effect in self.effects:
+            register(effect)
