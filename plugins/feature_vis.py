@@ -214,27 +214,13 @@ def _slug(label: str) -> str:
 
 def contact_sheet(images: Sequence[np.ndarray] | np.ndarray, labels: Sequence[str], *, gap: int = 2,
                   columns: int | None = None) -> np.ndarray:
-    """The images in a grid, each with its label below it (Pillow's default font), on white: H x W x 3."""
-    from PIL import Image, ImageDraw, ImageFont
+    """The images in a grid, each with its label below it (wrapped to the image's width, never cut short), on
+    white: H x W x 3."""
+    from gradfx.engine import imageio
 
     images = [np.clip(np.asarray(im, np.float32), 0.0, 1.0) for im in images]
-    n = len(images)
-    cols = columns or math.ceil(math.sqrt(n))
-    rows = math.ceil(n / cols)
-    h, w = images[0].shape[:2]
-    font = ImageFont.load_default()
-    strip = 14
-    sheet = Image.new("RGB", (cols * w + (cols + 1) * gap, rows * (h + strip) + (rows + 1) * gap), "white")
-    draw = ImageDraw.Draw(sheet)
-    for i, (image, label) in enumerate(zip(images, labels, strict=True)):
-        r, c = divmod(i, cols)
-        x, y = gap + c * (w + gap), gap + r * (h + strip + gap)
-        sheet.paste(Image.fromarray((image * 255 + 0.5).astype(np.uint8)), (x, y))
-        text = label
-        while len(text) > 1 and draw.textlength(text, font=font) > w:  # keep the end: the channel number
-            text = ".." + text.lstrip(".")[1:]
-        draw.text((x + 1, y + h + 1), text, fill="black", font=font)
-    return np.asarray(sheet, np.float32) / 255.0
+    cols = columns or math.ceil(math.sqrt(len(images)))
+    return imageio.labelled_sheet(list(zip(labels, images, strict=True)), columns=cols, gap=gap)
 
 
 EFFECTS = (FeatureVis(),)

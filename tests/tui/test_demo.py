@@ -79,3 +79,49 @@ def test_demo_writes_samples_recipes_outputs_and_an_overview_and_says_weights_we
                  "--weights", "random"]) == 0
     assert np.asarray(Image.open(tmp_path / "again.png")).tobytes() == \
         np.asarray(Image.open(out / "style-dream.png")).tobytes()
+
+
+# ----------------------------------------------------------------------- labels on the sheets, never cut short
+def test_wrapped_labels_fit_their_width_and_lose_nothing():
+    from gradfx.engine import imageio
+
+    font = imageio.label_font(10)
+    label = "feature-vis: direction(block3_conv1, 'vectors/a-long-name.npy') - 0.5*tv"
+    lines = imageio.wrap_label(label, 64, font)
+    assert "".join(lines) == label and len(lines) > 2
+    assert all(font.getlength(line.rstrip()) <= 64 for line in lines)
+    assert imageio.wrap_label("block3_conv1:0", 64, font) == ["block3_", "conv1:0"]  # breaks after _ or :
+    assert imageio.wrap_label("short", 64, font) == ["short"] and imageio.wrap_label("", 64, font) == [""]
+    assert imageio.wrap_label("abc", 1, font) == ["a", "b", "c"]  # one character a line at the least
+
+
+def _ink_rows(region: np.ndarray) -> int:
+    """How many separate bands of rows hold ink (text lines) in a sheet region."""
+    ink = (region.min(axis=(1, 2)) < 0.5).astype(int)
+    return int(np.sum(np.diff(np.concatenate([[0], ink])) == 1))
+
+
+def test_the_feature_vis_contact_sheet_wraps_labels_inside_their_cells():
+    from gradfx.plugins.feature_vis import contact_sheet
+
+    grey = np.full((64, 64, 3), 0.8, np.float32)
+    labels = ["block3_conv1:0", "block3_conv1:1", "mixed4:97 - 0.5*mixed4:3 + 100*diversity(mixed4)"]
+    sheet = contact_sheet([grey] * 3, labels, columns=3)  # 64 px cells, 2 px apart
+    strip = sheet[2 + 64:]
+    assert strip.shape[1] == 3 * 64 + 4 * 2
+    for x in (0, 66, 132, 198):  # the gaps between cells and at the edges stay white: no label overflows
+        assert strip[:, x:x + 2].min() > 0.9, x  # (anti-aliasing may leave a trace of 1/255)
+    assert _ink_rows(strip[:, 2:66]) == 2 and _ink_rows(strip[:, 134:198]) >= 4  # wrapped, not cut
+
+
+def test_the_demo_overview_wraps_long_labels_and_the_title():
+    grey = np.full((100, 100, 3), 0.8, np.float32)
+    long = "feature-vis: " + "block3_conv1:0-7 " * 6
+    sheet = demo._grid([(long, grey), ("short", grey)], title=["weights: RANDOM " + "x" * 200], height=200,
+                       gap=10)
+    assert sheet.shape[1] == 640  # the sheet keeps its width: the labels and the title wrap instead
+    assert sheet[:, -10:].min() > 0.9 and sheet[:, :10].min() > 0.9  # nothing runs off either side
+    title_h = int(np.argmax(np.abs(sheet[:, 10:210] - 0.8).max(axis=(1, 2)) < 0.01))  # the first image's top
+    strip = sheet[title_h + 200:]
+    assert strip[:, 210:220].min() > 0.9  # the long label stays in its 200 px cell
+    assert _ink_rows(strip[:, 10:210]) >= 4 and _ink_rows(sheet[:title_h, 10:630]) >= 2

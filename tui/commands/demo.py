@@ -135,32 +135,14 @@ def overview_sheet(out: Path, written: dict[str, Path], results: dict[str, Any],
 
 def _grid(tiles: list[tuple[str, np.ndarray]], *, title: list[str], height: int = 200, gap: int = 10,
           columns: int = 3) -> np.ndarray:
-    from PIL import Image, ImageDraw, ImageFont
+    """The tiles scaled to ``height`` px in rows of ``columns``, labels wrapped to fit under each (never cut
+    short), the title above; a RANDOM-weights line in red."""
+    from PIL import Image
 
-    def font(size: int) -> Any:
-        try:
-            return ImageFont.load_default(size=size)
-        except TypeError:  # Pillow < 10.1
-            return ImageFont.load_default()
-
-    small, big = font(13), font(15)
-    pics = []
+    scaled = []
     for label, rgb in tiles:
         im = Image.fromarray(imageio.to_uint8(rgb))
-        pics.append((label, im.resize((max(1, round(im.width * height / im.height)), height), Image.LANCZOS)))
-    rows = [pics[i:i + columns] for i in range(0, len(pics), columns)]
-    width = max(sum(p.width for _, p in row) + gap * (len(row) + 1) for row in rows)
-    head, strip = 14 + 20 * len(title), 22
-    sheet = Image.new("RGB", (max(width, 640), head + len(rows) * (height + strip + gap) + gap), "white")
-    draw = ImageDraw.Draw(sheet)
-    for i, line in enumerate(title):
-        draw.text((gap, 8 + 20 * i), line, fill=(170, 0, 0) if "RANDOM" in line else "black", font=big)
-    y = head
-    for row in rows:
-        x = gap
-        for label, im in row:
-            sheet.paste(im, (x, y))
-            draw.text((x, y + height + 4), label, fill="black", font=small)
-            x += im.width + gap
-        y += height + strip + gap
-    return np.asarray(sheet, np.float32) / 255.0
+        im = im.resize((max(1, round(im.width * height / im.height)), height), Image.LANCZOS)
+        scaled.append((label, np.asarray(im, np.float32) / 255.0))
+    return imageio.labelled_sheet(scaled, columns=columns, gap=gap, font_size=13, title_size=15, min_width=640,
+                                  title=[(line, (170, 0, 0) if "RANDOM" in line else "black") for line in title])
