@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import tensorflow as tf
 
@@ -37,6 +38,30 @@ def resize(images: tf.Tensor, size: tuple[int, int]) -> tf.Tensor:
     if tuple(images.shape[1:3]) == tuple(size):
         return images
     return tf.image.resize(images, size, method="bicubic", antialias=True)
+
+
+def resized_rows(rows: Callable[[int, int], tf.Tensor], src: tuple[int, int], size: tuple[int, int], y0: int,
+                 y1: int) -> tf.Tensor:
+    """Rows ``y0:y1`` of ``resize(image, size)`` for an image of size ``src`` given band-wise: ``rows(a, b)`` is
+    its rows ``a:b`` as a (1, b - a, W, C) float tensor. Only the rows the bicubic kernel reaches are read (the
+    band and a halo), so resizing a large canvas band by band needs no full-size input or intermediate.
+
+    The same kernel, scale and positions as :func:`resize` (``ScaleAndTranslate``, which that uses), offset by
+    a translation: equal to the rows of the whole-image resize up to the float32 rounding of the sample
+    positions (a 4096 px canvas prepared over three octaves: at most 1.7e-5, mean 2e-7; in 8 bits, about one
+    value in three million rounds the other way).
+    """
+    if tuple(src) == tuple(size):
+        return rows(y0, y1)
+    sy = size[0] / src[0]
+    # Keys cubic reaches 2 px, widened by 1 / scale when downscaling (antialias); +1 for rounding
+    reach = 2 * max(1 / sy, 1.0) + 1
+    a = max(0, math.floor((y0 + 0.5) / sy - 0.5 - reach))
+    b = min(src[0], math.ceil((y1 - 0.5) / sy - 0.5 + reach) + 1)
+    scale = tf.cast(size, tf.float32) / tf.cast(src, tf.float32)  # as tf.image.resize computes it
+    return tf.raw_ops.ScaleAndTranslate(images=rows(a, b), size=[y1 - y0, size[1]], scale=scale,
+                                        translation=tf.stack([a * scale[0] - y0, 0.0]), kernel_type="keyscubic",
+                                        antialias=True)
 
 
 def lost_detail(original: tf.Tensor, previous: tuple[int, int], size: tuple[int, int]) -> tf.Tensor:

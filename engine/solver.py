@@ -12,6 +12,7 @@ non-finite detection live here once, not in each effect.
 
 from __future__ import annotations
 
+import gc
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -292,7 +293,7 @@ class Solver:
                 scale = tf.sqrt(total) + gradients._EPS
             if finite:
                 for y0, y1 in bands:  # read by a gather, written in place: no full-size temporary
-                    var[:, y0:y1].assign(tf.clip_by_value(
+                    _write(var, (0, y0, 0, 0), tf.clip_by_value(
                         _rows(var, y0, y1) - p.lr * (sign * (rows(buf, y0, y1) / scale)), 0.0, 1.0))
             return finite
 
@@ -337,12 +338,12 @@ class Solver:
                 crop = _gather(band, [(0, y1 - y0, 0, y1 - y0)], xs) if banded else _gather(image, ys, xs)
                 loss, grad = tile_grad(crop, crops, seed)
                 total += loss
-                for t0, t1, i0, i1 in ys:
-                    for u0, u1, j0, j1 in xs:
+                for t0, t1, i0, _ in ys:
+                    for u0, u1, j0, _ in xs:
                         if buf.shape.rank == 3:  # a banded buffer: rows first, one image
-                            buf[i0:i1, j0:j1].assign(tf.cast(grad[0, t0:t1, u0:u1], buf.dtype))
+                            _write(buf, (i0, j0, 0), tf.cast(grad[0, t0:t1, u0:u1], buf.dtype))
                         else:
-                            buf[:, i0:i1, j0:j1].assign(grad[:, t0:t1, u0:u1])
+                            _write(buf, (0, i0, j0, 0), grad[:, t0:t1, u0:u1])
         return total, buf
 
     def _grad_buffer(self, image: tf.Tensor) -> tf.Variable:
@@ -405,18 +406,20 @@ class Solver:
         def original() -> tf.Tensor:
             return _batched(p.init, p.batch)
 
-        image: tf.Tensor | None = None if p.init is None else schedule.resize(original(), self.sizes[0])
-        # the original at the current stage's size, kept for the next stage's lost detail (lean transitions)
-        low = image if len(self.sizes) > 1 and self._lean(self.sizes[1]) else None
+        image: tf.Tensor | None = None
         variables: list[tf.Variable] = []
         evaluations = 0
         for si, size in enumerate(self.sizes):
             if si < first_stage:
                 continue
             resuming = resume is not None and si == first_stage
-            if si > 0 and not resuming and self._lean(size):
-                variables, low = self._lean_next_stage(variables, low, si, original), None
-            elif si > 0 and not resuming:
+            if resuming:
+                variables = []  # made below, then given the saved values
+            elif self._lean(size):
+                variables = [self._lean_stage(variables[0] if variables else None, si)]
+            elif si == 0:
+                image = None if p.init is None else schedule.resize(original(), size)
+            else:
                 image = schedule.resize(self.param.to_image(variables), size)
                 variables = []  # free the coarse stage's image before the full-size detail is computed
                 if p.reinject_detail and p.init is not None:
@@ -444,6 +447,8 @@ class Solver:
                                                          resume if resuming else None)
                 evaluations = len(losses)
             self._tile_grad_buffer = None  # a stage's tile gradient buffer is not needed after it
+            if self._lean(size):  # its traced step functions hold it and the image in reference cycles: free
+                gc.collect()      # them now, so the next stage's canvases can reuse their memory
             if status in ("cancelled", "non-finite"):
                 break
         final = self.param.to_image(variables)
@@ -460,34 +465,41 @@ class Solver:
                         self.snapshots)
 
     def _lean(self, size: tuple[int, int]) -> bool:
-        """Whether the stage of ``size`` is prepared by :meth:`_lean_next_stage` (a tiled, banded stage)."""
+        """Whether the stage of ``size`` is prepared by :meth:`_lean_stage` (a tiled, banded stage)."""
         return bool(self.p.tile) and max(size) > self.p.tile and self._banded() and self.p.init is not None
 
-    def _lean_next_stage(self, variables: list[tf.Variable], low: tf.Tensor | None, si: int,
-                         original: Callable[[], tf.Tensor]) -> list[tf.Variable]:
-        """The next tiled stage's image variable, with at most one full-size float copy besides it.
+    def _lean_stage(self, coarse: tf.Variable | None, si: int) -> tf.Variable:
+        """The image variable of stage ``si`` (a tiled, banded stage), written band by band into the variable, so
+        no full-size temporary exists beside it (a 4096 px float canvas is 200 MB).
 
-        The same image as the general path, ``clip(resize(x) - resize(low) + original)`` with ``low`` the
-        original at the previous size, computed as ``clip(resize(x - low) + original)`` (resizing is linear):
-        the difference is taken in place in the coarse variable, resized once, and the original is added band
-        by band (converted from 8 bits band by band when the input is 8-bit).
+        The first stage's is ``clip(resize(original, size))``; a later stage's is the general path's
+        ``clip(resize(x, size) - resize(resize(original, prev), size) + resize(original, size))``, computed as
+        ``clip(resize(x - resize(original, prev), size) + resize(original, size))`` (resizing is linear). Every
+        term is resized band by band (:func:`schedule.resized_rows`) from rows of ``coarse`` (the previous
+        stage's variable ``x``) and of the original (converted from 8 bits a band at a time): equal to the
+        general path up to float rounding.
         """
         p, size, prev = self.p, self.sizes[si], self.sizes[si - 1]
-        coarse = variables[0]
-        variables = []
-        if p.reinject_detail:
-            if low is None or tuple(low.shape[1:3]) != tuple(prev):
-                low = None
-                low = schedule.resize(original(), prev)
-            coarse.assign_sub(low)
-            del low
-        image = schedule.resize(coarse, size)
-        del coarse
-        init = p.init if p.reinject_detail else None
-        image = _reinject(image, None if init is None else tf.convert_to_tensor(init))
-        var = tf.Variable(image, trainable=True, name="image")
-        del image
-        return [var]
+        init = p.init if np.ndim(p.init) == 3 else p.init[0]
+        src = tuple(init.shape[:2])
+
+        def original(a: int, b: int) -> tf.Tensor:
+            return _batched(init[a:b], 1)
+
+        def detail(a: int, b: int) -> tf.Tensor:  # rows of x - resize(original, prev)
+            x = _rows(coarse, a, b)
+            return x - schedule.resized_rows(original, src, prev, a, b) if p.reinject_detail else x
+
+        var = tf.Variable(tf.zeros((1, *size, 3)), trainable=True, name="image")
+        for y0, y1 in schedule.tile_spans(size[0], _BAND_ROWS):
+            if coarse is None:
+                band = schedule.resized_rows(original, src, size, y0, y1)
+            else:
+                band = schedule.resized_rows(detail, prev, size, y0, y1)
+                if p.reinject_detail:
+                    band += schedule.resized_rows(original, src, size, y0, y1)
+            _write(var, (0, y0, 0, 0), tf.clip_by_value(band, 0.0, 1.0))
+        return var
 
     def _run_first_order(self, si: int, variables: list[tf.Variable], aligned: dict, losses: list[float],
                          step_seconds: list[float], resume: Mapping[str, Any] | None = None) -> tuple[str, str]:
@@ -631,28 +643,13 @@ def _rows(var: tf.Variable, y0: int, y1: int) -> tf.Tensor:
                                      dtype=var.dtype)
 
 
-def _assemble(shape: Any, bands: list[tuple[int, int]], band: Callable[[int, int], tf.Tensor]) -> tf.Tensor:
-    """Inside a ``tf.function``: a (1, H, W, C) tensor whose rows ``y0:y1`` are ``band(y0, y1)``, written in place
-    band after band into one buffer (a concatenation would hold every band and the result at once)."""
-    x = tf.zeros(tuple(shape)[1:], tf.float32)
-    for y0, y1 in bands:
-        with tf.control_dependencies([x]):  # one band at a time
-            value = band(y0, y1)
-        x = tf.raw_ops.InplaceUpdate(x=x, i=tf.range(y0, y1), v=value[0])
-    return x[None]
-
-
-@tf.function
-def _reinject(image: tf.Tensor, original: tf.Tensor | None) -> tf.Tensor:
-    """``clip(image + original, 0, 1)`` band by band (``original`` float, or uint8 meaning ``k / 255``)."""
-    def band(y0: int, y1: int) -> tf.Tensor:
-        x = image[:, y0:y1]
-        if original is not None:
-            rows = original[y0:y1][None] if original.shape.rank == 3 else original[:, y0:y1]
-            x = x + (tf.cast(rows, tf.float32) / 255.0 if rows.dtype == tf.uint8 else rows)
-        return tf.clip_by_value(x, 0.0, 1.0)
-
-    return _assemble(image.shape, schedule.tile_spans(int(image.shape[1]), _BAND_ROWS), band)
+def _write(var: tf.Variable, begin: tuple[int, ...], value: tf.Tensor) -> None:
+    """``var[begin : begin + value.shape] = value``, in place. ``var[...].assign`` would first read the whole
+    variable (a full-size copy once it is in copy-on-read mode, see :func:`_rows`), and that read's reference
+    makes the write copy the variable too; the raw op only writes the slice."""
+    end = [b + n for b, n in zip(begin, value.shape, strict=True)]
+    tf.raw_ops.ResourceStridedSliceAssign(ref=var.handle, begin=begin, end=end, strides=[1] * len(begin),
+                                          value=value)
 
 
 def _wrapped(start: int, end: int, shift: int, n: int) -> list[tuple[int, int, int, int]]:

@@ -159,3 +159,30 @@ def test_problem_validation():
             Problem(layer_mean("conv"), init=img(), **bad).validate()
     with pytest.raises(ParameterError, match="minimum of 32"):
         Solver(Problem(layer_mean("conv"), init=img(16, 16)), tiny, min_size=32)
+
+
+@pytest.mark.parametrize("reinject", [True, False])
+def test_banded_octave_preparation_equals_the_general_path(monkeypatch, reinject):
+    # a tiled DeepDream-like problem (SGD, normalised gradient, 8-bit input) prepares each octave band by band
+    # from the 8-bit original and the previous octave; with no steps the result is that preparation alone
+    import gradfx.engine.solver as solver_module
+
+    monkeypatch.setattr(solver_module, "_BAND_ROWS", 7)  # many bands, each with a halo, on a small image
+    eight = (img(67, 90, seed=3) * 255).astype(np.uint8)
+    problem = Problem(channel("conv", 1), init=eight, maximize=True, steps=0, octaves=3, octave_scale=1.4,
+                      reinject_detail=reinject, optimizer="sgd", lr=0.05, normalize="mean", tile=16)
+    solver = Solver(problem, tiny)
+    assert all(solver._lean(size) for size in solver.sizes)
+    banded = solver.run().image
+
+    original = tf.constant(eight[None].astype(np.float32) / 255.0)
+    sizes = solver.sizes
+    x = tf.clip_by_value(resize(original, sizes[0]), 0.0, 1.0)
+    for prev, size in zip(sizes, sizes[1:]):
+        x = resize(x, size)
+        if reinject:
+            x = x - resize(resize(original, prev), size) + resize(original, size)
+        x = tf.clip_by_value(x, 0.0, 1.0)
+    general = x[0].numpy()
+    assert banded.shape == general.shape == (67, 90, 3)
+    np.testing.assert_allclose(banded, general, atol=1e-5)
