@@ -125,7 +125,9 @@ def test_missing_file_fails_fast_without_tensorflow(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
     rc, tf_loaded, seconds = out.stdout.split()
     assert rc == "2" and tf_loaded == "False", out
-    assert float(seconds) < 1.0 and time.perf_counter() - started < 5
+    # TensorFlow not imported is the real check; the time bound (TF's import alone takes several seconds)
+    # is loose so that a loaded CI machine does not flake it
+    assert float(seconds) < 3.0 and time.perf_counter() - started < 15
     assert "missing.jpg" in out.stderr and out.stderr.count("\n") == 1
 
 
