@@ -244,9 +244,7 @@ def _execute(eff: Effect, params: dict[str, Any], loaded: imageio.LoadedImage | 
     resolutions: dict[tuple[str, bool], Any] = {}
 
     def extractor(layers: tuple[str, ...], model_name: str, **options: Any) -> Any:
-        # Resolve `weights` once per model and top, here: the extractor cache is keyed by the weights used,
-        # so an `auto` that fell back to random gets the extractor of an earlier `random` run, whose record
-        # says nothing of the fallback (and a download is tried once per run, not once per extractor).
+        # Resolve `weights` once per model and top per run: `auto` tries a download once, not per extractor.
         top = bool(options.get("include_top", False))
         if (model_name, top) not in resolutions:
             resolutions[model_name, top] = models.resolve_weights(registry.model(model_name), weights,

@@ -20,7 +20,7 @@ import urllib.parse
 import urllib.request
 import zlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import keras
@@ -656,7 +656,9 @@ def _load_resolved(
     with _LOCK:
         hit = _MODELS.get(key)
         if hit is not None and hit.spec is spec:
-            return hit
+            # the same network serves ``random`` and an ``auto`` that fell back to random; the record (with
+            # its fallback flag and warning) is the caller's
+            return hit if hit.weights == resolved else replace(hit, weights=resolved)
         model = _build(spec, include_top=include_top, pooling=pooling)
         if resolved.mode == "random":
             _init_random(model, seed)
@@ -763,7 +765,7 @@ def get_extractor(
     if not wanted:
         raise ParameterError(f"no layers requested from model {spec.name}; `gradfx models` lists them")
     resolved = resolve_weights(spec, weights, include_top=include_top)
-    key = (id(spec), _weights_key(resolved, seed), bool(include_top), pooling, frozenset(wanted))
+    key = (id(spec), _weights_key(resolved, seed), resolved, bool(include_top), pooling, frozenset(wanted))
     with _LOCK:
         hit = _EXTRACTORS.get(key)
         if hit is not None and hit.spec is spec:
@@ -780,6 +782,6 @@ def get_extractor(
         outputs = {name: full.get_layer(name).output for name in wanted}
         cut = keras.Model(inputs=full.inputs, outputs=outputs, name=f"{full.name}_extractor")
         cut.trainable = False
-        extractor = Extractor(spec, wanted, loaded.weights, cut, include_top=include_top)
+        extractor = Extractor(spec, wanted, resolved, cut, include_top=include_top)
         _EXTRACTORS[key] = extractor
         return extractor

@@ -251,6 +251,18 @@ def test_auto_with_empty_keras_home_falls_back_to_random_with_warning(offline_ho
     assert VGG19.imagenet_top_file in (top.warning or "")
 
 
+def test_cached_random_network_reports_each_callers_weights(offline_home: Path) -> None:
+    # ``random`` and an ``auto`` that fell back share one network, but each caller gets its own record: the
+    # fallback flag and warning must not be lost to (or leak from) an earlier cache entry
+    plain = get_extractor("vgg16", ("block1_conv1",), "random", seed=5)
+    auto = get_extractor("vgg16", ("block1_conv1",), "auto", seed=5)
+    assert auto.weights.fell_back and auto.weights.warning and not plain.weights.fell_back
+    assert _same_weights(auto.model, plain.model)
+    assert load_model("vgg16", "auto", seed=5).weights.fell_back
+    assert not load_model("vgg16", "random", seed=5).weights.fell_back
+    assert load_model("vgg16", "auto", seed=5).model is load_model("vgg16", "random", seed=5).model
+
+
 def test_imagenet_offline_and_missing_is_a_one_line_weights_error(offline_home: Path) -> None:
     with pytest.raises(WeightsError) as info:
         resolve_weights(VGG19, "imagenet")
