@@ -66,6 +66,12 @@ class Param:
         return self.kind in ("image", "images")
 
     @property
+    def picks_image(self) -> bool:
+        """Whether a value may be an image file a file picker can choose: images, and a keyword-or-file
+        (:func:`ImageOr`) parameter's file."""
+        return self.is_image or (self.kind == "str" and self.files and bool(self.choices))
+
+    @property
     def has_paths(self) -> bool:
         """Whether values may hold file paths, which resolve like image paths (see :meth:`map_paths`)."""
         return self.is_image or self.files

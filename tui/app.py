@@ -383,7 +383,8 @@ class GradfxApp(App[None]):
         form = self.query_one(ParamForm)
         step = self.chain[event.index] if 0 <= event.index < len(self.chain) else None
         current = step.text(event.param) if step is not None else ""
-        start = Path(str(current).split(",")[-1].strip()) if current else self.image_path
+        last = str(current).split(",")[-1].strip()
+        start = Path(last) if last and last not in (event.param.choices or ()) else self.image_path
 
         def chosen(path: Path | None) -> None:
             if path is None or form.index != event.index:

@@ -215,15 +215,15 @@ class ParamForm(VerticalScroll):
         elif p.kind == "choice":
             field = Select([(c, c) for c in p.choices or ()], value=value, allow_blank=False, id=wid,
                            compact=True)
-        elif p.is_image:
-            field = ImageField(value, placeholder="enter: pick a file" if p.kind == "image" else
-                               "paths, comma-separated (enter: pick one)", id=wid, compact=True)
+        elif p.picks_image:
+            field = ImageField(value, placeholder="paths, comma-separated (enter: pick one)" if p.kind == "images"
+                               else "enter: pick a file", id=wid, compact=True)
         else:
             field = Input(value, placeholder=p.allowed(), id=wid, compact=True)
         field.tooltip = p.help
         label = Label(p.name if p.kind != "bool" else "", classes="param-name")
         parts: list[Widget] = [label, field]
-        if p.is_image:
+        if p.picks_image:
             parts.append(Button("Browse…", id=f"browse-{p.name}", classes="browse", compact=True))
         numeric = p.kind in ("int", "float", "floats") and (p.min is not None or p.max is not None)
         help_text = p.help + (f" ({p.allowed()})" if numeric or not p.help else "")
@@ -287,7 +287,7 @@ class ParamForm(VerticalScroll):
     @on(Input.Submitted)
     def _submitted(self, event: Input.Submitted) -> None:
         p = self._param(event.input.id)
-        if p is not None and p.is_image and not event.value.strip():
+        if p is not None and p.picks_image and not event.value.strip():
             event.stop()
             self.post_message(self.Browse(self.index, p))
 

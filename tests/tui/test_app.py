@@ -270,3 +270,34 @@ async def test_main_keys_wait_while_a_dialog_is_open(tiny_registry, sample, reco
         await pilot.press("ctrl+r", "ctrl+o")
         await pilot.pause()
         assert not app.of(GradfxApp.RunStarted) and len(app.screen_stack) == 2
+
+
+async def test_keyword_or_file_parameter_offers_the_file_picker(tiny_registry, sample, recording_app):
+    # an ImageOr parameter (like style-transfer's init) takes a keyword or an image file: the form offers the
+    # picker, which starts from the input image's folder while the value is a keyword, and the chosen file
+    # becomes the value
+    from tiny_plugin import TinyDream
+
+    from gradfx.engine import ImageOr, hookimpl
+    from gradfx.tui.screens import FilePicker
+
+    class Starts(TinyDream):
+        name = "tiny-starts"
+        params = (ImageOr("init", "content", ("content", "noise"), "starting image"),)
+
+    class Plugin:
+        @hookimpl
+        def gradfx_register_effects(self, register):
+            register(Starts())
+
+    tiny_registry.add_plugin(Plugin(), "starts")
+    assert "tiny-starts" in tiny_registry.effects, list(tiny_registry.failures())
+    app = _app(recording_app, sample)
+    async with app.run_test(size=SIZE) as pilot:
+        await _add(pilot, "tiny-starts")
+        app.query_one("#browse-init").press()
+        await pilot.pause()
+        assert isinstance(app.screen, FilePicker) and app.screen.root == Path.cwd().resolve()
+        app.screen.dismiss(Path("sample.png"))
+        await pilot.pause()
+        assert app.chain[0].text(Starts.params[0]) == "sample.png"
