@@ -107,16 +107,25 @@ class FeatureVis(Effect):
         transforms = parse_transforms(params["transforms"])
 
         top = parsed.needs_top
-        channels = {}
+        channels, virtual = {}, []
         for layer, pos in parsed.layers.items():
+            pre_relu = layer.endswith(O.PRE_RELU) and layer not in spec.layer_names()
+            real = layer[: -len(O.PRE_RELU)] if pre_relu else layer
             try:
-                ext = ctx.extractor((layer,), include_top=top)
+                ext = ctx.extractor((real,), include_top=top)
             except ParameterError as exc:
                 hint = re.search(r" \(did you mean '[^']+'\?\)", str(exc))
-                raise parsed.error(pos, f"unknown layer {layer!r} @ for model {ctx.model}"
+                raise parsed.error(pos, f"unknown layer {real!r} @ for model {ctx.model}"
                                    f"{hint.group() if hint else ''}; `gradfx models {ctx.model}` lists its "
                                    f"layers") from None
-            channels[layer] = int(ext.model.get_layer(layer).output.shape[-1])
+            if pre_relu:
+                try:
+                    virtual.append(O.pre_relu_layer(ext.model, layer))
+                except ParameterError as exc:
+                    raise parsed.error(pos, f"{exc} @") from None
+                channels[layer] = virtual[-1].channels
+            else:
+                channels[layer] = int(ext.model.get_layer(layer).output.shape[-1])
         logit = None
         if top:
             if not spec.top_size:
@@ -127,6 +136,7 @@ class FeatureVis(Effect):
         for name, factory in (("l1", O.l1), ("tv", O.total_variation), ("blur", O.blur)):
             if params[name]:
                 objective = objective - float(params[name]) * factory()
+        objective = O.with_virtual_layers(objective, virtual)
         size = int(params["size"])
         problem = Problem(
             objective=objective, size=(size, size), batch=batch, maximize=True, include_top=top,

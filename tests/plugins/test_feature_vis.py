@@ -176,3 +176,35 @@ def test_logit_raises_a_class_score_through_the_classifier_top():
     losses = result.report["losses"]
     assert losses[-1] > losses[0] + 10
     assert result.report["feature_vis"]["transforms"] == ["jitter(2)", "resize(224, 224)"]
+
+
+DEAD = 16  # block3_conv3 channel 16 is zero everywhere on the 64 px grey-noise start (random VGG16, seed 0)
+
+
+def test_a_dead_channel_fires_with_its_pre_relu_objective_and_stays_at_zero_without():
+    start = make_parameterization("pixel")
+    start = start.to_image(start.variables(None, (1, SIZE, SIZE), seed=0)).numpy()
+    assert acts(start)[0, DEAD] == 0.0  # dead: no gradient reaches the image through its ReLU
+    common = dict(steps=8, param="pixel", transforms="none")
+    plain = fv(f"{LAYER}:{DEAD}", **common)
+    pre = fv(f"{LAYER}_pre_relu:{DEAD}", **common)
+    assert acts(plain.image)[0, DEAD] == 0.0
+    after = acts(pre.image)[0]
+    assert after[DEAD] > 0.1 and (after > after[DEAD]).mean() < 0.9  # it fires, above the weakest tenth
+    assert pre.report["feature_vis"]["objective"] == f"channel({LAYER}_pre_relu, {DEAD})"
+
+
+def test_pre_relu_minus_layer_mean_ranks_channels_higher_than_the_plain_objective():
+    # the benchmark's objective, small: each image's own channel (before its ReLU) against the layer's mean
+    common = dict(steps=BATCH_STEPS, param="pixel", transforms="none")
+    chans = range(8, 16)
+    plain = fv(f"{LAYER}:8-15", **common)
+    specific = fv(f"{LAYER}_pre_relu:8-15 - mean({LAYER})", **common)
+
+    def ranks(result, layer):  # 0 = the image's strongest channel is its own
+        a = acts(np.stack([result.extras[f"{layer}-{c}"] for c in chans]))
+        return np.array([(a[i] > a[i, c]).sum() for i, c in enumerate(chans)])
+
+    assert specific.report["feature_vis"]["labels"][0] == f"{LAYER}_pre_relu:8"
+    # measured: rank sums 351 (plain), 187 (pre-ReLU alone), 153 (pre-ReLU minus the layer mean)
+    assert ranks(specific, f"{LAYER}_pre_relu").sum() < 0.6 * ranks(plain, LAYER).sum()
