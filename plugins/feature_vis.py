@@ -6,7 +6,9 @@ lucid's toolbox on TensorFlow 2 / Keras 3, as one problem for the shared engine:
 ``decorrelated`` or plain ``pixel``), lucid's transformation robustness (``standard``: pad, jitter, scale,
 rotate, jitter), L1 / total-variation / blur regularisers, Adam at lr 0.05. A channel range such as
 ``mixed4:0-15`` optimises one image per channel in one batch, written as a labelled contact sheet and as
-separate images; ``thresholds`` keeps the image at chosen steps.
+separate images; ``thresholds`` keeps the image at chosen steps. Any ReLU layer can be read before its ReLU
+as ``LAYER_pre_relu`` (lucid's ``mixed4a_pre_relu``), so a channel dead on the start image still gets a
+gradient.
 
 Defaults are lucid's for ImageNet models (512 steps, 128 px, lr 0.05, fft+decorrelated, standard
 transforms); the default model is InceptionV3 with objective ``mixed4:97`` (``block4_conv1:12`` on VGG).
@@ -64,8 +66,9 @@ class FeatureVis(Effect):
     params = (
         _Objective("objective", "str", None,
                    "what to maximise: mixed4:97, mixed4:0-15 (one image per channel), neuron(mixed4, 97), "
-                   "layer(mixed5), logit(207), '... - 0.5*tv' (docs/feature-vis.md); default mixed4:97 on "
-                   "inception_v3, block4_conv1:12 on VGG", files=True),
+                   "layer(mixed5), logit(207), '... - 0.5*tv', mixed4_pre_relu:97 (before the ReLU: wakes "
+                   "channels that never fire) (docs/feature-vis.md); default mixed4:97 on inception_v3, "
+                   "block4_conv1:12 on VGG", files=True),
         Choice("param", "fft+decorrelated", PARAMS,
                "image parameterisation: spectral with 1/f decay (fft), decorrelated colour, both, or pixels"),
         Str("transforms", "standard",
