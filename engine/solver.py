@@ -332,9 +332,8 @@ class Solver:
         total = tf.constant(0.0)
         for y0, y1 in schedule.tile_spans(h, self.p.tile, self.min_size):
             ys = _wrapped(y0, y1, dy, h)
-            if banded:  # the tile row's band of the image, read by a gather (see _make_band_apply)
-                band = tf.concat([_rows(image, i0, i1) for _, _, i0, i1 in ys], axis=1) if len(ys) > 1 \
-                    else _rows(image, ys[0][2], ys[0][3])
+            if banded:  # the tile row's band of the rolled image, read by one gather (see _make_band_apply)
+                band = _rows(image, y0 - dy, y1 - dy)
             for x0, x1 in schedule.tile_spans(w, self.p.tile, self.min_size):
                 xs = _wrapped(x0, x1, dx, w)
                 crops = {k: _gather(v, ys, xs) for k, v in aligned.items()}
@@ -640,10 +639,11 @@ def _from_8bit(image: tf.Tensor) -> tf.Tensor:
 
 
 def _rows(var: tf.Variable, y0: int, y1: int) -> tf.Tensor:
-    """Rows ``y0:y1`` of a (1, H, W, C) variable, read by a gather: once a variable has been written in slices
-    TensorFlow copies all of it on every ordinary read, but a gather copies only what it reads."""
-    return tf.raw_ops.ResourceGather(resource=var.handle, indices=tf.range(y0, y1)[None], batch_dims=1,
-                                     dtype=var.dtype)
+    """Rows ``y0:y1`` (modulo H, so a band may wrap around) of a (1, H, W, C) variable, read by a gather: once a
+    variable has been written in slices TensorFlow copies all of it on every ordinary read, but a gather
+    copies only what it reads."""
+    return tf.raw_ops.ResourceGather(resource=var.handle, indices=tf.range(y0, y1)[None] % var.shape[1],
+                                     batch_dims=1, dtype=var.dtype)
 
 
 def _write(var: tf.Variable, begin: tuple[int, ...], value: tf.Tensor) -> Any:
