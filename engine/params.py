@@ -329,15 +329,6 @@ class Schema:
                 raise self.unknown(name, where)
         return {p.name: p.coerce(values.get(p.name, p.default), where) for p in self.params}
 
-    def images(self, resolved: Mapping[str, Any]) -> Iterable[tuple[str, str]]:
-        """(parameter name, path) for every image path in a resolved parameter set."""
-        for p in self.params:
-            v = resolved.get(p.name)
-            if v is None or not p.is_image:
-                continue
-            for path in (v,) if p.kind == "image" else v:
-                yield p.name, path
-
     def files(self, resolved: Mapping[str, Any]) -> list[tuple[str, str]]:
         """(parameter name, path) for every file path in a parameter set: images, an ``ImageOr``'s file,
         ``direction(..., 'v.npy')`` in an objective (the inputs an output must never overwrite)."""

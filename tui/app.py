@@ -541,10 +541,8 @@ class GradfxApp(App[None]):
         paths = [str(self.image_path)] if self.image_path else []
         for step in self.chain:
             eff = self.registry.effects.get(step.effect)
-            if eff is not None:
-                for p in eff.schema:  # images, init = a file, direction(L, 'v.npy')...
-                    if p.has_paths and p.name in step.values:
-                        p.map_paths(step.values[p.name], lambda path: paths.append(path) or path)
+            if eff is not None:  # images, init = a file, direction(L, 'v.npy')...
+                paths += [path for _, path in eff.schema.files(step.values)]
         return paths
 
     def default_output(self) -> Path:
@@ -602,9 +600,9 @@ class GradfxApp(App[None]):
         self.push_screen(FilePicker("Load recipe", None, RECIPE_SUFFIXES), chosen)
 
     def _apply_recipe(self, path: Path) -> None:
-        images = {name: [p for p in eff.schema if p.has_paths] for name, eff in self.registry.effects.items()}
+        path_params = {name: [p for p in eff.schema if p.has_paths] for name, eff in self.registry.effects.items()}
         try:
-            recipe = load_recipe(path, images)
+            recipe = load_recipe(path, path_params)
             for i, step in enumerate(recipe.steps, 1):
                 eff = self.registry.effects.get(step.effect)
                 if eff is None:

@@ -20,7 +20,7 @@ from gradfx.engine import recipes
 from gradfx.engine.api import Step
 from gradfx.engine.effect import Effect
 from gradfx.engine.errors import ParameterError
-from gradfx.engine.params import Images, Param
+from gradfx.engine.params import Param
 
 
 @dataclass
@@ -84,16 +84,14 @@ class LoadedRecipe:
     weights: str | None = None
 
 
-def load_recipe(path: str | os.PathLike,
-                image_params: Mapping[str, Iterable[str | Param]] | None = None) -> LoadedRecipe:
-    """Read a recipe (:func:`gradfx.engine.recipes.load_recipe`). ``image_params`` maps effect names to
-    their parameters that hold file paths (``Param.has_paths``; a name means an image parameter), whose
-    relative paths are made absolute against the recipe's folder."""
+def load_recipe(path: str | os.PathLike, path_params: Mapping[str, Iterable[Param]] | None = None) -> LoadedRecipe:
+    """Read a recipe (:func:`gradfx.engine.recipes.load_recipe`). ``path_params`` maps effect names to their
+    parameters that hold file paths (``Param.has_paths``), whose relative paths are made absolute against the
+    recipe's folder."""
     recipe = recipes.load_recipe(path)
     steps = [ChainStep(s.effect, dict(s.params), s.model or recipe.model) for s in recipe.steps]
     for step in steps:
-        for param in (image_params or {}).get(step.effect, ()):
-            param = Images(param) if isinstance(param, str) else param
+        for param in (path_params or {}).get(step.effect, ()):
             if step.values.get(param.name) is not None:
                 step.values[param.name] = param.map_paths(step.values[param.name], recipe.resolve)
         step.values = {k: _as_text(v) for k, v in step.values.items()}
