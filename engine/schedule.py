@@ -64,14 +64,18 @@ def resized_rows(rows: Callable[[int, int], tf.Tensor], src: tuple[int, int], si
                                         antialias=True)
 
 
-def lost_detail(original: tf.Tensor, previous: tuple[int, int], size: tuple[int, int]) -> tf.Tensor:
-    """The detail of ``original`` at ``size`` that a round trip through ``previous`` loses.
+def reinject_detail(
+    image: tf.Tensor, original: Callable[[], tf.Tensor], previous: tuple[int, int], size: tuple[int, int]
+) -> tf.Tensor:
+    """``image`` (upscaled from the previous octave) plus the detail of the original at ``size`` that a round
+    trip through ``previous`` loses: the Keras DeepDream example's re-injection, which restores the sharpness
+    the coarse octave could not hold.
 
-    Added to an image upscaled from the previous octave, it restores the sharpness the coarse octave could
-    not hold (the Keras DeepDream example's re-injection).
+    ``original`` is called for the full-size original each time it is needed and its result is dropped at once,
+    so at most about three full-size tensors are alive together (the canvas may be 4096 px).
     """
-    same = resize(original, size)
-    return same - resize(resize(original, previous), size)
+    image = image - resize(resize(original(), previous), size)
+    return image + resize(original(), size)
 
 
 def tile_spans(length: int, tile: int, min_span: int = 1) -> list[tuple[int, int]]:

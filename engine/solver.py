@@ -425,10 +425,7 @@ class Solver:
                 image = schedule.resize(self.param.to_image(variables), size)
                 variables = []  # free the coarse stage's image before the full-size detail is computed
                 if p.reinject_detail and p.init is not None:
-                    # image + lost_detail(original, previous, size), written so that at most about three
-                    # full-size tensors are alive at once (the canvas may be 4096 px)
-                    image = image - schedule.resize(schedule.resize(original(), self.sizes[si - 1]), size)
-                    image = image + schedule.resize(original(), size)
+                    image = schedule.reinject_detail(image, original, self.sizes[si - 1], size)
                 image = tf.clip_by_value(image, 0.0, 1.0)
             if image is not None or not variables:
                 variables = self.param.variables(image, (p.batch, *size), self.seed)
