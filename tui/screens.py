@@ -151,25 +151,40 @@ class PathPrompt(TextPrompt):
 
 KEYS = """\
 [b]Anywhere[/]
-  tab / shift+tab   move between panels        ctrl+p   command palette
-  ctrl+o            open the input image       ctrl+r   run the chain (also f5)
-  escape            cancel a run: it stops after the current step and keeps the image so far
-  ctrl+s            save the output            f2 / f3  load / save a recipe
-  f4                show the run panel or the parameters (narrow terminals)
-  f1                this help                  ctrl+q   quit
+  tab / shift+tab    next / previous panel or field
+  ctrl+o             open the input image
+  ctrl+r or f5       run the chain
+  escape             cancel a run (keeps the image so far)
+  ctrl+s             save the output
+  f2 / f3            load / save a recipe
+  f4                 run panel or parameters (narrow)
+  ctrl+p             command palette: weights, seed…
+  f1                 this help
+  ctrl+q             quit
 
 [b]Effects[/] (left)
-  up / down         browse (the panel on the right describes the effect)
-  type a name       jump to it                 enter    add it to the chain
+  up / down          browse; the middle panel describes it
+  type a name        jump to it
+  enter              add it to the chain
 
 [b]Chain[/]
-  up / down         choose the step to edit    enter    edit its parameters
-  shift+up / down   move the step ([ and ] too)
-  x or delete       remove the step            d        duplicate it
+  up / down          choose the step to edit
+  enter              edit its parameters
+  shift+up / down    move the step (\\[ and ] too)
+  d                  duplicate the step
+  x or delete        remove the step
 
 [b]Parameters[/]
-  type a value: it is checked as you type and a red line says what is allowed.
-  image fields: enter on an empty field, or tab to Browse… and press enter, opens a file picker.
+  type a value       checked as you type; a red line
+                     under the field says what is allowed
+  enter              on an empty image field: file picker
+  Browse…            the file picker for that field
+
+[b]File picker[/]
+  enter              choose the file, open the folder
+  backspace          parent folder
+  tab                type a path
+  escape             cancel
 """
 
 
@@ -181,4 +196,4 @@ class HelpScreen(ModalScreen[None]):
             yield Label("gradfx — keys", classes="dialog-title")
             with VerticalScroll():
                 yield Static(KEYS, id="keys")
-            yield Static("esc: close", classes="hint")
+            yield Static("up / down: scroll · esc: close", classes="hint")

@@ -301,3 +301,18 @@ async def test_keyword_or_file_parameter_offers_the_file_picker(tiny_registry, s
         app.screen.dismiss(Path("sample.png"))
         await pilot.pause()
         assert app.chain[0].text(Starts.params[0]) == "sample.png"
+
+
+async def test_help_screen_fits_a_narrow_terminal_and_shows_every_key(tiny_registry, sample, recording_app):
+    from gradfx.tui.screens import HelpScreen
+
+    app = _app(recording_app, sample)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("f1")
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
+        keys = app.screen.query_one("#keys")
+        text = str(keys.render())
+        assert "[ and ]" in text  # not swallowed as markup
+        width = keys.content_size.width
+        assert width and all(len(line) <= width for line in text.splitlines()), width  # no line wraps at 80x24
