@@ -569,6 +569,10 @@ class GradfxApp(App[None]):
         def chosen(path: Path | None) -> None:
             if path is None:
                 return
+            problem = self._output_problem(path)
+            if problem:  # say it in the prompt, which keeps the name for editing
+                self._ask_save(str(path), problem)
+                return
             overwrite = self._confirm_overwrite is not None and path == self._confirm_overwrite
             if path.exists() and not overwrite:
                 self._confirm_overwrite = path
@@ -577,6 +581,19 @@ class GradfxApp(App[None]):
             self._save(path)
 
         self.push_screen(PathPrompt("Save output as", value, hint), chosen)
+
+    def _output_problem(self, path: Path) -> str | None:
+        """Why ``Result.save`` would refuse ``path`` (an unknown extension, a missing folder, an image the
+        chain reads), in the TUI's words; None if it would not."""
+        try:
+            imageio.check_output_path(path)
+        except GradfxError as exc:
+            return str(exc)
+        try:
+            imageio.check_output_path(path, protect=self._protected())
+        except GradfxError:
+            return f"{path} is an image the chain reads (the input or a parameter): choose another name"
+        return None
 
     @work(thread=True, exit_on_error=False, group="save")
     def _save(self, path: Path) -> None:

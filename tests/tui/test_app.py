@@ -316,3 +316,26 @@ async def test_help_screen_fits_a_narrow_terminal_and_shows_every_key(tiny_regis
         assert "[ and ]" in text  # not swallowed as markup
         width = keys.content_size.width
         assert width and all(len(line) <= width for line in text.splitlines()), width  # no line wraps at 80x24
+
+
+async def test_save_prompt_refuses_the_input_and_bad_names_in_place(tiny_registry, sample, recording_app, wait_for):
+    # saving over the input used to ask "exists: enter again to replace it", then fail in a dialog that told
+    # the user to "pass --overwrite" (a CLI flag); the prompt now says why and keeps the name for editing
+    app = _app(recording_app, sample)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.loaded is not None)
+        await _add(pilot, "tiny-dream")
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: app.of(GradfxApp.RunFinished) or app.of(GradfxApp.RunFailed))
+        for name, why in (("sample.png", "an image the chain reads"), ("out.bogus", "unknown image extension"),
+                          ("nowhere/out.png", "does not exist")):
+            await pilot.press("ctrl+s")
+            await pilot.press("ctrl+a", "ctrl+k", *name, "enter")
+            await pilot.pause()
+            assert isinstance(app.screen, PathPrompt), app.screen
+            assert app.screen.query_one("#path").value == name
+            assert why in str(app.screen.query_one("#prompt-hint").render())
+            await pilot.press("escape")
+        await pilot.pause()
+        assert not isinstance(app.screen, ErrorDialog) and not app.of(GradfxApp.OutputSaved)
+    assert load_image("sample.png").size == (48, 40)
