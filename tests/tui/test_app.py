@@ -256,6 +256,8 @@ async def test_seed_prompt_checks_its_value(tiny_registry, sample, recording_app
         await pilot.pause()
         await pilot.press("ctrl+a", "ctrl+k", *"-3", "enter")
         assert "not a whole number" in str(app.screen.query_one("#prompt-hint").render())
+        await pilot.press("ctrl+a", "ctrl+k", *str(2**32), "enter")  # the engine's seeding stops at 2**32 - 1
+        assert "from 0 to 4294967295" in str(app.screen.query_one("#prompt-hint").render())
         await pilot.press("ctrl+a", "ctrl+k", *"42", "enter")
         await pilot.pause()
         assert app.seed == 42 and "seed 42" in str(app.query_one("#topbar").render())
