@@ -32,6 +32,16 @@ from .progress import CancelToken, ProgressCallback, ProgressEvent
 from .registry import Registry, get_registry
 
 VERSION = "0.1.0"
+#: the largest seed numpy and Keras accept (seeds run from 0 to 2**32 - 1)
+MAX_SEED = 2**32 - 1
+
+
+def check_seed(seed: Any) -> int:
+    """``seed`` as an int, or a :class:`ParameterError` when it is not a whole number from 0 to ``MAX_SEED``."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= MAX_SEED:
+        raise ParameterError(f"seed must be a whole number from 0 to {MAX_SEED}, not {seed!r}; "
+                             "choose a seed in that range")
+    return int(seed)
 
 
 @dataclass
@@ -181,6 +191,7 @@ def run(
     """
     registry = registry or get_registry()
     eff, resolved = prepare(effect, params, registry=registry, base_dir=base_dir)
+    seed = check_seed(seed)
     if eff.needs_input and image is None:
         raise ParameterError(f"effect {eff.name!r} needs an input image; pass one (e.g. gradfx run {eff.name} "
                              f"photo.jpg -o out.png)")
@@ -393,6 +404,7 @@ def run_chain(steps: Sequence[Step | Mapping[str, Any] | tuple[str, Mapping[str,
     """Run effects in order, each step's output being the next one's input. Every step is validated (effect
     known, parameters valid, image files present) before any compute; errors name the step."""
     registry = registry or get_registry()
+    seed = check_seed(seed)
     norm = [_as_step(s, i) for i, s in enumerate(steps, 1)]
     if not norm:
         raise ParameterError("a chain needs at least one step")

@@ -39,9 +39,9 @@ from pathlib import Path
 from typing import Any
 
 from . import imageio
-from .api import Result, Step, prepare, run_chain
+from .api import Result, Step, check_seed, prepare, run_chain
 from .effect import Effect
-from .errors import GradfxError, ImageError, RecipeError, suggest
+from .errors import GradfxError, ImageError, ParameterError, RecipeError, suggest
 from .progress import CancelToken, ProgressCallback
 from .registry import Registry, get_registry
 
@@ -119,8 +119,11 @@ def parse_recipe(data: Mapping[str, Any], *, source: str = "recipe",
         if data.get(key) is not None and not isinstance(data[key], kind):
             raise RecipeError(f"{source}: {key} must be a string, not {data[key]!r}")
     seed = data.get("seed")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
-        raise RecipeError(f"{source}: seed must be a whole number >= 0, not {seed!r}")
+    if seed is not None:
+        try:
+            check_seed(seed)
+        except ParameterError as exc:
+            raise RecipeError(f"{source}: {exc}") from None
     steps = []
     for i, table in enumerate(steps_raw, 1):
         if not isinstance(table, Mapping):

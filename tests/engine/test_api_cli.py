@@ -10,7 +10,7 @@ import pytest
 from helpers import TinyDream, TinyPlugin
 from PIL import Image as PILImage
 
-from gradfx.engine import run
+from gradfx.engine import run, run_chain
 from gradfx.engine.errors import ImageError, ParameterError, PluginError, UnknownEffectError
 from gradfx.tui.cli import main
 
@@ -106,6 +106,18 @@ def test_cli_errors_are_one_line_and_nonzero(reg, photo, tmp_path, capsys):
         err = capsys.readouterr().err.strip()
         assert err.startswith("gradfx: error:") and fragment in err and "\n" not in err, err
         assert "Traceback" not in err
+
+
+def test_out_of_range_seeds_are_one_line_errors_before_compute(reg, photo, tmp_path, capsys):
+    for seed in ("-1", str(2**32)):  # numpy and Keras take 0 .. 2**32 - 1 and raised a bare ValueError
+        argv = ["run", "tiny-dream", str(photo), "-o", str(tmp_path / "o.png"), "--weights", "random",
+                f"--seed={seed}"]
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("gradfx: error: seed must be a whole number from 0 to 4294967295"), err
+    with pytest.raises(ParameterError, match="seed must be"):
+        run_chain([("tiny-dream", {})], photo, seed=2**40)
+    assert not (tmp_path / "o.png").exists()
 
 
 def test_cli_list_and_show(reg, capsys):

@@ -171,6 +171,7 @@ def test_an_unknown_parameter_is_reported_fast_without_importing_tensorflow(tmp_
     ("sed = 1\n[[step]]\neffect = 'tint'\n", "unknown top-level key 'sed' (did you mean 'seed'?)"),
     ("steps = 1\n[[step]]\neffect = 'tint'\n", "effect parameters go inside a [[step]] table"),
     ("seed = -1\n[[step]]\neffect = 'tint'\n", "seed must be a whole number"),
+    ("seed = 4294967296\n[[step]]\neffect = 'tint'\n", "seed must be a whole number from 0 to 4294967295"),
     ("[[step]]\nsteps = 3\n", "step 1: needs effect"),
     ("[[step]]\neffect = 'tint'\n[step.overlay]\nx = 1\n", "step 1 (tint): parameter 'overlay' is a table"),
 ])
