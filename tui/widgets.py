@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -367,6 +368,21 @@ def format_seconds(seconds: float | None) -> str:
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m:d}:{s:02d}"
 
 
+#: the run panel's bar counts in thousandths of the whole run
+BAR_TOTAL = 1000
+_CHAIN_STEP = re.compile(r"step (\d+)/(\d+) ")
+
+
+def run_fraction(event: ProgressEvent) -> float:
+    """How far the whole run is: ``run_chain`` names each event's chain step in its stage (``step 2/3
+    deepdream · octave 1/3 ...``) and counts ``total_step`` within that step, so step 2 of 2 starts at 50%."""
+    match = _CHAIN_STEP.match(event.stage)
+    if match is None:
+        return event.fraction
+    index, count = int(match[1]), int(match[2])
+    return (index - 1 + event.fraction) / max(count, 1)
+
+
 class RunPanel(Vertical):
     """Progress bar, stage / step / ETA / loss line and the loss sparkline."""
 
@@ -385,7 +401,7 @@ class RunPanel(Vertical):
 
     def show_event(self, event: ProgressEvent, losses: Sequence[float]) -> None:
         bar = self.query_one("#bar", ProgressBar)
-        bar.update(total=max(event.total_steps, 1), progress=event.total_step)
+        bar.update(total=BAR_TOTAL, progress=round(run_fraction(event) * BAR_TOTAL))
         self.status(f"{event.stage} · step {event.step}/{event.steps} · ETA {format_seconds(event.eta)}"
                     f" · loss {event.loss:.4g}")
         finite = [x for x in losses if np.isfinite(x)]

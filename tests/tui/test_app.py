@@ -341,3 +341,20 @@ async def test_save_prompt_refuses_the_input_and_bad_names_in_place(tiny_registr
         await pilot.pause()
         assert not isinstance(app.screen, ErrorDialog) and not app.of(GradfxApp.OutputSaved)
     assert load_image("sample.png").size == (48, 40)
+
+
+async def test_progress_bar_spans_the_whole_chain(tiny_registry, sample, recording_app, wait_for):
+    app = _app(recording_app, sample)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.loaded is not None)
+        await _add(pilot, "tiny-dream")
+        await _add(pilot, "tiny-dream")
+        app.gate = threading.Event()
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: app.of(GradfxApp.RunProgress))  # step 1 of 2 steps of chain step 1 of 2
+        await pilot.pause()
+        percentage = app.query_one("#bar").percentage
+        app.gate.set()
+        app.gate = None
+        await wait_for(pilot, lambda: app.of(GradfxApp.RunFinished) or app.of(GradfxApp.RunFailed))
+    assert percentage == pytest.approx(0.25)  # not 0.5: the second chain step is still to come
