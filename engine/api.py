@@ -74,14 +74,16 @@ class Result:
                                                   protect=protect))
         self.report["outputs"] = [str(p) for p in written]
         if report is not None:
-            written.append(write_report(report, self.report))
+            written.append(write_report(report, self.report, protect=[*protect, *written]))
         return written
 
 
-def write_report(path: str | os.PathLike, report: Mapping[str, Any]) -> Path:
-    """Write a run report as JSON, atomically."""
+def write_report(path: str | os.PathLike, report: Mapping[str, Any], *,
+                 protect: Sequence[str | os.PathLike] = ()) -> Path:
+    """Write a run report as JSON, atomically; never over one of the ``protect`` paths (inputs, outputs)."""
+    target = imageio.check_output_path(path, protect=protect, image=False)
     text = json.dumps(report, indent=2, default=_json_default)
-    return imageio.atomic_write(Path(path), lambda tmp: Path(tmp).write_text(text + "\n"))
+    return imageio.atomic_write(target, lambda tmp: Path(tmp).write_text(text + "\n"))
 
 
 def write_frames(folder: Path, frames: Sequence[np.ndarray], *, protect: Sequence[str] = (),

@@ -758,17 +758,18 @@ def _same_file(a: PathLike, b: PathLike) -> bool:
 
 
 def check_output_path(
-    path: PathLike, *, protect: Iterable[PathLike] = (), overwrite: bool = True
+    path: PathLike, *, protect: Iterable[PathLike] = (), overwrite: bool = True, image: bool = True
 ) -> pathlib.Path:
     """Raise :class:`OutputError` now if :func:`save_image` would refuse ``path``; return it as a Path.
 
-    For commands to call before any compute: a known extension, an existing folder, not a folder itself,
-    not an existing file when ``overwrite`` is False, and none of the ``protect`` paths (compared by
-    resolved real path, so ``./a.png``, ``../x/a.png`` and symlinks to an input are all caught).
+    For commands to call before any compute: a known extension (unless ``image`` is False: a report or
+    other non-image file), an existing folder, not a folder itself, not an existing file when ``overwrite``
+    is False, and none of the ``protect`` paths (compared by resolved real path, so ``./a.png``,
+    ``../x/a.png`` and symlinks to an input are all caught).
     """
     target = pathlib.Path(path)
     ext = target.suffix.lower()
-    if ext not in SAVE_FORMATS:
+    if image and ext not in SAVE_FORMATS:
         allowed = ", ".join(SAVE_FORMATS)
         raise OutputError(
             f"{target}: unknown image extension {target.suffix or '(none)'!r}; use one of {allowed}"

@@ -11,7 +11,7 @@ from helpers import TinyDream, TinyPlugin
 from PIL import Image as PILImage
 
 from gradfx.engine import run, run_chain
-from gradfx.engine.errors import ImageError, ParameterError, PluginError, UnknownEffectError
+from gradfx.engine.errors import ImageError, OutputError, ParameterError, PluginError, UnknownEffectError
 from gradfx.tui.cli import main
 
 
@@ -118,6 +118,23 @@ def test_out_of_range_seeds_are_one_line_errors_before_compute(reg, photo, tmp_p
     with pytest.raises(ParameterError, match="seed must be"):
         run_chain([("tiny-dream", {})], photo, seed=2**40)
     assert not (tmp_path / "o.png").exists()
+
+
+def test_report_never_goes_over_an_input_and_is_checked_before_compute(reg, photo, tmp_path, capsys):
+    before = photo.read_bytes()
+    out = tmp_path / "o.png"
+    base = ["run", "tiny-dream", str(photo), "-o", str(out), "--weights", "random", "-p", "steps=1", "-q"]
+    for report, fragment in ((photo, "refusing to write over the input"), (out, "that is the output image"),
+                             (tmp_path / "no" / "r.json", "does not exist")):
+        assert main([*base, "--report", str(report)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("gradfx: error:") and fragment in err and "\n" not in err, err
+        assert not out.exists()  # refused before any compute, not after the run
+    assert photo.read_bytes() == before  # the input was once replaced by the JSON report
+    result = run("tiny-dream", photo, weights="random", steps=1)
+    with pytest.raises(OutputError, match="refusing to write over the input"):
+        result.save(out, protect=[str(photo)], report=photo)
+    assert photo.read_bytes() == before
 
 
 def test_cli_list_and_show(reg, capsys):

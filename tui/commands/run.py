@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from gradfx.engine import api, imageio
+from gradfx.engine.errors import OutputError
 from gradfx.engine.params import parse_assignments
 from gradfx.engine.progress import CancelToken
 from gradfx.engine.registry import get_registry
@@ -78,9 +79,15 @@ class Interrupt:
         signal.signal(signal.SIGINT, self._old)
 
 
-def check_output(output: Path, inputs: list[str], overwrite: bool) -> None:
-    """Fail before any compute when the output would go over an input or an existing file."""
+def check_output(output: Path, inputs: list[str], overwrite: bool, report: str | None = None) -> None:
+    """Fail before any compute when the output would go over an input or an existing file, or the report
+    (``--report``, replaced if it exists) over an input or the output."""
     imageio.check_output_path(output, protect=[] if overwrite else inputs, overwrite=overwrite)
+    if report is not None:
+        if Path(report).resolve() == output.resolve():
+            raise OutputError(f"--report {report}: that is the output image; give the report its own file "
+                              "(e.g. report.json)")
+        imageio.check_output_path(report, protect=[] if overwrite else inputs, image=False)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -90,7 +97,7 @@ def main(args: argparse.Namespace) -> int:
     eff, resolved = api.prepare(eff, params, registry=reg)
     output = Path(args.output) if args.output else default_output(eff.name, args.input)
     inputs = ([args.input] if args.input else []) + [path for _, path in eff.schema.files(resolved)]
-    check_output(output, inputs, args.overwrite)
+    check_output(output, inputs, args.overwrite, args.report)
     image = imageio.load_image(args.input, max_size=args.size) if args.input else None
     info = {"output": str(output.resolve()), "report": str(Path(args.report).resolve()) if args.report else None,
             "protect": [str(Path(p).resolve()) for p in inputs] if not args.overwrite else []}
