@@ -665,15 +665,8 @@ def atomic_write(
     except OSError:
         existing_mode = None
 
-    tmp = folder / f".{secrets.token_hex(4)}.tmp-{target.name}"
+    tmp = _new_tmp(target)
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except OSError as exc:
-        raise OutputError(
-            f"{target}: cannot write in {str(folder) or '.'!r} ({_one_line(exc)}); check the folder"
-        ) from None
-    try:
-        os.close(fd)
         write_fn(tmp)  # its exceptions propagate unchanged (after the clean-up below)
     except BaseException:
         _remove(tmp)
@@ -704,6 +697,21 @@ def atomic_write(
         raise
     _fsync_dir(folder)
     return target
+
+
+def _new_tmp(target: pathlib.Path) -> pathlib.Path:
+    """Create an empty temporary file beside ``target`` (for :func:`atomic_write`, or to prove the folder
+    writable); a folder that refuses it (permissions, read-only file system) raises :class:`OutputError`."""
+    folder = target.parent
+    tmp = folder / f".{secrets.token_hex(4)}.tmp-{target.name}"
+    try:
+        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except OSError as exc:
+        raise OutputError(
+            f"{target}: cannot write in {str(folder) or '.'!r} ({_one_line(exc)}); check the folder's "
+            "permissions or choose another output path"
+        ) from None
+    return tmp
 
 
 def _remove(tmp: pathlib.Path) -> None:
@@ -763,9 +771,9 @@ def check_output_path(
     """Raise :class:`OutputError` now if :func:`save_image` would refuse ``path``; return it as a Path.
 
     For commands to call before any compute: a known extension (unless ``image`` is False: a report or
-    other non-image file), an existing folder, not a folder itself, not an existing file when ``overwrite``
-    is False, and none of the ``protect`` paths (compared by resolved real path, so ``./a.png``,
-    ``../x/a.png`` and symlinks to an input are all caught).
+    other non-image file), an existing folder that accepts a new file (tried), not a folder itself, not an
+    existing file when ``overwrite`` is False, and none of the ``protect`` paths (compared by resolved real
+    path, so ``./a.png``, ``../x/a.png`` and symlinks to an input are all caught).
     """
     target = pathlib.Path(path)
     ext = target.suffix.lower()
@@ -781,6 +789,7 @@ def check_output_path(
                 "path, or pass --overwrite to replace the input"
             )
     _check_target(target, overwrite)
+    _remove(_new_tmp(target))
     return target
 
 

@@ -590,6 +590,29 @@ def test_check_output_path_fails_before_any_work(tmp_path):
             check_output_path(path, **kwargs)
 
 
+def refuse_new_files_in(folder, monkeypatch):
+    """Make ``folder`` refuse new files, as a read-only mount does (chmod does not stop root)."""
+    real_open = os.open
+
+    def guarded(path, flags, *args, **kwargs):
+        if flags & os.O_CREAT and Path(path).parent == folder:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", guarded)
+
+
+def test_check_output_path_tries_the_folder_so_an_unwritable_one_fails_before_any_work(tmp_path, monkeypatch):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    refuse_new_files_in(locked, monkeypatch)
+    with pytest.raises(OutputError, match="cannot write in .*locked.*permissions") as err:
+        check_output_path(locked / "out.png")  # it used to pass, so the run failed only after the compute
+    assert "\n" not in str(err.value) and os.listdir(locked) == []
+    assert check_output_path(tmp_path / "out.png") == tmp_path / "out.png"
+    assert sorted(os.listdir(tmp_path)) == ["locked"]  # the probe leaves nothing behind
+
+
 def test_failed_save_leaves_no_partial_output_and_no_temp_file(tmp_path, monkeypatch):
     path = tmp_path / "out.png"
     save_image(path, np.zeros((H, W, 3), np.float32))
