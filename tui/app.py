@@ -43,8 +43,6 @@ PREVIEW_INTERVAL = 0.4
 #: seconds between progress messages (the last step of a stage is always sent)
 PROGRESS_INTERVAL = 0.1
 WEIGHT_MODES = ("auto", "random", "imagenet")
-#: the largest seed the engine takes (NumPy's legacy seeding; a larger one failed the run with a ValueError)
-MAX_SEED = 2**32 - 1
 WEIGHT_SUFFIXES = (".h5",)
 _MAIN_SCREEN_ACTIONS = {"run", "save", "open", "load_recipe", "save_recipe", "toggle_view", "help"}
 
@@ -251,8 +249,8 @@ class GradfxApp(App[None]):
 
     def action_seed(self) -> None:
         def parse(text: str) -> int:
-            if not text.isdigit() or int(text) > MAX_SEED:
-                raise ValueError(f"{text!r} is not a whole number from 0 to {MAX_SEED}")
+            if not text.isdigit() or int(text) > api.MAX_SEED:
+                raise ValueError(f"{text!r} is not a whole number from 0 to {api.MAX_SEED}")
             return int(text)
 
         def chosen(seed: int | None) -> None:
