@@ -29,6 +29,7 @@ from textual.widgets import Footer, OptionList, Static
 from textual.worker import Worker, WorkerState
 
 from gradfx.engine import api, imageio
+from gradfx.engine.effect import Effect
 from gradfx.engine.errors import GradfxError, ParameterError, UnknownEffectError, suggest
 from gradfx.engine.progress import CancelToken, ProgressEvent
 from gradfx.engine.registry import BUILTIN, Registry, get_registry
@@ -295,18 +296,15 @@ class GradfxApp(App[None]):
         self.current = None
         self.run_worker(self._refresh_chain(), group="chain")
 
-    def _invalid(self) -> list[bool]:
-        out = []
-        for step in self.chain:
-            eff = self.registry.effects.get(step.effect)
-            out.append(eff is None or bool(step.errors(eff)))
-        return out
+    def _effects(self) -> list[Effect | None]:
+        """Each step's effect (None where it is not registered)."""
+        return [self.registry.effects.get(step.effect) for step in self.chain]
 
     async def _refresh_chain(self) -> None:
         view = self.query_one(ChainView)
         if not self.chain:
             self.current = None
-        view.show(self.chain, self._invalid(), self.current)
+        view.show(self.chain, self._effects(), self.current)
         view.border_title = f"Chain ({len(self.chain)} step{'s' if len(self.chain) != 1 else ''})"
         await self._show_form()
 
@@ -376,7 +374,7 @@ class GradfxApp(App[None]):
     @on(ParamForm.Changed)
     def _param_changed(self, event: ParamForm.Changed) -> None:
         if 0 <= event.index < len(self.chain):
-            self.query_one(ChainView).show(self.chain, self._invalid(), self.current)
+            self.query_one(ChainView).show(self.chain, self._effects(), self.current)
 
     @on(ParamForm.Browse)
     def _browse(self, event: ParamForm.Browse) -> None:

@@ -58,16 +58,22 @@ class ChainStep:
             return param.coerce(None)  # an emptied field means "unset"; required ones say so
         return param.coerce(value)
 
+    def _changed_value(self, param: Param) -> Any:
+        """The coerced value if it differs from the default, else None; raises ParameterError."""
+        if param.name not in self.values:
+            return None
+        value = self._coerce(param)
+        return value if value != param.default else None
+
     def params(self, effect: Effect) -> dict[str, Any]:
         """The values that differ from the defaults, coerced; raises ParameterError for the first bad one."""
-        out: dict[str, Any] = {}
-        for p in effect.schema:
-            if p.name not in self.values:
-                continue
-            value = self._coerce(p)
-            if value != p.default and value is not None:
-                out[p.name] = value
-        return out
+        return {p.name: value for p in effect.schema if (value := self._changed_value(p)) is not None}
+
+    def changed(self, effect: Effect) -> int:
+        """How many values a run would pass (or that do not validate): a value typed back to its default,
+        or emptied, does not count."""
+        return sum(1 for p in effect.schema
+                   if p.name in self.values and (self.error(p) or self._changed_value(p) is not None))
 
     def errors(self, effect: Effect) -> dict[str, str]:
         return {p.name: msg for p in effect.schema if (msg := self.error(p))}

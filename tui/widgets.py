@@ -83,16 +83,19 @@ class ChainView(OptionList):
             super().__init__()
             self.op, self.index, self.delta = op, index, delta
 
-    def show(self, steps: Sequence[ChainStep], invalid: Sequence[bool], highlight: int | None) -> None:
+    def show(self, steps: Sequence[ChainStep], effects: Sequence[Effect | None], highlight: int | None) -> None:
+        """List ``steps`` (``effects`` holds each one's effect, None if unknown): how many values each sets,
+        and a red ✗ where one does not validate or the effect is unknown."""
         if not steps:
             self.set_options([Option(Text("empty: choose an effect on the left and press enter", style="dim"),
                                      disabled=True)])
             return
         options = []
-        for i, (step, bad) in enumerate(zip(steps, invalid, strict=True), 1):
+        for i, (step, eff) in enumerate(zip(steps, effects, strict=True), 1):
             text = Text(f"{i}. ", style="dim")
             text.append(step.effect, style="bold")
-            changed = len(step.values)
+            bad = eff is None or bool(step.errors(eff))
+            changed = len(step.values) if eff is None else step.changed(eff)
             if step.model:
                 text.append(f" ({step.model})", style="dim")
             if changed:

@@ -358,3 +358,16 @@ async def test_progress_bar_spans_the_whole_chain(tiny_registry, sample, recordi
         app.gate = None
         await wait_for(pilot, lambda: app.of(GradfxApp.RunFinished) or app.of(GradfxApp.RunFailed))
     assert percentage == pytest.approx(0.25)  # not 0.5: the second chain step is still to come
+
+
+async def test_chain_counts_only_values_that_differ_from_the_defaults(tiny_registry, sample, recording_app):
+    # "N set" counted every field ever typed in: a value typed back to its default, or emptied, still counted
+    app = _app(recording_app, sample)
+    async with app.run_test(size=SIZE) as pilot:
+        await _add(pilot, "tiny-dream")
+        app.query_one("#param-steps").focus()
+        await pilot.press("ctrl+a", "ctrl+k", "9")
+        prompt = lambda: str(app.query_one(ChainView).get_option_at_index(0).prompt)  # noqa: E731
+        assert "1 set" in prompt()
+        await pilot.press("ctrl+a", "ctrl+k", "2")  # the default again
+        assert "set" not in prompt()

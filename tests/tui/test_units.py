@@ -67,6 +67,9 @@ def test_chain_step_values_errors_and_params(tiny_registry):
     assert step.params(eff) == {"steps": 7, "lr": 0.5}  # the default layer is not repeated
     step.values["guide"] = "  "
     assert step.params(eff) == {"steps": 7, "lr": 0.5}  # an emptied optional field is unset
+    assert step.changed(eff) == 2  # what the chain shows as "2 set": not the default layer, not the empty guide
+    step.values["lr"] = "2"
+    assert step.changed(eff) == 2  # a bad value counts: the user set it
     dup = step.copy()
     dup.values["steps"] = "8"
     assert step.values["steps"] == "7"
