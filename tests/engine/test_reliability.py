@@ -57,6 +57,24 @@ def test_resume_after_cancel_gives_the_same_bytes(reg, photo, tmp_path):
     assert json.loads((tmp_path / "ckpt" / "run.json").read_text())["done"] is True
 
 
+def test_cli_resume_checks_its_output_before_compute_and_keeps_existing_files(reg, photo, tmp_path, capsys):
+    token = CancelToken()
+    token.cancel()  # stops after the first step, leaving a checkpoint to resume
+    ckpt = tmp_path / "ckpt"
+    run("tiny-dream", photo, weights="random", steps=4, cancel=token, checkpoint=ckpt, checkpoint_every=1)
+    mine = tmp_path / "mine.png"
+    mine.write_bytes(photo.read_bytes())
+    for argv, fragment in (([str(mine)], "exists; pass --overwrite"), ([str(tmp_path / "o.txt")], ".txt"),
+                           ([str(tmp_path / "no" / "o.png")], "does not exist")):
+        assert main(["resume", str(ckpt), "-q", "-o", *argv]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("gradfx: error:") and fragment in err and "\n" not in err, err
+        assert json.loads((ckpt / "run.json").read_text())["done"] is False  # refused before any compute
+    assert mine.read_bytes() == photo.read_bytes()  # -o used to replace an existing file without asking
+    assert main(["resume", str(ckpt), "-q", "-o", str(mine), "--overwrite"]) == 0
+    assert mine.read_bytes() != photo.read_bytes()
+
+
 def test_resume_of_a_folder_that_is_not_a_checkpoint(tmp_path):
     with pytest.raises(GradfxError, match="not a gradfx checkpoint"):
         resume_run(tmp_path)

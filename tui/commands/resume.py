@@ -8,7 +8,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from gradfx.engine import api
+from gradfx.engine import api, imageio
+from gradfx.engine.checkpoint import Checkpoint
 
 from .. import progressbar
 from .run import Interrupt
@@ -18,13 +19,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("resume", help="finish an interrupted run from its checkpoint folder")
     p.add_argument("checkpoint", metavar="DIR", help="the folder given to 'gradfx run --checkpoint'")
     p.add_argument("-o", "--output", help="write here instead of the run's own output path")
+    p.add_argument("--overwrite", action="store_true", help="allow -o to replace an existing file")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=main)
 
 
 def main(args: argparse.Namespace) -> int:
+    _, spec, _ = Checkpoint.open(args.checkpoint)
+    output = Path(args.output or spec.get("output") or "resumed.png")
+    protect = spec.get("protect", [])
+    # before any compute; the run's own output holds its partial image and is replaced, an -o file is not
+    imageio.check_output_path(output, protect=protect, overwrite=args.overwrite or not args.output)
     with Interrupt() as interrupt, progressbar.ProgressBar(disable=args.quiet) as bar:
         result, spec = api.resume_run(args.checkpoint, progress=bar.update, cancel=interrupt.token)
-    output = Path(args.output or spec.get("output") or "resumed.png")
-    result.save(output, overwrite=True, protect=spec.get("protect", []), report=spec.get("report"))
+    result.save(output, overwrite=True, protect=protect, report=spec.get("report"))
     return progressbar.finish(result, output, interrupted=interrupt.hit, quiet=args.quiet)
