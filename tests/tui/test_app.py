@@ -371,3 +371,23 @@ async def test_chain_counts_only_values_that_differ_from_the_defaults(tiny_regis
         assert "1 set" in prompt()
         await pilot.press("ctrl+a", "ctrl+k", "2")  # the default again
         assert "set" not in prompt()
+
+
+async def test_run_status_shows_the_loss_in_the_three_column_layout(tiny_registry, sample, recording_app):
+    from rich.console import Console
+    from rich.text import Text
+
+    from gradfx.engine.progress import ProgressEvent
+
+    app = _app(recording_app, sample)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        event = ProgressEvent("step 1/2 deepdream · octave 1/1 (128x96)", 0, 1, 2, 2, 14.93, 1.0, total_step=2,
+                              total_steps=2)
+        app.query_one("#run").show_event(event, [14.0, 14.93])
+        await pilot.pause()
+        status = app.query_one("#status")
+        text = str(status.render())
+        assert "loss 14.93" in text
+        lines = Text(text).wrap(Console(), status.content_size.width)
+        assert status.content_size.height >= len(lines), (status.content_size, lines)  # the loss is not cut off
