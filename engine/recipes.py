@@ -228,6 +228,23 @@ def validate_recipe(recipe: Recipe, *, registry: Registry | None = None,
     return out
 
 
+def recipe_input(recipe: Recipe, prepared: list[tuple[Effect, dict[str, Any], str]], image: Any = None, *,
+                 required: bool = True) -> Any:
+    """The image a recipe starts from: ``image`` if given, else the recipe's ``input`` resolved (it must
+    exist), else None; with ``required``, an error if the first step (``prepared`` by
+    :func:`validate_recipe`) needs an image and there is none."""
+    if image is None and recipe.input is not None:
+        image = recipe.resolve(recipe.input)
+        if not Path(image).is_file():
+            raise ImageError(f"{recipe.source}: input image {recipe.input!r} ({image}) does not exist; check the "
+                             f"path (it is relative to the recipe's folder)")
+    if image is None and required and prepared[0][0].needs_input:
+        raise RecipeError(f"{_where(recipe.source, 1, recipe.steps[0].effect)}: effect "
+                          f"{prepared[0][0].name!r} needs an input image; give one on the command line or set "
+                          f"input = \"photo.jpg\" in the recipe")
+    return image
+
+
 def run_recipe(recipe: Recipe | str | os.PathLike, image: Any = None, *, seed: int | None = None,
                weights: str | None = None, model: str | None = None, device: str | None = None,
                progress: ProgressCallback | None = None, cancel: CancelToken | None = None,
@@ -242,15 +259,7 @@ def run_recipe(recipe: Recipe | str | os.PathLike, image: Any = None, *, seed: i
         recipe = load_recipe(recipe)
     registry = registry or get_registry()
     prepared = validate_recipe(recipe, registry=registry, model=model)
-    if image is None and recipe.input is not None:
-        image = recipe.resolve(recipe.input)
-        if not Path(image).is_file():
-            raise ImageError(f"{recipe.source}: input image {recipe.input!r} ({image}) does not exist; check the "
-                             f"path (it is relative to the recipe's folder)")
-    if image is None and prepared[0][0].needs_input:
-        raise RecipeError(f"{_where(recipe.source, 1, recipe.steps[0].effect)}: effect "
-                          f"{prepared[0][0].name!r} needs an input image; give one on the command line or set "
-                          f"input = \"photo.jpg\" in the recipe")
+    image = recipe_input(recipe, prepared, image)
     if image is not None and max_size is not None:
         image = imageio.load_image(image, max_size=max_size)
     steps = [Step(s.effect, s.params, m) for s, (_, _, m) in zip(recipe.steps, prepared, strict=True)]
@@ -262,4 +271,4 @@ def run_recipe(recipe: Recipe | str | os.PathLike, image: Any = None, *, seed: i
 
 
 __all__ = ["Recipe", "load_recipe", "loads_recipe", "parse_recipe", "save_recipe", "dumps_recipe",
-           "validate_recipe", "run_recipe", "TOP_KEYS"]
+           "validate_recipe", "recipe_input", "run_recipe", "TOP_KEYS"]

@@ -200,6 +200,13 @@ def test_chain_check_validates_only(reg, tmp_path, capsys):
     assert "2 step(s): tiny-dream -> tiny-dream" in capsys.readouterr().out
 
 
+def test_chain_check_fails_on_a_missing_recipe_input(reg, tmp_path, capsys):
+    recipe = write(tmp_path / "r.toml", "input = 'gone.png'\n[[step]]\neffect = 'tiny-dream'\n")
+    assert main(["chain", str(recipe), "--check"]) == 2  # --check used to say ok; the run then failed
+    err = capsys.readouterr().err.strip()
+    assert "input image 'gone.png'" in err and "relative to the recipe's folder" in err and "\n" not in err
+
+
 def test_save_and_load_round_trip_and_saving_elsewhere_keeps_image_paths_working(reg, tmp_path):
     png(tmp_path / "a" / "over.png")
     recipe = loads_recipe(textwrap.dedent("""

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from gradfx.engine import imageio
-from gradfx.engine.recipes import load_recipe, run_recipe, validate_recipe
+from gradfx.engine.recipes import load_recipe, recipe_input, run_recipe, validate_recipe
 from gradfx.engine.registry import get_registry
 
 from .. import progressbar
@@ -36,11 +36,12 @@ def main(args: argparse.Namespace) -> int:
     reg = get_registry()
     recipe = load_recipe(args.recipe)
     prepared = validate_recipe(recipe, registry=reg, model=args.model)
+    # a missing input file fails --check too; a recipe without one may still get it on the command line
+    source = recipe_input(recipe, prepared, args.input, required=not args.check)
     if args.check:
         steps = " -> ".join(eff.name for eff, _, _ in prepared)
         print(f"{args.recipe}: ok, {len(prepared)} step(s): {steps}")
         return 0
-    source = args.input or (recipe.resolve(recipe.input) if recipe.input else None)
     stem = f"{Path(source).stem}-{Path(args.recipe).stem}" if source else Path(args.recipe).stem
     output = Path(args.output) if args.output else Path(f"{stem}.png")
     inputs = ([source] if source else []) + [path for eff, resolved, _ in prepared
