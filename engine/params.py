@@ -193,7 +193,7 @@ def _to_int(value: Any) -> int:
         try:
             return int(text)
         except ValueError:
-            f = float(text)  # accepts "1e3"
+            f = _to_float(text)  # accepts "1e3"
             if not f.is_integer():
                 raise ValueError("not an integer") from None
             return int(f)
@@ -206,7 +206,10 @@ def _to_float(value: Any) -> float:
     if isinstance(value, (int, float)):
         out = float(value)
     elif isinstance(value, str):
-        out = float(value.strip())
+        try:
+            out = float(value.strip())
+        except ValueError:  # not float()'s "could not convert string to float: 'x'"
+            raise ValueError("not a number") from None
     else:
         raise ValueError("not a number")
     if not math.isfinite(out):
