@@ -14,7 +14,7 @@ import pytest
 from helpers import TinyDream, TinyPlugin
 from PIL import Image as PILImage
 
-from gradfx.engine import Effect, Image, Output, ParameterError, RecipeError
+from gradfx.engine import Effect, Image, Output, ParameterError, RecipeError, api
 from gradfx.engine.recipes import load_recipe, loads_recipe, run_recipe, save_recipe, validate_recipe
 from gradfx.tui.cli import main
 
@@ -198,6 +198,17 @@ def test_chain_check_validates_only(reg, tmp_path, capsys):
     recipe = write(tmp_path / "ok.toml", "[[step]]\neffect = 'tiny-dream'\n[[step]]\neffect = 'tiny-dream'\n")
     assert main(["chain", str(recipe), "--check"]) == 0
     assert "2 step(s): tiny-dream -> tiny-dream" in capsys.readouterr().out
+
+
+def test_a_snapshots_path_that_cannot_be_a_folder_fails_before_compute(reg, tmp_path, capsys, monkeypatch):
+    src = png(tmp_path / "in.png")
+    recipe = write(tmp_path / "r.toml", "[[step]]\neffect = 'tiny-dream'\n")
+    (tmp_path / "taken").write_text("a file, not a folder")
+    monkeypatch.setattr(api, "_execute", lambda *a, **k: pytest.fail("computed before checking --snapshots"))
+    assert main(["chain", str(recipe), str(src), "-o", str(tmp_path / "o.png"), "-q",
+                 "--snapshots", str(tmp_path / "taken")]) == 2  # was a FileExistsError traceback after the run
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("gradfx: error: snapshots folder") and "choose another folder" in err and "\n" not in err
 
 
 def test_chain_check_fails_on_a_missing_recipe_input(reg, tmp_path, capsys):
