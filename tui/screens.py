@@ -20,10 +20,14 @@ RECIPE_SUFFIXES = (".toml",)
 class ErrorDialog(ModalScreen[None]):
     """A failed run, a broken plugin, a file that would not save: the message, and details on request."""
 
-    BINDINGS = [Binding("escape,enter,q", "dismiss", "Close")]
+    BINDINGS = [Binding("escape,enter,q", "dismiss", "Close"), Binding("d", "details", "Details")]
+    #: the CLI's advice in engine messages; here the traceback is under "details" instead
+    CLI_DEBUG_HINT = "; run with --debug for the traceback"
 
     def __init__(self, title: str, message: str, details: str = "") -> None:
         super().__init__()
+        if details:
+            message = message.replace(self.CLI_DEBUG_HINT, "")
         self.title_text, self.message, self.details = title, message, details
 
     def compose(self) -> ComposeResult:
@@ -35,10 +39,16 @@ class ErrorDialog(ModalScreen[None]):
                     with Collapsible(title="details", collapsed=True):
                         yield Static(self.details, markup=False, id="error-details")
             with Horizontal(classes="buttons"):
+                if self.details:
+                    yield Static("d: details (the traceback) · esc: close", classes="hint")
                 yield Button("Close", variant="error", id="close")
 
     def on_mount(self) -> None:
         self.query_one("#close", Button).focus()
+
+    def action_details(self) -> None:
+        for details in self.query(Collapsible):  # enter closes the dialog, so d is the key to the details
+            details.collapsed = not details.collapsed
 
     @on(Button.Pressed, "#close")
     def _close(self) -> None:

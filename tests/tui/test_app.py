@@ -391,3 +391,24 @@ async def test_run_status_shows_the_loss_in_the_three_column_layout(tiny_registr
         assert "loss 14.93" in text
         lines = Text(text).wrap(Console(), status.content_size.width)
         assert status.content_size.height >= len(lines), (status.content_size, lines)  # the loss is not cut off
+
+
+async def test_error_dialog_opens_its_details_with_d_and_drops_the_cli_advice(tiny_registry, sample, recording_app,
+                                                                            wait_for):
+    # the message told TUI users to "run with --debug for the traceback", which is under "details" here; and
+    # enter (the key that opens a collapsible) closes the dialog, so the details took tab, tab, enter
+    from textual.widgets import Collapsible
+
+    app = _app(recording_app, sample)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.loaded is not None)
+        await _add(pilot, "tiny-broken")
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: isinstance(app.screen, ErrorDialog))
+        message = str(app.screen.query_one("#error-message").render())
+        assert "broken on purpose" in message and "--debug" not in message
+        assert app.screen.query_one(Collapsible).collapsed
+        await pilot.press("d")
+        await pilot.pause()
+        assert not app.screen.query_one(Collapsible).collapsed
+        assert "broken on purpose" in str(app.screen.query_one("#error-details").render())  # the traceback
