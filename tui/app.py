@@ -277,8 +277,12 @@ class GradfxApp(App[None]):
     def _input_loaded(self, path: Path, loaded: imageio.LoadedImage) -> None:
         self.image_path, self.loaded = path, loaded
         if not self.running:
-            self._show_image(shrink(loaded.rgb), f"input {loaded.size[0]}×{loaded.size[1]}")
+            self._show_input()
         self._update_topbar()
+
+    def _show_input(self) -> None:
+        if self.loaded is not None:
+            self._show_image(shrink(self.loaded.rgb), f"input {self.loaded.size[0]}×{self.loaded.size[1]}")
 
     def _show_image(self, image: np.ndarray, caption: str) -> None:
         preview = self.query_one(Preview)
@@ -500,6 +504,7 @@ class GradfxApp(App[None]):
             self.running = False
             self.refresh_bindings()
             self.query_one(RunPanel).status("failed — see the error; fix it and press ctrl+r again")
+            self._show_input()  # not the last live image, still captioned "live"
             self.post_message(self.RunFailed(error))  # type: ignore[arg-type]
             self._error("The run failed", error)
         elif worker.group == "load":

@@ -412,3 +412,20 @@ async def test_error_dialog_opens_its_details_with_d_and_drops_the_cli_advice(ti
         await pilot.pause()
         assert not app.screen.query_one(Collapsible).collapsed
         assert "broken on purpose" in str(app.screen.query_one("#error-details").render())  # the traceback
+
+
+async def test_a_failed_run_does_not_leave_a_live_preview(tiny_registry, sample, recording_app, wait_for,
+                                                          monkeypatch):
+    from gradfx.tui import app as app_module
+    from gradfx.tui.widgets import Preview
+
+    monkeypatch.setattr(app_module, "PREVIEW_INTERVAL", 0.0)  # a preview at every step
+    app = _app(recording_app, sample)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.loaded is not None)
+        await _add(pilot, "tiny-dream")
+        await _add(pilot, "tiny-broken")  # step 2 fails after step 1 sent live previews
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: isinstance(app.screen, ErrorDialog))
+        assert app.of(GradfxApp.PreviewReady)
+        assert app.query_one(Preview).border_subtitle == "input 48×40"
