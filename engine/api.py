@@ -26,7 +26,7 @@ import numpy as np
 
 from . import imageio
 from .effect import Effect, Output, RunContext
-from .errors import GradfxError, OutputError, ParameterError, PluginError
+from .errors import GradfxError, ParameterError, PluginError
 from .params import Param
 from .progress import CancelToken, ProgressCallback, ProgressEvent
 from .registry import Registry, get_registry
@@ -432,7 +432,7 @@ def run_chain(steps: Sequence[Step | Mapping[str, Any] | tuple[str, Mapping[str,
         except GradfxError as exc:
             raise type(exc)(f"step {i} ({eff.name}): {exc}") from None
     current = None if image is None else imageio.load_image(image)
-    folder = None if snapshots is None else _snapshot_folder(Path(snapshots))
+    folder = None if snapshots is None else imageio.output_folder(snapshots, "snapshots folder")
     reports, result = [], None
     for i, (eff, resolved, model_name) in enumerate(prepared, 1):
         result = _execute(eff, resolved, current, model=model_name, weights=weights, seed=seed, device=device,
@@ -464,17 +464,6 @@ def run_chain(steps: Sequence[Step | Mapping[str, Any] | tuple[str, Mapping[str,
         "reports": reports,
     }
     return Result(result.image, chain_report, result.alpha, result.extras)
-
-
-def _snapshot_folder(folder: Path) -> Path:
-    """Create a chain's snapshot folder and prove it writable, before any compute; else an OutputError."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"snapshots folder {str(folder)!r} cannot be created ({exc.strerror or exc}); "
-                          "choose another folder") from None
-    imageio.check_output_path(folder / "step01.png")
-    return folder
 
 
 def _as_8bit(image: np.ndarray) -> np.ndarray:

@@ -793,6 +793,19 @@ def check_output_path(
     return target
 
 
+def output_folder(path: PathLike, what: str = "output folder") -> pathlib.Path:
+    """Create the folder ``path`` (and its parents) if needed and prove it takes new files, for commands to
+    call before any compute; a file in the way or an unwritable place raises :class:`OutputError`."""
+    folder = pathlib.Path(path)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        why = "a file is in the way" if isinstance(exc, FileExistsError) else exc.strerror or exc
+        raise OutputError(f"{what} {str(folder)!r} cannot be created ({why}); choose another folder") from None
+    check_output_path(folder / "probe.png")
+    return folder
+
+
 def save_image(
     path: PathLike,
     rgb: np.ndarray,

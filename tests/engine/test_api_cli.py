@@ -137,6 +137,13 @@ def test_report_never_goes_over_an_input_and_is_checked_before_compute(reg, phot
     assert photo.read_bytes() == before
 
 
+def test_cli_demo_into_a_file_is_a_one_line_error(tmp_path, capsys):
+    (tmp_path / "taken").write_text("a file, not a folder")
+    assert main(["demo", "-o", str(tmp_path / "taken"), "-q"]) == 2  # was a FileExistsError traceback
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("gradfx: error: demo folder") and "choose another folder" in err and "\n" not in err
+
+
 def test_cli_list_and_show(reg, capsys):
     assert main(["list"]) == 0
     assert "tiny-dream" in capsys.readouterr().out

@@ -613,6 +613,17 @@ def test_check_output_path_tries_the_folder_so_an_unwritable_one_fails_before_an
     assert sorted(os.listdir(tmp_path)) == ["locked"]  # the probe leaves nothing behind
 
 
+def test_output_folder_is_created_and_tried_or_a_one_line_output_error(tmp_path, monkeypatch):
+    assert imageio.output_folder(tmp_path / "a" / "b") == tmp_path / "a" / "b"
+    assert os.listdir(tmp_path / "a" / "b") == []
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(OutputError, match="demo folder .*file.* cannot be created .*choose another folder"):
+        imageio.output_folder(tmp_path / "file", "demo folder")  # was a bare FileExistsError
+    refuse_new_files_in(tmp_path / "a" / "b", monkeypatch)
+    with pytest.raises(OutputError, match="cannot write in"):
+        imageio.output_folder(tmp_path / "a" / "b")
+
+
 def test_failed_save_leaves_no_partial_output_and_no_temp_file(tmp_path, monkeypatch):
     path = tmp_path / "out.png"
     save_image(path, np.zeros((H, W, 3), np.float32))

@@ -56,8 +56,7 @@ def _say(message: str) -> None:
 
 def main(args: argparse.Namespace) -> int:
     started = time.perf_counter()
-    out = Path(args.output)
-    out.mkdir(parents=True, exist_ok=True)
+    out = imageio.output_folder(args.output, "demo folder")
     reg = get_registry()
     written = samples.write_samples(out, SAMPLE_SIZE)
     recipes = []
