@@ -13,6 +13,7 @@ import dataclasses
 import os
 import time
 import traceback
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
@@ -169,7 +170,6 @@ class GradfxApp(App[None]):
         self.saved: Path | None = None
         self.token: CancelToken | None = None
         self.running = False
-        self._confirm_overwrite: Path | None = None
 
     def compose(self) -> ComposeResult:
         yield Static(id="topbar", markup=False)
@@ -565,25 +565,27 @@ class GradfxApp(App[None]):
         if self.result is None:
             self.notify("Nothing to save yet: ctrl+r runs the chain.", severity="warning")
             return
-        self._confirm_overwrite = None
-        self._ask_save(str(self.default_output()))
+        self._ask_path("Save output as", str(self.default_output()), "", self._save, problem=self._output_problem)
 
-    def _ask_save(self, value: str, hint: str = "") -> None:
+    def _ask_path(self, title: str, value: str, hint: str, save: Callable[[Path], None], *,
+                  problem: Callable[[Path], str | None] = lambda path: None,
+                  normalise: Callable[[Path], Path] = lambda path: path, confirmed: Path | None = None) -> None:
+        """Ask where to save, then ``save(path)``. The prompt stays open, keeping the name for editing, while
+        ``problem(path)`` has something to say; replacing an existing file takes enter a second time."""
         def chosen(path: Path | None) -> None:
             if path is None:
                 return
-            problem = self._output_problem(path)
-            if problem:  # say it in the prompt, which keeps the name for editing
-                self._ask_save(str(path), problem)
-                return
-            overwrite = self._confirm_overwrite is not None and path == self._confirm_overwrite
-            if path.exists() and not overwrite:
-                self._confirm_overwrite = path
-                self._ask_save(str(path), f"{path} exists: enter again to replace it, or edit the name")
-                return
-            self._save(path)
+            path = normalise(path)
+            again = partial(self._ask_path, title, str(path), save=save, problem=problem, normalise=normalise)
+            why = problem(path)
+            if why:
+                again(why)
+            elif path.exists() and path != confirmed:
+                again(f"{path} exists: enter again to replace it, or edit the name", confirmed=path)
+            else:
+                save(path)
 
-        self.push_screen(PathPrompt("Save output as", value, hint), chosen)
+        self.push_screen(PathPrompt(title, value, hint), chosen)
 
     def _output_problem(self, path: Path) -> str | None:
         """Why ``Result.save`` would refuse ``path`` (an unknown extension, a missing folder, an image the
@@ -670,11 +672,7 @@ class GradfxApp(App[None]):
             self._error("Could not save the recipe", exc)
             return
 
-        def chosen(path: Path | None) -> None:
-            if path is None:
-                return
-            if path.suffix.lower() != ".toml":
-                path = path.with_suffix(".toml")
+        def save(path: Path) -> None:
             folder = path.expanduser().resolve().parent
             try:
                 written = save_recipe(
@@ -687,8 +685,8 @@ class GradfxApp(App[None]):
             self.notify(f"saved recipe {written}")
             self.post_message(self.RecipeSaved(Path(written)))
 
-        self.push_screen(PathPrompt("Save recipe as", "recipe.toml", "enter: save · esc: cancel · "
-                                    "image paths are written relative to the recipe"), chosen)
+        self._ask_path("Save recipe as", "recipe.toml", "enter: save · esc: cancel · image paths are written "
+                       "relative to the recipe", save, normalise=_toml)
 
     async def action_quit(self) -> None:
         if self.token is not None:
@@ -716,6 +714,10 @@ def _traceback(error: BaseException | None) -> str:
     if error is None:
         return ""
     return "".join(traceback.format_exception(type(error), error, error.__traceback__))
+
+
+def _toml(path: Path) -> Path:
+    return path if path.suffix.lower() == ".toml" else path.with_suffix(".toml")
 
 
 def _relative(path: str, folder: Path) -> str:

@@ -429,3 +429,22 @@ async def test_a_failed_run_does_not_leave_a_live_preview(tiny_registry, sample,
         await wait_for(pilot, lambda: isinstance(app.screen, ErrorDialog))
         assert app.of(GradfxApp.PreviewReady)
         assert app.query_one(Preview).border_subtitle == "input 48×40"
+
+
+async def test_saving_a_recipe_over_an_existing_file_asks_first(tiny_registry, sample, recording_app, wait_for):
+    # f3 replaced an existing recipe.toml without a word, while saving an image asks for a second enter
+    Path("recipe.toml").write_text("# mine\n")
+    app = _app(recording_app, sample)
+    async with app.run_test(size=SIZE) as pilot:
+        await _add(pilot, "tiny-dream")
+        await pilot.press("f3", "enter")
+        await pilot.pause()
+        assert isinstance(app.screen, PathPrompt) and not app.of(GradfxApp.RecipeSaved)
+        assert "exists" in str(app.screen.query_one("#prompt-hint").render())
+        assert Path("recipe.toml").read_text() == "# mine\n"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.of(GradfxApp.RecipeSaved))
+        await pilot.press("f3", "ctrl+a", "ctrl+k", *"other", "enter")  # a new file, .toml added: no question
+        await wait_for(pilot, lambda: len(app.of(GradfxApp.RecipeSaved)) == 2)
+    assert 'effect = "tiny-dream"' in Path("recipe.toml").read_text()
+    assert app.of(GradfxApp.RecipeSaved)[1].path.name == "other.toml"
