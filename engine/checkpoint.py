@@ -35,7 +35,7 @@ class Checkpoint:
     # --- the run's description -------------------------------------------------------------------------------
     def start(self, spec: dict[str, Any], image: imageio.LoadedImage | None) -> None:
         """Begin a fresh checkpoint: the run description and input; stale state from an older run is removed."""
-        self.folder.mkdir(parents=True, exist_ok=True)
+        imageio.output_folder(self.folder, "checkpoint folder")
         for old in list(self.folder.glob("state-*.npz")) + list(self.folder.glob("solution-*.npz")):
             old.unlink()
         text = json.dumps({**spec, "checkpoint_every": self.every, "done": False}, indent=2)

@@ -75,6 +75,15 @@ def test_cli_resume_checks_its_output_before_compute_and_keeps_existing_files(re
     assert mine.read_bytes() != photo.read_bytes()
 
 
+def test_a_checkpoint_path_that_is_a_file_is_a_one_line_error(reg, photo, tmp_path, capsys):
+    out = tmp_path / "out.png"
+    assert main(["run", "tiny-dream", str(photo), "-o", str(out), "--weights", "random", "-q",
+                 "--checkpoint", str(photo)]) == 2  # was a FileExistsError traceback
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("gradfx: error: checkpoint folder") and "choose another folder" in err and "\n" not in err
+    assert not out.exists()
+
+
 def test_resume_of_a_folder_that_is_not_a_checkpoint(tmp_path):
     with pytest.raises(GradfxError, match="not a gradfx checkpoint"):
         resume_run(tmp_path)
