@@ -45,7 +45,7 @@ PREVIEW_INTERVAL = 0.4
 #: seconds between progress messages (the last step of a stage is always sent)
 PROGRESS_INTERVAL = 0.1
 WEIGHT_MODES = ("auto", "random", "imagenet")
-WEIGHT_SUFFIXES = (".h5",)
+WEIGHT_SUFFIXES = (".h5", ".hdf5")  # what engine.models loads (".weights.h5" ends in ".h5")
 _MAIN_SCREEN_ACTIONS = {"run", "save", "open", "load_recipe", "save_recipe", "toggle_view", "help"}
 
 

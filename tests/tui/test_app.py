@@ -448,3 +448,17 @@ async def test_saving_a_recipe_over_an_existing_file_asks_first(tiny_registry, s
         await wait_for(pilot, lambda: len(app.of(GradfxApp.RecipeSaved)) == 2)
     assert 'effect = "tiny-dream"' in Path("recipe.toml").read_text()
     assert app.of(GradfxApp.RecipeSaved)[1].path.name == "other.toml"
+
+
+async def test_weights_file_picker_lists_every_loadable_weights_file(tiny_registry, sample, recording_app):
+    # the engine loads .h5, .weights.h5 and .hdf5 files; the picker hid .hdf5 ones
+    from gradfx.tui.screens import FilePicker
+
+    files = [Path(name) for name in ("a.h5", "b.weights.h5", "c.hdf5", "d.keras")]
+    app = _app(recording_app, sample)
+    async with app.run_test(size=SIZE) as pilot:
+        app.action_weights_file()
+        await pilot.pause()
+        assert isinstance(app.screen, FilePicker)
+        shown = list(app.screen.query_one("#tree").filter_paths(files))
+    assert [p.name for p in shown] == ["a.h5", "b.weights.h5", "c.hdf5"]  # never whole .keras models
