@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,17 @@ from .errors import GradfxError
 
 RUN_FILE = "run.json"
 INPUT_FILE = "input.npz"
+#: what run.json must hold for a resume
+SPEC_KEYS = ("effect", "params", "model", "weights", "seed")
+
+
+def _read_npz(path: Path, read: Any) -> Any:
+    """``read(data)`` on the arrays of a checkpoint file; a damaged file is a one-line GradfxError."""
+    try:
+        with np.load(path) as data:
+            return read(data)
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        raise GradfxError(f"checkpoint file {str(path)!r} is damaged or truncated; start the run again") from None
 
 
 class Checkpoint:
@@ -58,11 +70,14 @@ class Checkpoint:
             spec = json.loads(run_file.read_text())
         except (OSError, ValueError) as exc:
             raise GradfxError(f"checkpoint {str(run_file)!r} is unreadable ({exc}); start the run again") from None
+        missing = [key for key in SPEC_KEYS if key not in spec] if isinstance(spec, dict) else list(SPEC_KEYS)
+        if missing:
+            raise GradfxError(f"checkpoint {str(run_file)!r} is damaged (no {', '.join(missing)}); start the run "
+                              "again")
         image = None
         if (folder / INPUT_FILE).is_file():
-            with np.load(folder / INPUT_FILE) as data:
-                image = imageio.LoadedImage(data["rgb"], data["alpha"] if "alpha" in data else None,
-                                            str(folder / INPUT_FILE), "RGB")
+            image = _read_npz(folder / INPUT_FILE, lambda data: imageio.LoadedImage(
+                data["rgb"], data["alpha"] if "alpha" in data else None, str(folder / INPUT_FILE), "RGB"))
         return cls(folder, spec.get("checkpoint_every", 10)), spec, image
 
     def mark_done(self) -> None:
@@ -90,16 +105,19 @@ class Checkpoint:
         path = self.folder / f"state-{index}.npz"
         if not path.is_file():
             return None
-        with np.load(path) as data:
-            keys = list(data.keys())
-            variables = [data[f"var_{i}"] for i in range(sum(k.startswith("var_") for k in keys))]
-            optimizer: dict[str, list] = {}
-            for key in sorted((k for k in keys if k.startswith("opt_")), key=lambda k: int(k.rsplit("_", 1)[1])):
-                slot = key[4:].rsplit("_", 1)[0]
-                optimizer.setdefault(slot, []).append(data[key])
-            return {"stage": int(data["stage"]), "step": int(data["step"]), "variables": variables,
-                    "optimizer": optimizer, "losses": data["losses"].tolist(),
-                    "step_seconds": data["step_seconds"].tolist()}
+        return _read_npz(path, self._state_from)
+
+    @staticmethod
+    def _state_from(data: Any) -> dict[str, Any]:
+        keys = list(data.keys())
+        variables = [data[f"var_{i}"] for i in range(sum(k.startswith("var_") for k in keys))]
+        optimizer: dict[str, list] = {}
+        for key in sorted((k for k in keys if k.startswith("opt_")), key=lambda k: int(k.rsplit("_", 1)[1])):
+            slot = key[4:].rsplit("_", 1)[0]
+            optimizer.setdefault(slot, []).append(data[key])
+        return {"stage": int(data["stage"]), "step": int(data["step"]), "variables": variables,
+                "optimizer": optimizer, "losses": data["losses"].tolist(),
+                "step_seconds": data["step_seconds"].tolist()}
 
     def save_solution(self, index: int, solution: Any) -> None:
         self._write_npz(self.folder / f"solution-{index}.npz", {
@@ -119,10 +137,10 @@ class Checkpoint:
         path = self.folder / f"solution-{index}.npz"
         if not path.is_file():
             return None
-        with np.load(path) as data:
-            return Solution(data["image"], data["losses"].tolist(), data["step_seconds"].tolist(),
-                            [tuple(s) for s in data["sizes"].tolist()], str(data["status"]), str(data["message"]),
-                            int(data["evaluations"]))
+        return _read_npz(path, lambda data: Solution(
+            data["image"], data["losses"].tolist(), data["step_seconds"].tolist(),
+            [tuple(s) for s in data["sizes"].tolist()], str(data["status"]), str(data["message"]),
+            int(data["evaluations"])))
 
     @staticmethod
     def _write_npz(path: Path, arrays: dict[str, Any]) -> None:

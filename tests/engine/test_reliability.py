@@ -84,6 +84,22 @@ def test_a_checkpoint_path_that_is_a_file_is_a_one_line_error(reg, photo, tmp_pa
     assert not out.exists()
 
 
+@pytest.mark.parametrize("damage, fragment", [
+    (lambda ck: (ck / "input.npz").write_text("junk"), "input.npz' is damaged or truncated"),
+    (lambda ck: (ck / "state-0.npz").write_bytes(b"PK\x03\x04 cut short"), "state-0.npz' is damaged or truncated"),
+    (lambda ck: (ck / "run.json").write_text('{"effect": "tiny-dream"}'), "run.json' is damaged (no params"),
+])
+def test_a_damaged_checkpoint_is_a_one_line_error(reg, photo, tmp_path, capsys, damage, fragment):
+    token = CancelToken()
+    token.cancel()
+    ckpt = tmp_path / "ckpt"
+    run("tiny-dream", photo, weights="random", steps=4, cancel=token, checkpoint=ckpt, checkpoint_every=1)
+    damage(ckpt)
+    assert main(["resume", str(ckpt), "-q", "-o", str(tmp_path / "o.png")]) == 2  # were raw numpy tracebacks
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("gradfx: error: checkpoint") and fragment in err and "start the run again" in err, err
+
+
 def test_resume_of_a_folder_that_is_not_a_checkpoint(tmp_path):
     with pytest.raises(GradfxError, match="not a gradfx checkpoint"):
         resume_run(tmp_path)
