@@ -161,7 +161,12 @@ def load_recipe(path: str | os.PathLike) -> Recipe:
         text = file.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise RecipeError(f"recipe {str(file)!r} does not exist; check the path") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except IsADirectoryError:
+        raise RecipeError(f"recipe {str(file)!r} is a folder; name a .toml file inside it") from None
+    except UnicodeDecodeError:
+        raise RecipeError(f"recipe {str(file)!r} is not a text file (a recipe is TOML in UTF-8); check the path, "
+                          "or re-save it as UTF-8 text") from None
+    except OSError as exc:
         raise RecipeError(f"recipe {str(file)!r} cannot be read: {exc}") from None
     return loads_recipe(text, source=str(file), base_dir=file.resolve().parent)
 

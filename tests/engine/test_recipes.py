@@ -211,6 +211,14 @@ def test_a_snapshots_path_that_cannot_be_a_folder_fails_before_compute(reg, tmp_
     assert err.startswith("gradfx: error: snapshots folder") and "choose another folder" in err and "\n" not in err
 
 
+def test_a_recipe_path_that_is_a_folder_or_binary_says_so(tmp_path):
+    png(tmp_path / "photo.png")
+    for path, fragment in ((tmp_path, "is a folder; name a .toml file"),  # was "[Errno 21] Is a directory"
+                           (tmp_path / "photo.png", "is not a text file")):  # was the UTF-8 codec's message
+        with pytest.raises(RecipeError, match=fragment):
+            load_recipe(path)
+
+
 def test_chain_check_fails_on_a_missing_recipe_input(reg, tmp_path, capsys):
     recipe = write(tmp_path / "r.toml", "input = 'gone.png'\n[[step]]\neffect = 'tiny-dream'\n")
     assert main(["chain", str(recipe), "--check"]) == 2  # --check used to say ok; the run then failed
