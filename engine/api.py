@@ -91,7 +91,7 @@ def write_frames(folder: Path, frames: Sequence[np.ndarray], *, protect: Sequenc
     """Numbered PNG frames in ``folder`` plus an animated WebP ``folder.webp`` beside it."""
     from PIL import Image
 
-    folder.mkdir(parents=True, exist_ok=True)
+    imageio.output_folder(folder, "frames folder")
     written = [imageio.save_image(folder / f"{i:04d}.png", f, protect=protect) for i, f in enumerate(frames, 1)]
     pil = [Image.fromarray(imageio.to_uint8(f)) for f in frames]
     anim = folder.with_suffix(".webp")

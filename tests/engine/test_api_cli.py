@@ -11,6 +11,7 @@ from helpers import TinyDream, TinyPlugin
 from PIL import Image as PILImage
 
 from gradfx.engine import run, run_chain
+from gradfx.engine.api import Result
 from gradfx.engine.errors import ImageError, OutputError, ParameterError, PluginError, UnknownEffectError
 from gradfx.tui.cli import main
 
@@ -135,6 +136,14 @@ def test_report_never_goes_over_an_input_and_is_checked_before_compute(reg, phot
     with pytest.raises(OutputError, match="refusing to write over the input"):
         result.save(out, protect=[str(photo)], report=photo)
     assert photo.read_bytes() == before
+
+
+def test_frames_folder_blocked_by_a_file_is_an_output_error(tmp_path):
+    frames = [np.full((8, 8, 3), v, np.float32) for v in (0.2, 0.8)]
+    result = Result(frames[-1], {}, extras={"frames": frames})
+    (tmp_path / "zoom-frames").write_text("a file, not a folder")
+    with pytest.raises(OutputError, match="frames folder .*zoom-frames.* cannot be created"):  # was FileExistsError
+        result.save(tmp_path / "zoom.png")
 
 
 def test_cli_demo_into_a_file_is_a_one_line_error(tmp_path, capsys):
