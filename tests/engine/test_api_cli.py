@@ -153,6 +153,13 @@ def test_cli_demo_into_a_file_is_a_one_line_error(tmp_path, capsys):
     assert err.startswith("gradfx: error: demo folder") and "choose another folder" in err and "\n" not in err
 
 
+def test_cli_help_names_only_options_that_exist(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.strip().startswith("models"))
+    assert "--layers" not in line and "gradfx models NAME" in line  # it offered a --layers that never existed
+
+
 def test_cli_list_and_show(reg, capsys):
     assert main(["list"]) == 0
     assert "tiny-dream" in capsys.readouterr().out

@@ -11,7 +11,7 @@ from gradfx.engine.registry import get_registry
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("models", help="list backbone models (and their layers with --layers)")
+    p = sub.add_parser("models", help="list backbone models (and a model's layer names: gradfx models NAME)")
     p.add_argument("model", nargs="?", help="show this model's layer names")
     p.set_defaults(func=main)
 
