@@ -28,6 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 from .errors import ParameterError, UnknownEffectError, WeightsError, suggest
+from .params import WEIGHT_MODES
 
 __all__ = [
     "BUILTIN_MODELS",
@@ -54,7 +55,6 @@ __all__ = [
     "tf_preprocess",
 ]
 
-WEIGHT_MODES = ("auto", "imagenet", "random")
 #: compute dtypes an extractor can run in (:meth:`Extractor.with_precision`)
 PRECISIONS = ("float32", "bfloat16")
 OFFLINE_ENV = "GRADFX_OFFLINE"

@@ -5,7 +5,7 @@
     # dream.toml
     input = "photo.jpg"          # optional; the command line's INPUT overrides it
     seed = 1                     # optional (default 0)
-    weights = "auto"             # optional: auto, imagenet, random or a weights file
+    weights = "auto"             # optional: auto, imagenet, random or a weights file (relative to this file)
     model = "vgg19"              # optional: the model of every step that names none
 
     [[step]]
@@ -42,6 +42,7 @@ from . import imageio
 from .api import Result, Step, check_seed, prepare, run_chain
 from .effect import Effect
 from .errors import GradfxError, ImageError, ParameterError, RecipeError, suggest
+from .params import WEIGHT_MODES
 from .progress import CancelToken, ProgressCallback
 from .registry import Registry, get_registry
 
@@ -90,6 +91,14 @@ class Recipe:
         if self.base_dir is not None and not file.is_absolute():
             file = self.base_dir / file
         return str(file)
+
+    def resolved_weights(self) -> str | None:
+        """The recipe's ``weights``: a keyword as written, a weights file made absolute like image paths."""
+        return self.resolve(self.weights) if _is_weights_file(self.weights) else self.weights
+
+
+def _is_weights_file(weights: str | None) -> bool:
+    return weights is not None and weights.strip().lower() not in WEIGHT_MODES
 
 
 def _where(source: str, index: int | None = None, effect: Any = None) -> str:
@@ -206,7 +215,7 @@ def _rebase(recipe: Recipe, target: Path, registry: Registry | None) -> Recipe:
                 params[p.name] = p.map_paths(params[p.name], move)
         steps.append(Step(s.effect, params, s.model))
     return Recipe(steps=steps, input=move(recipe.input) if recipe.input else None, seed=recipe.seed,
-                  weights=recipe.weights, model=recipe.model, name=recipe.name, description=recipe.description,
+                  weights=move(recipe.weights) if _is_weights_file(recipe.weights) else recipe.weights, model=recipe.model, name=recipe.name, description=recipe.description,
                   base_dir=target, source=recipe.source)
 
 
@@ -268,7 +277,7 @@ def run_recipe(recipe: Recipe | str | os.PathLike, image: Any = None, *, seed: i
     if image is not None and max_size is not None:
         image = imageio.load_image(image, max_size=max_size)
     steps = [Step(s.effect, s.params, m) for s, (_, _, m) in zip(recipe.steps, prepared, strict=True)]
-    result = run_chain(steps, image, weights=weights or recipe.weights or "auto",
+    result = run_chain(steps, image, weights=weights or recipe.resolved_weights() or "auto",
                        seed=seed if seed is not None else (recipe.seed or 0), device=device, progress=progress,
                        cancel=cancel, registry=registry, base_dir=recipe.base_dir, snapshots=snapshots)
     result.report["recipe"] = recipe.name or recipe.source

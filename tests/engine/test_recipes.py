@@ -219,6 +219,39 @@ def test_a_recipe_path_that_is_a_folder_or_binary_says_so(tmp_path):
             load_recipe(path)
 
 
+def test_a_recipe_weights_file_resolves_against_the_recipe_folder(reg, tmp_path, monkeypatch):
+    from gradfx.engine import recipes
+
+    (tmp_path / "a").mkdir()
+    png(tmp_path / "a" / "in.png")
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def capture(*args, **kwargs):
+        seen.update(kwargs)
+        raise Stop
+
+    monkeypatch.setattr(recipes, "run_chain", capture)
+    monkeypatch.chdir(tmp_path)  # not the recipe's folder: the path used to resolve against this one
+    recipe = load_recipe(write(tmp_path / "a" / "r.toml", """
+        input = "in.png"
+        weights = "mine.weights.h5"
+        [[step]]
+        effect = "tiny-dream"
+    """))
+    assert recipe.resolved_weights() == str(tmp_path / "a" / "mine.weights.h5")
+    (tmp_path / "b").mkdir()
+    moved = load_recipe(save_recipe(recipe, tmp_path / "b" / "r.toml"))
+    assert moved.weights == str(Path("..") / "a" / "mine.weights.h5")
+    assert Path(moved.resolved_weights()).resolve() == tmp_path / "a" / "mine.weights.h5"
+    assert loads_recipe("weights = 'Random'\n[[step]]\neffect = 'tiny-dream'\n").resolved_weights() == "Random"
+    with pytest.raises(Stop):
+        run_recipe(recipe)
+    assert seen["weights"] == str(tmp_path / "a" / "mine.weights.h5")
+
+
 def test_chain_check_fails_on_a_missing_recipe_input(reg, tmp_path, capsys):
     recipe = write(tmp_path / "r.toml", "input = 'gone.png'\n[[step]]\neffect = 'tiny-dream'\n")
     assert main(["chain", str(recipe), "--check"]) == 2  # --check used to say ok; the run then failed
