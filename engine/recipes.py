@@ -98,7 +98,9 @@ class Recipe:
 
 
 def _is_weights_file(weights: str | None) -> bool:
-    return weights is not None and weights.strip().lower() not in WEIGHT_MODES
+    """A path (a folder part or a file extension), not a keyword or a misspelt one such as 'imagenett'."""
+    return (weights is not None and weights.strip().lower() not in WEIGHT_MODES
+            and ("/" in weights or os.sep in weights or Path(weights).suffix != ""))
 
 
 def _where(source: str, index: int | None = None, effect: Any = None) -> str:

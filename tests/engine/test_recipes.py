@@ -246,7 +246,9 @@ def test_a_recipe_weights_file_resolves_against_the_recipe_folder(reg, tmp_path,
     moved = load_recipe(save_recipe(recipe, tmp_path / "b" / "r.toml"))
     assert moved.weights == str(Path("..") / "a" / "mine.weights.h5")
     assert Path(moved.resolved_weights()).resolve() == tmp_path / "a" / "mine.weights.h5"
-    assert loads_recipe("weights = 'Random'\n[[step]]\neffect = 'tiny-dream'\n").resolved_weights() == "Random"
+    for keyword in ("Random", "imagenett"):  # a misspelt keyword stays one, for the 'did you mean' error
+        text = f"weights = '{keyword}'\n[[step]]\neffect = 'tiny-dream'\n"
+        assert loads_recipe(text, base_dir=tmp_path).resolved_weights() == keyword
     with pytest.raises(Stop):
         run_recipe(recipe)
     assert seen["weights"] == str(tmp_path / "a" / "mine.weights.h5")
