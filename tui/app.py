@@ -648,9 +648,13 @@ class GradfxApp(App[None]):
         if recipe.weights is not None and self.weights == "auto":
             self.weights = recipe.weights
             adopted.append(f"weights {recipe.weights}")
-        if recipe.input and self.image_path is None and Path(recipe.input).is_file():
-            self._load_input(Path(recipe.input))
-            adopted.append("its input image")
+        if recipe.input and self.image_path is None:
+            if Path(recipe.input).is_file():
+                self._load_input(Path(recipe.input))
+                adopted.append("its input image")
+            else:
+                self.notify(f"the recipe's input {recipe.input} is not a file: ctrl+o opens an input image",
+                            severity="warning", timeout=10)
         self._update_topbar()
         self.notify(f"loaded {len(recipe.steps)} step(s) from {path}"
                     + (f" (with {', '.join(adopted)})" if adopted else ""))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from collections.abc import Sequence
@@ -146,9 +147,15 @@ class ParamForm(VerticalScroll):
         self.effect: Effect | None = None
         self.index = -1
         self.can_focus = False
+        self._rebuilding = asyncio.Lock()
 
     async def show(self, index: int, step: ChainStep | None, effect: Effect | None) -> None:
+        """Rebuild the form for ``step`` (``effect``), or the empty-chain hint when ``step`` is None."""
         self.step, self.effect, self.index = step, effect, index
+        async with self._rebuilding:  # one rebuild at a time: interleaved ones mounted into removed widgets
+            await self._show(index, step, effect)
+
+    async def _show(self, index: int, step: ChainStep | None, effect: Effect | None) -> None:
         await self.remove_children()
         if step is None or effect is None:
             self.border_title = "Parameters"
@@ -172,6 +179,10 @@ class ParamForm(VerticalScroll):
     async def show_about(self, effect: Effect, plugin: str | None = None) -> None:
         """What an effect does and what it takes, while the user browses effects."""
         self.step, self.effect, self.index = None, None, -1
+        async with self._rebuilding:
+            await self._show_about(effect, plugin)
+
+    async def _show_about(self, effect: Effect, plugin: str | None) -> None:
         await self.remove_children()
         self.border_title = f"About {effect.name}"
         text = Text()

@@ -462,3 +462,17 @@ async def test_weights_file_picker_lists_every_loadable_weights_file(tiny_regist
         assert isinstance(app.screen, FilePicker)
         shown = list(app.screen.query_one("#tree").filter_paths(files))
     assert [p.name for p in shown] == ["a.h5", "b.weights.h5", "c.hdf5"]  # never whole .keras models
+
+
+async def test_a_recipe_whose_input_is_missing_says_so(tiny_registry, tmp_path, monkeypatch, recording_app):
+    # the missing input was skipped without a word; the run then only said the effect needs an input image
+    monkeypatch.chdir(tmp_path)
+    Path("r.toml").write_text('input = "gone.png"\n[[step]]\neffect = "tiny-dream"\n')
+    app = recording_app(weights="random", device="cpu", recipe="r.toml")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert [s.effect for s in app.chain] == ["tiny-dream"]
+        notes = [n.message for n in app._notifications]
+        assert any("gone.png is not a file" in n for n in notes), notes
+        await pilot.pause()
+        assert app.query_one(ParamForm).border_title == "Step 1: tiny-dream"  # the loaded step, not "About ..."
