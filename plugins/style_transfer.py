@@ -345,6 +345,20 @@ class StyleTransfer(Effect):
 
     # --- checks (before any compute) -------------------------------------------------------------------------
     def check(self, params: Mapping[str, Any]) -> None:
+        """Cross-parameter checks that need no model, so a mistake fails at once (and in a recipe's --check)."""
+        n = len(params["style"])
+        blend = params["style_blend"] or (1.0,) * n
+        if len(blend) != n:
+            raise ParameterError(f"parameter 'style_blend': {_fmt(blend)!r} has {len(blend)} weight(s) but "
+                                 f"there are {n} style image(s); expected {n} numbers >= 0, one per style")
+        if sum(blend) <= 0:
+            raise ParameterError(f"parameter 'style_blend': {_fmt(blend)!r} sums to 0; expected at least one "
+                                 f"positive weight")
+        if params["mask"] and len(params["mask"]) != n:
+            raise ParameterError(f"parameter 'mask': {len(params['mask'])} mask(s) for {n} style image(s); "
+                                 f"expected one mask per style, comma-separated in the same order")
+        if params["levels"] == 1:
+            raise ParameterError("parameter 'levels': 1 is not allowed; expected 0 (off) or 2 to 256")
         if params["precision"] == "bfloat16" and params["optimizer"] == "lbfgs":
             # bench/RESULTS.md: bfloat16 L-BFGS stalls (60 evaluations short of float32's loss after 19)
             raise ParameterError("parameter 'precision': bfloat16 does not work with optimizer=lbfgs (its line "
@@ -360,19 +374,8 @@ class StyleTransfer(Effect):
         min_size = spec.min_size
         styles_paths = tuple(params["style"])
         n = len(styles_paths)
-        blend = params["style_blend"] or (1.0,) * n
-        if len(blend) != n:
-            raise ParameterError(f"parameter 'style_blend': {_fmt(blend)!r} has {len(blend)} weight(s) but "
-                                 f"there are {n} style image(s); expected {n} numbers >= 0, one per style")
-        if sum(blend) <= 0:
-            raise ParameterError(f"parameter 'style_blend': {_fmt(blend)!r} sums to 0; expected at least one "
-                                 f"positive weight")
+        blend = params["style_blend"] or (1.0,) * n  # its length and sum: see check()
         masks_paths = params["mask"] or ()
-        if masks_paths and len(masks_paths) != n:
-            raise ParameterError(f"parameter 'mask': {len(masks_paths)} mask(s) for {n} style image(s); "
-                                 f"expected one mask per style, comma-separated in the same order")
-        if params["levels"] == 1:
-            raise ParameterError("parameter 'levels': 1 is not allowed; expected 0 (off) or 2 to 256")
         if params["tile"] and params["tile"] < min_size:
             raise ParameterError(f"parameter 'tile': {params['tile']} is below {spec.name}'s minimum "
                                  f"input of {min_size} px; expected 0 (off) or at least {min_size}")
