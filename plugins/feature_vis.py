@@ -86,6 +86,10 @@ class FeatureVis(Effect):
         Precision(),
     )
 
+    def check(self, params: Mapping[str, Any]) -> None:
+        """Thresholds against steps need no model: checked at once (and by a recipe's --check)."""
+        _thresholds(params.get("thresholds"), params["steps"])
+
     # --- building the problem ----------------------------------------------------------------------------
     def build(self, ctx: RunContext, params: Mapping[str, Any]) -> Problem:
         return self._plan(ctx, params)[0]
@@ -189,7 +193,7 @@ def _thresholds(values: Sequence[float] | None, steps: int) -> tuple[int, ...]:
     out = []
     for v in values:
         if not float(v).is_integer() or not 1 <= v <= steps:
-            raise ParameterError(f"effect 'feature-vis': parameter 'thresholds': {v:g} is not allowed; "
+            raise ParameterError(f"parameter 'thresholds': {v:g} is not allowed; "
                                  f"expected whole step numbers from 1 to steps ({steps})")
         out.append(int(v))
     return tuple(sorted(set(out)))

@@ -157,6 +157,13 @@ def test_mistakes_are_one_line_parameter_errors(params, fragment):
     assert fragment in str(info.value) and "\n" not in str(info.value)
 
 
+def test_thresholds_beyond_steps_fail_in_prepare_without_a_model():
+    with pytest.raises(ParameterError) as info:  # found only in build, after TensorFlow loaded; --check missed it
+        prepare("feature-vis", {"thresholds": "50", "steps": 10})
+    assert str(info.value) == ("effect 'feature-vis': parameter 'thresholds': 50 is not allowed; expected whole "
+                               "step numbers from 1 to steps (10)")
+
+
 def test_a_malformed_objective_fails_when_parameters_resolve_without_tensorflow():
     code = ("import sys\n"
             "from gradfx.engine import prepare, ParameterError\n"
