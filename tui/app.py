@@ -700,6 +700,8 @@ class GradfxApp(App[None]):
     # --- misc ----------------------------------------------------------------------------------------------
     def action_toggle_view(self) -> None:
         self.screen.toggle_class("-show-run")
+        if self.focused is None and not self.screen.has_class("-show-run"):
+            self.call_after_refresh(self._focus_form)  # a run hid the focused field: typing went nowhere
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())

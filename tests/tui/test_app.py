@@ -476,3 +476,21 @@ async def test_a_recipe_whose_input_is_missing_says_so(tiny_registry, tmp_path, 
         assert any("gone.png is not a file" in n for n in notes), notes
         await pilot.pause()
         assert app.query_one(ParamForm).border_title == "Step 1: tiny-dream"  # the loaded step, not "About ..."
+
+
+async def test_f4_back_to_the_form_after_a_narrow_run_focuses_a_field(tiny_registry, sample, recording_app,
+                                                                      wait_for):
+    # the run hides the form on a narrow terminal and the focused field with it; f4 showed the form again with
+    # nothing focused, so what was typed next went nowhere
+    app = _app(recording_app, sample)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.loaded is not None)
+        await _add(pilot, "tiny-dream")
+        app.query_one("#param-steps").focus()
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: app.of(GradfxApp.RunFinished) or app.of(GradfxApp.RunFailed))
+        await pilot.press("f4")
+        await pilot.pause()
+        assert app.focused is app.query_one("#param-steps")
+        await pilot.press("ctrl+a", "ctrl+k", "5")
+        assert app.chain[0].values["steps"] == "5"
