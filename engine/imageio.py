@@ -777,6 +777,8 @@ def check_output_path(
     """
     target = pathlib.Path(path)
     ext = target.suffix.lower()
+    if target.is_dir():  # before the extension: "-o outdir" means a folder, not a file without one
+        raise OutputError(f"{target}: is a folder; give a file name for the output, e.g. {target / 'out.png'}")
     if image and ext not in SAVE_FORMATS:
         allowed = ", ".join(SAVE_FORMATS)
         raise OutputError(

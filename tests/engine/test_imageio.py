@@ -585,6 +585,7 @@ def test_check_output_path_fails_before_any_work(tmp_path):
         (src, {"overwrite": False}, "exists"),
         (tmp_path / "out.gif", {}, ".webp"),
         (tmp_path / "no" / "out.png", {}, "does not exist"),
+        (tmp_path, {}, "is a folder; give a file name"),  # was "unknown image extension '(none)'"
     ]:
         with pytest.raises(OutputError, match=words):
             check_output_path(path, **kwargs)
