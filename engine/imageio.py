@@ -215,7 +215,8 @@ def load_image(
     decompression-bomb limit for this call. Raises :class:`ImageError` for anything wrong with the image.
     """
     if max_size is not None and (isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < 1):
-        raise ParameterError(f"max_size must be a positive whole number of pixels, not {max_size!r}")
+        raise ParameterError(f"the size limit (--size PX, max_size=) must be a positive whole number of pixels, "
+                             f"not {max_size!r}; e.g. --size 512")
     if max_pixels is not None and (
         isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 1
     ):
