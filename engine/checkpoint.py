@@ -42,7 +42,8 @@ class Checkpoint:
         self.folder = Path(folder)
         self.every = int(every)
         if self.every < 1:
-            raise GradfxError(f"checkpoint interval {every!r} must be >= 1 step")
+            raise GradfxError(f"checkpoint interval (--checkpoint-every N) {every!r} must be at least 1 step; "
+                              "e.g. --checkpoint-every 10")
 
     # --- the run's description -------------------------------------------------------------------------------
     def start(self, spec: dict[str, Any], image: imageio.LoadedImage | None) -> None:

@@ -100,6 +100,13 @@ def test_a_damaged_checkpoint_is_a_one_line_error(reg, photo, tmp_path, capsys, 
     assert err.startswith("gradfx: error: checkpoint") and fragment in err and "start the run again" in err, err
 
 
+def test_a_checkpoint_interval_below_one_names_the_option(reg, photo, tmp_path, capsys):
+    assert main(["run", "tiny-dream", str(photo), "-o", str(tmp_path / "o.png"), "--weights", "random", "-q",
+                 "--checkpoint", str(tmp_path / "ck"), "--checkpoint-every", "0"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--checkpoint-every" in err and "\n" not in err, err  # it said only "checkpoint interval 0"
+
+
 def test_resume_of_a_folder_that_is_not_a_checkpoint(tmp_path):
     with pytest.raises(GradfxError, match="not a gradfx checkpoint"):
         resume_run(tmp_path)
