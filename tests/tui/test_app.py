@@ -35,6 +35,19 @@ async def _add(pilot, effect: str) -> None:
     await pilot.pause()
 
 
+async def _run(pilot, wait_for, *effects: str, focus: str | None = None, until=None) -> None:
+    """Once the input has loaded: add ``effects``, focus the ``focus`` widget, press ctrl+r and wait ``until``
+    (default: the run finished or failed)."""
+    app = pilot.app
+    await wait_for(pilot, lambda: app.loaded is not None)
+    for effect in effects:
+        await _add(pilot, effect)
+    if focus:
+        app.query_one(focus).focus()
+    await pilot.press("ctrl+r")
+    await wait_for(pilot, until or (lambda: app.of(GradfxApp.RunFinished) or app.of(GradfxApp.RunFailed)))
+
+
 async def test_run_and_save_end_to_end(tiny_registry, sample, recording_app, wait_for):
     app = _app(recording_app, sample)
     async with app.run_test(size=SIZE) as pilot:
@@ -325,10 +338,7 @@ async def test_save_prompt_refuses_the_input_and_bad_names_in_place(tiny_registr
     # the user to "pass --overwrite" (a CLI flag); the prompt now says why and keeps the name for editing
     app = _app(recording_app, sample)
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: app.loaded is not None)
-        await _add(pilot, "tiny-dream")
-        await pilot.press("ctrl+r")
-        await wait_for(pilot, lambda: app.of(GradfxApp.RunFinished) or app.of(GradfxApp.RunFailed))
+        await _run(pilot, wait_for, "tiny-dream")
         for name, why in (("sample.png", "an image the chain reads"), ("out.bogus", "unknown image extension"),
                           ("nowhere/out.png", "does not exist")):
             await pilot.press("ctrl+s")
@@ -401,10 +411,7 @@ async def test_error_dialog_opens_its_details_with_d_and_drops_the_cli_advice(ti
 
     app = _app(recording_app, sample)
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: app.loaded is not None)
-        await _add(pilot, "tiny-broken")
-        await pilot.press("ctrl+r")
-        await wait_for(pilot, lambda: isinstance(app.screen, ErrorDialog))
+        await _run(pilot, wait_for, "tiny-broken", until=lambda: isinstance(app.screen, ErrorDialog))
         message = str(app.screen.query_one("#error-message").render())
         assert "broken on purpose" in message and "--debug" not in message
         assert app.screen.query_one(Collapsible).collapsed
@@ -422,11 +429,8 @@ async def test_a_failed_run_does_not_leave_a_live_preview(tiny_registry, sample,
     monkeypatch.setattr(app_module, "PREVIEW_INTERVAL", 0.0)  # a preview at every step
     app = _app(recording_app, sample)
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: app.loaded is not None)
-        await _add(pilot, "tiny-dream")
-        await _add(pilot, "tiny-broken")  # step 2 fails after step 1 sent live previews
-        await pilot.press("ctrl+r")
-        await wait_for(pilot, lambda: isinstance(app.screen, ErrorDialog))
+        # step 2 fails after step 1 sent live previews
+        await _run(pilot, wait_for, "tiny-dream", "tiny-broken", until=lambda: isinstance(app.screen, ErrorDialog))
         assert app.of(GradfxApp.PreviewReady)
         assert app.query_one(Preview).border_subtitle == "input 48×40"
 
@@ -484,11 +488,7 @@ async def test_f4_back_to_the_form_after_a_narrow_run_focuses_a_field(tiny_regis
     # nothing focused, so what was typed next went nowhere
     app = _app(recording_app, sample)
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: app.loaded is not None)
-        await _add(pilot, "tiny-dream")
-        app.query_one("#param-steps").focus()
-        await pilot.press("ctrl+r")
-        await wait_for(pilot, lambda: app.of(GradfxApp.RunFinished) or app.of(GradfxApp.RunFailed))
+        await _run(pilot, wait_for, "tiny-dream", focus="#param-steps")
         await pilot.press("f4")
         await pilot.pause()
         assert app.focused is app.query_one("#param-steps")
