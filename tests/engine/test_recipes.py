@@ -254,6 +254,17 @@ def test_a_recipe_weights_file_resolves_against_the_recipe_folder(reg, tmp_path,
     assert seen["weights"] == str(tmp_path / "a" / "mine.weights.h5")
 
 
+def test_chain_report_never_replaces_the_recipe(reg, tmp_path, capsys):
+    src = png(tmp_path / "in.png")
+    recipe = write(tmp_path / "r.toml", "[[step]]\neffect = 'tiny-dream'\n")
+    before = recipe.read_text()
+    assert main(["chain", str(recipe), str(src), "-o", str(tmp_path / "o.png"), "-q", "--overwrite",
+                 "--report", str(recipe)]) == 2  # the recipe was replaced by the JSON report
+    err = capsys.readouterr().err.strip()
+    assert "that is the recipe" in err and "\n" not in err, err
+    assert recipe.read_text() == before and not (tmp_path / "o.png").exists()
+
+
 def test_chain_check_fails_on_a_missing_recipe_input(reg, tmp_path, capsys):
     recipe = write(tmp_path / "r.toml", "input = 'gone.png'\n[[step]]\neffect = 'tiny-dream'\n")
     assert main(["chain", str(recipe), "--check"]) == 2  # --check used to say ok; the run then failed

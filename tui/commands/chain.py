@@ -46,7 +46,7 @@ def main(args: argparse.Namespace) -> int:
     output = Path(args.output) if args.output else Path(f"{stem}.png")
     inputs = ([source] if source else []) + [path for eff, resolved, _ in prepared
                                              for _, path in eff.schema.files(resolved)]
-    check_output(output, inputs, args.overwrite, args.report)
+    check_output(output, inputs, args.overwrite, args.report, recipe=args.recipe)
     image = imageio.load_image(args.input, max_size=args.size) if args.input else None
     with Interrupt() as interrupt, progressbar.ProgressBar(disable=args.quiet) as bar:
         result = run_recipe(recipe, image, seed=args.seed, weights=args.weights, model=args.model,

@@ -79,14 +79,16 @@ class Interrupt:
         signal.signal(signal.SIGINT, self._old)
 
 
-def check_output(output: Path, inputs: list[str], overwrite: bool, report: str | None = None) -> None:
+def check_output(output: Path, inputs: list[str], overwrite: bool, report: str | None = None,
+                 recipe: str | None = None) -> None:
     """Fail before any compute when the output would go over an input or an existing file, or the report
-    (``--report``, replaced if it exists) over an input or the output."""
+    (``--report``, replaced if it exists) over an input, the output or the recipe."""
     imageio.check_output_path(output, protect=[] if overwrite else inputs, overwrite=overwrite)
     if report is not None:
-        if Path(report).resolve() == output.resolve():
-            raise OutputError(f"--report {report}: that is the output image; give the report its own file "
-                              "(e.g. report.json)")
+        for what, path in (("the output image", output), ("the recipe", recipe)):
+            if path is not None and Path(report).resolve() == Path(path).resolve():
+                raise OutputError(f"--report {report}: that is {what}; give the report its own file "
+                                  "(e.g. report.json)")
         imageio.check_output_path(report, protect=[] if overwrite else inputs, image=False)
 
 
