@@ -467,6 +467,9 @@ def _check_weights_path(spec: ModelSpec, raw: str) -> str:
             f"{path} is a whole Keras model file; gradfx loads only weights, never .keras model files "
             "(they can carry code): save its weights with model.save_weights('name.weights.h5') and pass that"
         )
+    if os.path.isdir(path):
+        raise WeightsError(f"weights {path} for model {spec.name} is a folder; name the .h5 / .weights.h5 file "
+                           "inside it")
     if not os.path.isfile(path):
         raise WeightsError(f"weights file {path} for model {spec.name} not found; check the path")
     if not lower.endswith((".h5", ".hdf5")):

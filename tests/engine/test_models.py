@@ -299,6 +299,11 @@ def test_missing_weights_file(tmp_path: Path) -> None:
     assert "weights.h5" in str(info.value) and "not found" in str(info.value)
 
 
+def test_a_weights_folder_says_it_is_a_folder(tmp_path: Path) -> None:
+    with pytest.raises(WeightsError, match="is a folder; name the .h5"):  # it said "not found"
+        load_model("vgg16", str(tmp_path))
+
+
 def test_keras_model_files_are_refused(tmp_path: Path) -> None:
     path = tmp_path / "whole_model.keras"
     path.write_bytes(b"PK\x03\x04 pretend zip")
