@@ -435,9 +435,12 @@ def run_chain(steps: Sequence[Step | Mapping[str, Any] | tuple[str, Mapping[str,
     folder = None if snapshots is None else imageio.output_folder(snapshots, "snapshots folder")
     reports, result = [], None
     for i, (eff, resolved, model_name) in enumerate(prepared, 1):
-        result = _execute(eff, resolved, current, model=model_name, weights=weights, seed=seed, device=device,
-                          progress=progress, cancel=cancel, registry=registry,
-                          stage_prefix=f"step {i}/{len(prepared)} {eff.name} · ")
+        try:
+            result = _execute(eff, resolved, current, model=model_name, weights=weights, seed=seed,
+                              device=device, progress=progress, cancel=cancel, registry=registry,
+                              stage_prefix=f"step {i}/{len(prepared)} {eff.name} · ")
+        except GradfxError as exc:  # a bad style image, layer or weights file: say which step
+            raise type(exc)(f"step {i} ({eff.name}): {exc}") from None
         reports.append(result.report)
         if folder is not None:
             imageio.save_image(folder / f"step{i:02d}-{eff.name}.png", result.image, alpha=result.alpha)

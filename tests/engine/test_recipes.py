@@ -14,7 +14,7 @@ import pytest
 from helpers import TinyDream, TinyPlugin
 from PIL import Image as PILImage
 
-from gradfx.engine import Effect, Image, Output, ParameterError, RecipeError, api
+from gradfx.engine import Effect, Image, ImageError, Output, ParameterError, RecipeError, api, run_chain
 from gradfx.engine.recipes import load_recipe, loads_recipe, run_recipe, save_recipe, validate_recipe
 from gradfx.tui.cli import main
 
@@ -263,6 +263,14 @@ def test_chain_report_never_replaces_the_recipe(reg, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert "that is the recipe" in err and "\n" not in err, err
     assert recipe.read_text() == before and not (tmp_path / "o.png").exists()
+
+
+def test_an_error_while_a_step_runs_names_the_step(reg, tmp_path):
+    src = png(tmp_path / "in.png")
+    (tmp_path / "notes.png").write_text("not an image")  # exists, so validation passes; loading fails
+    with pytest.raises(ImageError) as err:
+        run_chain([("tint", {"overlay": str(src)}), ("tint", {"overlay": str(tmp_path / "notes.png")})], src)
+    assert str(err.value).startswith("step 2 (tint): ") and "not an image" in str(err.value)  # it named no step
 
 
 def test_chain_check_fails_on_a_missing_recipe_input(reg, tmp_path, capsys):
