@@ -195,6 +195,12 @@ def test_unknown_layer_and_channel_out_of_range(registry, make_image):
     assert all(w in str(err.value) for w in ("'channels'", "3,70", "64 channels", "0 to 63")), str(err.value)
 
 
+def test_a_tile_below_the_model_minimum_names_the_parameter_and_the_fix(registry, make_image):
+    with pytest.raises(ParameterError) as err:  # was "tile 16 is below the model's minimum of 32 px"
+        run("deepdream", make_image(40, 40), **VGG, layers="block1_conv2:1", tile=16, steps=1)
+    assert "parameter 'tile'" in str(err.value) and "expected 0 (the whole image) or at least 32" in str(err.value)
+
+
 def test_frame_prefix_follows_the_chain_prefix(registry, make_image):
     from gradfx.engine import Step, run_chain
 
