@@ -170,8 +170,9 @@ class ParamForm(VerticalScroll):
             rows.append(self._row(p, step))
         rows.append(self._model_row(effect, step))
         await self.mount_all(rows)
-        width = min(max((len(p.name) for p in effect.schema if p.kind != "bool"), default=4) + 2, 20)
-        for label in self.query(".param-name"):
+        beside = [p.name for p in effect.schema if p.kind != "bool" and not p.picks_image]
+        width = min(max(map(len, beside), default=4) + 2, 20)
+        for label in self.query(".param-name").exclude(".param-above"):
             label.styles.width = width
         for p in effect.schema:
             self._show_error(p)
@@ -231,23 +232,26 @@ class ParamForm(VerticalScroll):
             field = Select([(c, c) for c in p.choices or ()], value=value, allow_blank=False, id=wid,
                            compact=True)
         elif p.picks_image:
-            field = ImageField(value, placeholder="paths, comma-separated (enter: pick one)" if p.kind == "images"
+            field = ImageField(value, placeholder="paths (enter: pick one)" if p.kind == "images"
                                else "enter: pick a file", id=wid, compact=True)
         else:
             field = Input(value, placeholder=p.allowed(), id=wid, compact=True)
         field.tooltip = p.help
-        label = Label(p.name if p.kind != "bool" else "", classes="param-name")
-        parts: list[Widget] = [label, field]
-        if p.picks_image:
-            parts.append(Button("Browse…", id=f"browse-{p.name}", classes="browse", compact=True))
         numeric = p.kind in ("int", "float", "floats") and (p.min is not None or p.max is not None)
         help_text = p.help + (f" ({p.allowed()})" if numeric or not p.help else "")
         if p.required:
             help_text += " (required)"
-        return Vertical(Horizontal(*parts, classes="param-line"),
-                        _indented(Static(help_text, classes="param-help", markup=False)),
+        lines: list[Widget] = []
+        if p.picks_image:  # a path needs the width: its name goes above it, the Browse… button beside it
+            lines += [Label(p.name, classes="param-name param-above"),
+                      Horizontal(field, Button("Browse…", id=f"browse-{p.name}", classes="browse", compact=True),
+                                 classes="param-line")]
+        else:
+            lines.append(Horizontal(Label(p.name if p.kind != "bool" else "", classes="param-name"), field,
+                                    classes="param-line"))
+        return Vertical(*lines, _indented(Static(help_text, classes="param-help", markup=False)),
                         _indented(Static("", classes="param-error", id=f"error-{p.name}", markup=False)),
-                        classes="param-row")
+                        classes="param-row" + (" -path" if p.picks_image else ""))
 
     def _param(self, widget_id: str | None, prefix: str = "param-") -> Param | None:
         if self.effect is None or not widget_id or not widget_id.startswith(prefix):

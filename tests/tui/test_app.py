@@ -24,6 +24,23 @@ def _app(recording_app, sample, **kw):
     return recording_app(image=sample, weights="random", device="cpu", **kw)
 
 
+def _register(registry, name: str, *params) -> None:
+    """Register a tiny-dream variant called ``name`` that takes ``params``."""
+    from tiny_plugin import TinyDream
+
+    from gradfx.engine import hookimpl
+
+    variant = type("Variant", (TinyDream,), {"name": name, "params": params})
+
+    class Plugin:
+        @hookimpl
+        def gradfx_register_effects(self, register):
+            register(variant())
+
+    registry.add_plugin(Plugin(), name)
+    assert name in registry.effects, list(registry.failures())
+
+
 async def _add(pilot, effect: str) -> None:
     """Add an effect from the browser with the keyboard (it has focus at start)."""
     app = pilot.app
@@ -291,22 +308,11 @@ async def test_keyword_or_file_parameter_offers_the_file_picker(tiny_registry, s
     # an ImageOr parameter (like style-transfer's init) takes a keyword or an image file: the form offers the
     # picker, which starts from the input image's folder while the value is a keyword, and the chosen file
     # becomes the value
-    from tiny_plugin import TinyDream
-
-    from gradfx.engine import ImageOr, hookimpl
+    from gradfx.engine import ImageOr
     from gradfx.tui.screens import FilePicker
 
-    class Starts(TinyDream):
-        name = "tiny-starts"
-        params = (ImageOr("init", "content", ("content", "noise"), "starting image"),)
-
-    class Plugin:
-        @hookimpl
-        def gradfx_register_effects(self, register):
-            register(Starts())
-
-    tiny_registry.add_plugin(Plugin(), "starts")
-    assert "tiny-starts" in tiny_registry.effects, list(tiny_registry.failures())
+    init = ImageOr("init", "content", ("content", "noise"), "starting image")
+    _register(tiny_registry, "tiny-starts", init)
     app = _app(recording_app, sample)
     async with app.run_test(size=SIZE) as pilot:
         await _add(pilot, "tiny-starts")
@@ -315,7 +321,7 @@ async def test_keyword_or_file_parameter_offers_the_file_picker(tiny_registry, s
         assert isinstance(app.screen, FilePicker) and app.screen.root == Path.cwd().resolve()
         app.screen.dismiss(Path("sample.png"))
         await pilot.pause()
-        assert app.chain[0].text(Starts.params[0]) == "sample.png"
+        assert app.chain[0].text(init) == "sample.png"
 
 
 async def test_help_screen_fits_a_narrow_terminal_and_shows_every_key(tiny_registry, sample, recording_app):
@@ -494,3 +500,21 @@ async def test_f4_back_to_the_form_after_a_narrow_run_focuses_a_field(tiny_regis
         assert app.focused is app.query_one("#param-steps")
         await pilot.press("ctrl+a", "ctrl+k", "5")
         assert app.chain[0].values["steps"] == "5"
+
+
+async def test_path_fields_are_wide_enough_to_use(tiny_registry, sample, recording_app):
+    # beside a long parameter name (style-transfer's content_weight) and the Browse… button, the path field was
+    # 4 columns wide at 120x40 ("[styl]") and its placeholder was cut to "path": a path's name now goes above it
+    from gradfx.engine import Float, Images
+
+    _register(tiny_registry, "tiny-style", Images("style", "style image(s)", required=True),
+              Float("content_weight", 1e4, "weight of the content loss", min=0.0))
+    for size, least in (((120, 40), 20), ((80, 24), 30)):
+        app = _app(recording_app, sample)
+        async with app.run_test(size=size) as pilot:
+            await _add(pilot, "tiny-style")
+            field = app.query_one("#param-style")
+            browse = app.query_one("#browse-style")
+            assert field.region.width >= least, (size, field.region)
+            assert len(field.placeholder) <= field.region.width, (size, field.placeholder)  # not cut
+            assert browse.region.width and browse.region.right <= app.query_one(ParamForm).region.right
