@@ -766,7 +766,7 @@ def get_extractor(
         layers = (layers,)
     wanted = tuple(dict.fromkeys(layers))
     if not wanted:
-        raise ParameterError(f"no layers requested from model {spec.name}; `gradfx models` lists them")
+        raise ParameterError(f"no layers requested from model {spec.name}; `gradfx models {spec.name}` lists them")
     resolved = resolve_weights(spec, weights, include_top=include_top)
     key = (id(spec), _weights_key(resolved, seed), resolved, bool(include_top), pooling, frozenset(wanted))
     with _LOCK:
@@ -780,7 +780,7 @@ def get_extractor(
             if name not in available:
                 raise ParameterError(
                     f"unknown layer {name!r} for model {spec.name}{suggest(name, available)}; "
-                    f"`gradfx models` / `gradfx show` lists its layers"
+                    f"`gradfx models {spec.name}` lists its layers"
                 )
         outputs = {name: full.get_layer(name).output for name in wanted}
         cut = keras.Model(inputs=full.inputs, outputs=outputs, name=f"{full.name}_extractor")

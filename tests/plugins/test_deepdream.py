@@ -190,6 +190,8 @@ def test_unknown_layer_and_channel_out_of_range(registry, make_image):
     with pytest.raises(ParameterError) as err:
         run("deepdream", img, **VGG, layers="block9_conv1:1,block1_conv2:1", steps=1)
     assert all(w in str(err.value) for w in ("'layers'", "block9_conv1", "vgg16")), str(err.value)
+    # `gradfx show` lists no layers: the hint names the command that does, for the run's model
+    assert "`gradfx models vgg16` lists its layers" in str(err.value) and "gradfx show" not in str(err.value)
     with pytest.raises(ParameterError) as err:
         run("deepdream", img, **VGG, layers="block1_conv2:1", channels="3,70", steps=1)
     assert all(w in str(err.value) for w in ("'channels'", "3,70", "64 channels", "0 to 63")), str(err.value)
