@@ -28,7 +28,8 @@ from .progress import CancelToken, ProgressCallback, ProgressEvent
 
 _LAZY = {
     # name: module
-    "run": "api", "run_chain": "api", "prepare": "api", "Result": "api", "Step": "api",
+    "run": "api", "run_chain": "api", "resume_run": "api", "prepare": "api", "write_report": "api",
+    "Result": "api", "Step": "api",
     "Problem": "solver", "Solution": "solver", "solve": "solver", "Transform": "solver",
     "Objective": "objectives", "objective": "objectives", "StepContext": "objectives",
     "BindContext": "objectives", "gram_matrix": "objectives",

@@ -215,3 +215,13 @@ def test_cli_init_and_direction_paths_resolve_against_the_working_folder(registr
         assert main(argv) == 2, argv
         err = capsys.readouterr().err.strip()
         assert fragment in err and "\n" not in err, err
+
+
+def test_every_name_the_api_exports_is_a_lazy_name_of_the_package():
+    # resume_run was in api.__all__ but `from gradfx.engine import resume_run` raised ImportError
+    import gradfx.engine
+    from gradfx.engine import api
+
+    for name in api.__all__:
+        assert name in gradfx.engine.__all__, name
+        assert getattr(gradfx.engine, name) is getattr(api, name), name
