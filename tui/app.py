@@ -37,7 +37,7 @@ from gradfx.engine.registry import BUILTIN, Registry, get_registry
 
 from .chain import ChainStep, load_recipe, save_recipe
 from .preview import shrink
-from .screens import RECIPE_SUFFIXES, ErrorDialog, FilePicker, HelpScreen, PathPrompt, TextPrompt
+from .screens import RECIPE_SUFFIXES, ErrorDialog, FilePicker, HelpScreen, PathPrompt, TextPrompt, suffix_list
 from .widgets import ChainView, EffectBrowser, ParamForm, Preview, RunPanel, short_path
 
 #: seconds between preview copies from the engine thread
@@ -45,7 +45,7 @@ PREVIEW_INTERVAL = 0.4
 #: seconds between progress messages (the last step of a stage is always sent)
 PROGRESS_INTERVAL = 0.1
 WEIGHT_MODES = ("auto", "random", "imagenet")
-WEIGHT_SUFFIXES = (".h5", ".hdf5")  # what engine.models loads (".weights.h5" ends in ".h5")
+WEIGHT_SUFFIXES = (".h5", ".weights.h5", ".hdf5")  # what engine.models loads
 _MAIN_SCREEN_ACTIONS = {"run", "save", "open", "load_recipe", "save_recipe", "toggle_view", "help"}
 
 
@@ -70,7 +70,8 @@ class GradfxCommands(Provider):
         ]
         out += [(f"Weights: {mode}", f"use {mode} weights for the next run", partial(app.set_weights, mode))
                 for mode in WEIGHT_MODES]
-        out += [("Weights: a file…", "load backbone weights from a .h5 / .weights.h5 file", app.action_weights_file),
+        out += [("Weights: a file…", f"load backbone weights from a {suffix_list(WEIGHT_SUFFIXES)} file",
+                 app.action_weights_file),
                 ("Seed…", f"the random seed (now {app.seed}); the same seed repeats a CPU run", app.action_seed)]
         out += [(f"Add {name}", eff.summary, partial(app.add_step, name))
                 for name, eff in sorted(app.registry.effects.items())]

@@ -61,8 +61,17 @@ class _Tree(DirectoryTree):
         self.suffixes = suffixes
 
     def filter_paths(self, paths: Iterable[Path]) -> Iterable[Path]:
-        return [p for p in paths if not p.name.startswith(".")
-                and (p.is_dir() or p.suffix.lower() in self.suffixes)]
+        return [p for p in paths if not p.name.startswith(".") and (p.is_dir() or _allowed(p, self.suffixes))]
+
+
+def _allowed(path: Path, suffixes: tuple[str, ...]) -> bool:
+    """Whether ``path`` ends in one of ``suffixes`` (which may have two parts, like ``.weights.h5``)."""
+    return path.name.lower().endswith(suffixes)
+
+
+def suffix_list(suffixes: tuple[str, ...]) -> str:
+    """``.a, .b or .c``."""
+    return " or ".join(filter(None, (", ".join(suffixes[:-1]), suffixes[-1])))
 
 
 class FilePicker(ModalScreen[Path | None]):
@@ -112,6 +121,8 @@ class FilePicker(ModalScreen[Path | None]):
         if path.is_dir():
             self._reroot(path)
             self.query_one(_Tree).focus()
+        elif path.is_file() and not _allowed(path, self.suffixes):  # the list hides it: so does typing
+            self.notify(f"{path.name}: not a {suffix_list(self.suffixes)} file", severity="error")
         elif path.is_file():
             self.dismiss(path)
         else:

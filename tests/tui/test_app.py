@@ -518,3 +518,24 @@ async def test_path_fields_are_wide_enough_to_use(tiny_registry, sample, recordi
             assert field.region.width >= least, (size, field.region)
             assert len(field.placeholder) <= field.region.width, (size, field.placeholder)  # not cut
             assert browse.region.width and browse.region.right <= app.query_one(ParamForm).region.right
+
+
+async def test_a_typed_path_in_the_file_picker_passes_its_extension_filter(tiny_registry, sample, recording_app):
+    # the weights picker hid style.png but took it typed in, and the run then failed on it
+    from gradfx.tui.screens import FilePicker
+
+    Path("w.weights.h5").write_bytes(b"")
+    app = _app(recording_app, sample)
+    async with app.run_test(size=SIZE) as pilot:
+        app.action_weights_file()
+        await pilot.pause()
+        assert isinstance(app.screen, FilePicker)
+        app.screen.query_one("#path").focus()
+        await pilot.press(*"sample.png", "enter")
+        await pilot.pause()
+        assert isinstance(app.screen, FilePicker) and app.weights == "random"
+        notes = [n.message for n in app._notifications]
+        assert any("sample.png: not a .h5, .weights.h5 or .hdf5 file" in n for n in notes), notes
+        await pilot.press("ctrl+a", "ctrl+k", *"w.weights.h5", "enter")
+        await pilot.pause()
+        assert not isinstance(app.screen, FilePicker) and app.weights == "w.weights.h5"
