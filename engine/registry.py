@@ -190,8 +190,13 @@ class Registry:
     def add_plugin(self, obj: Any, name: str, *, builtin: bool = False, distribution: str | None = None,
                    version: str | None = None, module: str | None = None) -> PluginInfo:
         """Register a plugin object (a module or any object with ``@hookimpl`` functions) and run its effect
-        hook. Used for entry points and by tests; failures are recorded in the returned info."""
+        hook. Used for entry points and by tests; failures are recorded in the returned info. An object
+        already registered (e.g. a module installed as a plugin under its entry-point name and also given to
+        ``gradfx tui --plugin``) is not registered again: its existing info is returned."""
         with self._lock:
+            registered_as = self.pm.get_name(obj)
+            if registered_as is not None and registered_as in self.plugins:
+                return self.plugins[registered_as]
             if name in self.plugins:
                 raise PluginError(f"a plugin named {name!r} is already registered; choose another name")
             info = PluginInfo(name, module or getattr(obj, "__name__", type(obj).__name__), distribution,

@@ -225,6 +225,16 @@ def test_hook_mistakes_are_reported_helpfully(registry):
         registry.add_plugin(Typo(), "typo")
 
 
+def test_adding_an_already_registered_object_under_another_name_is_a_no_op(registry):
+    # `gradfx tui --plugin MODULE` for a module also installed under another entry-point name: pluggy's
+    # "Plugin already registered under a different name" made the plugin show as failed
+    plugin = EffectsPlugin(Flat("flat-once"))
+    first = registry.add_plugin(plugin, "entry-name")
+    again = registry.add_plugin(plugin, "module_name")
+    assert again is first and again.ok and again.effects == ["flat-once"]
+    assert "module_name" not in registry.plugins and registry.effect_plugin["flat-once"] == "entry-name"
+
+
 # --- an exception inside an effect at run time -----------------------------------------------------------
 
 
