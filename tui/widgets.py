@@ -29,7 +29,27 @@ from .chain import ChainStep
 from .preview import HalfBlocks
 
 
-class EffectBrowser(OptionList):
+class _StopAtEnds(OptionList):
+    """Up on the first option and down on the last stay there, as in the file picker's tree (OptionList wraps
+    round to the other end)."""
+
+    def action_cursor_up(self) -> None:
+        self._move(-1)
+
+    def action_cursor_down(self) -> None:
+        self._move(1)
+
+    def _move(self, delta: int) -> None:
+        if self.highlighted is None:
+            super().action_cursor_down() if delta > 0 else super().action_cursor_up()
+            return
+        for i in range(self.highlighted + delta, self.option_count if delta > 0 else -1, delta):
+            if not self.get_option_at_index(i).disabled:
+                self.highlighted = i
+                return
+
+
+class EffectBrowser(_StopAtEnds):
     """Every registered effect (third-party ones tagged with their plugin), with its summary. Typing the
     start of a name jumps to it; enter adds the highlighted effect to the chain."""
 
@@ -67,7 +87,7 @@ class EffectBrowser(OptionList):
             self.highlighted = 0
 
 
-class ChainView(OptionList):
+class ChainView(_StopAtEnds):
     """The steps of the chain, in order. The highlighted step is the one the form edits."""
 
     BINDINGS = [

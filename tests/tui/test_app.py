@@ -539,3 +539,29 @@ async def test_a_typed_path_in_the_file_picker_passes_its_extension_filter(tiny_
         await pilot.press("ctrl+a", "ctrl+k", *"w.weights.h5", "enter")
         await pilot.pause()
         assert not isinstance(app.screen, FilePicker) and app.weights == "w.weights.h5"
+
+
+async def test_up_on_the_first_step_and_down_on_the_last_stay_there(tiny_registry, sample, recording_app):
+    # up on step 1 of the chain wrapped round to the last step (OptionList's default); the effect browser too
+    app = _app(recording_app, sample)
+    async with app.run_test(size=SIZE) as pilot:
+        await _add(pilot, "tiny-dream")
+        await _add(pilot, "tiny-broken")
+        chain = app.query_one(ChainView)
+        chain.focus()
+        await pilot.pause()
+        assert chain.highlighted == 1
+        await pilot.press("up", "up")
+        await pilot.pause()
+        assert chain.highlighted == 0 and app.current == 0
+        await pilot.press("down", "down")
+        await pilot.pause()
+        assert chain.highlighted == 1 and app.current == 1
+        browser = app.query_one("#effects")
+        browser.focus()
+        browser.highlighted = 0
+        await pilot.press("up")
+        assert browser.highlighted == 0
+        browser.highlighted = browser.option_count - 1
+        await pilot.press("down")
+        assert browser.highlighted == browser.option_count - 1
