@@ -100,9 +100,13 @@ class Neg(Node):
 
 
 def _fail(text: str, pos: int, message: str) -> ParameterError:
-    """``objective 'TEXT': MESSAGE; here: TE^XT`` with '@' in MESSAGE replaced by ``at position POS``."""
-    return ParameterError(f"objective {text!r}: {message.replace('@', f'at position {pos}')}; "
-                          f"here: {text[:pos]}^{text[pos:]}")
+    """``objective 'TEXT': MESSAGE; here: TE^XT`` with '@' in MESSAGE replaced by ``at position POS``. Its
+    ``detail`` is the message without the leading ``objective 'TEXT': `` (for a caller that names the
+    parameter itself: the ``here:`` part shows the text)."""
+    detail = f"{message.replace('@', f'at position {pos}')}; here: {text[:pos]}^{text[pos:]}"
+    error = ParameterError(f"objective {text!r}: {detail}")
+    error.detail = detail
+    return error
 
 
 def tokenize(text: str) -> list[Token]:

@@ -54,8 +54,14 @@ class _Objective(Param):
             try:
                 parse_objective(out)
             except ParameterError as exc:
-                raise ParameterError(f"{where + ': ' if where else ''}parameter 'objective': {exc}") from None
+                raise _objective_error(exc, where) from None
         return out
+
+
+def _objective_error(exc: ParameterError, where: str = "effect 'feature-vis'") -> ParameterError:
+    """``WHERE: parameter 'objective': DETAIL`` for any objective mistake, from a typo to an unknown layer, with
+    no second ``objective 'TEXT'`` (a positioned error's ``here:`` part shows the text)."""
+    return ParameterError(f"{where + ': ' if where else ''}parameter 'objective': {getattr(exc, 'detail', exc)}")
 
 
 class FeatureVis(Effect):
@@ -98,7 +104,7 @@ class FeatureVis(Effect):
         from gradfx.engine import objectives as O  # noqa: N812
         from gradfx.engine.models import get_spec
         from gradfx.engine.solver import Problem
-        from gradfx.engine.transforms import parse_transforms, resize_to
+        from gradfx.engine.transforms import parse_transforms
 
         spec = get_spec(ctx.model)
         text = params.get("objective") or DEFAULT_OBJECTIVES.get(ctx.model)
@@ -107,12 +113,35 @@ class FeatureVis(Effect):
                 raise ParameterError(f"effect 'feature-vis': model {ctx.model} has no default objective; give "
                                      f"one, e.g. -p objective=LAYER:0 (`gradfx models {ctx.model}` lists layers)")
             text = f"{spec.default_layers[-1]}:0"
-        parsed = parse_objective(text)
-        batch = _batch_size(parsed, int(params["batch"]))
         steps = int(params["steps"])
         thresholds = _thresholds(params.get("thresholds"), steps)
         transforms = parse_transforms(params["transforms"])
+        try:
+            parsed, batch, objective, virtual = self._objective(ctx, spec, text, int(params["batch"]), transforms)
+        except ParameterError as exc:
+            raise _objective_error(exc) from None
+        for name, factory in (("l1", O.l1), ("tv", O.total_variation), ("blur", O.blur)):
+            if params[name]:
+                objective = objective - float(params[name]) * factory()
+        objective = O.with_virtual_layers(objective, virtual)
+        size = int(params["size"])
+        problem = Problem(
+            objective=objective, size=(size, size), batch=batch, maximize=True, include_top=parsed.needs_top,
+            param=params["param"], transforms=transforms, steps=steps, optimizer="adam", lr=float(params["lr"]),
+            snapshot_steps=thresholds, label="feature-vis", precision=params["precision"],
+        )
+        return problem, parsed, parsed.labels(batch)
 
+    @staticmethod
+    def _objective(ctx: RunContext, spec: Any, text: str, batch: int,
+                   transforms: list) -> tuple[ParsedObjective, int, Any, list]:
+        """The parsed objective, its batch, the engine objective (checked against the model) and its virtual
+        pre-ReLU layers; appends the resize a classifier top needs to ``transforms``."""
+        from gradfx.engine import objectives as O  # noqa: N812
+        from gradfx.engine.transforms import resize_to
+
+        parsed = parse_objective(text)
+        batch = _batch_size(parsed, batch)
         top = parsed.needs_top
         channels, virtual = {}, []
         for layer, pos in parsed.layers.items():
@@ -139,18 +168,7 @@ class FeatureVis(Effect):
                 raise parsed.error(0, f"logit() @ needs a classifier top, and model {ctx.model} has none")
             logit = _logit_factory(ctx)
             transforms.append(resize_to((spec.top_size, spec.top_size)))
-        objective = parsed.build(channels, logit=logit)
-        for name, factory in (("l1", O.l1), ("tv", O.total_variation), ("blur", O.blur)):
-            if params[name]:
-                objective = objective - float(params[name]) * factory()
-        objective = O.with_virtual_layers(objective, virtual)
-        size = int(params["size"])
-        problem = Problem(
-            objective=objective, size=(size, size), batch=batch, maximize=True, include_top=top,
-            param=params["param"], transforms=transforms, steps=steps, optimizer="adam", lr=float(params["lr"]),
-            snapshot_steps=thresholds, label="feature-vis", precision=params["precision"],
-        )
-        return problem, parsed, parsed.labels(batch)
+        return parsed, batch, parsed.build(channels, logit=logit), virtual
 
     # --- running and output --------------------------------------------------------------------------------
     def run(self, ctx: RunContext, params: Mapping[str, Any]) -> Output:

@@ -155,6 +155,8 @@ def test_mistakes_are_one_line_parameter_errors(params, fragment):
     with pytest.raises(ParameterError) as info:
         run("feature-vis", None, **{"model": "vgg16", "weights": "random", "size": 48, "steps": 1, **params})
     assert fragment in str(info.value) and "\n" not in str(info.value)
+    if "objective" in params and "at position" in fragment:  # found with the model, prefixed as a typo is
+        assert str(info.value).startswith("effect 'feature-vis': parameter 'objective': "), str(info.value)
 
 
 def test_thresholds_beyond_steps_fail_in_prepare_without_a_model():
@@ -172,7 +174,8 @@ def test_a_malformed_objective_fails_when_parameters_resolve_without_tensorflow(
             "assert 'tensorflow' not in sys.modules\n")
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True,
                          env={**os.environ, "GRADFX_PLUGINS": ""}).stdout
-    assert "objective 'mixed4:9x7': unexpected 'x' at position 8" in out and "here: mixed4:9^x7" in out
+    assert out.startswith("effect 'feature-vis': parameter 'objective': unexpected 'x' at position 8")
+    assert "here: mixed4:9^x7" in out and out.count("objective") == 1  # not "objective ... objective 'TEXT'"
 
 
 @pytest.mark.skipif(not os.environ.get("GRADFX_SLOW_TESTS"), reason="builds VGG16's 138M-parameter top (~40 s); "
