@@ -188,11 +188,15 @@ class Solver:
             self.sizes = [tuple(map(int, s)) for s in problem.sizes]
         else:
             self.sizes = schedule.octave_sizes(self.final_size, problem.octaves, problem.octave_scale, min_size)
-        for size in self.sizes:
-            if min(size) < min_size:
+        for size in self.sizes:  # octave_sizes drops coarse octaves that are too small: only `sizes` can hold one
+            short = " and ".join(f"{side} is {n} px" for side, n in (("width", size[1]), ("height", size[0]))
+                                 if n < min_size)
+            if short:
+                coarse = tuple(size) != self.final_size
                 raise ParameterError(
-                    f"image size {size[1]}x{size[0]} is below the model's minimum of {min_size} px; "
-                    f"use a larger size or fewer octaves"
+                    f"{'a coarse stage of ' if coarse else ''}image size {size[1]}x{size[0]} is below the model's "
+                    f"minimum of {min_size} px on each side (its {short}); use a larger size"
+                    f"{' or fewer stages' if coarse else ''}"
                 )
         if problem.tile and problem.tile < min_size:
             raise ParameterError(f"tile {problem.tile} is below the model's minimum of {min_size} px")

@@ -107,6 +107,10 @@ class FeatureVis(Effect):
         from gradfx.engine.transforms import parse_transforms
 
         spec = get_spec(ctx.model)
+        size = int(params["size"])
+        if size < spec.min_size:  # before the model is built (the solver would refuse it only after)
+            raise ParameterError(f"effect 'feature-vis': parameter 'size': {size} is below {ctx.model}'s minimum "
+                                 f"input of {spec.min_size} px; expected at least {spec.min_size}")
         text = params.get("objective") or DEFAULT_OBJECTIVES.get(ctx.model)
         if not text:
             if not spec.default_layers:
@@ -124,7 +128,6 @@ class FeatureVis(Effect):
             if params[name]:
                 objective = objective - float(params[name]) * factory()
         objective = O.with_virtual_layers(objective, virtual)
-        size = int(params["size"])
         problem = Problem(
             objective=objective, size=(size, size), batch=batch, maximize=True, include_top=parsed.needs_top,
             param=params["param"], transforms=transforms, steps=steps, optimizer="adam", lr=float(params["lr"]),

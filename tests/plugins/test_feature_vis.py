@@ -159,6 +159,19 @@ def test_mistakes_are_one_line_parameter_errors(params, fragment):
         assert str(info.value).startswith("effect 'feature-vis': parameter 'objective': "), str(info.value)
 
 
+def test_a_size_below_the_model_minimum_names_the_parameter_before_the_model_is_built(monkeypatch):
+    from gradfx.engine import models
+
+    def built(*args, **kwargs):
+        raise AssertionError("the model was built")
+
+    monkeypatch.setattr(models, "get_extractor", built)
+    with pytest.raises(ParameterError) as info:  # was the solver's "... use a larger size or fewer octaves"
+        run("feature-vis", None, weights="random", size=64, steps=1)
+    assert str(info.value) == ("effect 'feature-vis': parameter 'size': 64 is below inception_v3's minimum input of "
+                               "75 px; expected at least 75")
+
+
 def test_thresholds_beyond_steps_fail_in_prepare_without_a_model():
     with pytest.raises(ParameterError) as info:  # found only in build, after TensorFlow loaded; --check missed it
         prepare("feature-vis", {"thresholds": "50", "steps": 10})
