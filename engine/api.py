@@ -26,7 +26,7 @@ import numpy as np
 
 from . import imageio
 from .effect import Effect, Output, RunContext
-from .errors import GradfxError, ParameterError, PluginError
+from .errors import GradfxError, ImageError, ParameterError, PluginError
 from .params import Param
 from .progress import CancelToken, ProgressCallback, ProgressEvent
 from .registry import Registry, get_registry
@@ -251,7 +251,14 @@ def _execute(eff: Effect, params: dict[str, Any], loaded: imageio.LoadedImage | 
 
     def load(path: str) -> imageio.LoadedImage:
         if path not in images:
-            images[path] = imageio.load_image(path)
+            try:
+                images[path] = imageio.load_image(path)
+            except ImageError as exc:  # say which parameter named the file (style, guide, mask...)
+                names = [p.name for p in eff.schema if path == params.get(p.name) or (
+                    isinstance(params.get(p.name), (list, tuple)) and path in params[p.name])]
+                if not names:
+                    raise
+                raise type(exc)(f"effect {eff.name!r}: parameter {names[0]!r}: {exc}") from None
         return images[path]
 
     resolutions: dict[tuple[str, bool], Any] = {}
@@ -439,8 +446,8 @@ def run_chain(steps: Sequence[Step | Mapping[str, Any] | tuple[str, Mapping[str,
             result = _execute(eff, resolved, current, model=model_name, weights=weights, seed=seed,
                               device=device, progress=progress, cancel=cancel, registry=registry,
                               stage_prefix=f"step {i}/{len(prepared)} {eff.name} · ")
-        except GradfxError as exc:  # a bad style image, layer or weights file: say which step
-            raise type(exc)(f"step {i} ({eff.name}): {exc}") from None
+        except GradfxError as exc:  # a bad style image, layer or weights file: say which step (for the effect)
+            raise type(exc)(f"step {i} ({eff.name}): {str(exc).removeprefix(f'effect {eff.name!r}: ')}") from None
         reports.append(result.report)
         if folder is not None:
             imageio.save_image(folder / f"step{i:02d}-{eff.name}.png", result.image, alpha=result.alpha)

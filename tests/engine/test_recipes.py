@@ -271,6 +271,7 @@ def test_an_error_while_a_step_runs_names_the_step(reg, tmp_path):
     with pytest.raises(ImageError) as err:
         run_chain([("tint", {"overlay": str(src)}), ("tint", {"overlay": str(tmp_path / "notes.png")})], src)
     assert str(err.value).startswith("step 2 (tint): ") and "not an image" in str(err.value)  # it named no step
+    assert str(err.value).startswith("step 2 (tint): parameter 'overlay': "), str(err.value)  # nor the parameter
 
 
 def test_chain_check_fails_on_a_missing_recipe_input(reg, tmp_path, capsys):

@@ -197,6 +197,16 @@ def test_unknown_layer_and_channel_out_of_range(registry, make_image):
     assert all(w in str(err.value) for w in ("'channels'", "3,70", "64 channels", "0 to 63")), str(err.value)
 
 
+def test_a_guide_that_is_not_an_image_names_the_parameter(registry, make_image, tmp_path):
+    from gradfx.engine import ImageError
+
+    text = tmp_path / "text.png"
+    text.write_text("hello\n")
+    with pytest.raises(ImageError) as err:  # was "…/text.png: is a text file, not an image; …"
+        run("deepdream", make_image(40, 40), **VGG, layers="block1_conv2:1", guide=str(text), steps=1)
+    assert str(err.value).startswith(f"effect 'deepdream': parameter 'guide': {text}: is a text file"), str(err.value)
+
+
 def test_a_tile_below_the_model_minimum_names_the_parameter_and_the_fix(registry, make_image):
     with pytest.raises(ParameterError) as err:  # was "tile 16 is below the model's minimum of 32 px"
         run("deepdream", make_image(40, 40), **VGG, layers="block1_conv2:1", tile=16, steps=1)
