@@ -249,6 +249,8 @@ def _from_path(src: PathLike, limit: int) -> LoadedImage:
     if isinstance(path, bytes):
         path = os.fsdecode(path)
     shown = path
+    if "\x00" in path:  # os.stat would raise a bare ValueError ("embedded null byte")
+        raise ImageError(f"{path!r}: a file path cannot hold a null byte (\\x00); check the path")
     try:
         st = os.stat(path)
     except OSError as exc:

@@ -393,6 +393,16 @@ def test_missing_file_and_folder(tmp_path):
     assert "folder" in assert_one_line_image_error(excinfo, str(tmp_path))
 
 
+def test_a_path_with_a_null_byte_is_a_one_line_image_error():
+    from gradfx.engine import run
+
+    with pytest.raises(ImageError) as excinfo:  # was a bare ValueError: embedded null byte
+        load_image("a\x00.png")
+    assert "null byte" in assert_one_line_image_error(excinfo, "a\\x00.png")
+    with pytest.raises(ImageError, match="null byte"):
+        run("deepdream", "a\x00.png")
+
+
 def test_devices_are_not_read():
     with pytest.raises(ImageError) as excinfo:
         load_image("/dev/null")
