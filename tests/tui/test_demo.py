@@ -29,6 +29,21 @@ def test_the_built_in_recipes_are_valid_and_use_only_parameters_the_effects_decl
     assert loads_recipe(demo.recipe_text("feature-vis")).steps[0].effect == "feature-vis"
 
 
+def test_the_command_each_built_in_recipe_gives_to_run_it_checks_ok(registry, tmp_path, monkeypatch, capsys):
+    # style-dream.toml said "Run it yourself: gradfx chain style-dream.toml", but its images exist only where
+    # gradfx demo wrote them: --check failed with "painting.png does not exist"
+    import re
+
+    monkeypatch.chdir(tmp_path)
+    samples.write_samples(tmp_path / "gradfx-demo", 64)
+    for name in demo.DEMO_RECIPES:
+        text = demo.recipe_text(name)
+        (tmp_path / "gradfx-demo" / f"{name}.toml").write_text(text)
+        commands = re.findall(r"^#.*gradfx chain (\S+\.toml)", text, re.M)
+        assert commands == [f"gradfx-demo/{name}.toml"], commands
+        assert main(["chain", commands[0], "--check"]) == 0, capsys.readouterr().err
+
+
 def test_samples_are_deterministic_images_with_structure():
     a, b = samples.landscape(96), samples.landscape(96)
     assert a.shape == (96, 128, 3) and a.dtype == np.float32 and a.tobytes() == b.tobytes()
