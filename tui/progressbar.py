@@ -15,6 +15,9 @@ _err = Console(stderr=True)
 
 
 class ProgressBar:
+    """Draws from the first progress event on: an error before any step prints its one line and nothing else
+    (a bar started at once printed an empty line when it closed)."""
+
     def __init__(self, *, disable: bool = False) -> None:
         self.disable = disable
         self._progress = Progress(
@@ -24,17 +27,21 @@ class ProgressBar:
         )
         self._task: Any = None
         self._stage = ""
+        self._started = False
 
     def __enter__(self) -> ProgressBar:
-        self._progress.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._progress.__exit__(*exc)
+        if self._started:
+            self._progress.stop()
 
     def update(self, event: ProgressEvent) -> None:
         if self.disable:
             return
+        if not self._started:
+            self._progress.start()
+            self._started = True
         if self._task is None or event.stage != self._stage:
             if self._task is not None:
                 self._progress.remove_task(self._task)

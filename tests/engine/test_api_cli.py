@@ -225,3 +225,10 @@ def test_every_name_the_api_exports_is_a_lazy_name_of_the_package():
     for name in api.__all__:
         assert name in gradfx.engine.__all__, name
         assert getattr(gradfx.engine, name) is getattr(api, name), name
+
+
+def test_an_error_before_any_step_prints_its_one_line_and_no_blank_line_before_it(reg, photo, tmp_path, capsys):
+    # the progress bar was started before the run and printed an empty line when it closed on the error
+    assert main(["run", "tiny-dream", str(photo), "-o", str(tmp_path / "o.png"), "--weights", "bogus"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("gradfx: error: unknown weights 'bogus'") and err.count("\n") == 1, repr(err)
