@@ -38,7 +38,7 @@ from gradfx.engine.registry import BUILTIN, Registry, get_registry
 from .chain import ChainStep, load_recipe, save_recipe
 from .preview import shrink
 from .screens import RECIPE_SUFFIXES, ErrorDialog, FilePicker, HelpScreen, PathPrompt, TextPrompt, suffix_list
-from .widgets import ChainView, EffectBrowser, ParamForm, Preview, RunPanel, short_path
+from .widgets import ChainView, EffectBrowser, ParamForm, Preview, RunPanel, chain_step, short_path
 
 #: seconds between preview copies from the engine thread
 PREVIEW_INTERVAL = 0.4
@@ -114,6 +114,8 @@ class GradfxApp(App[None]):
             self.steps = steps
 
     class RunProgress(Message):
+        """A progress event, and the losses so far of its chain step."""
+
         def __init__(self, event: ProgressEvent, losses: list[float]) -> None:
             super().__init__()
             self.event, self.losses = event, losses
@@ -449,10 +451,13 @@ class GradfxApp(App[None]):
         from gradfx.engine import device as devices
 
         devices.quiet_tensorflow()
-        losses: list[float] = []
-        last = {"progress": 0.0, "preview": time.monotonic()}
+        losses: list[float] = []  # the current chain step's: the sparkline shows one step's curve
+        last: dict[str, Any] = {"progress": 0.0, "preview": time.monotonic(), "step": None}
 
         def progress(event: ProgressEvent) -> None:
+            if chain_step(event) != last["step"]:
+                last["step"] = chain_step(event)
+                losses.clear()
             losses.append(event.loss)
             now = time.monotonic()
             if now - last["progress"] >= PROGRESS_INTERVAL or event.step >= event.steps:

@@ -411,13 +411,20 @@ BAR_TOTAL = 1000
 _CHAIN_STEP = re.compile(r"step (\d+)/(\d+) ")
 
 
-def run_fraction(event: ProgressEvent) -> float:
-    """How far the whole run is: ``run_chain`` names each event's chain step in its stage (``step 2/3
-    deepdream · octave 1/3 ...``) and counts ``total_step`` within that step, so step 2 of 2 starts at 50%."""
+def chain_step(event: ProgressEvent) -> tuple[int, int] | None:
+    """Which chain step ``event`` comes from, and of how many: ``run_chain`` names it in the stage (``step 2/3
+    deepdream · octave 1/3 ...``) and counts ``total_step``, ``eta`` and the losses within that step. None
+    outside a chain."""
     match = _CHAIN_STEP.match(event.stage)
-    if match is None:
+    return None if match is None else (int(match[1]), int(match[2]))
+
+
+def run_fraction(event: ProgressEvent) -> float:
+    """How far the whole run is: step 2 of 2 starts at 50%."""
+    step = chain_step(event)
+    if step is None:
         return event.fraction
-    index, count = int(match[1]), int(match[2])
+    index, count = step
     return (index - 1 + event.fraction) / max(count, 1)
 
 
@@ -432,18 +439,23 @@ class RunPanel(Vertical):
     def reset(self, text: str) -> None:
         self.query_one("#bar", ProgressBar).update(total=1, progress=0)
         self.query_one("#losses", Sparkline).data = []
+        self.border_subtitle = ""
         self.status(text)
 
     def status(self, text: str) -> None:
         self.query_one("#status", Static).update(text)
 
     def show_event(self, event: ProgressEvent, losses: Sequence[float]) -> None:
+        """``losses``: the current chain step's (steps' losses differ by orders of magnitude)."""
         bar = self.query_one("#bar", ProgressBar)
         bar.update(total=BAR_TOTAL, progress=round(run_fraction(event) * BAR_TOTAL))
-        self.status(f"{event.stage} · step {event.step}/{event.steps} · ETA {format_seconds(event.eta)}"
+        step = chain_step(event)
+        of_step = f" for step {step[0]}/{step[1]}" if step and step[1] > 1 else ""  # the later steps' time is unknown
+        self.status(f"{event.stage} · step {event.step}/{event.steps} · ETA {format_seconds(event.eta)}{of_step}"
                     f" · loss {event.loss:.4g}")
         finite = [x for x in losses if np.isfinite(x)]
         self.query_one("#losses", Sparkline).data = finite[-200:]
+        self.border_subtitle = f"loss{of_step}"
 
 
 def short_path(path: str | Path | None, width: int = 40) -> str:

@@ -565,3 +565,25 @@ async def test_up_on_the_first_step_and_down_on_the_last_stay_there(tiny_registr
         browser.highlighted = browser.option_count - 1
         await pilot.press("down")
         assert browser.highlighted == browser.option_count - 1
+
+
+async def test_loss_sparkline_and_eta_are_the_current_chain_step_s(tiny_registry, sample, recording_app, wait_for):
+    # the sparkline mixed every step's losses (deepdream ~1, style-transfer ~3e5: the first step's line was
+    # flat), and the ETA, which covers only the current step, read "ETA 0:00" at the end of step 1 of 2
+    from gradfx.engine.progress import ProgressEvent
+
+    app = _app(recording_app, sample)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.loaded is not None)
+        await _add(pilot, "tiny-dream")
+        await _add(pilot, "tiny-dream")
+        app.chain[1].values["steps"] = "3"
+        await _run(pilot, wait_for)
+        assert [len(m.losses) for m in app.of(GradfxApp.RunProgress)][-1] == 3  # not 2 + 3
+        assert len(app.query_one("#losses").data) == 3
+        panel = app.query_one("#run")
+        event = ProgressEvent("step 1/2 tiny-dream · octave 1/1 (48x40)", 0, 1, 2, 2, 1.0, 3.0, total_step=2,
+                              total_steps=2)
+        panel.show_event(event, [2.0, 1.0])
+        assert "ETA 0:00 for step 1/2" in str(app.query_one("#status").render())
+        assert panel.border_subtitle == "loss for step 1/2"
