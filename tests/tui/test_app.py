@@ -574,13 +574,9 @@ async def test_loss_sparkline_and_eta_are_the_current_chain_step_s(tiny_registry
 
     app = _app(recording_app, sample)
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: app.loaded is not None)
-        await _add(pilot, "tiny-dream")
-        await _add(pilot, "tiny-dream")
-        app.chain[1].values["steps"] = "3"
-        await _run(pilot, wait_for)
-        assert [len(m.losses) for m in app.of(GradfxApp.RunProgress)][-1] == 3  # not 2 + 3
-        assert len(app.query_one("#losses").data) == 3
+        await _run(pilot, wait_for, "tiny-dream", "tiny-dream")  # two steps each
+        assert len(app.of(GradfxApp.RunProgress)[-1].losses) == 2  # not 2 + 2
+        assert len(app.query_one("#losses").data) == 2
         panel = app.query_one("#run")
         event = ProgressEvent("step 1/2 tiny-dream · octave 1/1 (48x40)", 0, 1, 2, 2, 1.0, 3.0, total_step=2,
                               total_steps=2)
