@@ -90,11 +90,11 @@ class EffectBrowser(_StopAtEnds):
 class ChainView(_StopAtEnds):
     """The steps of the chain, in order. The highlighted step is the one the form edits."""
 
-    BINDINGS = [
+    BINDINGS = [  # only Remove in the footer: with all four, ^s, ^o, f4 and f1 fell off it at 80 columns (f1 lists them)
         Binding("x,delete", "remove", "Remove"),
-        Binding("d", "duplicate", "Duplicate"),
-        Binding("shift+up,[", "move(-1)", "Move up"),
-        Binding("shift+down,]", "move(1)", "Move down"),
+        Binding("d", "duplicate", "Duplicate", show=False),
+        Binding("shift+up,[", "move(-1)", "Move up", show=False),
+        Binding("shift+down,]", "move(1)", "Move down", show=False),
     ]
 
     class Edit(Message):
