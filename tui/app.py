@@ -523,8 +523,9 @@ class GradfxApp(App[None]):
             self._error("Something went wrong", error)
 
     def _error(self, title: str, error: BaseException | str | None) -> None:
-        if isinstance(error, GradfxError):
-            message, details = str(error), _traceback(error.__cause__) if error.__cause__ else ""
+        if isinstance(error, GradfxError):  # run_chain re-raises a step's error "from None", naming the step
+            cause = error.__cause__ or error.__context__
+            message, details = str(error), _traceback(cause) if cause else ""
         elif isinstance(error, BaseException):
             message, details = f"{type(error).__name__}: {error}", _traceback(error)
         else:
