@@ -252,7 +252,7 @@ class ParamForm(VerticalScroll):
             field = Select([(c, c) for c in p.choices or ()], value=value, allow_blank=False, id=wid,
                            compact=True)
         elif p.picks_image:
-            field = ImageField(value, placeholder="paths (enter: pick one)" if p.kind == "images"
+            field = ImageField(value, placeholder="paths; enter: pick" if p.kind == "images"
                                else "enter: pick a file", id=wid, compact=True)
         else:
             field = Input(value, placeholder=p.allowed(), id=wid, compact=True)

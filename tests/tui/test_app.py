@@ -508,7 +508,8 @@ async def test_path_fields_are_wide_enough_to_use(tiny_registry, sample, recordi
     from gradfx.engine import Float, Images
 
     _register(tiny_registry, "tiny-style", Images("style", "style image(s)", required=True),
-              Float("content_weight", 1e4, "weight of the content loss", min=0.0))
+              Float("content_weight", 1e4, "weight of the content loss", min=0.0),
+              *(Float(f"w{i}", 1.0, "more fields: the form scrolls", min=0.0) for i in range(12)))
     for size, least in (((120, 40), 20), ((80, 24), 30)):
         app = _app(recording_app, sample)
         async with app.run_test(size=size) as pilot:
@@ -516,7 +517,8 @@ async def test_path_fields_are_wide_enough_to_use(tiny_registry, sample, recordi
             field = app.query_one("#param-style")
             browse = app.query_one("#browse-style")
             assert field.region.width >= least, (size, field.region)
-            assert len(field.placeholder) <= field.region.width, (size, field.placeholder)  # not cut
+            assert app.query_one(ParamForm).show_vertical_scrollbar
+            assert len(field.placeholder) < field.content_size.width, (size, field.placeholder)  # not cut
             assert browse.region.width and browse.region.right <= app.query_one(ParamForm).region.right
 
 
