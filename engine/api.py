@@ -447,7 +447,9 @@ def run_chain(steps: Sequence[Step | Mapping[str, Any] | tuple[str, Mapping[str,
                               device=device, progress=progress, cancel=cancel, registry=registry,
                               stage_prefix=f"step {i}/{len(prepared)} {eff.name} · ")
         except GradfxError as exc:  # a bad style image, layer or weights file: say which step (for the effect)
-            raise type(exc)(f"step {i} ({eff.name}): {str(exc).removeprefix(f'effect {eff.name!r}: ')}") from None
+            # keep what caused it (a decoder's or TensorFlow's error: the TUI's details, the CLI's --debug)
+            raise type(exc)(f"step {i} ({eff.name}): {str(exc).removeprefix(f'effect {eff.name!r}: ')}") \
+                from exc.__cause__
         reports.append(result.report)
         if folder is not None:
             imageio.save_image(folder / f"step{i:02d}-{eff.name}.png", result.image, alpha=result.alpha)
