@@ -523,7 +523,7 @@ class GradfxApp(App[None]):
             self._error("Something went wrong", error)
 
     def _error(self, title: str, error: BaseException | str | None) -> None:
-        if isinstance(error, GradfxError):  # run_chain re-raises a step's error "from None", naming the step
+        if isinstance(error, GradfxError):  # an error re-raised "from None" still has its original as context
             cause = error.__cause__ or error.__context__
             message, details = str(error), _traceback(cause) if cause else ""
         elif isinstance(error, BaseException):
