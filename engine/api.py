@@ -27,7 +27,7 @@ import numpy as np
 from . import imageio
 from .effect import Effect, Output, RunContext
 from .errors import GradfxError, ImageError, ParameterError, PluginError
-from .params import Param
+from .params import WEIGHT_MODES, Param
 from .progress import CancelToken, ProgressCallback, ProgressEvent
 from .registry import Registry, get_registry
 
@@ -396,6 +396,24 @@ def _report(eff: Effect, params: Mapping[str, Any], ctx: RunContext, output: Out
     }
 
 
+def check_models(prepared: Sequence[tuple[Effect, Mapping[str, Any], str]], weights: str | os.PathLike | None,
+                 *, registry: Registry | None = None) -> None:
+    """Before any compute: every step's model (``prepared`` holds (effect, parameters, model name) per step) is
+    registered, and ``weights``, unless a keyword, is a weights file there is. Imports TensorFlow (the model
+    hooks do); never downloads. Errors name the step."""
+    registry = registry or get_registry()
+    is_file = weights is not None and os.fspath(weights).strip().lower() not in WEIGHT_MODES
+    for i, (eff, _, model_name) in enumerate(prepared, 1):
+        try:
+            spec = registry.model(model_name)  # the first call imports TensorFlow quietly
+            if is_file:
+                from .models import resolve_weights
+
+                resolve_weights(spec, weights)  # a misspelt keyword, a missing file, a folder, a .keras model
+        except GradfxError as exc:
+            raise type(exc)(f"step {i} ({eff.name}): {exc}") from None
+
+
 @dataclass
 class Step:
     """One step of a chain: an effect name and its parameters (and optionally its own model/weights)."""
@@ -433,11 +451,7 @@ def run_chain(steps: Sequence[Step | Mapping[str, Any] | tuple[str, Mapping[str,
             raise ParameterError(f"{where}: effect {eff.name!r} works with models {', '.join(eff.models)}, "
                                  f"not {model_name!r}")
         prepared.append((eff, resolved, model_name))
-    for i, (eff, _, model_name) in enumerate(prepared, 1):  # then models (their hooks import TensorFlow)
-        try:
-            registry.model(model_name)
-        except GradfxError as exc:
-            raise type(exc)(f"step {i} ({eff.name}): {exc}") from None
+    check_models(prepared, weights, registry=registry)
     current = None if image is None else imageio.load_image(image)
     folder = None if snapshots is None else imageio.output_folder(snapshots, "snapshots folder")
     reports, result = [], None

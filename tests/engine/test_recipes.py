@@ -200,6 +200,18 @@ def test_chain_check_validates_only(reg, tmp_path, capsys):
     assert "2 step(s): tiny-dream -> tiny-dream" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("top, fragment", [
+    ("model = 'vgg91'\n", "step 1 (tiny-dream): unknown model 'vgg91' (did you mean 'vgg19'"),
+    ("weights = 'imagnet'\n", "step 1 (tiny-dream): unknown weights 'imagnet' (did you mean 'imagenet'"),
+    ("weights = 'gone.weights.h5'\n", "not found; check the path"),
+])
+def test_chain_check_checks_models_and_a_weights_file(reg, tmp_path, capsys, top, fragment):
+    recipe = write(tmp_path / "r.toml", f"{top}[[step]]\neffect = 'tiny-dream'\n")
+    assert main(["chain", str(recipe), "--check"]) == 2  # --check said ok and the run then failed
+    err = capsys.readouterr().err.strip()
+    assert fragment in err and "\n" not in err, err
+
+
 def test_a_snapshots_path_that_cannot_be_a_folder_fails_before_compute(reg, tmp_path, capsys, monkeypatch):
     src = png(tmp_path / "in.png")
     recipe = write(tmp_path / "r.toml", "[[step]]\neffect = 'tiny-dream'\n")

@@ -8,7 +8,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from gradfx.engine import imageio
+from gradfx.engine import api, imageio
 from gradfx.engine.recipes import load_recipe, recipe_input, run_recipe, validate_recipe
 from gradfx.engine.registry import get_registry
 
@@ -27,7 +27,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", help="output image (default: <input>-<recipe>.png)")
     p.add_argument("--snapshots", metavar="DIR", help="also keep each step's output in DIR (stepNN-EFFECT.png)")
     p.add_argument("--size", type=int, metavar="PX", help="resize the input to this longest side first")
-    p.add_argument("--check", action="store_true", help="only validate the recipe (fast, no compute)")
+    p.add_argument("--check", action="store_true", help="only validate the recipe: effects, parameters, files, models and a weights file (no compute)")
     add_common(p)
     p.set_defaults(func=main, seed=None, weights=None)  # None: the recipe's value (else 0 / auto)
 
@@ -38,7 +38,8 @@ def main(args: argparse.Namespace) -> int:
     prepared = validate_recipe(recipe, registry=reg, model=args.model)
     # a missing input file fails --check too; a recipe without one may still get it on the command line
     source = recipe_input(recipe, prepared, args.input, required=not args.check)
-    if args.check:
+    if args.check:  # models and a weights file too: the check imports TensorFlow, but computes nothing
+        api.check_models(prepared, args.weights or recipe.resolved_weights(), registry=reg)
         steps = " -> ".join(eff.name for eff, _, _ in prepared)
         print(f"{args.recipe}: ok, {len(prepared)} step(s): {steps}")
         return 0
