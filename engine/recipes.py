@@ -216,8 +216,9 @@ def _rebase(recipe: Recipe, target: Path, registry: Registry | None) -> Recipe:
             if p.name in params:  # image paths, init = "file", direction(L, 'v.npy')...
                 params[p.name] = p.map_paths(params[p.name], move)
         steps.append(Step(s.effect, params, s.model))
+    weights = move(recipe.weights) if _is_weights_file(recipe.weights) else recipe.weights
     return Recipe(steps=steps, input=move(recipe.input) if recipe.input else None, seed=recipe.seed,
-                  weights=move(recipe.weights) if _is_weights_file(recipe.weights) else recipe.weights, model=recipe.model, name=recipe.name, description=recipe.description,
+                  weights=weights, model=recipe.model, name=recipe.name, description=recipe.description,
                   base_dir=target, source=recipe.source)
 
 
