@@ -42,7 +42,8 @@ def main() -> None:
     layer = "block4_conv1"
     ext = models.get_extractor("vgg19", (layer,), "random", seed=0)
     at = sorted({int(s) for s in args.at.split(",") if int(s) <= args.steps} | {args.steps})
-    print(f"feature-vis, {args.size} px, {FV_PARAMS}, objective {FV_OBJECTIVE.format(layer=layer, channels='C')}")
+    print(f"feature-vis, {args.size} px, {FV_PARAMS}, objective {FV_OBJECTIVE.format(layer=layer, channels='C')}",
+          flush=True)
     print("| channel | " + " | ".join(f"{s} steps" for s in at) + " | seconds |")
     print("|---|" + "---|" * (len(at) + 1))
     for channel in (int(c) for c in args.channels.split(",")):

@@ -532,13 +532,14 @@ def section_featurevis(cfg: dict, res: Results, vgg) -> None:
     from gradfx.engine import imageio, models, run
 
     layer, size, k = "block4_conv1", cfg["fv_size"], cfg["fv_filters"]
+    objective = FV_OBJECTIVE.format(layer=layer, channels=f"0-{k - 1}")
     ext = models.get_extractor("vgg19", (layer,), "random", seed=0)
     channels = list(range(k))
 
     def ours():
         t0 = time.perf_counter()
         result = run("feature-vis", None, model="vgg19", weights="random", seed=0,
-                     objective=FV_OBJECTIVE.format(layer=layer, channels=f'0-{k - 1}'), size=size, steps=cfg["fv_gradfx_steps"],
+                     objective=objective, size=size, steps=cfg["fv_gradfx_steps"],
                      **FV_PARAMS)
         seconds = time.perf_counter() - t0
         images = [imageio.to_uint8(v) for key, v in result.extras.items()  # in channel order
@@ -563,9 +564,9 @@ def section_featurevis(cfg: dict, res: Results, vgg) -> None:
     res.note("featurevis", f"gradfx ranks of the target channel (0 = strongest): {granks}")
     res.note("featurevis", f"baseline ranks: {branks}")
     if gok < k:
-        res.note("featurevis", "how far more steps take the hardest channels: `python bench/featurevis_ceiling.py` "
-                               "(and 'What was tried' below)")
-    res.note("featurevis", f"gradfx = `run('feature-vis', objective='{FV_OBJECTIVE.format(layer=layer, channels=f'0-{k - 1}')}', "
+        res.note("featurevis", "how far more steps take the hardest channels: "
+                               "`python bench/featurevis_ceiling.py` (and 'What was tried' below)")
+    res.note("featurevis", f"gradfx = `run('feature-vis', objective='{objective}', "
                            f"{FV_PARAMS})`, the "
                            "separate per-channel images it writes; baseline = `keras_filter_visualization`, its "
                            "saved (contrast-normalised, 25 px cropped) images; ranks by mean activation of the "
@@ -575,7 +576,8 @@ def section_featurevis(cfg: dict, res: Results, vgg) -> None:
 #: the feature-vis effect's settings for the benchmark (see RESULTS.md for what else was tried)
 FV_PARAMS: dict = {"param": "pixel", "transforms": "none", "lr": 0.05}
 #: each image's own channel before its ReLU (a dead channel gets a gradient), against the layer's mean
-#: activation (so raising everything's contrast is not rewarded); {layer} and {channels} (one, or a range) are filled in
+#: activation (so raising everything's contrast is not rewarded); {layer} and {channels} (one, or a range) are
+#: filled in
 FV_OBJECTIVE = "{layer}_pre_relu:{channels} - mean({layer})"
 
 
