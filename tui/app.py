@@ -32,6 +32,7 @@ from textual.worker import Worker, WorkerState
 from gradfx.engine import api, imageio
 from gradfx.engine.effect import Effect
 from gradfx.engine.errors import GradfxError, ParameterError, UnknownEffectError, suggest
+from gradfx.engine.params import WEIGHT_MODES
 from gradfx.engine.progress import CancelToken, ProgressEvent
 from gradfx.engine.registry import BUILTIN, Registry, get_registry
 
@@ -44,7 +45,6 @@ from .widgets import ChainView, EffectBrowser, ParamForm, Preview, RunPanel, cha
 PREVIEW_INTERVAL = 0.4
 #: seconds between progress messages (the last step of a stage is always sent)
 PROGRESS_INTERVAL = 0.1
-WEIGHT_MODES = ("auto", "random", "imagenet")
 WEIGHT_SUFFIXES = (".h5", ".weights.h5", ".hdf5")  # what engine.models loads
 _MAIN_SCREEN_ACTIONS = {"run", "save", "open", "load_recipe", "save_recipe", "toggle_view", "help"}
 
