@@ -140,7 +140,7 @@ def prepare(effect: str | Effect, params: Mapping[str, Any] | None = None, *,
     except Exception as exc:  # noqa: BLE001 - a plugin's bug is reported as the plugin's failure
         plugin = registry.effect_plugin.get(eff.name, "?")
         raise PluginError(f"effect {eff.name!r} (plugin {plugin!r}) failed checking its parameters: "
-                          f"{type(exc).__name__}: {exc}; run with --debug for the traceback") from exc
+                          f"{type(exc).__name__}: {exc}") from exc
     base = Path(base_dir) if base_dir is not None else None
 
     def locate(p: Param, value: str) -> str:
@@ -327,7 +327,7 @@ def _execute(eff: Effect, params: dict[str, Any], loaded: imageio.LoadedImage | 
             # TensorFlow wraps errors raised while tracing in pages of "in user code" context: keep the last line
             lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
             raise PluginError(f"effect {eff.name!r} (plugin {plugin!r}) failed: {type(exc).__name__}: "
-                              f"{lines[-1] if lines else ''}; run with --debug for the traceback") from exc
+                              f"{lines[-1] if lines else ''}") from exc
     if not isinstance(output, Output):
         raise PluginError(f"effect {eff.name!r} returned {type(output).__name__}, not gradfx.engine.Output")
     shape = np.shape(output.image)

@@ -14,7 +14,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 
-from gradfx.engine.errors import GradfxError
+from gradfx.engine.errors import GradfxError, PluginError
 
 #: sub-command modules, in the order ``gradfx --help`` lists them
 COMMANDS = ("list_", "show", "run", "chain", "demo", "resume", "models", "plugins", "tui")
@@ -49,7 +49,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except GradfxError as exc:
         if args.debug:
             traceback.print_exc()
-        print(f"gradfx: error: {exc}", file=sys.stderr)
+        # a plugin's bug keeps its cause: the traceback (the TUI shows it under "details") is one flag away
+        hint = ("; run with --debug for the traceback"
+                if isinstance(exc, PluginError) and exc.__cause__ is not None and not args.debug else "")
+        print(f"gradfx: error: {exc}{hint}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("gradfx: interrupted", file=sys.stderr)

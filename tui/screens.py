@@ -21,13 +21,9 @@ class ErrorDialog(ModalScreen[None]):
     """A failed run, a broken plugin, a file that would not save: the message, and details on request."""
 
     BINDINGS = [Binding("escape,enter,q", "dismiss", "Close"), Binding("d", "details", "Details")]
-    #: the CLI's advice in engine messages; here the traceback is under "details" instead
-    CLI_DEBUG_HINT = "; run with --debug for the traceback"
 
     def __init__(self, title: str, message: str, details: str = "") -> None:
         super().__init__()
-        if details:
-            message = message.replace(self.CLI_DEBUG_HINT, "")
         self.title_text, self.message, self.details = title, message, details
 
     def compose(self) -> ComposeResult:
