@@ -807,7 +807,7 @@ def output_folder(path: PathLike, what: str = "output folder") -> pathlib.Path:
     except OSError as exc:
         why = "a file is in the way" if isinstance(exc, FileExistsError) else exc.strerror or exc
         raise OutputError(f"{what} {str(folder)!r} cannot be created ({why}); choose another folder") from None
-    check_output_path(folder / "probe.png")
+    _remove(_new_tmp(folder / "probe"))  # not check_output_path: a folder needs no extension or protect checks
     return folder
 
 
