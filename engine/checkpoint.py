@@ -63,6 +63,17 @@ class Checkpoint:
     def open(cls, folder: str | os.PathLike) -> tuple[Checkpoint, dict[str, Any], imageio.LoadedImage | None]:
         """An existing checkpoint, its run description and its input image."""
         folder = Path(folder)
+        spec = cls.read_spec(folder)
+        image = None
+        if (folder / INPUT_FILE).is_file():
+            image = _read_npz(folder / INPUT_FILE, lambda data: imageio.LoadedImage(
+                data["rgb"], data["alpha"] if "alpha" in data else None, str(folder / INPUT_FILE), "RGB"))
+        return cls(folder, spec.get("checkpoint_every", 10)), spec, image
+
+    @staticmethod
+    def read_spec(folder: str | os.PathLike) -> dict[str, Any]:
+        """A checkpoint's run description (``run.json``), without its input image; errors say what is wrong."""
+        folder = Path(folder)
         run_file = folder / RUN_FILE
         if not run_file.is_file():
             raise GradfxError(f"{str(folder)!r} is not a gradfx checkpoint (no {RUN_FILE}); start one with "
@@ -75,11 +86,7 @@ class Checkpoint:
         if missing:
             raise GradfxError(f"checkpoint {str(run_file)!r} is damaged (no {', '.join(missing)}); start the run "
                               "again")
-        image = None
-        if (folder / INPUT_FILE).is_file():
-            image = _read_npz(folder / INPUT_FILE, lambda data: imageio.LoadedImage(
-                data["rgb"], data["alpha"] if "alpha" in data else None, str(folder / INPUT_FILE), "RGB"))
-        return cls(folder, spec.get("checkpoint_every", 10)), spec, image
+        return spec
 
     def mark_done(self) -> None:
         spec = json.loads((self.folder / RUN_FILE).read_text())

@@ -25,7 +25,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    _, spec, _ = Checkpoint.open(args.checkpoint)
+    spec = Checkpoint.read_spec(args.checkpoint)  # resume_run loads the input image itself
     output = Path(args.output or spec.get("output") or "resumed.png")
     protect = spec.get("protect", [])
     # before any compute; the run's own output holds its partial image and is replaced, an -o file is not
