@@ -27,7 +27,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", help="output image (default: <input>-<recipe>.png)")
     p.add_argument("--snapshots", metavar="DIR", help="also keep each step's output in DIR (stepNN-EFFECT.png)")
     p.add_argument("--size", type=int, metavar="PX", help="resize the input to this longest side first")
-    p.add_argument("--check", action="store_true", help="only validate the recipe: effects, parameters, files, models and a weights file (no compute)")
+    p.add_argument("--check", action="store_true",
+                   help="only validate the recipe: effects, parameters, files, models and a weights file (no compute)")
     add_common(p)
     p.set_defaults(func=main, seed=None, weights=None)  # None: the recipe's value (else 0 / auto)
 

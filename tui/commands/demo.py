@@ -3,8 +3,8 @@
 It writes the generated samples (``landscape.png``, ``painting.png``), a copy of each recipe next to them (so
 ``gradfx chain DIR/style-dream.toml`` re-runs or, edited, varies it), each recipe's output and its steps, and
 ``overview.png``. Sizes and steps are chosen so the whole demo takes under a minute on two CPU cores (about
-20 s when they are idle). Without ImageNet weights it runs on seeded random weights and says so: the pipeline is real, the
-pictures show no learned features.
+20 s when they are idle). Without ImageNet weights it runs on seeded random weights and says so: the pipeline
+is real, the pictures show no learned features.
 """
 
 from __future__ import annotations
@@ -32,7 +32,8 @@ SAMPLE_SIZE = 256
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("demo", help="run the built-in recipes on built-in sample images (under a minute on two CPU cores)",
+    p = sub.add_parser("demo",
+                       help="run the built-in recipes on built-in sample images (under a minute on two CPU cores)",
                        description="Generate sample images, run the built-in recipes on them (a style transfer "
                                    "chained into a DeepDream, and a feature-visualisation contact sheet) and write "
                                    "the images plus one labelled overview sheet.")
