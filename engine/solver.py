@@ -199,7 +199,8 @@ class Solver:
                     f"{' or fewer stages' if coarse else ''}"
                 )
         if problem.tile and problem.tile < min_size:
-            raise ParameterError(f"tile {problem.tile} is below the model's minimum of {min_size} px")
+            raise ParameterError(f"parameter 'tile': {problem.tile} is below the model's minimum input of {min_size} "
+                                 f"px; expected 0 (the whole image) or at least {min_size}")
         if problem.tile and not self.param.pixel_space:
             raise ParameterError(f"tile needs the pixel parameterisation, not {self.param.name!r}")
         self.step_offset = step_offset

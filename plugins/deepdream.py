@@ -127,12 +127,7 @@ class DeepDream(Effect):
     # --- problem ---------------------------------------------------------------------------------------------
     def build(self, ctx: RunContext, params: Mapping[str, Any], init: np.ndarray | None = None) -> Problem:
         from gradfx.engine import Problem
-        from gradfx.engine.models import get_spec
 
-        min_size = get_spec(ctx.model).min_size
-        if 0 < params["tile"] < min_size:  # the solver's own check names neither the parameter nor the fix
-            raise ParameterError(f"parameter 'tile': {params['tile']} is below {ctx.model}'s minimum input of "
-                                 f"{min_size} px; expected 0 (the whole image) or at least {min_size}")
         layers = parse_layers(params["layers"])
         names = tuple(name for name, _ in layers)
         extractor = self._extractor(ctx, params, names)
