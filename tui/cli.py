@@ -20,6 +20,23 @@ from gradfx.engine.errors import GradfxError, PluginError
 COMMANDS = ("list_", "show", "run", "chain", "demo", "resume", "models", "plugins", "tui")
 
 
+class IntermixedParser(argparse.ArgumentParser):
+    """A sub-command's parser that takes options and positionals in any order (``gradfx run deepdream -p
+    steps=1 in.png -o x.png``): argparse's own parser fills ``effect`` and the optional ``input`` at the
+    first option and then refuses ``in.png`` as an unrecognised argument."""
+
+    _inner = False
+
+    def parse_known_args(self, args=None, namespace=None):  # type: ignore[override]
+        if self._inner:  # parse_known_intermixed_args calls this twice: once for options, once for positionals
+            return super().parse_known_args(args, namespace)
+        self._inner = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._inner = False
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gradfx",
@@ -28,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks and TensorFlow's log")
     parser.add_argument("--version", action="version", version="gradfx 0.1.0")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=IntermixedParser)
     for name in COMMANDS:
         importlib.import_module(f"gradfx.tui.commands.{name}").add_parser(sub)
     return parser

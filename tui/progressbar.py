@@ -16,9 +16,11 @@ _err = Console(stderr=True)
 
 class ProgressBar:
     """Draws from the first progress event on: an error before any step prints its one line and nothing else
-    (a bar started at once printed an empty line when it closed)."""
+    (a bar started at once printed an empty line when it closed). Only on a terminal: Rich draws nothing of a
+    transient bar into a file or a pipe but an empty line when it stops."""
 
     def __init__(self, *, disable: bool = False) -> None:
+        disable = disable or not _err.is_interactive
         self.disable = disable
         self._progress = Progress(
             TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),

@@ -5,6 +5,7 @@ format."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -56,5 +57,5 @@ def main(args: argparse.Namespace) -> int:
                             snapshots=args.snapshots, max_size=None if args.input else args.size)
     result.save(output, overwrite=True, protect=[] if args.overwrite else inputs, report=args.report)
     if args.snapshots and not args.quiet:
-        print(f"kept each step's output in {args.snapshots}/", file=sys.stderr)
+        print(f"kept each step's output in {os.path.join(args.snapshots, '')}", file=sys.stderr)  # one slash
     return progressbar.finish(result, output, interrupted=interrupt.hit, quiet=args.quiet)

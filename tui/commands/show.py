@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import textwrap
+from functools import partial
 
 from rich.console import Console
-from rich.table import Table
+from rich.text import Text
 
 from gradfx.engine.registry import get_registry
 
@@ -27,19 +29,24 @@ def main(args: argparse.Namespace) -> int:
         print(json.dumps({"effect": eff.name, "summary": eff.summary, "model": eff.model,
                           "needs_input": eff.needs_input, "params": params}, indent=2))
         return 0
-    console = Console()
-    console.print(f"[bold]{eff.name}[/] — {eff.summary}")
+    console = Console(highlight=False)
+    console.print(Text.assemble((eff.name, "bold"), f" — {eff.summary}"))
     console.print(f"plugin: {reg.effect_plugin[eff.name]}   default model: {eff.model}"
                   + ("" if eff.models is None else f" (works with {', '.join(eff.models)})")
                   + ("" if eff.needs_input else "   makes an image from nothing (no input needed)"))
-    table = Table(show_lines=False)
-    for col in ("parameter", "type", "default", "allowed", "help"):
-        table.add_column(col, overflow="fold")
+    # one parameter a block, its help wrapped under it: a table's help column was one word a line at 80
+    wrap = partial(textwrap.wrap, width=max(console.width, 40), subsequent_indent="    ",
+                   break_long_words=False, break_on_hyphens=False)
     for p in params:
-        default = p["default"] or ("(required)" if p["required"] else "-")
-        table.add_row(p["name"], p["type"], default, p["allowed"], p["help"])
-    console.print(table)
-    console.print(f"set with -p NAME=VALUE, e.g. gradfx run {eff.name} "
-                  f"{'photo.jpg ' if eff.needs_input else ''}-o out.png -p {params[0]['name']}="
-                  f"{params[0]['default'] or '...'}" if params else "")
+        default = f"default {p['default']}" if p["default"] else "required" if p["required"] else "no default"
+        lines = wrap(f"{p['name']}  {p['type']} · {default} · {p['allowed']}")
+        lines += wrap(p["help"], initial_indent="    ") if p["help"] else []
+        text = Text("\n" + "\n".join(lines))
+        text.stylize("bold", 1, 1 + len(p["name"]))
+        console.print(text, soft_wrap=True)  # wrapped here, with the indent; a long default keeps its line
+    if params:
+        console.print()
+        console.print(f"set with -p NAME=VALUE, e.g. gradfx run {eff.name} "
+                      f"{'photo.jpg ' if eff.needs_input else ''}-o out.png -p {params[0]['name']}="
+                      f"{params[0]['default'] or '...'}")
     return 0

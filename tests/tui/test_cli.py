@@ -1,0 +1,68 @@
+"""The command line as a user types it: argument order, what `gradfx show` prints, the closing lines."""
+
+from __future__ import annotations
+
+import pytest
+from PIL import Image as PILImage
+
+from gradfx.tui.cli import main
+
+
+def _size(path) -> tuple[int, int]:
+    with PILImage.open(path) as im:
+        return im.size
+
+
+@pytest.mark.parametrize("argv", [
+    ["run", "tiny-dream", "-p", "steps=1", "sample.png", "-o", "a.png"],
+    ["run", "-o", "a.png", "tiny-dream", "-q", "sample.png", "-p", "steps=1"],
+    ["run", "tiny-dream", "-o", "a.png", "-p", "steps=1", "sample.png"],
+])
+def test_run_takes_options_and_the_input_in_any_order(tiny_registry, sample, capsys, argv):
+    # argparse filled `input` (nargs="?") at the first option and refused the image after it
+    assert main([*argv, "--weights", "random", "--device", "cpu"]) == 0, capsys.readouterr().err
+    assert _size("a.png") == (48, 40)
+
+
+def test_chain_takes_options_before_the_recipe_and_prints_the_snapshots_folder_once(tiny_registry, sample,
+                                                                                     capsys, tmp_path):
+    (tmp_path / "r.toml").write_text('[[step]]\neffect = "tiny-dream"\nsteps = 1\n')
+    assert main(["chain", "-o", "b.png", "--snapshots", "snaps/", "r.toml", "--weights", "random",
+                 "sample.png", "--device", "cpu"]) == 0
+    err = capsys.readouterr().err
+    assert _size("b.png") == (48, 40) and (tmp_path / "snaps").is_dir()
+    assert "kept each step's output in snaps/\n" in err, err  # was snaps//
+
+
+def test_a_run_prints_no_blank_line_on_stderr(tiny_registry, sample, capsys):
+    # Rich's progress bar, stopped on a stderr that is not a terminal, printed an empty line before `wrote ...`
+    assert main(["run", "tiny-dream", "sample.png", "-o", "c.png", "--weights", "random", "-p", "steps=1"]) == 0
+    lines = capsys.readouterr().err.splitlines()
+    assert lines and all(line.strip() for line in lines), lines
+    assert lines[-1].startswith("wrote c.png")
+
+
+def test_show_reads_at_80_columns_with_each_help_whole_under_its_parameter(registry, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")  # what a pipe gets; a table squeezed the help to a word a line
+    from gradfx.engine.registry import get_registry
+
+    eff = get_registry().effect("style-transfer")
+    assert main(["show", "style-transfer"]) == 0
+    out = capsys.readouterr().out
+    blocks = {block.split()[0]: block for block in out.split("\n\n")[1:]}
+    for p in eff.schema:
+        block = blocks[p.name]
+        lines = block.splitlines()
+        assert all(len(line) <= 80 for line in lines), block
+        assert all(line.startswith("    ") for line in lines[1:]), block  # wrapped under the name
+        if p.help:
+            assert " ".join(block.split()).endswith(" ".join(p.help.split())), block
+
+
+def test_show_json_is_unchanged_by_the_width(registry, capsys, monkeypatch):
+    import json
+
+    monkeypatch.setenv("COLUMNS", "40")
+    assert main(["show", "deepdream", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["effect"] == "deepdream" and all("help" in p for p in shown["params"])
