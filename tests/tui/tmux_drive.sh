@@ -5,14 +5,18 @@
 #   bash tests/tui/tmux_drive.sh [WIDTHxHEIGHT]      (default 80x24; exit 0 = passed)
 #
 # Needs tmux. Uses the tiny test effect (tests/tui/tiny_plugin.py, loaded with --plugin) on random weights.
+# GRADFX_PYTHON names the interpreter whose gradfx is driven (test_tmux.py passes the one running the suite;
+# `python` on PATH may be another, without gradfx); its own tmux server keeps out of any other session.
 set -euo pipefail
+py="${GRADFX_PYTHON:-python}"
 size="${1:-80x24}"
 here="$(cd "$(dirname "$0")" && pwd)"
 work="$(mktemp -d)"
 session="gradfx-drive-$$"
-trap 'tmux kill-session -t "$session" 2>/dev/null || true; rm -rf "$work"' EXIT
+tmux() { command tmux -L "$session" "$@"; }
+trap 'tmux kill-server 2>/dev/null || true; rm -rf "$work"' EXIT
 
-python - "$work/sample.png" <<'EOF'
+"$py" - "$work/sample.png" <<'EOF'
 import sys
 import numpy as np
 from PIL import Image
@@ -35,7 +39,7 @@ wait_for() {  # wait_for TEXT SECONDS
 }
 
 tmux new-session -d -s "$session" -x "${size%x*}" -y "${size#*x}" \
-    "cd '$work' && PYTHONPATH='$here'\${PYTHONPATH:+:\$PYTHONPATH} GRADFX_OFFLINE=1 gradfx tui sample.png \
+    "cd '$work' && PYTHONPATH='$here'\${PYTHONPATH:+:\$PYTHONPATH} GRADFX_OFFLINE=1 '$py' -m gradfx.tui.cli tui sample.png \
      --plugin tiny_plugin --weights random --device cpu; echo \"gradfx exited \$?\"; sleep 30"
 
 wait_for "Effects" 60
@@ -53,7 +57,7 @@ wait_for "saved sample-tiny-dream.png" 20
 tmux send-keys -t "$session" C-q
 wait_for "gradfx exited 0" 20
 
-python - "$work/sample-tiny-dream.png" <<'EOF'
+"$py" - "$work/sample-tiny-dream.png" <<'EOF'
 import sys
 from PIL import Image
 with Image.open(sys.argv[1]) as im:
