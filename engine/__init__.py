@@ -25,6 +25,7 @@ from .errors import (
 from .hookspecs import hookimpl
 from .params import Bool, Choice, Float, Floats, Image, ImageOr, Images, Int, Param, Precision, Schema, Str
 from .progress import CancelToken, ProgressCallback, ProgressEvent
+from .version import __version__
 
 _LAZY = {
     # name: module
@@ -50,7 +51,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
-    "Effect", "Output", "RunContext", "hookimpl", "Param", "Schema", "Int", "Float", "Floats", "Bool", "Str",
+    "__version__", "Effect", "Output", "RunContext", "hookimpl", "Param", "Schema", "Int", "Float", "Floats", "Bool", "Str",
     "Choice", "Image", "ImageOr", "Images", "Precision", "CancelToken", "ProgressCallback", "ProgressEvent", "GradfxError",
     "ImageError", "ParameterError", "UnknownEffectError", "PluginError", "WeightsError", "DeviceError",
     "RecipeError", "NumericalError", "OutputError", *_LAZY,

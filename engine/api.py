@@ -30,8 +30,8 @@ from .errors import GradfxError, ImageError, ParameterError, PluginError
 from .params import WEIGHT_MODES, Param
 from .progress import CancelToken, ProgressCallback, ProgressEvent
 from .registry import Registry, get_registry
+from .version import __version__
 
-VERSION = "0.1.0"
 #: the largest seed numpy and Keras accept (seeds run from 0 to 2**32 - 1)
 MAX_SEED = 2**32 - 1
 
@@ -364,7 +364,7 @@ def _report(eff: Effect, params: Mapping[str, Any], ctx: RunContext, output: Out
             warnings.append(w.warning)
     losses = [x for s in sols for x in s.losses]
     return {
-        "gradfx": VERSION,
+        "gradfx": __version__,
         "effect": eff.name,
         "plugin": registry.effect_plugin.get(eff.name),
         "model": model,

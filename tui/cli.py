@@ -15,6 +15,7 @@ import traceback
 from collections.abc import Sequence
 
 from gradfx.engine.errors import GradfxError, PluginError
+from gradfx.engine.version import __version__
 
 #: sub-command modules, in the order ``gradfx --help`` lists them
 COMMANDS = ("list_", "show", "run", "chain", "demo", "resume", "models", "plugins", "tui")
@@ -44,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
         "DeepDream, feature visualisation, and any effect a plugin adds.",
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks and TensorFlow's log")
-    parser.add_argument("--version", action="version", version="gradfx 0.1.0")
+    parser.add_argument("--version", action="version", version=f"gradfx {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=IntermixedParser)
     for name in COMMANDS:
         importlib.import_module(f"gradfx.tui.commands.{name}").add_parser(sub)
