@@ -1,19 +1,19 @@
 """The gradfx terminal UI: choose effects, chain them, set their parameters, run with a live preview, save.
 
-The engine runs in a thread worker. Its progress callback never waits for the UI: it posts a message at
-most ten times a second and copies a preview image off the device at most a few times a second
-(:data:`PREVIEW_INTERVAL`). Everything the app does is announced by a message (``RunStarted``,
-``RunProgress``, ``PreviewReady``, ``RunFinished``, ``RunFailed``, ``OutputSaved``, ``RecipeLoaded``,
-``RecipeSaved``) so tests and embedders can follow it.
+This module holds the app's frame: layout, the command palette, the top bar, the input image, editing the
+chain, errors. Running is ``running.py`` (the engine in a thread worker whose progress callback never waits
+for the UI: a message at most ten times a second, a preview copied off the device at most every
+:data:`~gradfx.tui.running.PREVIEW_INTERVAL`), saving the output ``saving.py``, recipes ``recipes.py``; each
+is a mixin of :class:`GradfxApp`. Everything the app does is announced by a message (``messages.py``:
+``RunStarted``, ``RunProgress``, ``PreviewReady``, ``RunFinished``, ``RunFailed``, ``OutputSaved``,
+``RecipeLoaded``, ``RecipeSaved``, also reachable as ``GradfxApp.RunStarted``...) so tests and embedders can
+follow it.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
-import time
 import traceback
-from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
@@ -24,27 +24,26 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.containers import Horizontal, Vertical
-from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Footer, OptionList, Static
 from textual.worker import Worker, WorkerState
 
 from gradfx.engine import api, imageio
 from gradfx.engine.effect import Effect
-from gradfx.engine.errors import GradfxError, ParameterError, UnknownEffectError, suggest
+from gradfx.engine.errors import GradfxError
 from gradfx.engine.params import WEIGHT_MODES
-from gradfx.engine.progress import CancelToken, ProgressEvent
+from gradfx.engine.progress import CancelToken
 from gradfx.engine.registry import BUILTIN, Registry, get_registry
 
-from .chain import ChainStep, load_recipe, save_recipe
+from . import messages
+from .chain import ChainStep
 from .preview import shrink
-from .screens import RECIPE_SUFFIXES, ErrorDialog, FilePicker, HelpScreen, PathPrompt, TextPrompt, suffix_list
-from .widgets import ChainView, EffectBrowser, ParamForm, Preview, RunPanel, chain_step, short_path
+from .recipes import RecipeMixin
+from .running import RunMixin
+from .saving import SaveMixin
+from .screens import ErrorDialog, FilePicker, HelpScreen, TextPrompt, suffix_list
+from .widgets import ChainView, EffectBrowser, ParamForm, Preview, RunPanel, short_path
 
-#: seconds between preview copies from the engine thread
-PREVIEW_INTERVAL = 0.4
-#: seconds between progress messages (the last step of a stage is always sent)
-PROGRESS_INTERVAL = 0.1
 WEIGHT_SUFFIXES = (".h5", ".weights.h5", ".hdf5")  # what engine.models loads
 _MAIN_SCREEN_ACTIONS = {"run", "save", "open", "load_recipe", "save_recipe", "toggle_view", "help"}
 
@@ -89,8 +88,12 @@ class GradfxCommands(Provider):
                 yield Hit(score, matcher.highlight(title), callback, help=help_text)
 
 
-class GradfxApp(App[None]):
+class GradfxApp(RunMixin, SaveMixin, RecipeMixin, App[None]):
     """``gradfx tui [IMAGE]``."""
+
+    RunStarted, RunProgress, PreviewReady = messages.RunStarted, messages.RunProgress, messages.PreviewReady
+    RunFinished, RunFailed, OutputSaved = messages.RunFinished, messages.RunFailed, messages.OutputSaved
+    RecipeLoaded, RecipeSaved, DeviceFound = messages.RecipeLoaded, messages.RecipeSaved, messages.DeviceFound
 
     CSS_PATH = Path(__file__).with_name("app.tcss")
     TITLE = "gradfx"
@@ -106,54 +109,6 @@ class GradfxApp(App[None]):
         Binding("f4", "toggle_view", "View"),
         Binding("f1", "help", "Keys"),
     ]
-
-    # --- messages ------------------------------------------------------------------------------------------
-    class RunStarted(Message):
-        def __init__(self, steps: list[tuple[str, dict[str, Any], str | None]]) -> None:
-            super().__init__()
-            self.steps = steps
-
-    class RunProgress(Message):
-        """A progress event, and the losses so far of its chain step."""
-
-        def __init__(self, event: ProgressEvent, losses: list[float]) -> None:
-            super().__init__()
-            self.event, self.losses = event, losses
-
-    class PreviewReady(Message):
-        def __init__(self, image: np.ndarray) -> None:
-            super().__init__()
-            self.image = image
-
-    class RunFinished(Message):
-        def __init__(self, result: api.Result, cancelled: bool) -> None:
-            super().__init__()
-            self.result, self.cancelled = result, cancelled
-
-    class RunFailed(Message):
-        def __init__(self, error: BaseException) -> None:
-            super().__init__()
-            self.error = error
-
-    class OutputSaved(Message):
-        def __init__(self, paths: list[Path]) -> None:
-            super().__init__()
-            self.paths = paths
-
-    class RecipeLoaded(Message):
-        def __init__(self, path: Path, steps: list[ChainStep]) -> None:
-            super().__init__()
-            self.path, self.steps = path, steps
-
-    class DeviceFound(Message):
-        def __init__(self, label: str) -> None:
-            super().__init__()
-            self.label = label
-
-    class RecipeSaved(Message):
-        def __init__(self, path: Path) -> None:
-            super().__init__()
-            self.path = path
 
     # --- set-up --------------------------------------------------------------------------------------------
     def __init__(self, image: str | os.PathLike | None = None, *, weights: str = "auto", seed: int = 0,
@@ -230,9 +185,9 @@ class GradfxApp(App[None]):
             label = devices.device_name(self.device)
         except GradfxError as exc:
             label = f"unavailable ({exc})"
-        self.post_message(self.DeviceFound(label))  # thread-safe, and a no-op if the app has gone meanwhile
+        self.post_message(messages.DeviceFound(label))  # thread-safe, and a no-op if the app has gone meanwhile
 
-    def on_gradfx_app_device_found(self, message: DeviceFound) -> None:
+    def on_gradfx_app_device_found(self, message: messages.DeviceFound) -> None:
         self._set_device_label(message.label)
 
     def _set_device_label(self, label: str) -> None:
@@ -402,117 +357,13 @@ class GradfxApp(App[None]):
         self.push_screen(FilePicker(f"Choose {event.param.name}", start), chosen)
 
     # --- running -------------------------------------------------------------------------------------------
-    def _validated_steps(self) -> list[tuple[str, dict[str, Any], str | None]] | None:
-        if not self.chain:
-            self.notify("The chain is empty: choose an effect on the left and press enter.", severity="warning")
-            return None
-        steps = []
-        for i, step in enumerate(self.chain, 1):
-            eff = self.registry.effects.get(step.effect)
-            if eff is None:
-                self._error("Unknown effect", f"step {i}: effect {step.effect!r} is not registered "
-                                              "(a plugin may have failed to load); remove the step")
-                return None
-            try:
-                params = step.params(eff)
-                api.prepare(eff, params, registry=self.registry, where=f"step {i} ({eff.name})")
-            except GradfxError as exc:
-                self.current = i - 1
-                self.screen.remove_class("-show-run")  # the form has to be visible to fix the value
-                self.run_worker(self._refresh_chain(), group="chain")
-                self.notify(str(exc), title="Fix a parameter first", severity="error", timeout=8)
-                return None
-            steps.append((step.effect, params, step.model))
-        first = self.registry.effects[steps[0][0]]
-        if first.needs_input and self.loaded is None:
-            self.notify(f"{first.name} needs an input image: press ctrl+o to open one.", severity="warning")
-            return None
-        return steps
-
-    def action_run(self) -> None:
-        if self.running:
-            self.notify("A run is in progress: esc cancels it.", severity="warning")
-            return
-        steps = self._validated_steps()
-        if steps is None:
-            return
-        self.token = CancelToken()
-        self.running = True
-        self.refresh_bindings()
-        self.screen.add_class("-show-run")
-        self.query_one(RunPanel).reset(f"starting {' → '.join(e for e, _, _ in steps)}: loading the model "
-                                       f"({self.weights} weights)…")
-        self.post_message(self.RunStarted(steps))
-        self._run(steps, self.token, self.loaded if self.registry.effects[steps[0][0]].needs_input else None)
-
-    @work(thread=True, exit_on_error=False, group="run", name="run")
-    def _run(self, steps: list[tuple[str, dict[str, Any], str | None]], token: CancelToken,
-             image: imageio.LoadedImage | None) -> None:
-        from gradfx.engine import device as devices
-
-        devices.quiet_tensorflow()
-        losses: list[float] = []  # the current chain step's: the sparkline shows one step's curve
-        last: dict[str, Any] = {"progress": 0.0, "preview": time.monotonic(), "step": None}
-
-        def progress(event: ProgressEvent) -> None:
-            if chain_step(event) != last["step"]:
-                last["step"] = chain_step(event)
-                losses.clear()
-            losses.append(event.loss)
-            now = time.monotonic()
-            if now - last["progress"] >= PROGRESS_INTERVAL or event.step >= event.steps:
-                last["progress"] = now
-                self.post_message(self.RunProgress(dataclasses.replace(event, _preview=None), list(losses)))
-            if now - last["preview"] >= PREVIEW_INTERVAL:
-                last["preview"] = now
-                preview = event.preview()
-                if preview is not None:
-                    self.post_message(self.PreviewReady(shrink(preview)))
-
-        result = api.run_chain([api.Step(e, p, m) for e, p, m in steps], image, weights=self.weights, seed=self.seed,
-                               device=self.device, progress=progress, cancel=token, registry=self.registry)
-        self.post_message(self.RunFinished(result, token.cancelled))
-
-    def on_gradfx_app_run_progress(self, message: RunProgress) -> None:
-        self.query_one(RunPanel).show_event(message.event, message.losses)
-
-    def on_gradfx_app_preview_ready(self, message: PreviewReady) -> None:
-        if self.running:
-            self._show_image(message.image, "live")
-
-    def on_gradfx_app_run_finished(self, message: RunFinished) -> None:
-        self.running = False
-        self.refresh_bindings()
-        self.result = message.result
-        report = message.result.report
-        h, w = message.result.image.shape[:2]
-        self._show_image(shrink(message.result.image),
-                         f"result {w}×{h}" + (" (partial)" if message.result.partial else ""))
-        panel = self.query_one(RunPanel)
-        seconds = report.get("seconds", 0.0)
-        if message.result.partial:
-            why = "cancelled" if message.cancelled else "stopped early"
-            panel.status(f"{why} after {seconds:.1f}s: the image so far is kept — ctrl+s saves it")
-        else:
-            panel.status(f"done in {seconds:.1f}s — ctrl+s saves the output")
-            bar = panel.query_one("#bar")
-            bar.update(progress=bar.total)  # type: ignore[attr-defined]
-        warnings = [w for r in report.get("reports", [report]) for w in r.get("warnings", [])]
-        for warning in dict.fromkeys(warnings):
-            self.notify(warning, title="Warning", severity="warning", timeout=8)
-
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         worker = event.worker
         if event.state != WorkerState.ERROR:
             return
         error = worker.error
         if worker.group == "run":
-            self.running = False
-            self.refresh_bindings()
-            self.query_one(RunPanel).status("failed — see the error; fix it and press ctrl+r again")
-            self._show_input()  # not the last live image, still captioned "live"
-            self.post_message(self.RunFailed(error))  # type: ignore[arg-type]
-            self._error("The run failed", error)
+            self._run_failed(error)  # type: ignore[arg-type]
         elif worker.group == "load":
             self._error("Could not open the image", error)
         elif worker.group == "save":
@@ -532,11 +383,6 @@ class GradfxApp(App[None]):
             message, details = str(error), ""
         self.push_screen(ErrorDialog(title, message, details))
 
-    def action_cancel(self) -> None:
-        if self.running and self.token is not None:
-            self.token.cancel()
-            self.query_one(RunPanel).status("cancelling after the current step…")
-
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in _MAIN_SCREEN_ACTIONS and isinstance(self.screen, ModalScreen):
             return False  # a dialog is open: its keys, not the main screen's (ctrl+r, ctrl+s... are priority)
@@ -547,158 +393,6 @@ class GradfxApp(App[None]):
         return True
 
     # --- saving --------------------------------------------------------------------------------------------
-    def _protected(self) -> list[str]:
-        paths = [str(self.image_path)] if self.image_path else []
-        for step in self.chain:
-            eff = self.registry.effects.get(step.effect)
-            if eff is not None:  # images, init = a file, direction(L, 'v.npy')...
-                paths += [path for _, path in eff.schema.files(step.values)]
-        return paths
-
-    def default_output(self) -> Path:
-        stem = self.image_path.stem if self.image_path else "gradfx"
-        last = self.chain[-1].effect if self.chain else "out"
-        if self.result is not None:
-            names = self.result.report.get("chain") or [self.result.report.get("effect", last)]
-            last = names[-1]
-        path = Path(f"{stem}-{last}.png")
-        n = 2
-        while path.exists():
-            path = Path(f"{stem}-{last}-{n}.png")
-            n += 1
-        return path
-
-    def action_save(self) -> None:
-        if self.result is None:
-            self.notify("Nothing to save yet: ctrl+r runs the chain.", severity="warning")
-            return
-        self._ask_path("Save output as", str(self.default_output()), "", self._save, problem=self._output_problem)
-
-    def _ask_path(self, title: str, value: str, hint: str, save: Callable[[Path], None], *,
-                  problem: Callable[[Path], str | None] = lambda path: None,
-                  normalise: Callable[[Path], Path] = lambda path: path, confirmed: Path | None = None) -> None:
-        """Ask where to save, then ``save(path)``. The prompt stays open, keeping the name for editing, while
-        ``problem(path)`` has something to say; replacing an existing file takes enter a second time."""
-        def chosen(path: Path | None) -> None:
-            if path is None:
-                return
-            path = normalise(path)
-            again = partial(self._ask_path, title, str(path), save=save, problem=problem, normalise=normalise)
-            why = problem(path)
-            if why:
-                again(why)
-            elif path.exists() and path != confirmed:
-                again(f"{path} exists: enter again to replace it, or edit the name", confirmed=path)
-            else:
-                save(path)
-
-        self.push_screen(PathPrompt(title, value, hint), chosen)
-
-    def _output_problem(self, path: Path) -> str | None:
-        """Why ``Result.save`` would refuse ``path`` (an unknown extension, a missing folder, an image the
-        chain reads), in the TUI's words; None if it would not."""
-        try:
-            imageio.check_output_path(path)
-        except GradfxError as exc:
-            return str(exc)
-        try:
-            imageio.check_output_path(path, protect=self._protected())
-        except GradfxError:
-            return f"{path} is an image the chain reads (the input or a parameter): choose another name"
-        return None
-
-    @work(thread=True, exit_on_error=False, group="save")
-    def _save(self, path: Path) -> None:
-        assert self.result is not None
-        written = self.result.save(path, overwrite=True, protect=self._protected())
-        self.call_from_thread(self._saved, written)
-
-    def _saved(self, written: list[Path]) -> None:
-        self.saved = written[0]
-        self.query_one(RunPanel).status(f"saved {short_path(written[0], 60)}"
-                                        + (f" and {len(written) - 1} more file(s)" if len(written) > 1 else ""))
-        self.notify(f"saved {written[0]}" + (f" (+{len(written) - 1} more)" if len(written) > 1 else ""))
-        self.post_message(self.OutputSaved(list(written)))
-
-    # --- recipes -------------------------------------------------------------------------------------------
-    def action_load_recipe(self) -> None:
-        def chosen(path: Path | None) -> None:
-            if path is not None:
-                self._apply_recipe(path)
-
-        self.push_screen(FilePicker("Load recipe", None, RECIPE_SUFFIXES), chosen)
-
-    def _apply_recipe(self, path: Path) -> None:
-        path_params = {name: [p for p in eff.schema if p.has_paths] for name, eff in self.registry.effects.items()}
-        try:
-            recipe = load_recipe(path, path_params)
-            for i, step in enumerate(recipe.steps, 1):
-                eff = self.registry.effects.get(step.effect)
-                if eff is None:
-                    raise UnknownEffectError(f"{path}: step {i}: unknown effect {step.effect!r}"
-                                             f"{suggest(step.effect, self.registry.effects)}; "
-                                             "'gradfx list' shows the effects")
-                unknown = [k for k in step.values if k not in eff.schema]
-                if unknown:
-                    raise eff.schema.unknown(unknown[0], f"{path}: step {i} ({eff.name})")
-        except GradfxError as exc:
-            self._error("Could not load the recipe", exc)
-            return
-        self.chain = recipe.steps
-        self.current = 0
-        self.run_worker(self._refresh_chain(), group="chain")
-        self.query_one(ChainView).focus()  # show the loaded steps, not the effect the browser is on
-        adopted = []
-        if recipe.seed is not None:
-            self.seed = recipe.seed
-            adopted.append(f"seed {recipe.seed}")
-        if recipe.weights is not None and self.weights == "auto":
-            self.weights = recipe.weights
-            adopted.append(f"weights {recipe.weights}")
-        if recipe.input and self.image_path is None:
-            if Path(recipe.input).is_file():
-                self._load_input(Path(recipe.input))
-                adopted.append("its input image")
-            else:
-                self.notify(f"the recipe's input {recipe.input} is not a file: ctrl+o opens an input image",
-                            severity="warning", timeout=10)
-        self._update_topbar()
-        self.notify(f"loaded {len(recipe.steps)} step(s) from {path}"
-                    + (f" (with {', '.join(adopted)})" if adopted else ""))
-        self.post_message(self.RecipeLoaded(path, recipe.steps))
-
-    def action_save_recipe(self) -> None:
-        if not self.chain:
-            self.notify("The chain is empty: nothing to save.", severity="warning")
-            return
-        try:
-            steps = []
-            for i, step in enumerate(self.chain, 1):
-                eff = self.registry.effect(step.effect)
-                try:
-                    steps.append((step.effect, step.params(eff), step.model))
-                except ParameterError as exc:
-                    raise ParameterError(f"step {i} ({eff.name}): {exc}") from None
-        except GradfxError as exc:
-            self._error("Could not save the recipe", exc)
-            return
-
-        def save(path: Path) -> None:
-            folder = path.expanduser().resolve().parent
-            try:
-                written = save_recipe(
-                    path, [(e, _relative_images(self.registry, e, p, folder), m) for e, p, m in steps],
-                    input=_relative(str(self.image_path), folder) if self.image_path else None,
-                    seed=self.seed or None, weights=None if self.weights == "auto" else self.weights)
-            except (GradfxError, OSError) as exc:
-                self._error("Could not save the recipe", exc)
-                return
-            self.notify(f"saved recipe {written}")
-            self.post_message(self.RecipeSaved(Path(written)))
-
-        self._ask_path("Save recipe as", "recipe.toml", "enter: save · esc: cancel · image paths are written "
-                       "relative to the recipe", save, normalise=_toml)
-
     async def action_quit(self) -> None:
         if self.token is not None:
             self.token.cancel()  # the engine thread stops after its current step instead of running on
@@ -729,24 +423,3 @@ def _traceback(error: BaseException | None) -> str:
     return "".join(traceback.format_exception(type(error), error, error.__traceback__))
 
 
-def _toml(path: Path) -> Path:
-    return path if path.suffix.lower() == ".toml" else path.with_suffix(".toml")
-
-
-def _relative(path: str, folder: Path) -> str:
-    """``path`` (absolute, or relative to the working folder) relative to ``folder``, for a recipe there."""
-    try:
-        return os.path.relpath(Path(path).expanduser().resolve(), folder)
-    except ValueError:  # another drive (Windows)
-        return path
-
-
-def _relative_images(registry: Registry, effect: str, params: dict[str, Any], folder: Path) -> dict[str, Any]:
-    eff = registry.effects.get(effect)
-    if eff is None:
-        return params
-    out = dict(params)
-    for p in eff.schema:  # images, init = a file, direction(L, 'v.npy')...
-        if p.has_paths and p.name in out:
-            out[p.name] = p.map_paths(out[p.name], lambda path: _relative(path, folder))
-    return out

@@ -1,0 +1,141 @@
+"""The TUI's runs: checking the chain before a run, running it in a thread worker with throttled progress and
+preview messages, showing the result, cancelling. A mixin of :class:`~gradfx.tui.app.GradfxApp`."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any
+
+from textual import work
+
+from gradfx.engine import api, imageio
+from gradfx.engine.errors import GradfxError
+from gradfx.engine.progress import CancelToken, ProgressEvent
+
+from .messages import PreviewReady, RunFailed, RunFinished, RunProgress, RunStarted
+from .preview import shrink
+from .widgets import RunPanel, chain_step
+
+#: seconds between preview copies from the engine thread
+PREVIEW_INTERVAL = 0.4
+#: seconds between progress messages (the last step of a stage is always sent)
+PROGRESS_INTERVAL = 0.1
+
+
+class RunMixin:
+    """ctrl+r, esc and what a run posts (RunStarted, RunProgress, PreviewReady, RunFinished)."""
+
+    def _validated_steps(self) -> list[tuple[str, dict[str, Any], str | None]] | None:
+        if not self.chain:
+            self.notify("The chain is empty: choose an effect on the left and press enter.", severity="warning")
+            return None
+        steps = []
+        for i, step in enumerate(self.chain, 1):
+            eff = self.registry.effects.get(step.effect)
+            if eff is None:
+                self._error("Unknown effect", f"step {i}: effect {step.effect!r} is not registered "
+                                              "(a plugin may have failed to load); remove the step")
+                return None
+            try:
+                params = step.params(eff)
+                api.prepare(eff, params, registry=self.registry, where=f"step {i} ({eff.name})")
+            except GradfxError as exc:
+                self.current = i - 1
+                self.screen.remove_class("-show-run")  # the form has to be visible to fix the value
+                self.run_worker(self._refresh_chain(), group="chain")
+                self.notify(str(exc), title="Fix a parameter first", severity="error", timeout=8)
+                return None
+            steps.append((step.effect, params, step.model))
+        first = self.registry.effects[steps[0][0]]
+        if first.needs_input and self.loaded is None:
+            self.notify(f"{first.name} needs an input image: press ctrl+o to open one.", severity="warning")
+            return None
+        return steps
+
+    def action_run(self) -> None:
+        if self.running:
+            self.notify("A run is in progress: esc cancels it.", severity="warning")
+            return
+        steps = self._validated_steps()
+        if steps is None:
+            return
+        self.token = CancelToken()
+        self.running = True
+        self.refresh_bindings()
+        self.screen.add_class("-show-run")
+        self.query_one(RunPanel).reset(f"starting {' → '.join(e for e, _, _ in steps)}: loading the model "
+                                       f"({self.weights} weights)…")
+        self.post_message(RunStarted(steps))
+        self._run(steps, self.token, self.loaded if self.registry.effects[steps[0][0]].needs_input else None)
+
+    @work(thread=True, exit_on_error=False, group="run", name="run")
+    def _run(self, steps: list[tuple[str, dict[str, Any], str | None]], token: CancelToken,
+             image: imageio.LoadedImage | None) -> None:
+        from gradfx.engine import device as devices
+
+        devices.quiet_tensorflow()
+        losses: list[float] = []  # the current chain step's: the sparkline shows one step's curve
+        last: dict[str, Any] = {"progress": 0.0, "preview": time.monotonic(), "step": None}
+
+        def progress(event: ProgressEvent) -> None:
+            if chain_step(event) != last["step"]:
+                last["step"] = chain_step(event)
+                losses.clear()
+            losses.append(event.loss)
+            now = time.monotonic()
+            if now - last["progress"] >= PROGRESS_INTERVAL or event.step >= event.steps:
+                last["progress"] = now
+                self.post_message(RunProgress(dataclasses.replace(event, _preview=None), list(losses)))
+            if now - last["preview"] >= PREVIEW_INTERVAL:
+                last["preview"] = now
+                preview = event.preview()
+                if preview is not None:
+                    self.post_message(PreviewReady(shrink(preview)))
+
+        result = api.run_chain([api.Step(e, p, m) for e, p, m in steps], image, weights=self.weights, seed=self.seed,
+                               device=self.device, progress=progress, cancel=token, registry=self.registry)
+        self.post_message(RunFinished(result, token.cancelled))
+
+    def on_gradfx_app_run_progress(self, message: RunProgress) -> None:
+        self.query_one(RunPanel).show_event(message.event, message.losses)
+
+    def on_gradfx_app_preview_ready(self, message: PreviewReady) -> None:
+        if self.running:
+            self._show_image(message.image, "live")
+
+    def on_gradfx_app_run_finished(self, message: RunFinished) -> None:
+        self.running = False
+        self.refresh_bindings()
+        self.result = message.result
+        report = message.result.report
+        h, w = message.result.image.shape[:2]
+        self._show_image(shrink(message.result.image),
+                         f"result {w}×{h}" + (" (partial)" if message.result.partial else ""))
+        panel = self.query_one(RunPanel)
+        seconds = report.get("seconds", 0.0)
+        if message.result.partial:
+            why = "cancelled" if message.cancelled else "stopped early"
+            panel.status(f"{why} after {seconds:.1f}s: the image so far is kept — ctrl+s saves it")
+        else:
+            panel.status(f"done in {seconds:.1f}s — ctrl+s saves the output")
+            bar = panel.query_one("#bar")
+            bar.update(progress=bar.total)  # type: ignore[attr-defined]
+        warnings = [w for r in report.get("reports", [report]) for w in r.get("warnings", [])]
+        for warning in dict.fromkeys(warnings):
+            self.notify(warning, title="Warning", severity="warning", timeout=8)
+
+
+    def _run_failed(self, error: BaseException) -> None:
+        self.running = False
+        self.refresh_bindings()
+        self.query_one(RunPanel).status("failed — see the error; fix it and press ctrl+r again")
+        self._show_input()  # not the last live image, still captioned "live"
+        self.post_message(RunFailed(error))
+        self._error("The run failed", error)
+
+    def action_cancel(self) -> None:
+        if self.running and self.token is not None:
+            self.token.cancel()
+            self.query_one(RunPanel).status("cancelling after the current step…")
+
