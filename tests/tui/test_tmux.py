@@ -13,7 +13,6 @@ import pytest
 SCRIPT = Path(__file__).with_name("tmux_drive.sh")
 
 
-@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 def test_drive_gradfx_tui_in_tmux(tmp_path):
     # `python` and `gradfx` on PATH are someone else's (the system's, without PIL, when the suite runs as
