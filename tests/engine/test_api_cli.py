@@ -46,13 +46,14 @@ def test_run_returns_image_and_complete_report(reg, photo):
         assert key in r, key
     assert r["effect"] == "tiny-dream" and r["model"] == "vgg16" and r["plugin"] == "tiny"
     assert r["weights"] == {"requested": "random", "resolved": "random", "path": None,
+                            "description": "random (seeded He-normal, untrained: no learned features)",
                             "fell_back_to_random": False}
     assert r["params"] == {"steps": 4, "layer": "block1_conv2", "channel": 5, "octaves": 1, "optimizer": "sgd"}
     assert r["steps"] == 4 and len(r["step_seconds"]) == 4
     assert r["losses"][-1] > r["losses"][0]
 
 
-def test_auto_weights_fall_back_to_random_and_say_so(reg, photo, tmp_path, monkeypatch):
+def test_auto_weights_fall_back_to_random_and_say_so(reg, photo, tmp_path, monkeypatch, no_trained_vgg16):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "empty-keras"))
     run("tiny-dream", photo, steps=1, weights="random")  # the same cached extractor: its record has no fallback
     r = run("tiny-dream", photo, steps=1).report

