@@ -37,6 +37,7 @@ _LAZY = {
     "ModelSpec": "models", "get_extractor": "models", "load_model": "models",
     "load_image": "imageio", "save_image": "imageio", "LoadedImage": "imageio",
     "get_registry": "registry", "Registry": "registry",
+    "run_batch": "batch", "BatchSummary": "batch", "BatchEvent": "batch",
     "Recipe": "recipes", "load_recipe": "recipes", "save_recipe": "recipes", "run_recipe": "recipes",
 }
 

@@ -1,0 +1,138 @@
+"""``run_batch(..., ray=...)``: a batch's items as tasks on Ray actors (imported only then).
+
+One actor per worker builds its models on its first item and keeps them (the engine's extractor cache lives
+in the actor's process), so each model is built once per worker, not once per item. Each actor reserves
+``gpus_per_item`` GPUs (default: 1 where the cluster has GPUs, else none) and one CPU, and runs one item at a
+time; there are as many actors as the cluster has room for (or ``workers``), never more than items.
+
+Outputs: the workers write each item's image straight into OUTDIR (atomically, as every gradfx output) and
+return only its manifest record, so images never pass through the object store. On a cluster OUTDIR must
+therefore be storage that every node mounts at the same path (NFS, a cloud bucket's FUSE mount...), and the
+inputs must be readable at the paths given (images are read by the workers; video frames are decoded by
+the driver and sent through the object store). Every node needs the same gradfx version and plugins.
+
+Failures: an item's own error (a corrupt image, a parameter its size rejects) comes back as a failed record,
+so Ray does not retry it; a worker process that dies mid-item is restarted by Ray (``max_restarts``) and the
+item retried (``max_task_retries``), so the batch still completes.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from .batch import Item, Job, Record, payloads, run_item
+from .errors import GradfxError
+from .progress import CancelToken
+
+#: how often Ray restarts a dead worker, and retries the item it was running
+MAX_RESTARTS = 4
+MAX_TASK_RETRIES = 4
+_INSTALL = "--ray needs Ray; install it with: pip install 'gradfx[ray]'"
+
+
+def import_ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise GradfxError(_INSTALL) from None
+    return ray
+
+
+def connect(address: str | None) -> bool:
+    """Join the cluster at ``address`` (``auto`` or host:port or ray://...), or start a small local one when
+    None; returns whether this call started Ray (and so should shut it down)."""
+    ray = import_ray()
+    if ray.is_initialized():
+        return False
+    try:
+        if address is None:
+            ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False, log_to_driver=False,
+                     object_store_memory=200 * 1024 * 1024)
+        else:
+            ray.init(address=address, log_to_driver=False)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        where = "a local Ray cluster" if address is None else f"the Ray cluster at {address!r}"
+        raise GradfxError(f"cannot start or join {where}: {str(exc).splitlines()[0]}; check the address "
+                          "(or 'ray status' on the head node)") from None
+    return True
+
+
+class Worker:
+    """A Ray actor's body: keeps one process (and its models) for many items."""
+
+    def __init__(self, job: Job, device: str | None) -> None:
+        self.job = job
+        self.device = device
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    def run(self, item: Item, payload: Any) -> Record:
+        return run_item(self.job, item, payload, device=self.device, worker=f"ray:{os.getpid()}")
+
+
+def run_on_ray(job: Job, todo: Sequence[Item], *, address: str | None, gpus_per_item: float | None,
+               workers: int | None, record: Callable[[Record], None], stop: CancelToken,
+               cancel: CancelToken, on_actors: Callable[[list], None] | None = None) -> None:
+    """Run ``todo`` on Ray actors, calling ``record`` (on this thread) as each item finishes."""
+    ray = import_ray()
+    started = connect(address)
+    try:
+        resources = ray.cluster_resources()
+        gpus = float(resources.get("GPU", 0))
+        per_item = (1.0 if gpus else 0.0) if gpus_per_item is None else float(gpus_per_item)
+        if per_item > gpus:
+            raise GradfxError(f"--gpus-per-item {per_item:g} but the cluster has {gpus:g} GPU(s); lower it "
+                              "(0 runs on CPUs)")
+        room = int(gpus // per_item) if per_item else int(resources.get("CPU", 1))
+        count = max(1, min(room, workers or room, len(todo)))
+        actor_cls = ray.remote(num_cpus=1, num_gpus=per_item, max_restarts=MAX_RESTARTS,
+                               max_task_retries=MAX_TASK_RETRIES)(Worker)
+        device = "gpu" if per_item else "cpu"
+        actors = [actor_cls.remote(job, device) for _ in range(count)]
+        _drive(ray, actors, todo, settings=job.settings, record=record, stop=stop, cancel=cancel)
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _drive(ray: Any, actors: list, todo: Sequence[Item], *, settings: str, record: Callable[[Record], None],
+           stop: CancelToken, cancel: CancelToken) -> None:
+    source = payloads(todo)
+    free = list(actors)
+    running: dict[Any, tuple[Item, Any]] = {}
+    exhausted = False
+    while True:
+        while free and not exhausted and not stop.cancelled and not cancel.cancelled:
+            nxt = next(source, None)
+            if nxt is None:
+                exhausted = True
+                break
+            item, payload = nxt
+            actor = free.pop()
+            running[actor.run.remote(item, payload)] = (item, actor)
+        if not running:
+            return
+        if cancel.cancelled:  # abandon the items in flight: nothing recorded, a rerun does them
+            for ref in running:
+                ray.cancel(ref, force=True)
+            return
+        ready, _ = ray.wait(list(running), num_returns=1, timeout=0.2)
+        for ref in ready:
+            item, actor = running.pop(ref)
+            try:
+                rec = ray.get(ref)
+            except Exception as exc:  # noqa: BLE001 - the worker died more often than Ray retries
+                rec = Record.failed(item, settings, f"worker failed: {type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}")
+            else:
+                free.append(actor)
+            record(rec)
+        if not free and not running:
+            for item, _ in source:  # every worker is gone for good
+                record(Record.failed(item, settings, "no Ray worker left to run it"))
+            return
+
+
+__all__ = ["run_on_ray", "connect", "import_ray", "Worker", "MAX_RESTARTS", "MAX_TASK_RETRIES"]

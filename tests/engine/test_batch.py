@@ -1,0 +1,198 @@
+"""gradfx batch, locally: items and their seeds, outputs identical to `gradfx run`, the manifest (rerun skips
+done items, retries failed ones), bad items recorded while the rest completes, models built once, several
+workers, stopping and abandoning. Tiny VGG16 effect on seeded random weights or a weights file, 48 px images."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers import TinyPlugin
+
+from gradfx.engine import imageio
+from gradfx.engine.batch import BatchEvent, discover, item_seed, run_batch
+from gradfx.engine.errors import GradfxError, ImageError, OutputError, ParameterError
+from gradfx.engine.progress import CancelToken
+from gradfx.tui.cli import main
+
+PARAMS = {"steps": 2}
+
+
+@pytest.fixture
+def tiny(registry):
+    registry.add_plugin(TinyPlugin(), "tiny")
+    return registry
+
+
+def write_images(folder: Path, make_image, names=("a.png", "sub/b.jpg", "sub/deeper/c.png")) -> list[Path]:
+    out = []
+    for i, name in enumerate(names):
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        imageio.save_image(path, make_image(48, 40 + 8 * i, seed=i))
+        out.append(path)
+    return out
+
+
+def lines(outdir: Path) -> list[dict]:
+    return [json.loads(x) for x in (outdir / "manifest.jsonl").read_text().splitlines()]
+
+
+def test_item_seed_is_the_documented_digest():
+    expected = int.from_bytes(hashlib.sha256(b"7:sub/b.jpg").digest()[:4], "big")
+    assert item_seed(7, "sub/b.jpg") == expected
+    assert item_seed(7, "sub/b.jpg") != item_seed(8, "sub/b.jpg") != item_seed(7, "b.jpg")
+    assert 0 <= item_seed(2**32 - 1, "x") < 2**32
+
+
+def test_discover_folders_globs_files_in_a_stable_order(tmp_path, make_image):
+    write_images(tmp_path / "in", make_image)
+    (tmp_path / "in" / "notes.txt").write_text("not an image")
+    (tmp_path / "in" / ".hidden.png").write_bytes(b"")
+    extra = tmp_path / "one.png"
+    imageio.save_image(extra, make_image(32, 32))
+    items, videos = discover([tmp_path / "in", extra, str(tmp_path / "in" / "sub" / "*.jpg")], tmp_path / "out",
+                             seed=3)
+    assert [i.key for i in items] == ["a.png", "sub/b.jpg", "sub/deeper/c.png", "one.png", "b.jpg"]
+    assert [Path(i.output).relative_to(tmp_path / "out").as_posix() for i in items] == [
+        "a.png", "sub/b.png", "sub/deeper/c.png", "one.png", "b.png"]
+    assert [i.seed for i in items] == [item_seed(3, i.key) for i in items] and not videos
+    # a file named twice counts once; two files that would write the same output are refused
+    assert len(discover([tmp_path / "in", tmp_path / "in" / "a.png"], tmp_path / "out")[0]) == 3
+    imageio.save_image(tmp_path / "in" / "a.jpg", make_image(32, 32))
+    with pytest.raises(OutputError, match="would both write .*a.png"):
+        discover([tmp_path / "in"], tmp_path / "out")
+    with pytest.raises(ImageError, match="does not exist"):
+        discover([tmp_path / "nope"], tmp_path / "out")
+    with pytest.raises(ImageError, match="matches no images"):
+        discover([str(tmp_path / "*.gif")], tmp_path / "out")
+
+
+def test_outputs_are_those_of_gradfx_run_with_the_item_seed(tmp_path, make_image, tiny, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write_images(tmp_path / "in", make_image)
+    assert main(["batch", "tiny-dream", "in", "-o", "out", "-p", "steps=2", "--weights", "random", "--seed", "5",
+                 "-q"]) == 0
+    records = lines(tmp_path / "out")
+    assert [r["status"] for r in records] == ["done"] * 3
+    for r in records:
+        assert r["seed"] == item_seed(5, r["item"]) and r["seconds"] > 0 and r["error"] is None
+        assert main(["run", "tiny-dream", str(Path("in") / r["item"]), "-o", "single.png", "-p", "steps=2",
+                     "--weights", "random", "--seed", str(r["seed"]), "-q", "--overwrite"]) == 0
+        batch_out = imageio.load_image(r["output"]).rgb
+        assert np.array_equal(batch_out, imageio.load_image("single.png").rgb), r["item"]
+        assert not np.array_equal(batch_out, imageio.load_image(Path("in") / r["item"]).rgb)
+
+
+def test_rerun_skips_done_items_and_retries_failed_ones(tmp_path, make_image, tiny, capsys):
+    write_images(tmp_path / "in", make_image, names=("a.png", "b.png"))
+    (tmp_path / "in" / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    imageio.save_image(tmp_path / "in" / "small.png", make_image(12, 12))
+    argv = ["batch", "tiny-dream", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "-p", "steps=2",
+            "--weights", "random"]
+    assert main(argv) == 1  # some items failed: exit status 1, the rest completed
+    err = capsys.readouterr().err
+    assert "failed: corrupt.png: " in err and "failed: small.png: " in err and "2 done, 2 failed of 4" in err
+    assert "run the same command again" in err
+    first = {r["item"]: r for r in lines(tmp_path / "out")}
+    assert {k: r["status"] for k, r in first.items()} == {"a.png": "done", "b.png": "done",
+                                                          "corrupt.png": "failed", "small.png": "failed"}
+    assert "corrupt.png: image data is truncated or corrupt" in first["corrupt.png"]["error"]
+    assert "minimum" in first["small.png"]["error"] and "\n" not in first["small.png"]["error"]
+    done_bytes = (tmp_path / "out" / "a.png").read_bytes()
+
+    # fix one bad item; the rerun runs only the two failed ones, and the fixed one now succeeds
+    imageio.save_image(tmp_path / "in" / "corrupt.png", make_image(48, 48, seed=9))
+    assert main(argv) == 1
+    second = lines(tmp_path / "out")[4:]
+    assert sorted((r["item"], r["status"]) for r in second) == [("corrupt.png", "done"), ("small.png", "failed")]
+    assert "1 done, 1 failed, 2 already done of 4" in capsys.readouterr().err
+    assert (tmp_path / "out" / "a.png").read_bytes() == done_bytes
+
+    # other settings in the same folder are refused, before any compute
+    with pytest.raises(OutputError, match="other settings"):
+        run_batch("tiny-dream", [tmp_path / "in"], tmp_path / "out", params={"steps": 3}, weights="random")
+
+
+def test_each_model_is_built_once_for_the_batch(tmp_path, make_image, tiny, monkeypatch):
+    from gradfx.engine import models
+
+    weights = tmp_path / "vgg16.weights.h5"
+    models.load_model("vgg16", "random", seed=1).model.save_weights(weights)
+    models.clear_cache()
+    built = []
+    real = models._build
+    monkeypatch.setattr(models, "_build", lambda spec, **kw: built.append(spec.name) or real(spec, **kw))
+    write_images(tmp_path / "in", make_image, names=[f"{i}.png" for i in range(4)])
+    summary = run_batch("tiny-dream", [tmp_path / "in"], tmp_path / "out", params=PARAMS, weights=str(weights))
+    assert len(summary.done) == 4 and summary.ok
+    assert built == ["vgg16"]
+
+
+def test_several_workers_share_the_items_and_give_the_same_outputs(tmp_path, make_image, tiny):
+    write_images(tmp_path / "in", make_image, names=[f"{i}.png" for i in range(4)])
+    one = run_batch("tiny-dream", [tmp_path / "in"], tmp_path / "one", params=PARAMS, weights="random")
+    two = run_batch("tiny-dream", [tmp_path / "in"], tmp_path / "two", params=PARAMS, weights="random",
+                    devices=["cpu", "cpu"])
+    assert one.ok and two.ok and len(two.done) == 4
+    assert {r["worker"] for r in lines(tmp_path / "two")} == {"0:cpu", "1:cpu"}
+    for i in range(4):
+        assert (tmp_path / "one" / f"{i}.png").read_bytes() == (tmp_path / "two" / f"{i}.png").read_bytes()
+
+
+def test_stop_finishes_the_item_in_flight_and_a_rerun_completes(tmp_path, make_image, tiny):
+    write_images(tmp_path / "in", make_image, names=[f"{i}.png" for i in range(3)])
+    stop = CancelToken()
+    events: list[BatchEvent] = []
+
+    def progress(ev: BatchEvent) -> None:
+        events.append(ev)
+        if ev.status == "step":
+            stop.cancel()  # "Ctrl-C" during the first item: it finishes, no other starts
+
+    summary = run_batch("tiny-dream", [tmp_path / "in"], tmp_path / "out", params=PARAMS, weights="random",
+                        progress=progress, stop=stop)
+    assert summary.interrupted and summary.done == ["0.png"] and summary.pending == 2
+    assert [r["item"] for r in lines(tmp_path / "out")] == ["0.png"]
+    assert events[0].status == "started" and events[-1].done == 1 and events[-1].eta is not None
+    rerun = run_batch("tiny-dream", [tmp_path / "in"], tmp_path / "out", params=PARAMS, weights="random")
+    assert rerun.ok and rerun.skipped == ["0.png"] and rerun.done == ["1.png", "2.png"]
+
+
+def test_cancel_abandons_the_item_in_flight_without_recording_it(tmp_path, make_image, tiny):
+    write_images(tmp_path / "in", make_image, names=("a.png", "b.png"))
+    cancel = CancelToken()
+    summary = run_batch("tiny-dream", [tmp_path / "in"], tmp_path / "out", params={"steps": 5},
+                        weights="random", cancel=cancel,
+                        progress=lambda ev: ev.status == "step" and cancel.cancel())
+    assert summary.interrupted and not summary.done and not summary.failed
+    assert not (tmp_path / "out" / "a.png").exists()
+    assert not (tmp_path / "out" / "manifest.jsonl").exists()
+
+
+def test_errors_before_any_compute(tmp_path, make_image, tiny):
+    write_images(tmp_path / "in", make_image, names=("a.png",))
+    with pytest.raises(ParameterError, match="steps"):
+        run_batch("tiny-dream", [tmp_path / "in"], tmp_path / "out", params={"steps": 0})
+    (tmp_path / "out").mkdir()
+    imageio.save_image(tmp_path / "out" / "a.png", make_image(8, 8))
+    with pytest.raises(OutputError, match="not from this batch; pass --overwrite"):
+        run_batch("tiny-dream", [tmp_path / "in"], tmp_path / "out", params=PARAMS, weights="random")
+    with pytest.raises(OutputError, match="over the input"):
+        run_batch("tiny-dream", [tmp_path / "in"], tmp_path / "in", params=PARAMS, weights="random",
+                  overwrite=True)
+    assert not (tmp_path / "out" / "manifest.jsonl").exists()
+
+
+def test_ray_missing_is_one_line_naming_the_extra(tmp_path, make_image, tiny, monkeypatch, capsys):
+    write_images(tmp_path / "in", make_image, names=("a.png",))
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
+    with pytest.raises(GradfxError, match=r"pip install 'gradfx\[ray\]'"):
+        run_batch("tiny-dream", [tmp_path / "in"], tmp_path / "out", params=PARAMS, weights="random", ray=True)
+    assert main(["batch", "tiny-dream", str(tmp_path / "in"), "-o", str(tmp_path / "o2"), "--ray"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["gradfx: error: --ray needs Ray; install it with: pip install 'gradfx[ray]'"]
