@@ -229,7 +229,7 @@ def discover(inputs: Sequence[str | os.PathLike], outdir: str | os.PathLike, *, 
              ) -> tuple[list[Item], list[VideoJob]]:
     """Every item of ``inputs`` with its key, output path and seed, and the videos to encode; a file named
     twice counts once; two files whose outputs would collide (``a.jpg`` and ``a.png``) are an error."""
-    out = Path(outdir)
+    out = Path(outdir).absolute()  # absolute: Ray workers run in other folders
     items: list[Item] = []
     videos: list[VideoJob] = []
     owners: dict[str, str] = {}
@@ -244,6 +244,7 @@ def discover(inputs: Sequence[str | os.PathLike], outdir: str | os.PathLike, *, 
 
     seen: set[tuple[str, str]] = set()
     for file, key in _sources(inputs):
+        file = file.absolute()
         if (os.path.realpath(file), key) in seen:  # the same file named twice (a folder and a file in it)
             continue
         seen.add((os.path.realpath(file), key))

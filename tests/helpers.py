@@ -7,8 +7,11 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from gradfx.engine import Choice, Effect, Int, Str, hookimpl
 
@@ -52,3 +55,35 @@ class TinyPlugin:
     def gradfx_register_effects(self, register: Any) -> None:
         for effect in self.effects:
             register(effect)
+
+
+def make_video(path, frames: int = 12, size: int = 64, fps: int | Fraction = 12, audio: bool = True) -> list:
+    """Write a short H.264 clip (PyAV) whose frames differ (a moving bar), with a sine-tone AAC track if
+    ``audio``; returns the uint8 frames encoded."""
+    import av
+
+    out = av.open(str(path), "w")
+    stream = out.add_stream("libx264", rate=fps)
+    stream.width = stream.height = size
+    stream.pix_fmt = "yuv420p"
+    stream.options = {"crf": "0"}
+    sound = out.add_stream("aac", rate=16000) if audio else None
+    made = []
+    for i in range(frames):
+        img = np.full((size, size, 3), 30, np.uint8)
+        img[:, : (i * 5) % size + 4] = 220
+        img[..., 1] = i * 20
+        made.append(img)
+        for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+            out.mux(packet)
+    for packet in stream.encode():
+        out.mux(packet)
+    if sound is not None:
+        t = np.arange(int(16000 * frames / float(fps))) / 16000
+        frame = av.AudioFrame.from_ndarray((0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[None],
+                                           format="fltp", layout="mono")
+        frame.sample_rate = 16000
+        for packet in [*sound.encode(frame), *sound.encode()]:
+            out.mux(packet)
+    out.close()
+    return made
