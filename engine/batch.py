@@ -564,6 +564,10 @@ def _run_local(job: Job, todo: Sequence[Item], devices: Sequence[str], *, record
             got = results.get(timeout=0.2)  # a timeout keeps Ctrl-C (a signal in this thread) responsive
         except queue.Empty:
             continue
+        except BaseException as exc:  # KeyboardInterrupt without a handler: abandon the items, then raise
+            error = error or exc
+            cancel.cancel()
+            continue
         if got is None:
             running -= 1
         elif isinstance(got, BaseException):

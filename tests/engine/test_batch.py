@@ -144,6 +144,17 @@ def test_several_workers_share_the_items_and_give_the_same_outputs(tmp_path, mak
         assert (tmp_path / "one" / f"{i}.png").read_bytes() == (tmp_path / "two" / f"{i}.png").read_bytes()
 
 
+def test_one_local_worker_per_gpu(monkeypatch):
+    import tensorflow as tf
+
+    from gradfx.engine import batch
+
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: ["g0", "g1"] if kind == "GPU" else [])
+    assert batch.local_devices() == ["gpu:0", "gpu:1"]
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: [])
+    assert batch.local_devices() == ["cpu"]
+
+
 def test_stop_finishes_the_item_in_flight_and_a_rerun_completes(tmp_path, make_image, tiny):
     write_images(tmp_path / "in", make_image, names=[f"{i}.png" for i in range(3)])
     stop = CancelToken()
@@ -196,3 +207,18 @@ def test_ray_missing_is_one_line_naming_the_extra(tmp_path, make_image, tiny, mo
     assert main(["batch", "tiny-dream", str(tmp_path / "in"), "-o", str(tmp_path / "o2"), "--ray"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["gradfx: error: --ray needs Ray; install it with: pip install 'gradfx[ray]'"]
+
+
+def test_a_recipe_batch_gives_what_gradfx_chain_gives(tmp_path, make_image, tiny, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write_images(tmp_path / "in", make_image, names=("a.png",))
+    (tmp_path / "r.toml").write_text('seed = 2\nweights = "random"\n\n[[step]]\neffect = "tiny-dream"\nsteps = 1\n\n'
+                                     '[[step]]\neffect = "tiny-dream"\nsteps = 2\nchannel = 9\n')
+    summary = run_batch("r.toml", ["in"], "out")
+    assert summary.ok and summary.done == ["a.png"]
+    assert lines(tmp_path / "out")[0]["seed"] == item_seed(2, "a.png")  # the recipe's seed is the batch seed
+    assert main(["chain", "r.toml", "in/a.png", "-o", "chain.png", "--seed", str(item_seed(2, "a.png")),
+                 "-q"]) == 0
+    assert (tmp_path / "chain.png").read_bytes() == (tmp_path / "out" / "a.png").read_bytes()
+    with pytest.raises(ParameterError, match="recipe's go in its"):
+        run_batch("r.toml", ["in"], "out2", params={"steps": 3})

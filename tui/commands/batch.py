@@ -56,15 +56,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 class BatchBar:
-    """Two Rich bars: the batch (done/total, failed, ETA) and the current item's steps (local runs)."""
+    """Rich bars: the batch (done/total, failed, ETA) and each item in flight's steps (local runs; Ray
+    reports items as they finish)."""
 
     def __init__(self, *, disable: bool = False) -> None:
+        console = Console(stderr=True)
+        disable = disable or not console.is_interactive  # as ProgressBar: nothing but a blank line in a pipe
         self._progress = Progress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-            TimeElapsedColumn(), console=Console(stderr=True), transient=True, disable=disable)
+            TimeElapsedColumn(), console=console, transient=True, disable=disable)
         self.disable = disable
         self._batch: Any = None
-        self._item: Any = None
+        self._items: dict[str, Any] = {}  # a bar per item in flight (one per local worker)
         self._lock = threading.Lock()
 
     def __enter__(self) -> BatchBar:
@@ -85,16 +88,15 @@ class BatchBar:
             info = f"failed {ev.failed}" + (f" · skipped {ev.skipped}" if ev.skipped else "") + (
                 f" · ETA {_clock(eta)}" if eta is not None else "")
             self._progress.update(self._batch, completed=ev.done + ev.failed + ev.skipped, info=info)
-            if ev.step is not None:
-                desc = f"{ev.item} {ev.step.stage}".strip()
-                if self._item is None:
-                    self._item = self._progress.add_task(desc, total=ev.step.total_steps or ev.step.steps, info="")
-                self._progress.update(self._item, description=desc, total=ev.step.total_steps or ev.step.steps,
-                                      completed=ev.step.total_step or ev.step.step,
+            if ev.step is not None and ev.item is not None:
+                total = ev.step.total_steps or ev.step.steps
+                if ev.item not in self._items:
+                    self._items[ev.item] = self._progress.add_task(ev.item, total=total, info="")
+                self._progress.update(self._items[ev.item], description=f"{ev.item} {ev.step.stage}".strip(),
+                                      total=total, completed=ev.step.total_step or ev.step.step,
                                       info=f"loss {ev.step.loss:.4g}")
-            elif ev.status in ("done", "failed") and self._item is not None:
-                self._progress.remove_task(self._item)
-                self._item = None
+            elif ev.status in ("done", "failed") and ev.item in self._items:
+                self._progress.remove_task(self._items.pop(ev.item))
 
 
 def _clock(seconds: float) -> str:
