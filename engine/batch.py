@@ -20,7 +20,7 @@ item's output does not depend on which other items are in the batch, their order
 CPU it is bit for bit what ``gradfx run EFFECT INPUT --seed <item seed>`` writes (the manifest records
 each item's seed). With ``weights="random"`` (or ``auto`` without ImageNet weights) the network's weights are
 seeded by the item seed too, as ``gradfx run`` seeds them, so such a batch builds a network per item; with
-ImageNet weights or a weights file each model is built once per worker.
+ImageNet, ``hed`` or a weights file each model is built once per worker.
 
 **Manifest.** ``OUTDIR/manifest.jsonl`` gets one JSON line per item as it finishes: ``input``, ``item``,
 ``output``, ``status`` (``done`` or ``failed``), ``seconds``, ``error``, ``seed``, ``settings`` (a digest of

@@ -22,6 +22,8 @@ from gradfx.engine.batch import BatchEvent, BatchSummary, run_batch
 from gradfx.engine.params import parse_assignments
 from gradfx.engine.progress import CancelToken
 
+from .run import WEIGHTS_HELP
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -38,8 +40,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="set an effect parameter; repeatable; see 'gradfx show EFFECT'")
     p.add_argument("--size", type=int, metavar="PX", help="resize each input to this longest side first")
     p.add_argument("--model", help="backbone model (default: the effect's own); see 'gradfx models'")
-    p.add_argument("--weights", default=None,
-                   help="auto (default), imagenet, random, or a weights file (.h5 / .weights.h5)")
+    p.add_argument("--weights", default=None, help=f"{WEIGHTS_HELP}; default: the recipe's, else auto")
     p.add_argument("--seed", type=int, default=None,
                    help="batch seed (default: the recipe's, else 0); each item's seed derives from it and its path")
     p.add_argument("--device", default=None,
