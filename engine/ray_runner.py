@@ -116,8 +116,8 @@ def _drive(ray: Any, actors: list, todo: Sequence[Item], *, settings: str, recor
         if not running:
             return
         if cancel.cancelled:  # abandon the items in flight: nothing recorded, a rerun does them
-            for ref in running:
-                ray.cancel(ref, force=True)
+            for _, actor in running.values():  # a running actor task cannot be cancelled, only its actor killed
+                ray.kill(actor, no_restart=True)
             return
         ready, _ = ray.wait(list(running), num_returns=1, timeout=0.2)
         for ref in ready:

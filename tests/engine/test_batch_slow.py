@@ -116,3 +116,31 @@ def test_a_killed_worker_is_restarted_and_the_batch_completes(tmp_path, make_ima
     records = [json.loads(x) for x in (tmp_path / "out" / "manifest.jsonl").read_text().splitlines()]
     assert [r["status"] for r in records] == ["done"] * 3
     assert {r["worker"] for r in records} - {f"ray:{killed[0]}"}  # a restarted worker did the killed item
+
+
+def test_abandoning_on_ray_records_nothing_and_a_rerun_completes(tmp_path, make_image, ray_cluster):
+    import psutil
+
+    from gradfx.engine.progress import CancelToken
+
+    write_images(tmp_path / "in", make_image, 2)
+    cancel = CancelToken()
+
+    def abandon_once_running() -> None:  # the second Ctrl-C, while an item runs on the worker
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not cancel.cancelled:
+            if any("ray::Worker.run" in " ".join(p.info["cmdline"] or ())
+                   for p in psutil.process_iter(["cmdline"])):
+                cancel.cancel()
+            time.sleep(0.05)
+
+    watcher = threading.Thread(target=abandon_once_running, daemon=True)
+    watcher.start()
+    opts = {**OPTS, "params": {**DREAM, "steps": 30}}
+    summary = run_batch("deepdream", [tmp_path / "in"], tmp_path / "out", ray=True, workers=1, cancel=cancel,
+                        **opts)
+    watcher.join()
+    assert summary.interrupted and not summary.done and not summary.failed and summary.pending == 2
+    assert not (tmp_path / "out" / "manifest.jsonl").exists() and not list((tmp_path / "out").glob("*.png"))
+    rerun = run_batch("deepdream", [tmp_path / "in"], tmp_path / "out", **opts)
+    assert rerun.ok and sorted(rerun.done) == ["0.png", "1.png"]
