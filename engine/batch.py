@@ -481,11 +481,11 @@ def run_batch(
         else:
             todo.append(item)
     sources = {os.path.realpath(i.source) for i in items}
-    for item in todo:
-        if os.path.realpath(item.output) in sources:
-            raise OutputError(f"{item.output}: refusing to write over the input; choose another output folder")
-        if not overwrite and item.key not in manifest.records and os.path.lexists(item.output):
-            raise OutputError(f"{item.output} exists and is not from this batch; pass --overwrite to replace "
+    for key, output in [(i.key, i.output) for i in todo] + [(f"{v.key}#video", v.output) for v in videos]:
+        if os.path.realpath(output) in sources:
+            raise OutputError(f"{output}: refusing to write over the input; choose another output folder")
+        if not overwrite and key not in manifest.records and os.path.lexists(output):
+            raise OutputError(f"{output} exists and is not from this batch; pass --overwrite to replace "
                               "it, or choose another output folder")
     stop = stop or CancelToken()
     cancel = cancel or CancelToken()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import TinyPlugin
+from helpers import TinyPlugin, make_video
 
 from gradfx.engine import imageio
 from gradfx.engine.batch import BatchEvent, discover, item_seed, run_batch
@@ -195,6 +195,10 @@ def test_errors_before_any_compute(tmp_path, make_image, tiny):
         run_batch("tiny-dream", [tmp_path / "in"], tmp_path / "out", params=PARAMS, weights="random")
     with pytest.raises(OutputError, match="over the input"):
         run_batch("tiny-dream", [tmp_path / "in"], tmp_path / "in", params=PARAMS, weights="random",
+                  overwrite=True)
+    make_video(tmp_path / "clip.mp4", frames=2, audio=False)  # its output would be the video itself
+    with pytest.raises(OutputError, match="clip.mp4: refusing to write over the input"):
+        run_batch("tiny-dream", [tmp_path / "clip.mp4"], tmp_path, params=PARAMS, weights="random",
                   overwrite=True)
     assert not (tmp_path / "out" / "manifest.jsonl").exists()
 
