@@ -463,6 +463,10 @@ def run_batch(
     ``gpus_per_item`` and ``workers`` size its actors. ``stop`` lets the items in flight finish and starts
     no more; ``cancel`` abandons them too (nothing of theirs is recorded, so a rerun does them).
     """
+    if ray and devices:
+        raise ParameterError("--device (devices=) chooses local workers; with --ray, --gpus-per-item chooses")
+    if not ray and (gpus_per_item is not None or workers is not None):
+        raise ParameterError("--gpus-per-item and --workers size Ray's workers; add --ray, or leave them out")
     if ray:  # a missing Ray is the first thing said, before the checks that import TensorFlow
         from .ray_runner import import_ray
 

@@ -200,6 +200,10 @@ def test_errors_before_any_compute(tmp_path, make_image, tiny):
     with pytest.raises(OutputError, match="clip.mp4: refusing to write over the input"):
         run_batch("tiny-dream", [tmp_path / "clip.mp4"], tmp_path, params=PARAMS, weights="random",
                   overwrite=True)
+    with pytest.raises(ParameterError, match="--gpus-per-item chooses"):
+        run_batch("tiny-dream", [tmp_path / "in"], tmp_path / "o3", ray=True, devices=["cpu"])
+    with pytest.raises(ParameterError, match="add --ray"):
+        run_batch("tiny-dream", [tmp_path / "in"], tmp_path / "o3", workers=2)
     assert not (tmp_path / "out" / "manifest.jsonl").exists()
 
 
