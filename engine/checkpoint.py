@@ -13,12 +13,15 @@ import json
 import os
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from . import imageio
 from .errors import GradfxError
+
+if TYPE_CHECKING:
+    from .plan import Plan
 
 RUN_FILE = "run.json"
 INPUT_FILE = "input.npz"
@@ -58,6 +61,21 @@ class Checkpoint:
             if image.alpha is not None:
                 arrays["alpha"] = image.alpha
             self._write_npz(self.folder / INPUT_FILE, arrays)
+
+    @classmethod
+    def for_plan(cls, plan: Plan, folder: str | os.PathLike, every: int = 10, *, resume: bool = False,
+                 info: dict[str, Any] | None = None) -> Checkpoint:
+        """The checkpoint of a one-effect plan; unless ``resume``, started afresh with the plan's description
+        (``info`` adds fields to it: the CLI records the output path there)."""
+        from .result import jsonable_params
+
+        ckpt = cls(folder, every)
+        if not resume:
+            (step,) = plan.steps
+            ckpt.start({"effect": step.effect.name, "params": jsonable_params(step.params), "model": step.model,
+                        "weights": str(plan.weights), "seed": plan.seed, "device": plan.device, **(info or {})},
+                       plan.image)
+        return ckpt
 
     @classmethod
     def open(cls, folder: str | os.PathLike) -> tuple[Checkpoint, dict[str, Any], imageio.LoadedImage | None]:

@@ -32,6 +32,7 @@ from .params import Param, Schema
 
 if TYPE_CHECKING:
     from .imageio import LoadedImage
+    from .models import ModelSpec, ResolvedWeights
     from .solver import Problem, Solution
 
 EFFECT_NAME = re.compile(r"^[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*$")
@@ -98,7 +99,11 @@ class RunContext:
     - ``solve(problem)``: run the engine on a problem (progress, cancellation, seed handled);
     - ``extractor(layers, model=None, ...)``: activations of the backbone, for targets computed outside a
       problem;
-    - ``model``, ``weights``, ``seed``, ``device``; ``warn(message)`` to add a warning to the report.
+    - ``model`` (its name) and ``spec`` (its :class:`~gradfx.engine.ModelSpec`: ``min_size``, layers...);
+    - ``weights`` (as the user asked: ``auto``, ``random``, a path...) and ``resolved_weights`` (what the plan
+      decided for ``model``: a :class:`~gradfx.engine.models.ResolvedWeights` whose ``fell_back`` says ``auto``
+      had to use random weights);
+    - ``seed``, ``device``; ``warn(message)`` to add a warning to the report.
     """
 
     def __init__(
@@ -112,10 +117,14 @@ class RunContext:
         load_image: Callable[[str], LoadedImage],
         solve: Callable[..., Solution],
         extractor: Callable[..., Any],
+        spec: ModelSpec | None = None,
+        resolved_weights: ResolvedWeights | None = None,
     ) -> None:
         self.input = input
         self.model = model
+        self.spec = spec
         self.weights = weights
+        self.resolved_weights = resolved_weights
         self.seed = seed
         self.device = device
         self._load_image = load_image

@@ -2,8 +2,8 @@
 
 A :class:`ModelSpec` describes a backbone once (how to build it, its differentiable preprocessing and the
 exact inverse, the smallest input it accepts, where its ImageNet weights live). The plugin manager registers
-specs through the model hook; this module resolves names through a lookup hook it installs with
-:func:`set_model_lookup` and only knows the built-ins (:data:`BUILTIN_MODELS`) until then.
+specs through the model hook; a name given to :func:`get_extractor` or :func:`load_model` is looked up in the
+process-wide registry.
 
 Weights are never taken from whole ``.keras`` model files. Modes: ``imagenet`` (the standard Keras file in
 ``$KERAS_HOME/models``), a path to a weights file (legacy Keras-application ``.h5`` or ``.weights.h5``),
@@ -54,7 +54,6 @@ __all__ = [
     "load_model",
     "preview_auto",
     "resolve_weights",
-    "set_model_lookup",
     "tf_deprocess",
     "tf_preprocess",
 ]
@@ -263,39 +262,18 @@ BUILTIN_MODELS: tuple[ModelSpec, ...] = (VGG19, VGG16, INCEPTION_V3)
 # ----------------------------------------------------------------------------------------- lookup
 
 
-def _builtin_lookup(name: str) -> ModelSpec:
-    names = [spec.name for spec in BUILTIN_MODELS]
-    for spec in BUILTIN_MODELS:
-        if spec.name == name.strip().lower():
-            return spec
-    raise UnknownEffectError(f"unknown model {name!r}{suggest(name, names)}; available: {', '.join(names)}")
-
-
-_lookup: Callable[[str], ModelSpec] = _builtin_lookup
-
-
-def set_model_lookup(fn: Callable[[str], ModelSpec] | None) -> None:
-    """Install the function that turns a model name into a spec (the plugin manager's registry).
-
-    ``fn(name)`` returns the :class:`ModelSpec` or raises :class:`UnknownEffectError` naming the available
-    models. ``None`` restores the default, which knows only :data:`BUILTIN_MODELS`.
-    """
-    global _lookup
-    _lookup = fn if fn is not None else _builtin_lookup
-
-
 def get_spec(name_or_spec: str | ModelSpec) -> ModelSpec:
-    """The spec for a model name (through the lookup hook), or the spec itself."""
+    """The spec for a model name (the process-wide registry's: built-in and installed plugins' models), or the
+    spec itself. The engine hands specs around (a plan's steps carry theirs); names are for API callers."""
     if isinstance(name_or_spec, ModelSpec):
         return name_or_spec
     if not isinstance(name_or_spec, str):
         raise UnknownEffectError(
             f"a model is named by a string or given as a ModelSpec, not {name_or_spec!r}"
         )
-    spec = _lookup(name_or_spec)
-    if not isinstance(spec, ModelSpec):
-        raise UnknownEffectError(f"unknown model {name_or_spec!r}")
-    return spec
+    from .registry import get_registry
+
+    return get_registry().model(name_or_spec)
 
 
 def check_size(spec: ModelSpec, h: int, w: int, *, include_top: bool = False) -> None:
@@ -686,9 +664,16 @@ def _weights_key(resolved: ResolvedWeights, seed: int) -> tuple:
     return (resolved.mode, resolved.path, st.st_mtime_ns if st else None, st.st_size if st else None)
 
 
+def _resolved(spec: ModelSpec, weights: str | os.PathLike[str] | ResolvedWeights, include_top: bool) -> ResolvedWeights:
+    """Weights already decided (a plan's), or decided now from a weights value."""
+    if isinstance(weights, ResolvedWeights):
+        return weights
+    return resolve_weights(spec, weights, include_top=include_top)
+
+
 def load_model(
     name_or_spec: str | ModelSpec,
-    weights: str | os.PathLike[str] = "auto",
+    weights: str | os.PathLike[str] | ResolvedWeights = "auto",
     *,
     seed: int = 0,
     include_top: bool = False,
@@ -699,7 +684,7 @@ def load_model(
     ``seed`` only matters for random weights (including an ``auto`` fallback).
     """
     spec = get_spec(name_or_spec)
-    resolved = resolve_weights(spec, weights, include_top=include_top)
+    resolved = _resolved(spec, weights, include_top)
     return _load_resolved(spec, resolved, seed=seed, include_top=include_top, pooling=pooling)
 
 
@@ -805,7 +790,7 @@ class Extractor:
 def get_extractor(
     model_name_or_spec: str | ModelSpec,
     layers: Sequence[str],
-    weights: str | os.PathLike[str] = "auto",
+    weights: str | os.PathLike[str] | ResolvedWeights = "auto",
     *,
     seed: int = 0,
     pooling: str = "max",
@@ -821,7 +806,7 @@ def get_extractor(
     wanted = tuple(dict.fromkeys(layers))
     if not wanted:
         raise ParameterError(f"no layers requested from model {spec.name}; `gradfx models {spec.name}` lists them")
-    resolved = resolve_weights(spec, weights, include_top=include_top)
+    resolved = _resolved(spec, weights, include_top)
     key = (id(spec), _weights_key(resolved, seed), resolved, bool(include_top), pooling, frozenset(wanted))
     with _LOCK:
         hit = _EXTRACTORS.get(key)

@@ -25,7 +25,7 @@ Each ``[[step]]`` table holds ``effect``, optionally ``model``, and the effect's
 names the file, the step and the parameter.
 
 Every file a parameter names (:meth:`~gradfx.engine.params.Param.map_paths`) resolves against the recipe's
-folder, in :func:`gradfx.engine.api.prepare`, as image parameters do; the command line's resolve against the
+folder, in :func:`gradfx.engine.plan.prepare`, as image parameters do; the command line's resolve against the
 working folder.
 """
 
@@ -39,10 +39,12 @@ from pathlib import Path
 from typing import Any
 
 from . import imageio
-from .api import Result, Step, check_seed, prepare, run_chain
+from .api import Result, Step
 from .effect import Effect
-from .errors import GradfxError, ImageError, ParameterError, RecipeError, suggest
+from .errors import ImageError, ParameterError, RecipeError, suggest
+from .execute import execute
 from .params import WEIGHT_MODES
+from .plan import Plan, check_seed, draft, plan
 from .progress import CancelToken, ProgressCallback
 from .registry import Registry, get_registry
 
@@ -222,43 +224,41 @@ def _rebase(recipe: Recipe, target: Path, registry: Registry | None) -> Recipe:
                   base_dir=target, source=recipe.source)
 
 
+def plan_recipe(recipe: Recipe, image: Any = None, *, seed: int | None = None, weights: str | None = None,
+                model: str | None = None, device: str | None = None, registry: Registry | None = None,
+                snapshots: str | os.PathLike | None = None, max_size: int | None = None,
+                check_only: bool = False, models: bool = True) -> Plan:
+    """The recipe's :class:`~gradfx.engine.plan.Plan` on ``image`` (default: the recipe's ``input``): every
+    step checked (effect, parameters and files against the recipe's folder, model, weights) once, before any
+    compute. ``seed``, ``weights`` and ``model`` override the recipe's. ``check_only`` (``gradfx chain
+    --check``) needs no input image and never downloads weights. ``models=False`` stops at the
+    TensorFlow-free :func:`~gradfx.engine.plan.draft` (executing it looks the models up)."""
+    return (plan if models else draft)(recipe.steps, recipe_input(recipe, image), model=model or recipe.model,
+                weights=weights or recipe.resolved_weights() or "auto",
+                seed=seed if seed is not None else (recipe.seed or 0), device=device, registry=registry,
+                base_dir=recipe.base_dir, max_size=max_size, source=recipe.source, name=recipe.name or recipe.source,
+                snapshots=snapshots, check_only=check_only,
+                input_fix="give one on the command line or set input = \"photo.jpg\" in the recipe",
+                model_fix="set model = \"...\" in the step")
+
+
 def validate_recipe(recipe: Recipe, *, registry: Registry | None = None,
                     model: str | None = None) -> list[tuple[Effect, dict[str, Any], str]]:
-    """Check every step (effect known, parameters valid, image files present, model allowed) without
-    TensorFlow; returns (effect, resolved parameters, model name) per step. Errors name the step."""
-    registry = registry or get_registry()
-    out = []
-    for i, step in enumerate(recipe.steps, 1):
-        where = _where(recipe.source, i, step.effect)
-        try:
-            eff, resolved = prepare(step.effect, step.params, registry=registry, base_dir=recipe.base_dir,
-                                    where=where)
-        except GradfxError as exc:
-            if str(exc).startswith(where):
-                raise
-            raise type(exc)(f"{where}: {exc}") from None
-        model_name = step.model or model or recipe.model or eff.model
-        if eff.models is not None and model_name not in eff.models:
-            raise RecipeError(f"{where}: effect {eff.name!r} works with models {', '.join(eff.models)}, not "
-                              f"{model_name!r}; set model = \"...\" in the step")
-        out.append((eff, resolved, model_name))
-    return out
+    """The TensorFlow-free checks of :func:`plan_recipe` (effects, parameters, image files, models allowed);
+    returns (effect, resolved parameters, model name) per step. Errors name the step."""
+    p = draft(recipe.steps, model=model or recipe.model, registry=registry, base_dir=recipe.base_dir,
+              source=recipe.source, check_only=True, model_fix="set model = \"...\" in the step")
+    return [(s.effect, s.params, s.model) for s in p.steps]
 
 
-def recipe_input(recipe: Recipe, prepared: list[tuple[Effect, dict[str, Any], str]], image: Any = None, *,
-                 required: bool = True) -> Any:
-    """The image a recipe starts from: ``image`` if given, else the recipe's ``input`` resolved (it must
-    exist), else None; with ``required``, an error if the first step (``prepared`` by
-    :func:`validate_recipe`) needs an image and there is none."""
+def recipe_input(recipe: Recipe, image: Any = None) -> Any:
+    """The image a recipe starts from: ``image`` if given, else the recipe's ``input`` resolved against its
+    folder (it must exist), else None."""
     if image is None and recipe.input is not None:
         image = recipe.resolve(recipe.input)
         if not Path(image).is_file():
             raise ImageError(f"{recipe.source}: input image {recipe.input!r} ({image}) does not exist; check the "
                              f"path (it is relative to the recipe's folder)")
-    if image is None and required and prepared[0][0].needs_input:
-        raise RecipeError(f"{_where(recipe.source, 1, recipe.steps[0].effect)}: effect "
-                          f"{prepared[0][0].name!r} needs an input image; give one on the command line or set "
-                          f"input = \"photo.jpg\" in the recipe")
     return image
 
 
@@ -274,18 +274,10 @@ def run_recipe(recipe: Recipe | str | os.PathLike, image: Any = None, *, seed: i
     """
     if not isinstance(recipe, Recipe):
         recipe = load_recipe(recipe)
-    registry = registry or get_registry()
-    prepared = validate_recipe(recipe, registry=registry, model=model)
-    image = recipe_input(recipe, prepared, image)
-    if image is not None and max_size is not None:
-        image = imageio.load_image(image, max_size=max_size)
-    steps = [Step(s.effect, s.params, m) for s, (_, _, m) in zip(recipe.steps, prepared, strict=True)]
-    result = run_chain(steps, image, weights=weights or recipe.resolved_weights() or "auto",
-                       seed=seed if seed is not None else (recipe.seed or 0), device=device, progress=progress,
-                       cancel=cancel, registry=registry, base_dir=recipe.base_dir, snapshots=snapshots)
-    result.report["recipe"] = recipe.name or recipe.source
-    return result
+    p = plan_recipe(recipe, image, seed=seed, weights=weights, model=model, device=device, registry=registry,
+                    snapshots=snapshots, max_size=max_size)
+    return execute(p, progress=progress, cancel=cancel)
 
 
 __all__ = ["Recipe", "load_recipe", "loads_recipe", "parse_recipe", "save_recipe", "dumps_recipe",
-           "validate_recipe", "recipe_input", "run_recipe", "TOP_KEYS"]
+           "plan_recipe", "validate_recipe", "recipe_input", "run_recipe", "TOP_KEYS"]

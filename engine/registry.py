@@ -13,6 +13,7 @@ TensorFlow and ``gradfx list`` should not have to.
 
 from __future__ import annotations
 
+import importlib
 import importlib.metadata
 import os
 import re
@@ -32,6 +33,10 @@ from .errors import PluginError, UnknownEffectError, suggest
 ENV_PLUGINS = "GRADFX_PLUGINS"
 ENTRY_POINT_GROUP = "gradfx"
 BUILTIN = "gradfx"
+#: the built-in plugin, named by module as llm and datasette name their default plugins: the engine imports
+#: it by name when a registry is made, so ``gradfx.engine`` has no import of ``gradfx.plugins`` (the plugins
+#: import the engine), and every ``Registry()`` (the API's included) still has the built-in effects
+BUILTIN_MODULE = "gradfx.plugins"
 
 
 @dataclass
@@ -144,9 +149,7 @@ class Registry:
         self._models_loaded: set[str] = set()
         self._lock = threading.RLock()
         if builtins:
-            import gradfx.plugins as builtin_module
-
-            self.add_plugin(builtin_module, BUILTIN, builtin=True, distribution=BUILTIN,
+            self.add_plugin(importlib.import_module(BUILTIN_MODULE), BUILTIN, builtin=True, distribution=BUILTIN,
                             version=_version(BUILTIN))
         if external is not False:
             self.load_entry_points()

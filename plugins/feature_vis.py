@@ -102,11 +102,10 @@ class FeatureVis(Effect):
 
     def _plan(self, ctx: RunContext, params: Mapping[str, Any]) -> tuple[Problem, ParsedObjective, list[str]]:
         from gradfx.engine import objectives as O  # noqa: N812
-        from gradfx.engine.models import get_spec
         from gradfx.engine.solver import Problem
         from gradfx.engine.transforms import parse_transforms
 
-        spec = get_spec(ctx.model)
+        spec = ctx.spec
         size = int(params["size"])
         if size < spec.min_size:  # before the model is built (the solver would refuse it only after)
             raise ParameterError(f"effect 'feature-vis': parameter 'size': {size} is below {ctx.model}'s minimum "

@@ -366,11 +366,11 @@ class StyleTransfer(Effect):
 
     # --- build ---------------------------------------------------------------------------------------------
     def build(self, ctx: RunContext, params: Mapping[str, Any]) -> Problem:
-        from gradfx.engine import imageio, models
+        from gradfx.engine import imageio
         from gradfx.engine.objectives import Objective
         from gradfx.engine.solver import Problem
 
-        spec = models.get_spec(ctx.model)
+        spec = ctx.spec
         min_size = spec.min_size
         styles_paths = tuple(params["style"])
         n = len(styles_paths)

@@ -9,8 +9,10 @@ from typing import Any
 
 from textual import work
 
-from gradfx.engine import api, imageio
+from gradfx.engine import api
 from gradfx.engine.errors import GradfxError
+from gradfx.engine.execute import execute
+from gradfx.engine.plan import Plan, draft
 from gradfx.engine.progress import CancelToken, ProgressEvent
 
 from .messages import PreviewReady, RunFailed, RunFinished, RunProgress, RunStarted
@@ -26,7 +28,9 @@ PROGRESS_INTERVAL = 0.1
 class RunMixin:
     """ctrl+r, esc and what a run posts (RunStarted, RunProgress, PreviewReady, RunFinished)."""
 
-    def _validated_steps(self) -> list[tuple[str, dict[str, Any], str | None]] | None:
+    def _validated_steps(self) -> tuple[list[tuple[str, dict[str, Any], str | None]], Plan] | None:
+        """The chain's steps as asked and their checked plan (TensorFlow-free: models are looked up when it
+        runs), or None after showing what to fix."""
         if not self.chain:
             self.notify("The chain is empty: choose an effect on the left and press enter.", severity="warning")
             return None
@@ -38,28 +42,33 @@ class RunMixin:
                                               "(a plugin may have failed to load); remove the step")
                 return None
             try:
-                params = step.params(eff)
-                api.prepare(eff, params, registry=self.registry, where=f"step {i} ({eff.name})")
+                steps.append((step.effect, step.params(eff), step.model))
             except GradfxError as exc:
-                self.current = i - 1
-                self.screen.remove_class("-show-run")  # the form has to be visible to fix the value
-                self.run_worker(self._refresh_chain(), group="chain")
-                self.notify(str(exc), title="Fix a parameter first", severity="error", timeout=8)
-                return None
-            steps.append((step.effect, params, step.model))
+                return self._fix_step(i, exc)
         first = self.registry.effects[steps[0][0]]
-        if first.needs_input and self.loaded is None:
-            self.notify(f"{first.name} needs an input image: press ctrl+o to open one.", severity="warning")
-            return None
-        return steps
+        try:
+            plan = draft([api.Step(e, p, m) for e, p, m in steps], self.loaded if first.needs_input else None,
+                         weights=self.weights, seed=self.seed, device=self.device, registry=self.registry,
+                         input_fix="press ctrl+o to open one")
+        except GradfxError as exc:
+            return self._fix_step(getattr(exc, "step", None) or 1, exc)
+        return steps, plan
+
+    def _fix_step(self, index: int, exc: GradfxError) -> None:
+        """Show step ``index``'s form (it has to be visible to fix the value) and what is wrong."""
+        self.current = index - 1
+        self.screen.remove_class("-show-run")
+        self.run_worker(self._refresh_chain(), group="chain")
+        self.notify(str(exc), title="Fix this first", severity="error", timeout=8)
 
     def action_run(self) -> None:
         if self.running:
             self.notify("A run is in progress: esc cancels it.", severity="warning")
             return
-        steps = self._validated_steps()
-        if steps is None:
+        validated = self._validated_steps()
+        if validated is None:
             return
+        steps, plan = validated
         self.token = CancelToken()
         self.running = True
         self.refresh_bindings()
@@ -67,11 +76,10 @@ class RunMixin:
         self.query_one(RunPanel).reset(f"starting {' → '.join(e for e, _, _ in steps)}: loading the model "
                                        f"({self.weights} weights)…")
         self.post_message(RunStarted(steps))
-        self._run(steps, self.token, self.loaded if self.registry.effects[steps[0][0]].needs_input else None)
+        self._run(plan, self.token)
 
     @work(thread=True, exit_on_error=False, group="run", name="run")
-    def _run(self, steps: list[tuple[str, dict[str, Any], str | None]], token: CancelToken,
-             image: imageio.LoadedImage | None) -> None:
+    def _run(self, plan: Plan, token: CancelToken) -> None:
         from gradfx.engine import device as devices
 
         devices.quiet_tensorflow()
@@ -93,8 +101,7 @@ class RunMixin:
                 if preview is not None:
                     self.post_message(PreviewReady(shrink(preview)))
 
-        result = api.run_chain([api.Step(e, p, m) for e, p, m in steps], image, weights=self.weights, seed=self.seed,
-                               device=self.device, progress=progress, cancel=token, registry=self.registry)
+        result = execute(plan, progress=progress, cancel=token)
         self.post_message(RunFinished(result, token.cancelled))
 
     def on_gradfx_app_run_progress(self, message: RunProgress) -> None:

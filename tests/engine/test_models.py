@@ -28,7 +28,6 @@ from gradfx.engine.models import (
     get_spec,
     load_model,
     resolve_weights,
-    set_model_lookup,
 )
 
 
@@ -46,7 +45,6 @@ def offline_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def _free_models_after_module():
     yield
     zoo.clear_cache()
-    set_model_lookup(None)
 
 
 def _weights(model: keras.Model) -> list[np.ndarray]:
@@ -456,7 +454,11 @@ def test_unknown_model_name() -> None:
     assert "'vgg91'" in message and "did you mean 'vgg19'" in message and "inception_v3" in message
 
 
-def test_model_lookup_hook() -> None:
+def test_a_name_is_looked_up_in_the_process_registry(registry) -> None:
+    # the module-wide lookup that api.run overwrote on every run (and never restored) is gone: a name means
+    # what the process's registry says, so a plugin's model is found while it is registered and not after
+    from gradfx.engine import hookimpl
+
     tiny = ModelSpec(
         name="tiny",
         summary="a two-layer test net",
@@ -471,13 +473,17 @@ def test_model_lookup_hook() -> None:
         input_range=(-1.0, 1.0),
         min_size=8,
     )
-    set_model_lookup(lambda name: tiny if name == "tiny" else zoo._builtin_lookup(name))
-    try:
-        assert get_spec("tiny") is tiny and get_spec("vgg19") is VGG19
-        ext = get_extractor("tiny", ["c1"], "auto", seed=1)
-        assert ext.weights.fell_back and "tiny has no ImageNet weights file" in (ext.weights.warning or "")
-        assert ext(tf.zeros((1, 8, 8, 3)))["c1"].shape == (1, 8, 8, 4)
-    finally:
-        set_model_lookup(None)
+
+    class Plugin:
+        @hookimpl
+        def gradfx_register_models(self, register):
+            register(tiny)
+
+    registry.add_plugin(Plugin(), "tiny-model")
+    assert get_spec("tiny") is tiny and get_spec("vgg19") is VGG19
+    ext = get_extractor("tiny", ["c1"], "auto", seed=1)
+    assert ext.weights.fell_back and "tiny has no ImageNet weights file" in (ext.weights.warning or "")
+    assert ext(tf.zeros((1, 8, 8, 3)))["c1"].shape == (1, 8, 8, 4)
+    registry.remove_plugin("tiny-model")
     with pytest.raises(UnknownEffectError):
         get_spec("tiny")

@@ -14,7 +14,7 @@ import pytest
 from helpers import TinyDream, TinyPlugin
 from PIL import Image as PILImage
 
-from gradfx.engine import Effect, Image, ImageError, Output, ParameterError, RecipeError, api, run_chain
+from gradfx.engine import Effect, Image, ImageError, Output, ParameterError, RecipeError, execute, run_chain
 from gradfx.engine.recipes import load_recipe, loads_recipe, run_recipe, save_recipe, validate_recipe
 from gradfx.tui.cli import main
 
@@ -120,12 +120,10 @@ def test_image_paths_resolve_relative_to_the_recipe_not_the_working_folder(reg, 
 
 
 def test_an_unknown_parameter_fails_before_any_compute_naming_the_step(reg, tmp_path, monkeypatch):
-    from gradfx.engine import api
-
     def no_compute(*a, **k):
         raise AssertionError("computed before validating")
 
-    monkeypatch.setattr(api, "_execute", no_compute)
+    monkeypatch.setattr(execute, "_run_step", no_compute)
     recipe = write(tmp_path / "bad.toml", """
         [[step]]
         effect = "tiny-dream"
@@ -216,7 +214,7 @@ def test_a_snapshots_path_that_cannot_be_a_folder_fails_before_compute(reg, tmp_
     src = png(tmp_path / "in.png")
     recipe = write(tmp_path / "r.toml", "[[step]]\neffect = 'tiny-dream'\n")
     (tmp_path / "taken").write_text("a file, not a folder")
-    monkeypatch.setattr(api, "_execute", lambda *a, **k: pytest.fail("computed before checking --snapshots"))
+    monkeypatch.setattr(execute, "_run_step", lambda *a, **k: pytest.fail("computed before checking --snapshots"))
     assert main(["chain", str(recipe), str(src), "-o", str(tmp_path / "o.png"), "-q",
                  "--snapshots", str(tmp_path / "taken")]) == 2  # was a FileExistsError traceback after the run
     err = capsys.readouterr().err.strip()
@@ -245,7 +243,7 @@ def test_a_recipe_weights_file_resolves_against_the_recipe_folder(reg, tmp_path,
         seen.update(kwargs)
         raise Stop
 
-    monkeypatch.setattr(recipes, "run_chain", capture)
+    monkeypatch.setattr(recipes, "plan", capture)
     monkeypatch.chdir(tmp_path)  # not the recipe's folder: the path used to resolve against this one
     recipe = load_recipe(write(tmp_path / "a" / "r.toml", """
         input = "in.png"
@@ -365,9 +363,7 @@ def test_init_and_direction_files_resolve_relative_to_the_recipe(registry, tmp_p
 ])
 def test_a_missing_init_or_direction_file_fails_before_any_compute(registry, tmp_path, monkeypatch, init, vector,
                                                                     fragment):
-    from gradfx.engine import api
-
-    monkeypatch.setattr(api, "_execute", lambda *a, **k: pytest.fail("computed before validating"))
+    monkeypatch.setattr(execute, "_run_step", lambda *a, **k: pytest.fail("computed before validating"))
     recipe = _path_recipe(tmp_path / "r", init=init, vector=vector)
     with pytest.raises(ParameterError) as err:
         run_recipe(recipe)

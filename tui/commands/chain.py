@@ -9,8 +9,8 @@ import os
 import sys
 from pathlib import Path
 
-from gradfx.engine import api, imageio
-from gradfx.engine.recipes import load_recipe, recipe_input, run_recipe, validate_recipe
+from gradfx.engine.execute import execute
+from gradfx.engine.recipes import load_recipe, plan_recipe, recipe_input
 from gradfx.engine.registry import get_registry
 
 from .. import progressbar
@@ -37,24 +37,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def main(args: argparse.Namespace) -> int:
     reg = get_registry()
     recipe = load_recipe(args.recipe)
-    prepared = validate_recipe(recipe, registry=reg, model=args.model)
-    # a missing input file fails --check too; a recipe without one may still get it on the command line
-    source = recipe_input(recipe, prepared, args.input, required=not args.check)
+    options = dict(seed=args.seed, weights=args.weights, model=args.model, device=args.device, registry=reg,
+                   max_size=args.size)
     if args.check:  # models and a weights file too: the check imports TensorFlow, but computes nothing
-        api.check_models(prepared, args.weights or recipe.resolved_weights(), registry=reg)
-        steps = " -> ".join(eff.name for eff, _, _ in prepared)
-        print(f"{args.recipe}: ok, {len(prepared)} step(s): {steps}")
+        plan = plan_recipe(recipe, args.input, check_only=True, **options)
+        print(f"{args.recipe}: ok, {len(plan.steps)} step(s): {' -> '.join(s.effect.name for s in plan.steps)}")
         return 0
+    source = recipe_input(recipe, args.input)
+    # every check before any compute, TensorFlow-free (models are looked up when it runs)
+    plan = plan_recipe(recipe, source, snapshots=args.snapshots, models=False, **options)
     stem = f"{Path(source).stem}-{Path(args.recipe).stem}" if source else Path(args.recipe).stem
     output = Path(args.output) if args.output else Path(f"{stem}.png")
-    inputs = ([source] if source else []) + [path for eff, resolved, _ in prepared
-                                             for _, path in eff.schema.files(resolved)]
+    inputs = ([source] if source else []) + list(plan.files)
     check_output(output, inputs, args.overwrite, args.report, recipe=args.recipe)
-    image = imageio.load_image(args.input, max_size=args.size) if args.input else None
     with Interrupt() as interrupt, progressbar.ProgressBar(disable=args.quiet) as bar:
-        result = run_recipe(recipe, image, seed=args.seed, weights=args.weights, model=args.model,
-                            device=args.device, progress=bar.update, cancel=interrupt.token, registry=reg,
-                            snapshots=args.snapshots, max_size=None if args.input else args.size)
+        result = execute(plan, progress=bar.update, cancel=interrupt.token)
     result.save(output, overwrite=True, protect=[] if args.overwrite else inputs, report=args.report)
     if args.snapshots and not args.quiet:
         print(f"kept each step's output in {os.path.join(args.snapshots, '')}", file=sys.stderr)  # one slash

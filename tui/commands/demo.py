@@ -20,7 +20,8 @@ from typing import Any
 import numpy as np
 
 from gradfx.engine import imageio, samples, trained_vgg16
-from gradfx.engine.recipes import load_recipe, run_recipe, validate_recipe
+from gradfx.engine.execute import execute
+from gradfx.engine.recipes import load_recipe, plan_recipe
 from gradfx.engine.registry import get_registry
 
 from .. import progressbar
@@ -60,23 +61,21 @@ def main(args: argparse.Namespace) -> int:
     reg = get_registry()
     written = samples.write_samples(out, SAMPLE_SIZE)
     recipes = []
-    for name in DEMO_RECIPES:  # copy and validate every recipe before any compute
+    for name in DEMO_RECIPES:  # copy and plan every recipe before any compute
         path = out / f"{name}.toml"
         text = recipe_text(name)
         imageio.atomic_write(path, lambda tmp, text=text: Path(tmp).write_text(text, encoding="utf-8"))
-        recipe = load_recipe(path)
-        validate_recipe(recipe, registry=reg)
-        recipes.append((name, recipe))
+        recipes.append((name, plan_recipe(load_recipe(path), seed=args.seed, weights=args.weights,
+                                          device=args.device, registry=reg, snapshots=out / f"{name}-steps",
+                                          models=False)))
     _say(f"gradfx demo: samples {', '.join(p.name for p in written.values())} written to {out}/; running "
          f"{len(recipes)} recipes ({', '.join(DEMO_RECIPES)})")
     results: dict[str, Any] = {}
     interrupted = False
     with Interrupt() as interrupt, progressbar.ProgressBar(disable=args.quiet) as bar:
-        for name, recipe in recipes:
+        for name, plan in recipes:
             t0 = time.perf_counter()
-            result = run_recipe(recipe, seed=args.seed, weights=args.weights, device=args.device,
-                                progress=bar.update, cancel=interrupt.token, registry=reg,
-                                snapshots=out / f"{name}-steps")
+            result = execute(plan, progress=bar.update, cancel=interrupt.token)
             result.save(out / f"{name}.png")
             results[name] = result
             _say(f"  {name}: {' -> '.join(result.report['chain'])} in {time.perf_counter() - t0:.0f}s "

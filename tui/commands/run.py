@@ -12,9 +12,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from gradfx.engine import api, imageio
+from gradfx.engine import imageio
+from gradfx.engine.checkpoint import Checkpoint
 from gradfx.engine.errors import OutputError
+from gradfx.engine.execute import execute
 from gradfx.engine.params import parse_assignments
+from gradfx.engine.plan import complete, draft
 from gradfx.engine.progress import CancelToken
 from gradfx.engine.registry import get_registry
 
@@ -96,19 +99,18 @@ def check_output(output: Path, inputs: list[str], overwrite: bool, report: str |
 
 def main(args: argparse.Namespace) -> int:
     reg = get_registry()
-    eff = reg.effect(args.effect)
-    params = parse_assignments(args.param)
-    eff, resolved = api.prepare(eff, params, registry=reg)
-    output = Path(args.output) if args.output else default_output(eff.name, args.input)
-    inputs = ([args.input] if args.input else []) + [path for _, path in eff.schema.files(resolved)]
+    # every check before any compute, TensorFlow-free (models are looked up when it runs)
+    p = draft([(args.effect, parse_assignments(args.param))], args.input, model=args.model, weights=args.weights,
+              seed=args.seed, device=args.device, registry=reg, max_size=args.size, chain=False)
+    output = Path(args.output) if args.output else default_output(p.steps[0].effect.name, args.input)
+    inputs = ([args.input] if args.input else []) + list(p.files)
     check_output(output, inputs, args.overwrite, args.report)
-    image = imageio.load_image(args.input, max_size=args.size) if args.input else None
     info = {"output": str(output.resolve()), "report": str(Path(args.report).resolve()) if args.report else None,
-            "protect": [str(Path(p).resolve()) for p in inputs] if not args.overwrite else []}
+            "protect": [str(Path(f).resolve()) for f in inputs] if not args.overwrite else []}
     with Interrupt() as interrupt, progressbar.ProgressBar(disable=args.quiet) as bar:
-        result = api.run(eff, image, model=args.model, weights=args.weights, seed=args.seed, device=args.device,
-                         progress=bar.update, cancel=interrupt.token, registry=reg, checkpoint=args.checkpoint,
-                         checkpoint_every=args.checkpoint_every, checkpoint_info=info, **resolved)
+        p = complete(p)
+        ckpt = Checkpoint.for_plan(p, args.checkpoint, args.checkpoint_every, info=info) if args.checkpoint else None
+        result = execute(p, progress=bar.update, cancel=interrupt.token, checkpoint=ckpt)
     result.save(output, overwrite=True, protect=info["protect"], report=args.report)
     if args.checkpoint and result.partial:
         print(f"gradfx: checkpoint kept in {args.checkpoint}; finish with 'gradfx resume {args.checkpoint}'",

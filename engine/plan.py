@@ -1,0 +1,260 @@
+"""Plan once, run once: every front end turns what the user asked for into one checked :class:`Plan`, and the
+engine executes plans (:func:`gradfx.engine.execute.execute`).
+
+    from gradfx.engine.plan import plan
+    from gradfx.engine.execute import execute
+    p = plan([("deepdream", {"steps": 10})], "photo.jpg", weights="random", seed=1)
+    result = execute(p)
+
+``gradfx run``, ``gradfx chain`` (a recipe), ``gradfx demo``, ``gradfx resume``, the TUI and the Python API
+(:func:`gradfx.engine.run`, :func:`~gradfx.engine.run_chain`, :func:`~gradfx.engine.run_recipe`) all plan
+through :func:`plan`, so each thing a user can get wrong is checked in one place, once per run, before any
+compute: the seed, each step's parameters (:func:`prepare`), whether the first step needs an input image
+(:func:`check_input`), whether an effect works with the model asked for (:func:`check_model`), the input
+image itself, the snapshots folder, every model's name and the weights value for each model
+(:func:`gradfx.engine.models.resolve_weights`, which also decides what ``auto`` becomes). Everything up to
+the model names is TensorFlow-free (:func:`draft`); looking models up imports TensorFlow, because model
+hooks build Keras objects (:func:`complete`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from . import imageio
+from .effect import Effect
+from .errors import GradfxError, ParameterError, PluginError
+from .params import Param
+from .registry import Registry, get_registry
+
+if TYPE_CHECKING:
+    from .models import ModelSpec, ResolvedWeights
+
+#: the largest seed numpy and Keras accept (seeds run from 0 to 2**32 - 1)
+MAX_SEED = 2**32 - 1
+
+
+def check_seed(seed: Any) -> int:
+    """``seed`` as an int, or a :class:`ParameterError` when it is not a whole number from 0 to ``MAX_SEED``."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= MAX_SEED:
+        raise ParameterError(f"seed must be a whole number from 0 to {MAX_SEED}, not {seed!r}; "
+                             "choose a seed in that range")
+    return int(seed)
+
+
+def prepare(effect: str | Effect, params: Mapping[str, Any] | None = None, *,
+            registry: Registry | None = None, base_dir: str | os.PathLike | None = None,
+            where: str = "") -> tuple[Effect, dict[str, Any]]:
+    """Look up an effect and resolve its parameters (defaults, types, ranges, the effect's own cross-checks,
+    files present).
+
+    Every file path a parameter holds (:meth:`Param.map_paths`: image parameters, ``init=file``,
+    ``direction(L, 'v.npy')``...) is made relative to ``base_dir`` (a recipe's folder; None: the working
+    folder) and must exist. Cheap and TensorFlow-free; :func:`plan` calls it once per step.
+    """
+    registry = registry or get_registry()
+    eff = registry.effect(effect) if isinstance(effect, str) else effect
+    resolved = eff.schema.resolve(params or {}, where=where)
+    try:
+        eff.check(resolved)
+    except ParameterError as exc:
+        raise ParameterError(f"{where or f'effect {eff.name!r}'}: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - a plugin's bug is reported as the plugin's failure
+        plugin = registry.effect_plugin.get(eff.name, "?")
+        raise PluginError(f"effect {eff.name!r} (plugin {plugin!r}) failed checking its parameters: "
+                          f"{type(exc).__name__}: {exc}") from exc
+    base = Path(base_dir) if base_dir is not None else None
+
+    def locate(p: Param, value: str) -> str:
+        file = Path(value)
+        if base is not None and not file.is_absolute():
+            file = base / file
+        if not file.is_file():
+            loc = f"{where}: " if where else f"effect {eff.name!r}: "
+            what = f"{value!r} is not one of {', '.join(p.choices)}, and file" if p.choices else (
+                "image" if p.is_image else "file")
+            raise ParameterError(f"{loc}parameter {p.name!r}: {what} {str(file)!r} does not exist; check the path")
+        return str(file)
+
+    for p in eff.schema:
+        resolved[p.name] = p.map_paths(resolved[p.name], lambda value, p=p: locate(p, value))
+    return eff, resolved
+
+
+def check_input(effect: Effect, image: Any, *, where: str = "", fix: str = "") -> None:
+    """The one "needs an input image" check: ``effect`` (a chain's first step) transforms an image and none
+    was given. ``fix`` is how the front end asking gives one (a CLI argument, a recipe's ``input``, ctrl+o)."""
+    if effect.needs_input and image is None:
+        fix = fix or f"pass one (e.g. gradfx run {effect.name} photo.jpg -o out.png)"
+        raise ParameterError(f"{where + ': ' if where else ''}effect {effect.name!r} needs an input image; {fix}")
+
+
+def check_model(effect: Effect, model: str | None, *, where: str = "", fix: str = "") -> str:
+    """The one "works with this model" check: the model a step runs on (``model`` or the effect's default)
+    is one the effect allows; returns its name. Model names themselves are checked by :func:`complete`."""
+    name = model or effect.model
+    if effect.models is not None and name not in effect.models:
+        raise ParameterError(f"{where + ': ' if where else ''}effect {effect.name!r} works with models "
+                             f"{', '.join(effect.models)}, not {name!r}" + (f"; {fix}" if fix else ""))
+    return name
+
+
+@dataclass(frozen=True)
+class PlannedStep:
+    """One checked step: the effect, its resolved parameters, the model it runs on and the weights that
+    model gets. ``spec`` and ``weights`` are None in a :func:`draft` (filled by :func:`complete`); ``weights``
+    stays None in a ``check_only`` plan when the weights are a keyword (``auto``/``imagenet`` are located,
+    possibly downloaded, only when the plan is meant to run). ``where`` is how errors name the step."""
+
+    effect: Effect
+    params: dict[str, Any]
+    model: str
+    spec: ModelSpec | None = None
+    weights: ResolvedWeights | None = None
+    where: str = ""
+
+    def files(self) -> list[str]:
+        """Every file the step's parameters name (style images, init=file...): outputs must not go over them."""
+        return [path for _, path in self.effect.schema.files(self.params)]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What :func:`gradfx.engine.execute.execute` runs: checked steps, the input image (loaded), the seed,
+    the weights as asked (the report's ``requested``), the device and the registry. ``chain`` says whether
+    the result is a chain's (a report per step, each step's 8-bit output the next one's input) or one
+    effect's. ``snapshots`` is a folder that exists for each step's output; ``files`` lists every file the
+    steps' parameters name (outputs must not go over them); ``name`` is a recipe's, for the report."""
+
+    steps: tuple[PlannedStep, ...]
+    image: imageio.LoadedImage | None
+    seed: int
+    weights: str
+    registry: Registry
+    device: str | None = None
+    chain: bool = False
+    snapshots: Path | None = None
+    check_only: bool = False
+    files: tuple[str, ...] = field(default=())
+    name: str | None = None
+
+    @property
+    def complete(self) -> bool:
+        """Whether every step has its model spec (and, unless ``check_only``, its weights)."""
+        return all(s.spec is not None and (self.check_only or s.weights is not None) for s in self.steps)
+
+
+def _step_where(index: int, effect: str, *, chain: bool, source: str | None) -> str:
+    if not chain:
+        return ""
+    where = f"step {index} ({effect})"
+    return f"{source}: {where}" if source else where
+
+
+def draft(steps: Sequence[Any], image: Any = None, *, model: str | None = None, weights: str | os.PathLike = "auto",
+          seed: Any = 0, device: str | None = None, registry: Registry | None = None,
+          base_dir: str | os.PathLike | None = None, max_size: int | None = None, chain: bool = True,
+          source: str | None = None, name: str | None = None, snapshots: str | os.PathLike | None = None,
+          input_fix: str = "", model_fix: str = "", check_only: bool = False) -> Plan:
+    """Every TensorFlow-free check of :func:`plan`, in the order a user meets them: the seed, then per step
+    the effect, its parameters and its model, the first step's input, the input image, the snapshots folder.
+
+    ``steps`` holds :class:`~gradfx.engine.api.Step`\\ s, ``(effect, params)`` pairs or tables with an
+    ``effect`` key; an effect may be a name or an :class:`Effect`. ``model`` is the model of every step that
+    names none (else the effect's own). ``chain=False`` plans one effect (errors then name the effect, not
+    "step 1"); ``source`` (a recipe's file) prefixes a chain's step names and ``name`` (a recipe's) goes into
+    the report. ``input_fix``/``model_fix`` say how the front end fixes a missing input or a model the effect
+    refuses. A ``check_only`` plan (``gradfx chain --check``) cannot run: it needs no input image yet. A :class:`GradfxError` raised
+    for a step carries its 1-based index as ``error.step`` (the TUI shows that step's form).
+    """
+    registry = registry or get_registry()
+    seed = check_seed(seed)
+    norm = [_as_step(s, i) for i, s in enumerate(steps, 1)]
+    if not norm:
+        raise ParameterError("a chain needs at least one step")
+    if not chain and len(norm) != 1:
+        raise ParameterError("a single run has exactly one step; run several with run_chain")
+    planned = []
+    for i, (effect, params, step_model) in enumerate(norm, 1):
+        where = _step_where(i, effect if isinstance(effect, str) else effect.name, chain=chain, source=source)
+        try:
+            try:
+                eff, resolved = prepare(effect, params, registry=registry, base_dir=base_dir, where=where)
+            except GradfxError as exc:
+                if not where or str(exc).startswith(where):
+                    raise
+                raise type(exc)(f"{where}: {exc}") from None
+            if i == 1 and not check_only:
+                check_input(eff, image, where=where, fix=input_fix)
+            model_name = check_model(eff, step_model or model, where=where, fix=model_fix)
+        except GradfxError as exc:
+            exc.step = i  # type: ignore[attr-defined]
+            raise
+        planned.append(PlannedStep(eff, resolved, model_name, where=where))
+    loaded = None if image is None else imageio.load_image(image, max_size=max_size)
+    folder = None if snapshots is None else imageio.output_folder(snapshots, "snapshots folder")
+    files = tuple(dict.fromkeys(path for s in planned for path in s.files()))
+    return Plan(tuple(planned), loaded, seed, _weights_text(weights), registry, device, chain, folder,
+                check_only, files, name)
+
+
+def complete(p: Plan) -> Plan:
+    """``p`` with every step's model spec looked up and the weights each model gets decided (once per model;
+    ``auto`` tries a download once). Imports TensorFlow (the model hooks do). Errors name the step."""
+    if p.complete:
+        return p
+    from .models import resolve_weights
+
+    keyword = isinstance(p.weights, str) and p.weights.strip().lower() in ("auto", "imagenet")
+    decided: dict[str, Any] = {}
+    steps = []
+    for i, s in enumerate(p.steps, 1):
+        try:
+            spec = s.spec or p.registry.model(s.model)  # the first call imports TensorFlow quietly
+            weights = s.weights
+            if weights is None and not (p.check_only and keyword):
+                if spec.name not in decided:
+                    decided[spec.name] = resolve_weights(spec, p.weights)
+                weights = decided[spec.name]
+        except GradfxError as exc:
+            error = type(exc)(f"{s.where}: {exc}") if s.where else exc
+            error.step = i  # type: ignore[attr-defined]
+            raise error from None
+        steps.append(replace(s, spec=spec, weights=weights))
+    return replace(p, steps=tuple(steps))
+
+
+def plan(steps: Sequence[Any], image: Any = None, **options: Any) -> Plan:
+    """Check everything a run needs, once, before any compute: :func:`draft` then :func:`complete`.
+    ``check_only=True`` never downloads weights (``gradfx chain --check``)."""
+    return complete(draft(steps, image, **options))
+
+
+def _weights_text(weights: str | os.PathLike) -> str:
+    return os.fspath(weights) if isinstance(weights, os.PathLike) else weights
+
+
+def _as_step(step: Any, index: int) -> tuple[str | Effect, dict[str, Any], str | None]:
+    from .api import Step
+
+    if isinstance(step, Step):
+        return step.effect, step.params, step.model
+    if isinstance(step, tuple) and len(step) == 2:
+        return step[0], dict(step[1]), None
+    if isinstance(step, Mapping):
+        data = dict(step)
+        effect = data.pop("effect", None)
+        if not isinstance(effect, (str, Effect)):
+            raise ParameterError(f"step {index}: needs an 'effect' name")
+        return effect, data, data.pop("model", None)
+    raise ParameterError(f"step {index}: expected a Step, a (effect, params) pair or a table, got {step!r}")
+
+
+__all__ = ["MAX_SEED", "Plan", "PlannedStep", "check_input", "check_model", "check_seed", "complete", "draft",
+           "plan", "prepare"]

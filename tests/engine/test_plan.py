@@ -1,0 +1,195 @@
+"""The plan: every check a run needs happens once, in one place, before any compute (one test per check)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers import TinyDream, TinyPlugin
+from PIL import Image as PILImage
+
+import gradfx.engine
+from gradfx.engine import Effect, Output, ParameterError, UnknownEffectError, WeightsError
+from gradfx.engine.errors import GradfxError
+from gradfx.engine.plan import check_input, check_model, check_seed, draft, plan
+from gradfx.tui.cli import main
+
+ENGINE = Path(gradfx.engine.__file__).resolve().parent
+
+
+class CountingDream(TinyDream):
+    """TinyDream that counts how often its parameters are checked."""
+
+    checks = 0
+
+    def check(self, params):
+        type(self).checks += 1
+
+
+class Recorder(Effect):
+    """Records what its run context carries."""
+
+    name = "recorder"
+    summary = "records the run context"
+    model = "vgg16"
+    seen: dict = {}
+
+    def run(self, ctx, params):
+        type(self).seen = {"spec": ctx.spec, "weights": ctx.resolved_weights, "model": ctx.model}
+        return Output(ctx.input.rgb)
+
+
+@pytest.fixture
+def reg(registry):
+    CountingDream.checks = 0
+    registry.add_plugin(TinyPlugin(CountingDream(), Recorder()), "plan-test")
+    return registry
+
+
+@pytest.fixture
+def photo(tmp_path, make_image):
+    path = tmp_path / "photo.png"
+    PILImage.fromarray((make_image(40, 48) * 255).astype(np.uint8)).save(path)
+    return path
+
+
+@pytest.fixture
+def decisions(monkeypatch):
+    """Every weights decision made, as (model, weights value)."""
+    from gradfx.engine import models
+
+    made = []
+    real = models.resolve_weights
+
+    def spy(spec, weights, **kwargs):
+        made.append((spec.name, weights))
+        return real(spec, weights, **kwargs)
+
+    monkeypatch.setattr(models, "resolve_weights", spy)
+    return made
+
+
+@pytest.mark.parametrize("front_end", ["gradfx run", "gradfx chain"])
+def test_parameters_are_checked_and_weights_decided_once_per_run(reg, photo, tmp_path, decisions, front_end):
+    # `gradfx run` resolved parameters in the command and again in api.run; a chain step three times
+    # (command, recipe, run_chain); weights were decided before the run and again per extractor
+    if front_end == "gradfx run":
+        argv, steps = ["run", "tiny-dream", str(photo), "-p", "steps=1"], 1
+    else:
+        recipe = tmp_path / "r.toml"
+        recipe.write_text("[[step]]\neffect = 'tiny-dream'\nsteps = 1\n[[step]]\neffect = 'tiny-dream'\nsteps = 1\n")
+        argv, steps = ["chain", str(recipe), str(photo)], 2
+    assert main([*argv, "-o", str(tmp_path / "o.png"), "-q", "--weights", "random"]) == 0
+    assert CountingDream.checks == steps
+    assert decisions == [("vgg16", "random")]  # one model: decided once for the whole chain
+
+
+def test_the_seed_is_checked_by_the_plan(reg, photo):
+    assert check_seed(np.int64(7)) == 7
+    for bad in (-1, 2**32, 1.5, True):
+        with pytest.raises(ParameterError, match="seed must be a whole number from 0 to 4294967295"):
+            draft([("tiny-dream", {})], photo, seed=bad)
+
+
+def test_needs_an_input_image_names_the_step_and_the_front_ends_fix(reg):
+    tiny = reg.effect("tiny-dream")
+    check_input(tiny, "x.png")  # has one
+    with pytest.raises(ParameterError, match=r"^effect 'tiny-dream' needs an input image; pass one \(e.g. gradfx"):
+        check_input(tiny, None)
+    with pytest.raises(ParameterError) as err:
+        draft([("tiny-dream", {})], None, source="r.toml", input_fix="set input = 'photo.jpg' in the recipe")
+    assert str(err.value) == ("r.toml: step 1 (tiny-dream): effect 'tiny-dream' needs an input image; set input = "
+                              "'photo.jpg' in the recipe") and err.value.step == 1
+    assert draft([("tiny-dream", {})], None, check_only=True).image is None  # --check: the input may come later
+
+
+def test_works_with_this_model_is_checked_per_step(reg, photo):
+    class OnlyVgg16(TinyDream):
+        name = "only-vgg16"
+        models = ("vgg16",)
+
+    reg.add_plugin(TinyPlugin(OnlyVgg16()), "only")
+    eff = reg.effect("only-vgg16")
+    assert check_model(eff, None) == "vgg16" and check_model(reg.effect("tiny-dream"), "vgg19") == "vgg19"
+    with pytest.raises(ParameterError) as err:
+        draft([("tiny-dream", {}), ("only-vgg16", {})], photo, model="vgg19", model_fix="set model = ... in the step")
+    assert str(err.value) == ("step 2 (only-vgg16): effect 'only-vgg16' works with models vgg16, not 'vgg19'; "
+                              "set model = ... in the step") and err.value.step == 2
+
+
+def test_model_names_and_the_weights_value_are_checked_before_any_compute(reg, photo, tmp_path, monkeypatch):
+    from gradfx.engine import execute
+
+    monkeypatch.setattr(execute, "_run_step", lambda *a, **k: pytest.fail("computed before planning"))
+    with pytest.raises(UnknownEffectError, match=r"^step 2 \(tiny-dream\): unknown model 'vgg91' \(did you mean"):
+        plan([("tiny-dream", {}), {"effect": "tiny-dream", "model": "vgg91"}], photo, weights="random")
+    with pytest.raises(WeightsError, match="not found; check the path") as err:
+        plan([("tiny-dream", {})], photo, weights=str(tmp_path / "gone.weights.h5"))
+    assert err.value.step == 1
+
+
+def test_a_check_only_plan_never_locates_keyword_weights(reg, photo, monkeypatch):
+    from gradfx.engine import models
+
+    monkeypatch.setattr(models, "_locate_imagenet", lambda *a: pytest.fail("looked for ImageNet weights"))
+    checked = plan([("tiny-dream", {})], photo, weights="imagenet", check_only=True)
+    assert checked.complete and checked.steps[0].spec.name == "vgg16" and checked.steps[0].weights is None
+    with pytest.raises(GradfxError, match="check-only plan cannot run"):
+        execute_plan(checked)
+
+
+def execute_plan(p):
+    from gradfx.engine.execute import execute
+
+    return execute(p)
+
+
+def test_the_run_context_carries_the_steps_spec_and_decided_weights(reg, photo, tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))  # no ImageNet file: auto falls back
+    result = execute_plan(draft([("recorder", {})], photo, weights="auto", chain=False))
+    seen = Recorder.seen
+    assert seen["spec"] is reg.model("vgg16") and seen["model"] == "vgg16"
+    assert seen["weights"].mode == "random" and seen["weights"].fell_back
+    assert result.report["weights"]["requested"] == "auto"
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            module = node.module or ""
+            if node.level:  # relative: engine is gradfx.engine, so '..' reaches gradfx
+                base = ["gradfx", "engine"][: max(0, 2 - (node.level - 1))]
+                module = ".".join([*base, module] if module else base)
+            names.add(module)
+            names.update(f"{module}.{a.name}" for a in node.names)
+    return names
+
+
+def test_the_engine_imports_nothing_from_plugins_or_the_front_ends():
+    files = sorted(ENGINE.rglob("*.py"))
+    assert len(files) > 10
+    for file in files:
+        bad = [n for n in _imports(file) if n.split(".")[:2] in (["gradfx", "plugins"], ["gradfx", "tui"])
+               or n.split(".")[0] in ("plugins", "tui", "textual")]
+        assert not bad, f"{file.name} imports {bad}"
+
+
+def test_no_module_wide_mutable_model_lookup_remains(reg, photo):
+    # api.run installed the registry it was given as a module-wide lookup in models.py and never restored it
+    from gradfx.engine import models
+    from gradfx.engine import registry as reg_mod
+
+    assert not hasattr(models, "set_model_lookup") and not hasattr(models, "_lookup")
+    own = reg_mod.Registry(external=False)
+    own.add_plugin(TinyPlugin(CountingDream()), "own")
+    execute_plan(plan([("tiny-dream", {"steps": 1})], photo, weights="random", registry=own, chain=False))
+    assert models.get_spec("vgg16") is reg.model("vgg16")  # names still mean what the process registry says
+    kept = [name for name, value in vars(models).items()
+            if isinstance(value, reg_mod.Registry) or isinstance(getattr(value, "__self__", None), reg_mod.Registry)]
+    assert not kept, kept  # no registry (or a registry's method) kept in the module's state
