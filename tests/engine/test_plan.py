@@ -146,7 +146,8 @@ def execute_plan(p):
     return execute(p)
 
 
-def test_the_run_context_carries_the_steps_spec_and_decided_weights(reg, photo, tmp_path, monkeypatch):
+def test_the_run_context_carries_the_steps_spec_and_decided_weights(reg, photo, tmp_path, monkeypatch,
+                                                                    no_trained_vgg16):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))  # no ImageNet file: auto falls back
     result = execute_plan(draft([("recorder", {})], photo, weights="auto", chain=False))
     seen = Recorder.seen
