@@ -272,8 +272,8 @@ def make_job(target: str | os.PathLike, params: Mapping[str, Any] | None = None,
              registry: Registry | None = None) -> Job:
     """Check the effect (or recipe file, ``*.toml``) and its parameters once, before any item runs.
     ``weights`` and ``seed`` None: the recipe's, else ``auto`` and 0."""
-    from .api import check_models, check_seed, prepare
-    from .recipes import load_recipe, validate_recipe
+    from .plan import check_seed, plan
+    from .recipes import load_recipe, plan_recipe
 
     registry = registry or get_registry()
     text = os.fspath(target)
@@ -281,23 +281,19 @@ def make_job(target: str | os.PathLike, params: Mapping[str, Any] | None = None,
         if params:
             raise ParameterError("-p/--param sets an effect's parameters; a recipe's go in its [[step]] tables")
         recipe = load_recipe(text)
-        prepared = validate_recipe(recipe, registry=registry, model=model)
         weights = weights or recipe.resolved_weights() or "auto"
         seed = seed if seed is not None else (recipe.seed or 0)
-        check_models(prepared, weights, registry=registry)
+        plan_recipe(recipe, weights=weights, model=model, registry=registry, check_only=True, own_input=False)
         desc: Any = recipe.to_dict()
         job = Job(None, {}, recipe=recipe, model=model, weights=weights, size=size)
     else:
-        eff, resolved = prepare(text, dict(params or {}), registry=registry)
-        model_name = model or eff.model
-        if eff.models is not None and model_name not in eff.models:
-            raise ParameterError(f"effect {eff.name!r} works with models {', '.join(eff.models)}, not "
-                                 f"{model_name!r}")
+        weights = weights or "auto"
+        (step,) = plan([(text, dict(params or {}))], model=model, weights=weights, registry=registry, chain=False,
+                       check_only=True).steps
+        eff, resolved = step.effect, step.params
         if not eff.needs_input:
             raise ParameterError(f"effect {eff.name!r} makes an image from nothing; a batch needs an effect "
                                  "that takes an input image")
-        weights = weights or "auto"
-        check_models([(eff, resolved, model_name)], weights, registry=registry)
         desc = {"effect": eff.name, "params": resolved}
         job = Job(eff.name, resolved, model=model, weights=weights, size=size)
     seed = check_seed(0 if seed is None else seed)

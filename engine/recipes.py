@@ -227,13 +227,14 @@ def _rebase(recipe: Recipe, target: Path, registry: Registry | None) -> Recipe:
 def plan_recipe(recipe: Recipe, image: Any = None, *, seed: int | None = None, weights: str | None = None,
                 model: str | None = None, device: str | None = None, registry: Registry | None = None,
                 snapshots: str | os.PathLike | None = None, max_size: int | None = None,
-                check_only: bool = False, models: bool = True) -> Plan:
+                check_only: bool = False, models: bool = True, own_input: bool = True) -> Plan:
     """The recipe's :class:`~gradfx.engine.plan.Plan` on ``image`` (default: the recipe's ``input``): every
     step checked (effect, parameters and files against the recipe's folder, model, weights) once, before any
     compute. ``seed``, ``weights`` and ``model`` override the recipe's. ``check_only`` (``gradfx chain
     --check``) needs no input image and never downloads weights. ``models=False`` stops at the
-    TensorFlow-free :func:`~gradfx.engine.plan.draft` (executing it looks the models up)."""
-    return (plan if models else draft)(recipe.steps, recipe_input(recipe, image), model=model or recipe.model,
+    TensorFlow-free :func:`~gradfx.engine.plan.draft` (executing it looks the models up). ``own_input=False``
+    leaves the recipe's ``input`` aside (a batch gives its items instead)."""
+    return (plan if models else draft)(recipe.steps, recipe_input(recipe, image) if own_input else image, model=model or recipe.model,
                 weights=weights or recipe.resolved_weights() or "auto",
                 seed=seed if seed is not None else (recipe.seed or 0), device=device, registry=registry,
                 base_dir=recipe.base_dir, max_size=max_size, source=recipe.source, name=recipe.name or recipe.source,
