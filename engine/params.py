@@ -15,7 +15,7 @@ Every bad value raises :class:`~gradfx.engine.errors.ParameterError` naming the 
 is allowed.
 
 File paths inside values (image parameters, an ``ImageOr`` that is not a keyword, a path a subclass finds in
-its text with :meth:`Param.map_paths`) are resolved in one place, ``gradfx.engine.api.prepare``: against a
+its text with :meth:`Param.map_paths`) are resolved in one place, ``gradfx.engine.plan.prepare``: against a
 recipe's folder when the values come from a recipe, else the working folder; they must exist before any
 compute, and a saved recipe rewrites them for its new folder.
 """
