@@ -29,9 +29,13 @@ whose output is still there and retries the rest; a manifest written with other 
 another OUTDIR). A bad item (corrupt or too-small image, a frame that fails) is recorded with its one-line
 error and the batch goes on.
 
+**Plan.** The effect or recipe is planned once (:mod:`gradfx.engine.plan`: parameters, files, model and
+weights checked, before any item runs); each item executes that plan with its own image and seed
+(:func:`gradfx.engine.execute.execute`, what ``gradfx run`` and ``gradfx chain`` execute).
+
 **Workers.** Locally: one thread per device (``devices``; default one per visible GPU, else the CPU), each
-running items one after another through :func:`gradfx.engine.run` / :func:`run_recipe` in this process, so
-models are built once (the extractor cache) and shared. ``ray=`` runs the same items as Ray actor tasks
+running items one after another in this process, so models are built once (the extractor cache) and
+shared. ``ray=`` runs the same items as Ray actor tasks
 (:mod:`gradfx.engine.ray_runner`); the workers write outputs straight into OUTDIR, which on a cluster must
 be storage every node sees at the same path.
 """
@@ -46,7 +50,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +106,26 @@ class Job:
     size: int | None = None
     seed: int = 0  #: the batch seed (items derive theirs from it)
     settings: str = ""  #: digest of everything that changes an output (recorded in the manifest)
+    _plan: Any = field(default=None, repr=False, compare=False)
+
+    def plan(self, registry: Registry | None = None) -> Any:
+        """The batch's checked :class:`~gradfx.engine.plan.Plan` without an image (each item gets its own
+        image and seed): built once per process, weights resolved once; a Ray worker builds its own."""
+        if self._plan is None:
+            from .plan import complete, draft
+            from .recipes import plan_recipe
+
+            if self.recipe is not None:
+                p = plan_recipe(self.recipe, weights=self.weights, model=self.model, registry=registry,
+                                check_only=True, models=False, own_input=False)
+            else:
+                p = draft([(self.effect, self.params)], model=self.model, weights=self.weights or "auto",
+                          registry=registry, chain=False, check_only=True)
+            self._plan = complete(replace(p, check_only=False))  # check_only only waived the input image
+        return self._plan
+
+    def __getstate__(self) -> dict[str, Any]:  # to Ray workers: the description, not this process's plan
+        return {**self.__dict__, "_plan": None}
 
 
 @dataclass
@@ -270,36 +294,36 @@ def discover(inputs: Sequence[str | os.PathLike], outdir: str | os.PathLike, *, 
 def make_job(target: str | os.PathLike, params: Mapping[str, Any] | None = None, *, model: str | None = None,
              weights: str | None = None, seed: int | None = None, size: int | None = None,
              registry: Registry | None = None) -> Job:
-    """Check the effect (or recipe file, ``*.toml``) and its parameters once, before any item runs.
-    ``weights`` and ``seed`` None: the recipe's, else ``auto`` and 0."""
-    from .plan import check_seed, plan
-    from .recipes import load_recipe, plan_recipe
+    """Plan the effect (or recipe file, ``*.toml``) once, before any item runs: effect, parameters, files,
+    model and weights checked. ``weights`` and ``seed`` None: the recipe's, else ``auto`` and 0."""
+    from .plan import check_seed
+    from .recipes import load_recipe
 
-    registry = registry or get_registry()
     text = os.fspath(target)
     if text.lower().endswith(".toml"):
         if params:
             raise ParameterError("-p/--param sets an effect's parameters; a recipe's go in its [[step]] tables")
         recipe = load_recipe(text)
-        weights = weights or recipe.resolved_weights() or "auto"
+        job = Job(None, {}, recipe=recipe, model=model, weights=weights or recipe.resolved_weights() or "auto",
+                  size=size)
         seed = seed if seed is not None else (recipe.seed or 0)
-        plan_recipe(recipe, weights=weights, model=model, registry=registry, check_only=True, own_input=False)
         desc: Any = recipe.to_dict()
-        job = Job(None, {}, recipe=recipe, model=model, weights=weights, size=size)
     else:
-        weights = weights or "auto"
-        (step,) = plan([(text, dict(params or {}))], model=model, weights=weights, registry=registry, chain=False,
-                       check_only=True).steps
-        eff, resolved = step.effect, step.params
-        if not eff.needs_input:
-            raise ParameterError(f"effect {eff.name!r} makes an image from nothing; a batch needs an effect "
-                                 "that takes an input image")
-        desc = {"effect": eff.name, "params": resolved}
-        job = Job(eff.name, resolved, model=model, weights=weights, size=size)
-    seed = check_seed(0 if seed is None else seed)
-    blob = json.dumps({"job": desc, "model": model, "weights": str(weights), "seed": seed, "size": size},
+        # files named by parameters made absolute (base_dir): Ray workers run in other folders
+        job = Job(text, dict(params or {}), model=model, weights=weights or "auto", size=size)
+        from .plan import draft
+
+        (step,) = draft([(text, job.params)], model=model, registry=registry, chain=False, check_only=True,
+                        base_dir=os.getcwd()).steps
+        if not step.effect.needs_input:
+            raise ParameterError(f"effect {step.effect.name!r} makes an image from nothing; a batch needs an "
+                                 "effect that takes an input image")
+        job.effect, job.params = step.effect.name, step.params
+        desc = {"effect": step.effect.name, "params": step.params}
+    job.plan(registry)  # every check, and the weights resolved, before any item runs
+    job.seed = check_seed(0 if seed is None else seed)
+    blob = json.dumps({"job": desc, "model": model, "weights": str(job.weights), "seed": job.seed, "size": size},
                       sort_keys=True, default=str)
-    job.seed = seed
     job.settings = hashlib.sha256(blob.encode()).hexdigest()[:16]
     return job
 
@@ -309,8 +333,7 @@ def run_item(job: Job, item: Item, payload: Any, *, device: str | None = None,
              registry: Registry | None = None, worker: str = "") -> Record:
     """Run ``job`` on one item (``payload``: its image path, or a decoded frame) and write its output; any
     gradfx error becomes a failed record with the one-line message. A cancelled run writes nothing."""
-    from .api import run
-    from .recipes import run_recipe
+    from .execute import execute
 
     start = time.perf_counter()
     record = Record.failed(item, job.settings, worker=worker)
@@ -318,12 +341,9 @@ def run_item(job: Job, item: Item, payload: Any, *, device: str | None = None,
         if isinstance(payload, BaseException):
             raise payload
         image = imageio.load_image(payload, max_size=job.size)
-        if job.recipe is not None:
-            result = run_recipe(job.recipe, image, seed=item.seed, weights=job.weights, model=job.model,
-                                device=device, progress=progress, cancel=cancel, registry=registry)
-        else:
-            result = run(job.effect, image, model=job.model, weights=job.weights or "auto", seed=item.seed,
-                         device=device, progress=progress, cancel=cancel, registry=registry, **job.params)
+        # what `gradfx run` / `gradfx chain` execute for this image and seed, from the batch's one plan
+        result = execute(replace(job.plan(registry), image=image, seed=item.seed, device=device),
+                         progress=progress, cancel=cancel)
         if result.partial:
             record.status = "cancelled" if cancel is not None and cancel.cancelled else "failed"
             record.error = "; ".join(result.report.get("messages", [])) or "stopped early"
