@@ -185,9 +185,13 @@ def load_recipe(path: str | os.PathLike) -> Recipe:
 
 
 def dumps_recipe(recipe: Recipe) -> str:
+    """The recipe as TOML: its top-level keys, then one ``[[step]]`` table per step, whatever their length
+    (tomli-w alone writes short steps as an inline ``step = [...]`` array and long ones as tables)."""
     import tomli_w
 
-    return tomli_w.dumps(recipe.to_dict())
+    data = recipe.to_dict()
+    steps = data.pop("step")
+    return tomli_w.dumps(data) + "".join("\n[[step]]\n" + tomli_w.dumps(step) for step in steps)
 
 
 def save_recipe(recipe: Recipe, path: str | os.PathLike, *, registry: Registry | None = None) -> Path:

@@ -25,7 +25,7 @@ from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Footer, OptionList, Static
+from textual.widgets import Footer, Input, OptionList, Static
 from textual.worker import Worker, WorkerState
 
 from gradfx.engine import api, imageio
@@ -39,12 +39,14 @@ from . import messages
 from .chain import ChainStep
 from .preview import shrink
 from .recipes import RecipeMixin
-from .running import RunMixin
+from .running import RunMixin, tui_advice
 from .saving import SaveMixin
-from .screens import ErrorDialog, FilePicker, HelpScreen, TextPrompt, suffix_list
+from .screens import Confirm, ErrorDialog, FilePicker, HelpScreen, TextPrompt, suffix_list
 from .widgets import ChainView, EffectBrowser, ParamForm, Preview, RunPanel, short_path
 
 WEIGHT_SUFFIXES = (".h5", ".weights.h5", ".hdf5")  # what engine.models loads
+#: columns from which the three-column layout is used
+WIDE = 120
 _MAIN_SCREEN_ACTIONS = {"run", "save", "open", "load_recipe", "save_recipe", "toggle_view", "help"}
 
 
@@ -74,6 +76,13 @@ class GradfxCommands(Provider):
                 ("Seed…", f"the random seed (now {app.seed}); the same seed repeats a CPU run", app.action_seed)]
         out += [(f"Add {name}", eff.summary, partial(app.add_step, name))
                 for name, eff in sorted(app.registry.effects.items())]
+        form = app.query_one(ParamForm)
+        if form.effect is not None:  # jump to a field of the step being edited by its name
+            out += [(f"Go to {p.name}", f"the {p.name} field of step {form.index + 1} ({form.effect.name})",
+                     partial(app.focus_param, p.name)) for p in form.effect.schema]
+        out += [(f"Go to {title}", f"focus the {title} panel ({key})", partial(app.action_panel, panel))
+                for title, key, panel in (("effects", "1", "effects"), ("chain", "2", "chain"),
+                                          ("parameters", "3", "form"), ("run panel", "4", "run"))]
         return out
 
     async def discover(self) -> Hits:
@@ -98,7 +107,7 @@ class GradfxApp(RunMixin, SaveMixin, RecipeMixin, App[None]):
     CSS_PATH = Path(__file__).with_name("app.tcss")
     TITLE = "gradfx"
     COMMANDS = App.COMMANDS | {GradfxCommands}
-    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-narrow"), (120, "-wide")]
+    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-narrow"), (WIDE, "-wide")]
     BINDINGS = [
         Binding("ctrl+r,f5", "run", "Run", priority=True),
         Binding("escape", "cancel", "Cancel", show=True),
@@ -108,6 +117,11 @@ class GradfxApp(RunMixin, SaveMixin, RecipeMixin, App[None]):
         Binding("f3", "save_recipe", "Save recipe", show=False),
         Binding("f4", "toggle_view", "View"),
         Binding("f1", "help", "Keys"),
+        # straight to a panel, as lazygit's number keys: the digit where no text field takes it, alt+digit anywhere
+        Binding("1,alt+1", "panel('effects')", "Effects", show=False),
+        Binding("2,alt+2", "panel('chain')", "Chain", show=False),
+        Binding("3,alt+3", "panel('form')", "Parameters", show=False),
+        Binding("4,alt+4", "panel('run')", "Run panel", show=False),
     ]
 
     # --- set-up --------------------------------------------------------------------------------------------
@@ -143,9 +157,9 @@ class GradfxApp(RunMixin, SaveMixin, RecipeMixin, App[None]):
         yield Footer()
 
     async def on_mount(self) -> None:
-        self.query_one("#effects").border_title = "Effects"
-        self.query_one("#chain").border_title = "Chain"
-        self.query_one("#run").border_title = "Run"
+        self.query_one("#effects").border_title = r"\[1] Effects"
+        self.query_one("#chain").border_title = r"\[2] Chain"
+        self.query_one("#run").border_title = r"\[4] Run"
         self.query_one("#preview").border_title = "Preview"
         effects = sorted(self.registry.effects.values(), key=lambda e: e.name)
         self.query_one(EffectBrowser).set_effects(effects, self.registry.effect_plugin, BUILTIN)
@@ -252,6 +266,11 @@ class GradfxApp(RunMixin, SaveMixin, RecipeMixin, App[None]):
         self.chain.append(ChainStep(effect, dict(values or {})))
         self.current = len(self.chain) - 1
         self.run_worker(self._refresh_chain(), group="chain")
+        eff = self.registry.effects.get(effect)
+        if eff is not None and not eff.needs_input and len(self.chain) > 1:
+            self.notify(f"{effect} makes its image from nothing: it ignores the output of the step(s) before "
+                        "it. Put it first, or remove them (x on the chain).", title="Input ignored",
+                        severity="warning", timeout=10)
 
     def action_clear_chain(self) -> None:
         self.chain.clear()
@@ -337,6 +356,7 @@ class GradfxApp(RunMixin, SaveMixin, RecipeMixin, App[None]):
     def _param_changed(self, event: ParamForm.Changed) -> None:
         if 0 <= event.index < len(self.chain):
             self.query_one(ChainView).show(self.chain, self._effects(), self.current)
+            self._forget_fix_first()
 
     @on(ParamForm.Browse)
     def _browse(self, event: ParamForm.Browse) -> None:
@@ -381,7 +401,16 @@ class GradfxApp(RunMixin, SaveMixin, RecipeMixin, App[None]):
             message, details = f"{type(error).__name__}: {error}", _traceback(error)
         else:
             message, details = str(error), ""
-        self.push_screen(ErrorDialog(title, message, details))
+        self.push_screen(ErrorDialog(title, tui_advice(message), details), self._after_error)
+
+    def _after_error(self, _: None) -> None:
+        """Focus is back where it was: select a text field's text, so typing replaces the value that failed
+        (a path) instead of appending to it."""
+        def select() -> None:
+            if isinstance(self.focused, Input):
+                self.focused.select_all()
+
+        self.call_after_refresh(select)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in _MAIN_SCREEN_ACTIONS and isinstance(self.screen, ModalScreen):
@@ -389,14 +418,61 @@ class GradfxApp(RunMixin, SaveMixin, RecipeMixin, App[None]):
         if action == "cancel":
             return self.running  # shown in the footer only while there is a run to cancel
         if action == "toggle_view":  # only the narrow layout hides one of the two
-            return not self.screen.has_class("-wide")
+            return self.narrow
         return True
 
     # --- saving --------------------------------------------------------------------------------------------
     async def action_quit(self) -> None:
-        if self.token is not None:
-            self.token.cancel()  # the engine thread stops after its current step instead of running on
-        self.exit()
+        if not self.running:
+            self.exit()
+            return
+
+        def answered(quit_: bool | None) -> None:
+            if quit_ and self.running:
+                if self.token is not None:
+                    self.token.cancel()  # the engine thread stops after its current step instead of running on
+                self.exit()
+            elif quit_:
+                self.exit()
+
+        if not isinstance(self.screen, Confirm):
+            self.push_screen(Confirm("Quit during the run?", "The run is stopped and its image is lost (esc "
+                                     "cancels the run and keeps the image so far).", "y: quit · n or esc: stay"),
+                             answered)
+
+    def on_resize(self, event: events.Resize) -> None:
+        # the footer's keys depend on the width (f4 only when narrow): re-check them for the new one. This
+        # handler runs before App's own, which sets the size (and the screen's -wide class comes later still).
+        self._width = event.size.width
+        self.refresh_bindings()
+
+    @property
+    def narrow(self) -> bool:
+        """Whether the parameters and the run panel share the right side (below :data:`WIDE` columns)."""
+        return getattr(self, "_width", self.size.width) < WIDE
+
+    # --- moving around ---------------------------------------------------------------------------------------
+    def action_panel(self, panel: str) -> None:
+        """Focus a panel (1 effects, 2 chain, 3 parameters, 4 the run panel, shown on a narrow terminal)."""
+        if panel == "effects":
+            self.query_one(EffectBrowser).focus()
+        elif panel == "chain":
+            self.query_one(ChainView).focus()
+        elif panel == "form":
+            self.screen.remove_class("-show-run")
+            self.call_after_refresh(self._focus_form)
+        elif panel == "run":
+            self.screen.add_class("-show-run")
+            if self.focused is not None and self.focused in self.query_one(ParamForm).query("*") \
+                    and self.narrow:
+                self.set_focus(None)  # the form is hidden: typing must not go into it (3 or f4 come back)
+
+    def focus_param(self, name: str) -> None:
+        """Jump to a parameter's field in the form (the palette's "Go to NAME")."""
+        self.screen.remove_class("-show-run")
+        fields = self.query_one(ParamForm).query(f"#param-{name}")
+        if fields:
+            fields.first().focus()
 
     # --- misc ----------------------------------------------------------------------------------------------
     def action_toggle_view(self) -> None:

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gradfx.engine import recipes
+from gradfx.engine import api, recipes
 from gradfx.engine.api import Step
 from gradfx.engine.effect import Effect
-from gradfx.engine.errors import ParameterError
+from gradfx.engine.errors import GradfxError, ParameterError
 from gradfx.engine.params import Param
 
 
@@ -77,6 +77,20 @@ class ChainStep:
 
     def errors(self, effect: Effect) -> dict[str, str]:
         return {p.name: msg for p in effect.schema if (msg := self.error(p))}
+
+    def problems(self, effect: Effect) -> dict[str, str]:
+        """What stops this step from running, by parameter name: every value that does not coerce; when
+        all do, the first problem the run's own check finds (a file that does not exist, values the effect
+        refuses together: :func:`gradfx.engine.api.prepare`), under the parameter it names, or ``""``."""
+        errors = self.errors(effect)
+        if errors:
+            return errors
+        try:
+            api.prepare(effect, self.params(effect))
+        except GradfxError as exc:
+            message = str(exc)
+            return {next((p.name for p in effect.schema if f"parameter {p.name!r}" in message), ""): message}
+        return {}
 
 
 @dataclass

@@ -88,7 +88,7 @@ class RecipeMixin:
                 written = save_recipe(
                     path, [(e, _relative_images(self.registry, e, p, folder), m) for e, p, m in steps],
                     input=_relative(str(self.image_path), folder) if self.image_path else None,
-                    seed=self.seed or None, weights=None if self.weights == "auto" else self.weights)
+                    seed=self.seed, weights=None if self.weights == "auto" else self.weights)
             except (GradfxError, OSError) as exc:
                 self._error("Could not save the recipe", exc)
                 return

@@ -4,6 +4,7 @@ preview messages, showing the result, cancelling. A mixin of :class:`~gradfx.tui
 from __future__ import annotations
 
 import dataclasses
+import re
 import time
 from typing import Any
 
@@ -23,6 +24,8 @@ from .widgets import RunPanel, chain_step
 PREVIEW_INTERVAL = 0.4
 #: seconds between progress messages (the last step of a stage is always sent)
 PROGRESS_INTERVAL = 0.1
+#: the title of the toast ctrl+r shows when a step does not validate
+FIX_FIRST = "Fix this first"
 
 
 class RunMixin:
@@ -55,11 +58,31 @@ class RunMixin:
         return steps, plan
 
     def _fix_step(self, index: int, exc: GradfxError) -> None:
-        """Show step ``index``'s form (it has to be visible to fix the value) and what is wrong."""
+        """Show step ``index``'s form (it has to be visible to fix the value), focus the field at fault and say
+        what is wrong."""
         self.current = index - 1
         self.screen.remove_class("-show-run")
-        self.run_worker(self._refresh_chain(), group="chain")
-        self.notify(str(exc), title="Fix this first", severity="error", timeout=8)
+        step = self.chain[index - 1] if 0 < index <= len(self.chain) else None
+        eff = self.registry.effects.get(step.effect) if step is not None else None
+        self.run_worker(self._show_problem(step.problems(eff) if step and eff else {}), group="chain")
+        self.notify(str(exc), title=FIX_FIRST, severity="error", timeout=8)
+
+    async def _show_problem(self, problems: dict[str, str]) -> None:
+        """The step's form, with the field of its first problem focused and its text selected."""
+        await self._refresh_chain()
+        name = next(iter(problems), "")
+        if name:
+            self.focus_param(name)
+
+    def _forget_fix_first(self) -> None:
+        """Withdraw ctrl+r's "fix this first" toast once every step validates (it stayed up after the
+        path was fixed)."""
+        if any(step.problems(eff) for step, eff in zip(self.chain, self._effects(), strict=True) if eff):
+            return
+        notifications = getattr(self, "_notifications", None)
+        for note in list(notifications or ()):
+            if note.title == FIX_FIRST:
+                self._unnotify(note)
 
     def action_run(self) -> None:
         if self.running:
@@ -130,7 +153,7 @@ class RunMixin:
             bar.update(progress=bar.total)  # type: ignore[attr-defined]
         warnings = [w for r in report.get("reports", [report]) for w in r.get("warnings", [])]
         for warning in dict.fromkeys(warnings):
-            self.notify(warning, title="Warning", severity="warning", timeout=8)
+            self.notify(tui_advice(warning), title="Warning", severity="warning", timeout=8)
 
 
     def _run_failed(self, error: BaseException) -> None:
@@ -146,3 +169,15 @@ class RunMixin:
             self.token.cancel()
             self.query_one(RunPanel).status("cancelling after the current step…")
 
+
+_WEIGHTS_FLAGS = ((re.compile(r"--weights random (?:/|or) --weights PATH"),
+                   "Weights: random or Weights: a file… in the command palette (ctrl+p)"),
+                  (re.compile(r"--weights (auto|imagenet|random)"), r"Weights: \1 in the command palette (ctrl+p)"),
+                  (re.compile(r"--weights PATH"), "Weights: a file… in the command palette (ctrl+p)"))
+
+
+def tui_advice(message: str) -> str:
+    """An engine message whose fix names the command line's --weights, in the TUI's words (its palette)."""
+    for pattern, words in _WEIGHTS_FLAGS:
+        message = pattern.sub(words, message)
+    return message

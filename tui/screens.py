@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,25 @@ class ErrorDialog(ModalScreen[None]):
     @on(Button.Pressed, "#close")
     def _close(self) -> None:
         self.dismiss(None)
+
+
+class Confirm(ModalScreen[bool]):
+    """A yes / no question: y or enter answers yes, n or escape no."""
+
+    BINDINGS = [Binding("y,enter", "answer(True)", "Yes"), Binding("n,escape", "answer(False)", "No")]
+
+    def __init__(self, title: str, message: str, hint: str = "y: yes · n or esc: no") -> None:
+        super().__init__()
+        self.title_text, self.message, self.hint = title, message, hint
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog", classes="prompt"):
+            yield Label(self.title_text, classes="dialog-title")
+            yield Static(self.message, markup=False)
+            yield Static(self.hint, classes="hint", markup=False)
+
+    def action_answer(self, yes: bool) -> None:
+        self.dismiss(yes)
 
 
 class _Tree(DirectoryTree):
@@ -111,7 +131,7 @@ class FilePicker(ModalScreen[Path | None]):
 
     @on(Input.Submitted, "#path")
     def _typed(self, event: Input.Submitted) -> None:
-        path = Path(event.value.strip()).expanduser()
+        path = Path(os.path.normpath(Path(event.value.strip()).expanduser()))  # /tmp/x/../y.png is /tmp/y.png
         if not event.value.strip():
             return
         if path.is_dir():
@@ -169,15 +189,18 @@ class PathPrompt(TextPrompt):
 KEYS = """\
 [b]Anywhere[/]
   tab / shift+tab    next / previous panel or field
+  1 2 3 4            effects, chain, parameters, run panel
+                     (not in a text field; alt+1… there)
   ctrl+o             open the input image
   ctrl+r or f5       run the chain
   escape             cancel a run (keeps the image so far)
   ctrl+s             save the output
   f2 / f3            load / save a recipe
   f4                 run panel or parameters (narrow)
-  ctrl+p             command palette: weights, seed…
+  ctrl+p             command palette: weights, seed,
+                     "Go to NAME" for a field…
   f1                 this help
-  ctrl+q             quit
+  ctrl+q             quit (asks during a run)
 
 [b]Effects[/] (left)
   up / down          browse; the middle panel describes it
@@ -195,6 +218,7 @@ KEYS = """\
   type a value       checked as you type; a red line
                      under the field says what is allowed
   enter              on an empty image field: file picker
+  escape             back to the chain
   Browse…            the file picker for that field
 
 [b]File picker[/]

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 from rich.text import Text
 from textual import events, on
+from textual.actions import SkipAction
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -57,10 +58,14 @@ class EffectBrowser(_StopAtEnds):
     _typed = ""
     _typed_at = 0.0
 
+    def notify_style_update(self) -> None:
+        self._clear_caches()  # summaries wrap in the wide layout, not in the narrow: lines cached for one were kept
+        super().notify_style_update()
+
     def on_key(self, event: events.Key) -> None:
         char = event.character
-        if not char or not char.isprintable() or char == " " or len(char) != 1:
-            return
+        if not char or not char.isprintable() or char == " " or len(char) != 1 or char.isdigit():
+            return  # digits are the panel keys
         now = time.monotonic()
         self._typed = (self._typed if now - self._typed_at < 1.0 else "") + char.lower()
         self._typed_at = now
@@ -74,7 +79,7 @@ class EffectBrowser(_StopAtEnds):
     def set_effects(self, effects: Sequence[Effect], plugins: dict[str, str], builtin: str) -> None:
         options = []
         for eff in effects:
-            text = Text(eff.name, style="bold", no_wrap=True, overflow="ellipsis")
+            text = Text(eff.name, style="bold")  # wrapped or cut by the CSS (text-wrap), per layout
             plugin = plugins.get(eff.name)
             if plugin and plugin != builtin:
                 text.append(f" [{plugin}]", style="italic cyan")
@@ -106,23 +111,25 @@ class ChainView(_StopAtEnds):
 
     def show(self, steps: Sequence[ChainStep], effects: Sequence[Effect | None], highlight: int | None) -> None:
         """List ``steps`` (``effects`` holds each one's effect, None if unknown): how many values each sets,
-        and a red ✗ where one does not validate or the effect is unknown."""
+        and a red ✗ where one does not validate (a value, a missing file) or the effect is unknown."""
         if not steps:
             self.set_options([Option(Text("empty: choose an effect on the left and press enter", style="dim"),
                                      disabled=True)])
             return
         options = []
         for i, (step, eff) in enumerate(zip(steps, effects, strict=True), 1):
-            text = Text(f"{i}. ", style="dim")
+            # the marker right after the number, and one line a step: at the end it wrapped onto a line of
+            # its own when the name and "N set" filled the panel
+            text = Text(f"{i}. ", style="dim", no_wrap=True, overflow="ellipsis")
+            bad = eff is None or bool(step.problems(eff))
+            if bad:
+                text.append("✗ ", style="bold red")
             text.append(step.effect, style="bold")
-            bad = eff is None or bool(step.errors(eff))
             changed = len(step.values) if eff is None else step.changed(eff)
             if step.model:
                 text.append(f" ({step.model})", style="dim")
             if changed:
                 text.append(f"  {changed} set", style="dim")
-            if bad:
-                text.append("  ✗", style="bold red")
             options.append(Option(text))
         self.set_options(options)
         if options:
@@ -142,12 +149,49 @@ class ChainView(_StopAtEnds):
         self._edit("move", delta)
 
 
-class ImageField(Input):
+#: Input actions that edit the text or move the cursor: run in order with the typed characters
+_EDITING = ("cursor_", "delete_", "home", "end", "select_all", "cut", "paste")
+
+
+class TextField(Input):
+    """An Input whose editing keys (ctrl+u, backspace, arrows...) take effect in order with typed text.
+
+    Textual inserts a typed character as soon as the Input gets its key, but runs a bound key (ctrl+u:
+    delete_left_all) only once the key has bubbled up to the app; in a burst of keys (a fast typist, a
+    paste-like send, a busy machine) the characters typed after ctrl+u were inserted first and then deleted
+    with it. Upstream: Textualize/textual#6605 (open; fix proposed in #6631). Until then the field runs its
+    own editing bindings as it receives them. It also shows the start of a long value when left."""
+
+    async def _on_key(self, event: events.Key) -> None:
+        for binding in self._bindings.key_to_bindings.get(event.key, ()):
+            if not binding.priority and binding.action.startswith(_EDITING):
+                event.stop()
+                event.prevent_default()
+                self._restart_blink()
+                await self.run_action(binding.action)
+                return
+        await super()._on_key(event)
+
+    def _on_blur(self, event: events.Blur) -> None:
+        super()._on_blur(event)
+        self.cursor_position = 0  # a long path shows its start (its name is at the end, but so is the rest)
+
+
+class ImageField(TextField):
     """An image-path input; enter on an empty field opens the file picker."""
 
 
 class ParamForm(VerticalScroll):
     """A form generated from an effect's parameter schema; values are checked as they are typed."""
+
+    BINDINGS = [Binding("escape", "leave", "Back to the chain", show=False)]
+
+    def action_leave(self) -> None:
+        """Escape in the form goes back to the chain (16 shift+tabs before); during a run it is the app's
+        cancel."""
+        if getattr(self.app, "running", False):
+            raise SkipAction()
+        self.app.query_one(ChainView).focus()
 
     class Changed(Message):
         def __init__(self, index: int, name: str) -> None:
@@ -183,7 +227,8 @@ class ParamForm(VerticalScroll):
                                     classes="empty"))
             return
         self.border_title = f"Step {index + 1}: {effect.name}"
-        rows: list[Widget] = [Static(effect.summary, classes="summary")]
+        rows: list[Widget] = [Static(effect.summary, classes="summary"),
+                              Static("", id="step-error", classes="param-error", markup=False)]
         if not len(effect.schema):
             rows.append(Static("This effect has no parameters.", classes="empty"))
         for p in effect.schema:
@@ -194,9 +239,8 @@ class ParamForm(VerticalScroll):
         width = min(max(map(len, beside), default=4) + 2, 20)
         for label in self.query(".param-name").exclude(".param-above"):
             label.styles.width = width
-        for p in effect.schema:
-            self._show_error(p)
-
+        self._show_errors()
+        self.scroll_home(animate=False)  # a new step's form from its top, not where the last one was scrolled
     async def show_about(self, effect: Effect, plugin: str | None = None) -> None:
         """What an effect does and what it takes, while the user browses effects."""
         self.step, self.effect, self.index = None, None, -1
@@ -228,11 +272,11 @@ class ParamForm(VerticalScroll):
                                    allow_blank=False, id="step-model", compact=True)
             help_text = f"backbone network (works with {', '.join(effect.models)})"
         else:
-            field = Input(step.model or "", placeholder=f"{effect.model} (the effect's default)", id="step-model",
+            field = TextField(step.model or "", placeholder=f"{effect.model} (the effect's default)", id="step-model",
                           compact=True)
             help_text = f"backbone network; empty: {effect.model}; 'gradfx models' lists them"
         return Vertical(Horizontal(Label("model", classes="param-name"), field, classes="param-line"),
-                        _indented(Static(help_text, classes="param-help", markup=False)), classes="param-row")
+                        _under(Static(help_text, classes="param-help", markup=False)), classes="param-row")
 
     def _set_model(self, value: str) -> None:
         if self.step is None or self.effect is None:
@@ -255,7 +299,7 @@ class ParamForm(VerticalScroll):
             field = ImageField(value, placeholder="paths; enter: pick" if p.kind == "images"
                                else "enter: pick a file", id=wid, compact=True)
         else:
-            field = Input(value, placeholder=p.allowed(), id=wid, compact=True)
+            field = TextField(value, placeholder=p.allowed(), id=wid, compact=True)
         field.tooltip = p.help
         numeric = p.kind in ("int", "float", "floats") and (p.min is not None or p.max is not None)
         help_text = p.help + (f" ({p.allowed()})" if numeric or not p.help else "")
@@ -269,8 +313,8 @@ class ParamForm(VerticalScroll):
         else:
             lines.append(Horizontal(Label(p.name if p.kind != "bool" else "", classes="param-name"), field,
                                     classes="param-line"))
-        return Vertical(*lines, _indented(Static(help_text, classes="param-help", markup=False)),
-                        _indented(Static("", classes="param-error", id=f"error-{p.name}", markup=False)),
+        return Vertical(*lines, _under(Static(help_text, classes="param-help", markup=False)),
+                        _under(Static("", classes="param-error", id=f"error-{p.name}", markup=False)),
                         classes="param-row" + (" -path" if p.picks_image else ""))
 
     def _param(self, widget_id: str | None, prefix: str = "param-") -> Param | None:
@@ -279,49 +323,62 @@ class ParamForm(VerticalScroll):
         name = widget_id[len(prefix):]
         return self.effect.schema[name] if name in self.effect.schema else None
 
-    def _show_error(self, p: Param) -> None:
-        if self.step is None:
-            return
-        message = self.step.error(p)
-        label = self.query_one(f"#error-{p.name}", Static)
-        label.update("✗ " + _short(message, p) if message else "")
-        label.display = bool(message)
-        if label.parent is not None:
-            label.parent.display = bool(message)
-        self.query_one(f"#param-{p.name}").set_class(bool(message), "-invalid-value")
+    def _show_errors(self) -> None:
+        """Each field's problem in red under it (a value that does not coerce, a file that does not exist,
+        values that do not go together), and one that names no parameter under the summary."""
+        found = self.query("#step-error")
+        if self.step is None or self.effect is None or not found:
+            return  # between two forms: the rebuild shows them when it is done
+        problems = self.step.problems(self.effect)
+        general = found.first(Static)
+        general.update("✗ " + problems.get("", ""))
+        general.display = "" in problems
+        for p in self.effect.schema:
+            message = problems.get(p.name)
+            label = self.query_one(f"#error-{p.name}", Static)
+            label.update("✗ " + _short(message, p) if message else "")
+            label.display = bool(message)
+            if label.parent is not None:
+                label.parent.display = bool(message)
+            self.query_one(f"#param-{p.name}").set_class(bool(message), "-invalid-value")
 
-    def _set(self, widget_id: str | None, value: Any) -> None:
-        p = self._param(widget_id)
-        if p is None or self.step is None:
+    def _current(self, widget: Widget) -> bool:
+        """Whether ``widget`` is a field of the form as it is now: a removed form's widget can post its
+        change after the form has moved on to another step (its value then went into that step)."""
+        return widget.is_attached and not self._rebuilding.locked()
+
+    def _set(self, widget: Widget, value: Any) -> None:
+        p = self._param(widget.id)
+        if p is None or self.step is None or not self._current(widget):
             return
         if value == self.step.text(p) and p.name not in self.step.values:
             return  # the initial value echoed back by the widget: not a user change
         self.step.values[p.name] = value
-        self._show_error(p)
+        self._show_errors()
         self.post_message(self.Changed(self.index, p.name))
 
     @on(Input.Changed)
     def _input(self, event: Input.Changed) -> None:
         event.stop()
-        if event.input.id == "step-model":
+        if event.input.id == "step-model" and self._current(event.input):
             self._set_model(event.value)
-        else:
-            self._set(event.input.id, event.value)
+        elif event.input.id != "step-model":
+            self._set(event.input, event.value)
 
     @on(Checkbox.Changed)
     def _checkbox(self, event: Checkbox.Changed) -> None:
         event.stop()
-        self._set(event.checkbox.id, event.value)
+        self._set(event.checkbox, event.value)
 
     @on(Select.Changed)
     def _select(self, event: Select.Changed) -> None:
         event.stop()
         if event.value is Select.NULL:
             return
-        if event.select.id == "step-model":
+        if event.select.id == "step-model" and self._current(event.select):
             self._set_model(str(event.value))
-        else:
-            self._set(event.select.id, event.value)
+        elif event.select.id != "step-model":
+            self._set(event.select, event.value)
 
     @on(Input.Submitted)
     def _submitted(self, event: Input.Submitted) -> None:
@@ -344,9 +401,9 @@ class ParamForm(VerticalScroll):
         widget.focus()
 
 
-def _indented(widget: Widget) -> Widget:
-    """A help or error line under a field: indented by the width of the parameter names (CSS narrows it)."""
-    return Horizontal(Label("", classes="param-name param-indent"), widget, classes="param-sub")
+def _under(widget: Widget) -> Widget:
+    """A help or error line under a field, across the form (CSS indents it a little)."""
+    return Horizontal(widget, classes="param-sub")
 
 
 def _short(message: str, p: Param) -> str:
@@ -428,8 +485,37 @@ def run_fraction(event: ProgressEvent) -> float:
     return (index - 1 + event.fraction) / max(count, 1)
 
 
+_STEP_AND_EFFECT = re.compile(r"step (\d+)/(\d+) (\S+) · ")
+_STAGE = re.compile(r"(?P<label>.*) (?P<i>\d+)/(?P<n>\d+) \((?P<size>\d+x\d+)\)$")
+
+
+def describe(event: ProgressEvent) -> tuple[str, str]:
+    """(what runs, where it is) for the status line, each said once: ``("step 2/3 deepdream", "octave 2/3
+    (448x336)")``; a one-step chain and a single stage say only the effect and the size (the engine's stage
+    text reads ``step 1/1 feature-vis · feature-vis 1/1 (224x224)``)."""
+    head, rest = "", event.stage
+    match = _STEP_AND_EFFECT.match(rest)
+    if match:
+        head = match[0].removesuffix(" · ") if int(match[2]) > 1 else match[3]
+        rest = rest[match.end():]
+    stage = _STAGE.match(rest)
+    if stage:
+        rest = stage["size"] if stage["n"] == "1" else f"{stage['label']} {stage['i']}/{stage['n']} ({stage['size']})"
+    return head, rest
+
+
+def eta(event: ProgressEvent, start: tuple[float, int]) -> float | None:
+    """Seconds left in the running step, from the time per optimisation step since ``start`` = (elapsed,
+    total_step) of its first event: the first step also builds and traces the model (seconds), which the
+    engine's own ETA spreads over every step left (0:37 said for an 8 s run). None until a second step."""
+    elapsed, done = start
+    if event.total_step <= done or event.total_steps <= 0:
+        return None
+    return (event.elapsed - elapsed) / (event.total_step - done) * max(event.total_steps - event.total_step, 0)
+
+
 class RunPanel(Vertical):
-    """Progress bar, stage / step / ETA / loss line and the loss sparkline."""
+    """Progress bar, effect / stage / step / ETA / loss line and the loss sparkline."""
 
     def compose(self) -> ComposeResult:
         yield Static("ready: ctrl+r runs the chain", id="status", markup=False)
@@ -440,6 +526,7 @@ class RunPanel(Vertical):
         self.query_one("#bar", ProgressBar).update(total=1, progress=0)
         self.query_one("#losses", Sparkline).data = []
         self.border_subtitle = ""
+        self._starts: dict[Any, tuple[float, int]] = {}
         self.status(text)
 
     def status(self, text: str) -> None:
@@ -450,9 +537,14 @@ class RunPanel(Vertical):
         bar = self.query_one("#bar", ProgressBar)
         bar.update(total=BAR_TOTAL, progress=round(run_fraction(event) * BAR_TOTAL))
         step = chain_step(event)
+        starts = getattr(self, "_starts", {})
+        start = starts.setdefault(step, (event.elapsed, event.total_step))
+        self._starts = starts
+        head, where = describe(event)
         of_step = f" for step {step[0]}/{step[1]}" if step and step[1] > 1 else ""  # the later steps' time is unknown
-        self.status(f"{event.stage} · step {event.step}/{event.steps} · ETA {format_seconds(event.eta)}{of_step}"
-                    f" · loss {event.loss:.4g}")
+        parts = [head, where, f"step {event.step}/{event.steps}", f"ETA {format_seconds(eta(event, start))}{of_step}",
+                 f"loss {event.loss:.4g}"]
+        self.status(" · ".join(part for part in parts if part))
         finite = [x for x in losses if np.isfinite(x)]
         self.query_one("#losses", Sparkline).data = finite[-200:]
         self.border_subtitle = f"loss{of_step}"
@@ -461,9 +553,9 @@ class RunPanel(Vertical):
 def short_path(path: str | Path | None, width: int = 40) -> str:
     if path is None:
         return "none"
-    text = str(path)
+    resolved = Path(path).resolve()  # normalised: not /tmp/x/../style.png
     try:
-        text = str(Path(path).resolve().relative_to(Path.cwd()))
+        text = str(resolved.relative_to(Path.cwd()))
     except ValueError:
-        pass
+        text = str(resolved)
     return text if len(text) <= width else "…" + text[-(width - 1):]

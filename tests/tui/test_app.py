@@ -196,6 +196,8 @@ async def test_recipe_round_trip(tiny_registry, sample, recording_app, wait_for)
         assert data["step"] == [{"effect": "tiny-dream", "steps": 4, "guide": "sample.png"},
                                 {"effect": "tiny-dream"}]  # image paths relative to the recipe
         assert data["input"] == "sample.png" and data["weights"] == "random"
+        assert data["seed"] == 0  # the seed in use, even the default: it was left out
+        assert Path(saved).read_text().count("[[step]]") == 2  # the tables docs/tui.md describes
         app.action_clear_chain()
         app._apply_recipe(Path(saved))
         await pilot.pause()

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from rich.console import Console
 
 from gradfx.engine.errors import ParameterError
@@ -108,3 +109,31 @@ def test_run_fraction_spans_the_whole_chain():
     assert run_fraction(event("step 2/2 style-transfer · scale 1/1 (64x48)", 5, 10)) == 0.75
     assert run_fraction(event("step 1/1 deepdream · octave 1/3 (64x48)", 3, 12)) == 0.25
     assert run_fraction(event("octave 1/3 (64x48)", 3, 12)) == 0.25  # a run outside a chain
+
+
+def _event(stage: str, step: int, steps: int, elapsed: float, total_step: int, total_steps: int):
+    from gradfx.engine.progress import ProgressEvent
+
+    return ProgressEvent(stage, 0, 1, step, steps, 1.0, elapsed, total_step=total_step, total_steps=total_steps)
+
+
+def test_the_status_says_each_thing_once():
+    from gradfx.tui.widgets import describe
+
+    # the engine's stage text of a one-step chain with one stage: "step 1/1 feature-vis · feature-vis 1/1 (224x224)"
+    assert describe(_event("step 1/1 feature-vis · feature-vis 1/1 (224x224)", 3, 20, 1, 3, 20)) == \
+        ("feature-vis", "224x224")
+    assert describe(_event("step 2/3 deepdream · octave 2/3 (448x336)", 3, 20, 1, 23, 60)) == \
+        ("step 2/3 deepdream", "octave 2/3 (448x336)")
+    assert describe(_event("octave 1/1 (64x48)", 1, 2, 1, 1, 2)) == ("", "64x48")
+
+
+def test_the_eta_leaves_out_the_first_step_s_model_building():
+    from gradfx.tui.widgets import eta
+
+    # the first step took 7 s (building and tracing the model), each later one 0.1 s: 0:37 was said for 8 s
+    first = _event("octave 1/1 (64x48)", 1, 20, 7.0, 1, 20)
+    start = (first.elapsed, first.total_step)
+    assert eta(first, start) is None  # not known yet
+    assert eta(_event("octave 1/1 (64x48)", 5, 20, 7.4, 5, 20), start) == pytest.approx(1.5)
+    assert first.eta == pytest.approx(133.0)  # the engine's mean over every step, for contrast
