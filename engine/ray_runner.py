@@ -73,6 +73,22 @@ class Worker:
         return run_item(self.job, item, payload, device=self.device, worker=f"ray:{os.getpid()}")
 
 
+def size_workers(resources: dict[str, float], gpus_per_item: float | None, workers: int | None,
+                 items: int) -> tuple[int, float]:
+    """(number of actors, GPUs each) for a cluster's ``resources`` (``ray.cluster_resources()``): GPUs per
+    item default to 1 where there are GPUs, else 0 (one CPU each); as many actors as fit, at most ``workers``
+    and never more than ``items``."""
+    gpus = float(resources.get("GPU", 0))
+    per_item = (1.0 if gpus else 0.0) if gpus_per_item is None else float(gpus_per_item)
+    if per_item < 0 or per_item > gpus:
+        raise GradfxError(f"--gpus-per-item {per_item:g} but the cluster has {gpus:g} GPU(s); give a number "
+                          f"from 0 (CPUs only) to {gpus:g}")
+    if workers is not None and workers < 1:
+        raise GradfxError(f"--workers {workers}: give at least 1")
+    room = int(gpus // per_item) if per_item else int(resources.get("CPU", 1))
+    return max(1, min(room, workers or room, items)), per_item
+
+
 def run_on_ray(job: Job, todo: Sequence[Item], *, address: str | None, gpus_per_item: float | None,
                workers: int | None, record: Callable[[Record], None], stop: CancelToken,
                cancel: CancelToken, on_actors: Callable[[list], None] | None = None) -> None:
@@ -80,14 +96,7 @@ def run_on_ray(job: Job, todo: Sequence[Item], *, address: str | None, gpus_per_
     ray = import_ray()
     started = connect(address)
     try:
-        resources = ray.cluster_resources()
-        gpus = float(resources.get("GPU", 0))
-        per_item = (1.0 if gpus else 0.0) if gpus_per_item is None else float(gpus_per_item)
-        if per_item > gpus:
-            raise GradfxError(f"--gpus-per-item {per_item:g} but the cluster has {gpus:g} GPU(s); lower it "
-                              "(0 runs on CPUs)")
-        room = int(gpus // per_item) if per_item else int(resources.get("CPU", 1))
-        count = max(1, min(room, workers or room, len(todo)))
+        count, per_item = size_workers(ray.cluster_resources(), gpus_per_item, workers, len(todo))
         actor_cls = ray.remote(num_cpus=1, num_gpus=per_item, max_restarts=MAX_RESTARTS,
                                max_task_retries=MAX_TASK_RETRIES)(Worker)
         device = "gpu" if per_item else "cpu"
@@ -135,4 +144,4 @@ def _drive(ray: Any, actors: list, todo: Sequence[Item], *, settings: str, recor
             return
 
 
-__all__ = ["run_on_ray", "connect", "import_ray", "Worker", "MAX_RESTARTS", "MAX_TASK_RETRIES"]
+__all__ = ["run_on_ray", "size_workers", "connect", "import_ray", "Worker", "MAX_RESTARTS", "MAX_TASK_RETRIES"]

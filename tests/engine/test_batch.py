@@ -230,3 +230,17 @@ def test_a_recipe_batch_gives_what_gradfx_chain_gives(tmp_path, make_image, tiny
     assert (tmp_path / "chain.png").read_bytes() == (tmp_path / "out" / "a.png").read_bytes()
     with pytest.raises(ParameterError, match="recipe's go in its"):
         run_batch("r.toml", ["in"], "out2", params={"steps": 3})
+
+
+def test_ray_workers_are_sized_by_the_clusters_resources():
+    from gradfx.engine.ray_runner import size_workers
+
+    assert size_workers({"CPU": 16, "GPU": 4}, None, None, 100) == (4, 1.0)  # a GPU per item where there are GPUs
+    assert size_workers({"CPU": 16, "GPU": 4}, 0.5, None, 100) == (8, 0.5)
+    assert size_workers({"CPU": 16, "GPU": 4}, 0, 3, 100) == (3, 0.0)  # CPUs only, capped by --workers
+    assert size_workers({"CPU": 2}, None, None, 100) == (2, 0.0)  # no GPUs: a CPU per worker
+    assert size_workers({"CPU": 8}, None, None, 3) == (3, 0.0)  # never more workers than items
+    with pytest.raises(GradfxError, match="--gpus-per-item 1 but the cluster has 0 GPU"):
+        size_workers({"CPU": 8}, 1, None, 3)
+    with pytest.raises(GradfxError, match="--workers 0"):
+        size_workers({"CPU": 8}, None, 0, 3)
