@@ -34,7 +34,7 @@ _LAZY = {
     "Problem": "solver", "Solution": "solver", "solve": "solver", "Transform": "solver",
     "Objective": "objectives", "objective": "objectives", "StepContext": "objectives",
     "BindContext": "objectives", "gram_matrix": "objectives",
-    "ModelSpec": "models", "get_extractor": "models", "load_model": "models",
+    "ModelSpec": "modelspecs", "get_extractor": "extractor", "load_model": "extractor",
     "load_image": "imageio", "save_image": "imageio", "LoadedImage": "imageio",
     "get_registry": "registry", "Registry": "registry",
     "run_batch": "batch", "BatchSummary": "batch", "BatchEvent": "batch",

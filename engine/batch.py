@@ -362,9 +362,9 @@ def _drop_seeded_models(report: Mapping[str, Any]) -> None:
     """Random weights are seeded per item: forget those networks, or a long batch keeps one per item."""
     reports = report.get("reports") or [report]
     if any((r.get("weights") or {}).get("resolved") == "random" for r in reports):
-        from . import models
+        from . import extractor
 
-        models.clear_cache()
+        extractor.clear_cache()
 
 
 # ------------------------------------------------------------------------------------------ manifest

@@ -32,8 +32,9 @@ from .params import Param, Schema
 
 if TYPE_CHECKING:
     from .imageio import LoadedImage
-    from .models import ModelSpec, ResolvedWeights
+    from .modelspecs import ModelSpec
     from .solver import Problem, Solution
+    from .weights import ResolvedWeights
 
 EFFECT_NAME = re.compile(r"^[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*$")
 
@@ -101,7 +102,7 @@ class RunContext:
       problem;
     - ``model`` (its name) and ``spec`` (its :class:`~gradfx.engine.ModelSpec`: ``min_size``, layers...);
     - ``weights`` (as the user asked: ``auto``, ``random``, a path...) and ``resolved_weights`` (what the plan
-      decided for ``model``: a :class:`~gradfx.engine.models.ResolvedWeights` whose ``fell_back`` says ``auto``
+      decided for ``model``: a :class:`~gradfx.engine.weights.ResolvedWeights` whose ``fell_back`` says ``auto``
       had to use random weights);
     - ``seed``, ``device``; ``warn(message)`` to add a warning to the report.
     """

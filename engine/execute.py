@@ -93,7 +93,8 @@ def _run_step(plan: Plan, step: PlannedStep, loaded: imageio.LoadedImage | None,
     """One effect of the plan on ``loaded``; ``resolutions`` holds the weights decided per (model, top), so
     each is decided once per plan (the plan decided each step's own model without the top)."""
     from . import device as devices
-    from . import models, solver
+    from . import extractor as extractors
+    from . import solver, weights
 
     devices.quiet_tensorflow()
     import keras
@@ -124,9 +125,9 @@ def _run_step(plan: Plan, step: PlannedStep, loaded: imageio.LoadedImage | None,
         spec = spec_of(model_name)
         top = bool(options.get("include_top", False))
         if (spec.name, top) not in resolutions:  # another model, or the classifier top: decided once per plan
-            resolutions[spec.name, top] = models.resolve_weights(spec, plan.weights, include_top=top)
+            resolutions[spec.name, top] = weights.resolve_weights(spec, plan.weights, include_top=top)
         resolved = resolutions[spec.name, top]
-        ext = models.get_extractor(spec, layers, resolved, seed=seed, **options)
+        ext = extractors.get_extractor(spec, layers, resolved, seed=seed, **options)
         used_weights.setdefault(model_name, resolved)
         return ext
 

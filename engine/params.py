@@ -33,7 +33,7 @@ from .errors import ParameterError, suggest
 WEIGHT_MODES = ("auto", "imagenet", "hed", "random")
 
 KINDS = ("int", "float", "bool", "str", "choice", "image", "images", "floats")
-#: the backbone's compute dtypes (the engine's ``Problem.precision``; the same list as ``solver.PRECISIONS``)
+#: the backbone's compute dtypes (``Problem.precision``, ``Extractor.with_precision``): the one list of them
 PRECISIONS = ("float32", "bfloat16")
 _TRUE = {"1", "true", "yes", "on", "y"}
 _FALSE = {"0", "false", "no", "off", "n"}

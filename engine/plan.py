@@ -12,7 +12,7 @@ through :func:`plan`, so each thing a user can get wrong is checked in one place
 compute: the seed, each step's parameters (:func:`prepare`), whether the first step needs an input image
 (:func:`check_input`), whether an effect works with the model asked for (:func:`check_model`), the input
 image itself, the snapshots folder, every model's name and the weights value for each model
-(:func:`gradfx.engine.models.resolve_weights`, which also decides what ``auto`` becomes). Everything up to
+(:func:`gradfx.engine.weights.resolve_weights`, which also decides what ``auto`` becomes). Everything up to
 the model names is TensorFlow-free (:func:`draft`); looking models up imports TensorFlow, because model
 hooks build Keras objects (:func:`complete`).
 """
@@ -34,7 +34,8 @@ from .params import Param
 from .registry import Registry, get_registry
 
 if TYPE_CHECKING:
-    from .models import ModelSpec, ResolvedWeights
+    from .modelspecs import ModelSpec
+    from .weights import ResolvedWeights
 
 #: the largest seed numpy and Keras accept (seeds run from 0 to 2**32 - 1)
 MAX_SEED = 2**32 - 1
@@ -209,7 +210,7 @@ def complete(p: Plan) -> Plan:
     ``auto`` tries a download once). Imports TensorFlow (the model hooks do). Errors name the step."""
     if p.complete:
         return p
-    from .models import resolve_weights
+    from .weights import resolve_weights
 
     keyword = isinstance(p.weights, str) and p.weights.strip().lower() in ("auto", "imagenet")
     decided: dict[str, Any] = {}

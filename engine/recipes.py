@@ -43,10 +43,10 @@ from .api import Result, Step
 from .effect import Effect
 from .errors import ImageError, ParameterError, RecipeError, suggest
 from .execute import execute
-from .params import WEIGHT_MODES
 from .plan import Plan, check_seed, draft, plan
 from .progress import CancelToken, ProgressCallback
 from .registry import Registry, get_registry
+from .weights import is_weights_file
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -96,13 +96,7 @@ class Recipe:
 
     def resolved_weights(self) -> str | None:
         """The recipe's ``weights``: a keyword as written, a weights file made absolute like image paths."""
-        return self.resolve(self.weights) if _is_weights_file(self.weights) else self.weights
-
-
-def _is_weights_file(weights: str | None) -> bool:
-    """A path (a folder part or a file extension), not a keyword or a misspelt one such as 'imagenett'."""
-    return (weights is not None and weights.strip().lower() not in WEIGHT_MODES
-            and ("/" in weights or os.sep in weights or Path(weights).suffix != ""))
+        return self.resolve(self.weights) if is_weights_file(self.weights) else self.weights
 
 
 def _where(source: str, index: int | None = None, effect: Any = None) -> str:
@@ -222,7 +216,7 @@ def _rebase(recipe: Recipe, target: Path, registry: Registry | None) -> Recipe:
             if p.name in params:  # image paths, init = "file", direction(L, 'v.npy')...
                 params[p.name] = p.map_paths(params[p.name], move)
         steps.append(Step(s.effect, params, s.model))
-    weights = move(recipe.weights) if _is_weights_file(recipe.weights) else recipe.weights
+    weights = move(recipe.weights) if is_weights_file(recipe.weights) else recipe.weights
     return Recipe(steps=steps, input=move(recipe.input) if recipe.input else None, seed=recipe.seed,
                   weights=weights, model=recipe.model, name=recipe.name, description=recipe.description,
                   base_dir=target, source=recipe.source)

@@ -307,7 +307,7 @@ class Registry:
         info.effects.append(name)
 
     def _register_model(self, info: PluginInfo, spec: Any) -> None:
-        from .models import ModelSpec
+        from .modelspecs import ModelSpec
 
         if not isinstance(spec, ModelSpec):
             raise PluginError(f"register() got {spec!r}; a model must be a gradfx.engine.ModelSpec")

@@ -28,10 +28,8 @@ from .errors import ParameterError
 from .objectives import BindContext, Objective, StepContext
 from .optimizers import OPTIMIZERS, make_optimizer
 from .parameterizations import Parameterization, Pixel, make_parameterization
+from .params import PRECISIONS
 from .progress import CancelToken, ProgressCallback, ProgressEvent
-
-#: Compute dtypes for the backbone (``Problem.precision``); the same list as ``models.PRECISIONS``.
-PRECISIONS = ("float32", "bfloat16")
 
 #: rows per band when a tiled canvas is updated or prepared band by band (a 4096 px wide band: 6 MB)
 _BAND_ROWS = 128

@@ -17,7 +17,7 @@ from gradfx.engine import hookimpl
 
 @hookimpl
 def gradfx_register_models(register: Callable[[Any], None]) -> None:
-    from gradfx.engine.models import BUILTIN_MODELS
+    from gradfx.engine.modelspecs import BUILTIN_MODELS
 
     for spec in BUILTIN_MODELS:
         register(spec)

@@ -119,14 +119,14 @@ def test_rerun_skips_done_items_and_retries_failed_ones(tmp_path, make_image, ti
 
 
 def test_each_model_is_built_once_for_the_batch(tmp_path, make_image, tiny, monkeypatch):
-    from gradfx.engine import models
+    from gradfx.engine import extractor
 
     weights = tmp_path / "vgg16.weights.h5"
-    models.load_model("vgg16", "random", seed=1).model.save_weights(weights)
-    models.clear_cache()
+    extractor.load_model("vgg16", "random", seed=1).model.save_weights(weights)
+    extractor.clear_cache()
     built = []
-    real = models._build
-    monkeypatch.setattr(models, "_build", lambda spec, **kw: built.append(spec.name) or real(spec, **kw))
+    real = extractor.build
+    monkeypatch.setattr(extractor, "build", lambda spec, **kw: built.append(spec.name) or real(spec, **kw))
     write_images(tmp_path / "in", make_image, names=[f"{i}.png" for i in range(4)])
     summary = run_batch("tiny-dream", [tmp_path / "in"], tmp_path / "out", params=PARAMS, weights=str(weights))
     assert len(summary.done) == 4 and summary.ok

@@ -487,3 +487,25 @@ def test_a_name_is_looked_up_in_the_process_registry(registry) -> None:
     registry.remove_plugin("tiny-model")
     with pytest.raises(UnknownEffectError):
         get_spec("tiny")
+
+
+def test_one_rule_says_whether_a_weights_value_is_a_file() -> None:
+    # recipes, the weights resolution and the plan each had their own rule; this one reads only the value
+    from gradfx.engine.weights import is_weights_file
+
+    for value in ("w.h5", "sub/w", "./w", "~/w.weights.h5", "w.keras", "w.bin"):
+        assert is_weights_file(value), value
+    for value in (None, "auto", " ImageNet ", "hed", "random", "imagenett", "mine"):
+        assert not is_weights_file(value), value
+    with pytest.raises(WeightsError, match=r"unknown weights 'imagenett' \(did you mean 'imagenet'"):
+        resolve_weights(VGG19, "imagenett")
+
+
+def test_specs_and_weights_resolution_import_no_tensorflow() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, gradfx.engine.modelspecs, gradfx.engine.weights, gradfx.engine.plan, gradfx.engine.execute; "
+            "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

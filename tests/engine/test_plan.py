@@ -58,16 +58,16 @@ def photo(tmp_path, make_image):
 @pytest.fixture
 def decisions(monkeypatch):
     """Every weights decision made, as (model, weights value)."""
-    from gradfx.engine import models
+    from gradfx.engine import weights as weights_module
 
     made = []
-    real = models.resolve_weights
+    real = weights_module.resolve_weights
 
     def spy(spec, weights, **kwargs):
         made.append((spec.name, weights))
         return real(spec, weights, **kwargs)
 
-    monkeypatch.setattr(models, "resolve_weights", spy)
+    monkeypatch.setattr(weights_module, "resolve_weights", spy)
     return made
 
 
@@ -131,9 +131,9 @@ def test_model_names_and_the_weights_value_are_checked_before_any_compute(reg, p
 
 
 def test_a_check_only_plan_never_locates_keyword_weights(reg, photo, monkeypatch):
-    from gradfx.engine import models
+    from gradfx.engine import weights
 
-    monkeypatch.setattr(models, "_locate_imagenet", lambda *a: pytest.fail("looked for ImageNet weights"))
+    monkeypatch.setattr(weights, "_locate_imagenet", lambda *a: pytest.fail("looked for ImageNet weights"))
     checked = plan([("tiny-dream", {})], photo, weights="imagenet", check_only=True)
     assert checked.complete and checked.steps[0].spec.name == "vgg16" and checked.steps[0].weights is None
     with pytest.raises(GradfxError, match="check-only plan cannot run"):
@@ -183,14 +183,15 @@ def test_the_engine_imports_nothing_from_plugins_or_the_front_ends():
 
 def test_no_module_wide_mutable_model_lookup_remains(reg, photo):
     # api.run installed the registry it was given as a module-wide lookup in models.py and never restored it
-    from gradfx.engine import models
+    from gradfx.engine import extractor, models, modelspecs, weights
     from gradfx.engine import registry as reg_mod
 
-    assert not hasattr(models, "set_model_lookup") and not hasattr(models, "_lookup")
+    assert not hasattr(models, "set_model_lookup") and not hasattr(modelspecs, "_lookup")
     own = reg_mod.Registry(external=False)
     own.add_plugin(TinyPlugin(CountingDream()), "own")
     execute_plan(plan([("tiny-dream", {"steps": 1})], photo, weights="random", registry=own, chain=False))
-    assert models.get_spec("vgg16") is reg.model("vgg16")  # names still mean what the process registry says
-    kept = [name for name, value in vars(models).items()
-            if isinstance(value, reg_mod.Registry) or isinstance(getattr(value, "__self__", None), reg_mod.Registry)]
-    assert not kept, kept  # no registry (or a registry's method) kept in the module's state
+    assert modelspecs.get_spec("vgg16") is reg.model("vgg16")  # names still mean what the process registry says
+    for module in (models, modelspecs, weights, extractor):
+        kept = [name for name, value in vars(module).items() if isinstance(value, reg_mod.Registry)
+                or isinstance(getattr(value, "__self__", None), reg_mod.Registry)]
+        assert not kept, (module.__name__, kept)  # no registry (or a registry's method) kept in module state

@@ -160,12 +160,12 @@ def test_mistakes_are_one_line_parameter_errors(params, fragment):
 
 
 def test_a_size_below_the_model_minimum_names_the_parameter_before_the_model_is_built(monkeypatch):
-    from gradfx.engine import models
+    from gradfx.engine import extractor
 
     def built(*args, **kwargs):
         raise AssertionError("the model was built")
 
-    monkeypatch.setattr(models, "get_extractor", built)
+    monkeypatch.setattr(extractor, "get_extractor", built)
     with pytest.raises(ParameterError) as info:  # was the solver's "... use a larger size or fewer octaves"
         run("feature-vis", None, weights="random", size=64, steps=1)
     assert str(info.value) == ("effect 'feature-vis': parameter 'size': 64 is below inception_v3's minimum input of "

@@ -41,7 +41,7 @@ def main(args: argparse.Namespace) -> int:
 
 def weights_now(spec: Any) -> str:
     """Which weights a run with ``--weights auto`` would get right now, in a few words (never downloads)."""
-    from gradfx.engine.models import preview_auto  # TensorFlow: only when this command runs
+    from gradfx.engine.weights import preview_auto
 
     resolved = preview_auto(spec)
     if resolved.mode == "imagenet":

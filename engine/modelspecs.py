@@ -1,0 +1,287 @@
+"""Backbone specs: what the engine needs to know about a model, and the built-in ones.
+
+A :class:`ModelSpec` describes a backbone once: how to build it (:mod:`.extractor` builds it), its
+differentiable preprocessing and the exact inverse, the smallest input it accepts (:func:`check_size`, the one
+minimum-size check), the layers effects may read and where its ImageNet weights live (:mod:`.weights`
+resolves them). :data:`BUILTIN_MODELS` are VGG19, VGG16 and InceptionV3; plugins register more through the
+model hook. Importing this module does not import TensorFlow: the builders and preprocessing functions import
+it when called.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .errors import ParameterError, UnknownEffectError
+
+if TYPE_CHECKING:
+    import keras
+    import tensorflow as tf
+
+__all__ = ["BUILTIN_MODELS", "INCEPTION_V3", "VGG16", "VGG19", "ModelSpec", "caffe_deprocess", "caffe_preprocess",
+           "check_size", "clear_layer_names", "get_spec", "tf_deprocess", "tf_preprocess"]
+
+_KERAS_ORIGIN = "https://storage.googleapis.com/tensorflow/keras-applications/"
+
+
+# --------------------------------------------------------------------------------------------- the spec
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything the engine needs to know about one backbone.
+
+    ``build(include_top=False, pooling="max")`` returns a Keras model *without* meaningful weights (the
+    zoo sets them); without the top its input is ``(None, None, 3)``. ``preprocess`` maps RGB floats in
+    [0, 1], shape (B, H, W, 3), to the network's input with differentiable TF ops; ``deprocess`` is its
+    exact inverse. ``layer_filter`` picks the layers :meth:`layer_names` lists (default: every layer with a
+    4-D output except the input).
+    """
+
+    name: str
+    summary: str
+    build: Callable[..., keras.Model]
+    preprocess: Callable[[Any], tf.Tensor]
+    deprocess: Callable[[Any], tf.Tensor]
+    input_range: tuple[float, float]
+    min_size: int
+    default_layers: tuple[str, ...] = ()
+    imagenet_file: str | None = None
+    imagenet_origin: str | None = None
+    imagenet_top_file: str | None = None
+    imagenet_top_origin: str | None = None
+    top_size: int | None = None
+    pooling_choices: tuple[str, ...] = ("max",)
+    layer_filter: Callable[[keras.layers.Layer], bool] | None = None
+
+    def layer_names(self) -> tuple[str, ...]:
+        """Names of the layers effects may read, in network order (built once, then cached)."""
+        import keras
+
+        from .extractor import build
+
+        with _LOCK:
+            hit = _LAYER_NAMES.get(id(self))
+            if hit is not None and hit[0] is self:
+                return hit[1]
+        model = build(self, include_top=False, pooling=self.pooling_choices[0])
+        keep = self.layer_filter or _default_layer_filter
+        names = tuple(
+            layer.name
+            for layer in model.layers
+            if keep(layer) and not isinstance(layer, keras.layers.InputLayer)
+        )
+        with _LOCK:
+            _LAYER_NAMES[id(self)] = (self, names)
+        return names
+
+
+def _default_layer_filter(layer: keras.layers.Layer) -> bool:
+    import keras
+
+    shape = getattr(layer, "output", None)
+    shape = getattr(shape, "shape", None)
+    return shape is not None and len(shape) == 4 and not isinstance(layer, keras.layers.InputLayer)
+
+
+def _inception_layer_filter(layer: keras.layers.Layer) -> bool:
+    import keras
+
+    return isinstance(layer, (keras.layers.Activation, keras.layers.Concatenate))
+
+
+# ------------------------------------------------------------------------------------- preprocessing
+
+_IMAGENET_BGR_MEAN = (103.939, 116.779, 123.68)
+
+
+def _as_float(x: Any) -> tf.Tensor:
+    import tensorflow as tf
+
+    x = tf.convert_to_tensor(x)
+    return x if x.dtype.is_floating else tf.cast(x, tf.float32)
+
+
+def caffe_preprocess(x: Any) -> tf.Tensor:
+    """VGG ("caffe") preprocessing: RGB in [0, 1] -> BGR in [0, 255] minus the ImageNet mean. Differentiable."""
+    import tensorflow as tf
+
+    x = _as_float(x)
+    mean = tf.constant(_IMAGENET_BGR_MEAN, dtype=x.dtype)
+    return x[..., ::-1] * tf.constant(255.0, x.dtype) - mean
+
+
+def caffe_deprocess(y: Any) -> tf.Tensor:
+    """Exact inverse of :func:`caffe_preprocess`: mean-shifted BGR -> RGB in [0, 1] (not clipped)."""
+    import tensorflow as tf
+
+    y = _as_float(y)
+    mean = tf.constant(_IMAGENET_BGR_MEAN, dtype=y.dtype)
+    return ((y + mean) / tf.constant(255.0, y.dtype))[..., ::-1]
+
+
+def tf_preprocess(x: Any) -> tf.Tensor:
+    """Inception ("tf") preprocessing: [0, 1] -> [-1, 1]. Differentiable."""
+    import tensorflow as tf
+
+    x = _as_float(x)
+    return x * tf.constant(2.0, x.dtype) - tf.constant(1.0, x.dtype)
+
+
+def tf_deprocess(y: Any) -> tf.Tensor:
+    """Exact inverse of :func:`tf_preprocess`: [-1, 1] -> [0, 1] (not clipped)."""
+    import tensorflow as tf
+
+    y = _as_float(y)
+    return (y + tf.constant(1.0, y.dtype)) / tf.constant(2.0, y.dtype)
+
+
+# ---------------------------------------------------------------------------------------- builders
+
+_VGG16_BLOCKS = (2, 2, 3, 3, 3)
+_VGG19_BLOCKS = (2, 2, 4, 4, 4)
+_VGG_FILTERS = (64, 128, 256, 512, 512)
+
+
+def _vgg_builder(name: str, blocks: tuple[int, ...]) -> Callable[..., keras.Model]:
+    def build(include_top: bool = False, pooling: str = "max") -> keras.Model:
+        """The Keras-application VGG graph (same layer names and weight order), max or average pooling."""
+        import keras
+
+        if pooling not in ("max", "avg"):
+            raise ParameterError(f"pooling {pooling!r} for {name}: use 'max' or 'avg'")
+        pool = keras.layers.MaxPooling2D if pooling == "max" else keras.layers.AveragePooling2D
+        inputs = keras.Input(shape=(224, 224, 3) if include_top else (None, None, 3))
+        x = inputs
+        for b, (convs, filters) in enumerate(zip(blocks, _VGG_FILTERS, strict=True), start=1):
+            for c in range(1, convs + 1):
+                x = keras.layers.Conv2D(
+                    filters, (3, 3), activation="relu", padding="same", name=f"block{b}_conv{c}"
+                )(x)
+            x = pool((2, 2), strides=(2, 2), name=f"block{b}_pool")(x)
+        if include_top:
+            x = keras.layers.Flatten(name="flatten")(x)
+            x = keras.layers.Dense(4096, activation="relu", name="fc1")(x)
+            x = keras.layers.Dense(4096, activation="relu", name="fc2")(x)
+            x = keras.layers.Dense(1000, activation="softmax", name="predictions")(x)
+        return keras.Model(inputs, x, name=name)
+
+    return build
+
+
+def _build_inception_v3(include_top: bool = False, pooling: str = "max") -> keras.Model:
+    """Keras' InceptionV3 graph without weights (its pooling is fixed; only ``"max"`` is accepted)."""
+    import keras
+
+    if pooling != "max":
+        raise ParameterError(f"pooling {pooling!r} for inception_v3: only 'max' (its own pooling)")
+    return keras.applications.InceptionV3(
+        include_top=include_top,
+        weights=None,
+        input_shape=None if include_top else (None, None, 3),
+    )
+
+
+def _origin(path: str) -> str:
+    return _KERAS_ORIGIN + path
+
+
+VGG19 = ModelSpec(
+    name="vgg19",
+    summary="VGG19 (Simonyan & Zisserman 2014): the classic backbone for style transfer",
+    build=_vgg_builder("vgg19", _VGG19_BLOCKS),
+    preprocess=caffe_preprocess,
+    deprocess=caffe_deprocess,
+    input_range=(-_IMAGENET_BGR_MEAN[2], 255.0 - _IMAGENET_BGR_MEAN[0]),
+    min_size=32,
+    default_layers=("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1"),
+    imagenet_file="vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5",
+    imagenet_origin=_origin("vgg19/vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"),
+    imagenet_top_file="vgg19_weights_tf_dim_ordering_tf_kernels.h5",
+    imagenet_top_origin=_origin("vgg19/vgg19_weights_tf_dim_ordering_tf_kernels.h5"),
+    top_size=224,
+    pooling_choices=("max", "avg"),
+)
+
+VGG16 = ModelSpec(
+    name="vgg16",
+    summary="VGG16 (Simonyan & Zisserman 2014): lighter VGG, 13 conv layers",
+    build=_vgg_builder("vgg16", _VGG16_BLOCKS),
+    preprocess=caffe_preprocess,
+    deprocess=caffe_deprocess,
+    input_range=(-_IMAGENET_BGR_MEAN[2], 255.0 - _IMAGENET_BGR_MEAN[0]),
+    min_size=32,
+    default_layers=("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1"),
+    imagenet_file="vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
+    imagenet_origin=_origin("vgg16/vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"),
+    imagenet_top_file="vgg16_weights_tf_dim_ordering_tf_kernels.h5",
+    imagenet_top_origin=_origin("vgg16/vgg16_weights_tf_dim_ordering_tf_kernels.h5"),
+    top_size=224,
+    pooling_choices=("max", "avg"),
+)
+
+INCEPTION_V3 = ModelSpec(
+    name="inception_v3",
+    summary="InceptionV3 (Szegedy et al. 2015): the DeepDream backbone; read its 'mixedN' blocks",
+    build=_build_inception_v3,
+    preprocess=tf_preprocess,
+    deprocess=tf_deprocess,
+    input_range=(-1.0, 1.0),
+    min_size=75,
+    default_layers=("mixed3", "mixed5"),
+    imagenet_file="inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5",
+    imagenet_origin=_origin("inception_v3/inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"),
+    imagenet_top_file="inception_v3_weights_tf_dim_ordering_tf_kernels.h5",
+    imagenet_top_origin=_origin("inception_v3/inception_v3_weights_tf_dim_ordering_tf_kernels.h5"),
+    top_size=299,
+    pooling_choices=("max",),
+    layer_filter=_inception_layer_filter,
+)
+
+BUILTIN_MODELS: tuple[ModelSpec, ...] = (VGG19, VGG16, INCEPTION_V3)
+
+
+# ----------------------------------------------------------------------------------------- lookup
+
+_LOCK = threading.RLock()
+_LAYER_NAMES: dict[int, tuple[ModelSpec, tuple[str, ...]]] = {}
+
+
+def clear_layer_names() -> None:
+    """Forget the cached layer lists (:meth:`ModelSpec.layer_names`)."""
+    with _LOCK:
+        _LAYER_NAMES.clear()
+
+
+
+def get_spec(name_or_spec: str | ModelSpec) -> ModelSpec:
+    """The spec for a model name (the process-wide registry's: built-in and installed plugins' models), or the
+    spec itself. The engine hands specs around (a plan's steps carry theirs); names are for API callers."""
+    if isinstance(name_or_spec, ModelSpec):
+        return name_or_spec
+    if not isinstance(name_or_spec, str):
+        raise UnknownEffectError(
+            f"a model is named by a string or given as a ModelSpec, not {name_or_spec!r}"
+        )
+    from .registry import get_registry
+
+    return get_registry().model(name_or_spec)
+
+
+def check_size(spec: ModelSpec, h: int, w: int, *, include_top: bool = False) -> None:
+    """Raise :class:`ParameterError` when an ``h`` x ``w`` image is too small (or, with the top, not its size)."""
+    if include_top and spec.top_size is not None:
+        if (h, w) != (spec.top_size, spec.top_size):
+            raise ParameterError(
+                f"image is {w}x{h} px but {spec.name} with its classifier top takes exactly "
+                f"{spec.top_size}x{spec.top_size}; resize it or drop the top"
+            )
+        return
+    if min(h, w) < spec.min_size:
+        raise ParameterError(
+            f"image is {w}x{h} px but {spec.name} needs at least {spec.min_size} px on each side; "
+            f"use a larger size (e.g. --size {max(spec.min_size, 64)})"
+        )
