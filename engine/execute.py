@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import platform
+import re
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -176,14 +177,22 @@ def _run_step(plan: Plan, step: PlannedStep, loaded: imageio.LoadedImage | None,
     with tf.device(tf_device):
         try:
             output = eff.run(ctx, params)
-        except GradfxError:
+        except GradfxError as exc:
+            layer = getattr(exc, "layer", None)
+            named = [p.name for p in eff.schema if layer and _names_layer(params.get(p.name), layer)]
+            if named and "parameter " not in str(exc):  # -p layer=no_such_layer: say which parameter
+                raise type(exc)(f"effect {eff.name!r}: parameter {named[0]!r}: {exc}") from exc.__cause__
             raise
         except Exception as exc:  # noqa: BLE001 - a plugin's bug is reported as the plugin's failure
             plugin = registry.effect_plugin.get(eff.name, "?")
-            # TensorFlow wraps errors raised while tracing in pages of "in user code" context: keep the last line
-            lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-            raise PluginError(f"effect {eff.name!r} (plugin {plugin!r}) failed: {type(exc).__name__}: "
-                              f"{lines[-1] if lines else ''}") from exc
+            error = PluginError(f"effect {eff.name!r} (plugin {plugin!r}) failed: {_exception_line(exc)}")
+            if not ctx.solutions:
+                raise error from exc
+            # after the optimisation (in finish, or between two solves of run): keep the image it made
+            ctx.warn(f"{error}; the image before it is kept (partial output)")
+            image = np.asarray(ctx.solutions[-1].image, np.float32)
+            output = Output(image[0] if image.ndim == 4 else image,
+                            report={"partial": True, "status": "failed", "error": str(error)})
     if not isinstance(output, Output):
         raise PluginError(f"effect {eff.name!r} returned {type(output).__name__}, not gradfx.engine.Output")
     shape = np.shape(output.image)
@@ -200,6 +209,21 @@ def _run_step(plan: Plan, step: PlannedStep, loaded: imageio.LoadedImage | None,
         if alpha.shape != (h, w):
             alpha = None
     return Result(np.asarray(output.image, np.float32), report, alpha, dict(output.extras))
+
+
+def _exception_line(exc: BaseException) -> str:
+    """``Type: message`` in one line. TensorFlow wraps an error raised while tracing in pages of "in user
+    code" context whose last line is already ``Type: message``: keep that line, without naming the type
+    twice (``KeyError: KeyError: 'x'``)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    last = lines[-1] if lines else ""
+    name = type(exc).__name__
+    return last if last.startswith(f"{name}:") else f"{name}: {last}"
+
+
+def _names_layer(value: Any, layer: str) -> bool:
+    """Whether a parameter value (``block3_conv3``, ``mixed4:1.0,mixed5``...) names ``layer``."""
+    return isinstance(value, str) and re.search(rf"(?<![\w]){re.escape(layer)}(?![\w])", value) is not None
 
 
 def _report(plan: Plan, step: PlannedStep, ctx: RunContext, output: Output, used_weights: Mapping[str, Any],

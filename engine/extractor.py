@@ -248,10 +248,12 @@ def get_extractor(
         available = [layer.name for layer in full.layers if not isinstance(layer, keras.layers.InputLayer)]
         for name in wanted:
             if name not in available:
-                raise ParameterError(
+                error = ParameterError(
                     f"unknown layer {name!r} for model {spec.name}{suggest(name, available)}; "
                     f"`gradfx models {spec.name}` lists its layers"
                 )
+                error.layer = name  # the run names the parameter that gave it (only it knows the effect's)
+                raise error
         outputs = {name: full.get_layer(name).output for name in wanted}
         cut = keras.Model(inputs=full.inputs, outputs=outputs, name=f"{full.name}_extractor")
         cut.trainable = False

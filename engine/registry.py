@@ -54,14 +54,35 @@ class PluginInfo:
     tracebacks: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     disabled: bool = False
+    #: how many times the plugin called ``register`` (accepted or not)
+    offered: int = 0
 
     @property
     def ok(self) -> bool:
         return not self.errors
 
     @property
+    def registered(self) -> int:
+        return len(self.effects) + len(self.models)
+
+    @property
     def status(self) -> str:
-        return "disabled" if self.disabled else "ok" if self.ok else "failed"
+        """``ok``, ``failed`` (nothing it offered is usable), ``partly loaded`` (some of its effects or models
+        work, something failed) or ``disabled``."""
+        if self.disabled:
+            return "disabled"
+        if self.ok:
+            return "ok"
+        return "partly loaded" if self.registered else "failed"
+
+    def describe_status(self) -> str:
+        """The status in words: ``partly loaded: 1 of 2`` (registrations accepted of those offered), or ``partly
+        loaded: 1 registered, then it failed`` when a hook raised after registering."""
+        if self.status != "partly loaded":
+            return self.status
+        if self.offered > self.registered:
+            return f"partly loaded: {self.registered} of {self.offered}"
+        return f"partly loaded: {self.registered} registered, then it failed"
 
     def to_dict(self) -> dict[str, Any]:
         out = {k: getattr(self, k) for k in ("name", "module", "distribution", "version", "builtin",
@@ -266,6 +287,7 @@ class Registry:
 
     def _guarded(self, info: PluginInfo, hook: str, register: Callable[[PluginInfo, Any], None],
                  thing: Any) -> None:
+        info.offered += 1
         try:
             register(info, thing)
         except PluginError as exc:
@@ -336,9 +358,13 @@ class Registry:
         try:
             return self.effects[name]
         except KeyError:
+            hidden = ""
+            if self.disabled and self.filter is not None:  # the effect may be a left-out plugin's
+                hidden = (f"; {ENV_PLUGINS}={self.filter.value!r} leaves out installed plugin(s) "
+                          f"{', '.join(sorted(self.disabled))}, which may provide it")
             raise UnknownEffectError(
                 f"unknown effect {name!r}{suggest(name, self.effects)}; run 'gradfx list' to see the "
-                f"{len(self.effects)} available"
+                f"{len(self.effects)} available{hidden}"
             ) from None
 
     def model(self, name: str) -> Any:
@@ -351,7 +377,20 @@ class Registry:
             ) from None
 
     def failures(self) -> Iterable[PluginInfo]:
+        """Plugins with an error: those that failed and those only partly loaded."""
         return (p for p in self.plugins.values() if not p.ok)
+
+    def problems(self) -> list[str]:
+        """What went wrong loading plugins, one line each, for front ends to announce ('gradfx plugins'
+        shows the details): failed and partly loaded plugins, and GRADFX_PLUGINS names that matched nothing."""
+        out = []
+        failed = list(self.failures())
+        if failed:
+            out.append(f"{len(failed)} plugin(s) did not load fully: "
+                       + ", ".join(f"{p.name} ({p.describe_status()})" for p in failed))
+        out += [f"{ENV_PLUGINS} names {name!r}, which matches no installed plugin or distribution"
+                for name in self.unmatched_filter]
+        return out
 
 
 _registry: Registry | None = None

@@ -166,11 +166,10 @@ class GradfxApp(RunMixin, SaveMixin, RecipeMixin, App[None]):
         self.query_one(EffectBrowser).focus()
         await self._refresh_chain()
         self._update_topbar()
-        failures = list(self.registry.failures())
-        if failures:
-            names = ", ".join(f.name for f in failures)
-            self.notify(f"{len(failures)} plugin(s) failed to load: {names}. Command palette (ctrl+p) → "
-                        "Show plugin failures", title="Plugins", severity="warning", timeout=12)
+        problems = self.registry.problems()
+        if problems:
+            self.notify("; ".join(problems) + ". Command palette (ctrl+p) → Show plugin failures", title="Plugins",
+                        severity="warning", timeout=12)
         if not effects:
             self.notify("No effects are registered: check 'gradfx plugins'.", severity="error", timeout=12)
         self._probe_device()  # also imports TensorFlow now, so the first run starts sooner
@@ -488,7 +487,8 @@ class GradfxApp(RunMixin, SaveMixin, RecipeMixin, App[None]):
         if not failures:
             self.notify("Every plugin loaded.")
             return
-        message = "\n".join(f"{f.name} ({f.distribution or f.module}): " + "; ".join(f.errors) for f in failures)
+        message = "\n".join(f"{f.name} ({f.distribution or f.module}, {f.describe_status()}): " + "; ".join(f.errors)
+                            for f in failures)
         details = "\n".join(t for f in failures for t in f.tracebacks if t and t != "NoneType: None\n")
         self.push_screen(ErrorDialog("Plugins that failed to load", message, details))
 

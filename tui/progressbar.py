@@ -60,10 +60,14 @@ def finish(result: Any, output: Path, *, interrupted: bool, quiet: bool) -> int:
     for message in report.get("messages", []):
         print(f"gradfx: {message}", file=sys.stderr)
     if not quiet:
-        partial = " (partial: stopped early)" if result.partial else ""
+        failed = report.get("status") == "failed"
+        partial = f" (partial: {'the effect failed after solving' if failed else 'stopped early'})" \
+            if result.partial else ""
         print(f"wrote {output}{partial} in {report.get('seconds', 0):.1f}s", file=sys.stderr)
     if interrupted:
         return 130
     if report.get("status") == "non-finite":
         return 3
+    if report.get("status") == "failed":  # the image is written, but the effect did not finish
+        return 2
     return 0

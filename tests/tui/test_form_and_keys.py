@@ -259,11 +259,11 @@ async def test_at_120_columns_the_form_gets_the_room_and_at_200_summaries_are_wh
 
 async def test_a_weights_error_gives_the_tui_s_advice_not_the_command_line_s(tiny_registry, sample, recording_app,
                                                                             wait_for):
-    from gradfx.engine import models
+    from gradfx.engine import modelspecs, weights
     from gradfx.engine.errors import WeightsError
 
-    spec = models.BUILTIN_MODELS[0]
-    message = f"ImageNet weights for {spec.name} not found: offline; {models._imagenet_fix(spec, False)}"
+    spec = modelspecs.BUILTIN_MODELS[0]
+    message = f"ImageNet weights for {spec.name} not found: offline; {weights._imagenet_fix(spec, False)}"
     app = _app(recording_app, sample)
     async with app.run_test(size=SIZE) as pilot:
         app._error("The run failed", WeightsError(message))

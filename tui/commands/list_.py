@@ -6,6 +6,7 @@ import argparse
 import json
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from gradfx.engine.registry import get_registry
@@ -36,10 +37,8 @@ def main(args: argparse.Namespace) -> int:
         table.add_row(r["effect"], r["summary"], r["plugin"] if r["from"] == "built-in" else
                       f"{r['plugin']} ({r['from']})")
     console.print(table)
-    failed = list(reg.failures())
-    if failed:
-        console.print(f"[yellow]{len(failed)} plugin(s) failed to load: "
-                      f"{', '.join(p.name for p in failed)}; see 'gradfx plugins'[/]")
+    for problem in reg.problems():
+        console.print(f"[yellow]{escape(problem)}; see 'gradfx plugins'[/]")
     if not rows:
         console.print("no effects registered")
     return 0

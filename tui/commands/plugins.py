@@ -54,7 +54,8 @@ def main(args: argparse.Namespace) -> int:
         elif i.ok:
             status = "[green]ok[/]"
         else:
-            status = "[red]failed[/]\n" + "\n".join(escape(e) for e in i.errors)
+            colour = "yellow" if i.registered else "red"
+            status = f"[{colour}]{escape(i.describe_status())}[/]\n" + "\n".join(escape(e) for e in i.errors)
         if i.warnings:
             status += "\n" + "\n".join(f"[yellow]warning:[/] {escape(w)}" for w in i.warnings)
         table.add_row(escape(i.name), escape(i.module), escape(_origin(i)), registered, status)
@@ -65,9 +66,9 @@ def main(args: argparse.Namespace) -> int:
                 if tb:
                     console.print(f"[bold]{escape(i.name)}[/]: {escape(error)}")
                     console.print(escape(tb), highlight=False)
-    failed = [i for i in infos if not i.ok]
+    failed = [i for i in infos if not i.ok and not i.disabled]
     if failed:
-        console.print(f"[red]{len(failed)} plugin(s) failed[/]; the rest work. "
+        console.print(f"[red]{len(failed)} plugin(s) did not load fully[/]; the rest work. "
                       + ("" if getattr(args, "debug", False) else "'gradfx --debug plugins' shows tracebacks."))
     if reg.filter is not None and reg.filter.names is not None:
         console.print(f"{ENV_PLUGINS}={reg.filter.value!r}: loading {reg.filter.describe()}.")
