@@ -63,15 +63,17 @@ def execute(plan: Plan, *, progress: ProgressCallback | None = None, cancel: Can
         if alpha is not None and float(alpha.min()) >= 1.0:
             alpha = None
         current = imageio.LoadedImage(rgb, alpha, f"<step {i} output>", "RGB")
-        if result.partial:
+        if result.partial or cancel.cancelled:  # cancelled as this step ended: the next one must not start
             break
     assert result is not None
+    cut_short = len(reports) < n
     chain_report = {
         "chain": [r["effect"] for r in reports],
         "steps_run": len(reports),
         "steps_total": n,
-        "partial": any(r.get("partial") for r in reports),
-        "status": next((r["status"] for r in reports if r.get("status") != "done"), "done"),
+        "partial": cut_short or any(r.get("partial") for r in reports),
+        "status": next((r["status"] for r in reports if r.get("status") != "done"),
+                       "cancelled" if cut_short else "done"),
         "warnings": list(dict.fromkeys(w for r in reports for w in r.get("warnings", []))),
         "messages": [f"step {i}: {m}" for i, r in enumerate(reports, 1) for m in r.get("messages", [])],
         "weights": reports[0].get("weights"),

@@ -62,3 +62,4 @@ def test_an_unknown_layer_names_the_parameter_that_gave_it(registry, make_image)
     registry.add_plugin(TinyPlugin(), "tiny")
     with pytest.raises(ParameterError, match=r"parameter 'layer': unknown layer 'no_such_layer'"):
         run("tiny-dream", make_image(40, 40), weights="random", layer="no_such_layer")
+
