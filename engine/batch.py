@@ -535,7 +535,8 @@ def run_batch(
             from .ray_runner import run_on_ray
 
             run_on_ray(job, todo, address=None if ray is True or ray == "local" else str(ray),
-                       gpus_per_item=gpus_per_item, workers=workers, record=record, stop=stop, cancel=cancel)
+                       gpus_per_item=gpus_per_item, workers=workers, record=record, stop=stop, cancel=cancel,
+                       step=None if progress is None else lambda key, ev: emit("step", key, step=ev))
         else:
             _run_local(job, todo, list(devices) if devices else local_devices(), record=record, emit=emit,
                        stop=stop, cancel=cancel, registry=registry)

@@ -6,7 +6,8 @@ in the actor's process), so each model is built once per worker, not once per it
 time; there are as many actors as the cluster has room for (or ``workers``), never more than items.
 
 Outputs: the workers write each item's image straight into OUTDIR (atomically, as every gradfx output) and
-return only its manifest record, so images never pass through the object store. On a cluster OUTDIR must
+return only its manifest record, so images never pass through the object store (progress events, throttled,
+come back through a Ray queue when the caller wants them). On a cluster OUTDIR must
 therefore be storage that every node mounts at the same path (NFS, a cloud bucket's FUSE mount...), and the
 inputs must be readable at the paths given (images are read by the workers; video frames are decoded by
 the driver and sent through the object store). Every node needs the same gradfx version and plugins.
@@ -19,12 +20,13 @@ item retried (``max_task_retries``), so the batch still completes.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from .batch import Item, Job, Record, payloads, run_item
 from .errors import GradfxError
-from .progress import CancelToken
+from .progress import CancelToken, ProgressEvent
 
 #: how often Ray restarts a dead worker, and retries the item it was running
 MAX_RESTARTS = 4
@@ -69,8 +71,41 @@ class Worker:
     def pid(self) -> int:
         return os.getpid()
 
-    def run(self, item: Item, payload: Any) -> Record:
-        return run_item(self.job, item, payload, device=self.device, worker=f"ray:{os.getpid()}")
+    def run(self, item: Item, payload: Any, steps: Any = None) -> Record:
+        """Run one item; with ``steps`` (a Ray queue), report its progress there (at most twice a second,
+        and its last step)."""
+        sender = None if steps is None else _StepSender(steps, item.key)
+        record = run_item(self.job, item, payload, device=self.device, worker=f"ray:{os.getpid()}",
+                          progress=sender)
+        if sender is not None:
+            sender.flush()
+        return record
+
+
+class _StepSender:
+    """A progress callback in a worker that puts ``(item key, event fields)`` on a Ray queue, throttled."""
+
+    def __init__(self, queue: Any, key: str, every: float = 0.5) -> None:
+        self.queue, self.key, self.every, self.last = queue, key, every, 0.0
+        self.held: ProgressEvent | None = None  # the latest event not sent yet
+
+    def __call__(self, ev: ProgressEvent) -> None:
+        self.held = ev
+        if time.monotonic() - self.last >= self.every:
+            self.flush()
+
+    def flush(self) -> None:
+        """Send the latest event held back (the item's last one, when it ends)."""
+        ev, self.held = self.held, None
+        if ev is None:
+            return
+        self.last = time.monotonic()
+        fields = {k: getattr(ev, k) for k in ("stage", "stage_index", "stage_count", "step", "steps", "loss",
+                                              "elapsed", "total_step", "total_steps", "message")}
+        try:
+            self.queue.put_nowait((self.key, fields))
+        except Exception:  # noqa: BLE001 - a full or gone queue costs a progress bar, never the item
+            pass
 
 
 def size_workers(resources: dict[str, float], gpus_per_item: float | None, workers: int | None,
@@ -91,24 +126,34 @@ def size_workers(resources: dict[str, float], gpus_per_item: float | None, worke
 
 def run_on_ray(job: Job, todo: Sequence[Item], *, address: str | None, gpus_per_item: float | None,
                workers: int | None, record: Callable[[Record], None], stop: CancelToken,
-               cancel: CancelToken, on_actors: Callable[[list], None] | None = None) -> None:
-    """Run ``todo`` on Ray actors, calling ``record`` (on this thread) as each item finishes."""
+               cancel: CancelToken, step: Callable[[str, ProgressEvent], None] | None = None) -> None:
+    """Run ``todo`` on Ray actors, calling ``record`` (on this thread) as each item finishes, and ``step``
+    with an item's key and progress events (sent by the workers through a Ray queue) when given."""
     ray = import_ray()
     started = connect(address)
+    queue = None
     try:
+        if step is not None:
+            from ray.util.queue import Queue
+
+            queue = Queue(maxsize=10_000, actor_options={"num_cpus": 0})
         count, per_item = size_workers(ray.cluster_resources(), gpus_per_item, workers, len(todo))
         actor_cls = ray.remote(num_cpus=1, num_gpus=per_item, max_restarts=MAX_RESTARTS,
                                max_task_retries=MAX_TASK_RETRIES)(Worker)
         device = "gpu" if per_item else "cpu"
         actors = [actor_cls.remote(job, device) for _ in range(count)]
-        _drive(ray, actors, todo, settings=job.settings, record=record, stop=stop, cancel=cancel)
+        _drive(ray, actors, todo, settings=job.settings, record=record, stop=stop, cancel=cancel,
+               queue=queue, step=step)
     finally:
+        if queue is not None:
+            queue.shutdown()
         if started:
             ray.shutdown()
 
 
 def _drive(ray: Any, actors: list, todo: Sequence[Item], *, settings: str, record: Callable[[Record], None],
-           stop: CancelToken, cancel: CancelToken) -> None:
+           stop: CancelToken, cancel: CancelToken, queue: Any = None,
+           step: Callable[[str, ProgressEvent], None] | None = None) -> None:
     source = payloads(todo)
     free = list(actors)
     running: dict[Any, tuple[Item, Any]] = {}
@@ -121,7 +166,7 @@ def _drive(ray: Any, actors: list, todo: Sequence[Item], *, settings: str, recor
                 break
             item, payload = nxt
             actor = free.pop()
-            running[actor.run.remote(item, payload)] = (item, actor)
+            running[actor.run.remote(item, payload, queue)] = (item, actor)
         if not running:
             return
         if cancel.cancelled:  # abandon the items in flight: nothing recorded, a rerun does them
@@ -129,6 +174,7 @@ def _drive(ray: Any, actors: list, todo: Sequence[Item], *, settings: str, recor
                 ray.kill(actor, no_restart=True)
             return
         ready, _ = ray.wait(list(running), num_returns=1, timeout=0.2)
+        _forward_steps(queue, step)
         for ref in ready:
             item, actor = running.pop(ref)
             try:
@@ -142,6 +188,15 @@ def _drive(ray: Any, actors: list, todo: Sequence[Item], *, settings: str, recor
             for item, _ in source:  # every worker is gone for good
                 record(Record.failed(item, settings, "no Ray worker left to run it"))
             return
+
+
+def _forward_steps(queue: Any, step: Callable[[str, ProgressEvent], None] | None) -> None:
+    """Hand the progress events the workers queued to ``step``, on this thread."""
+    if queue is None or step is None:
+        return
+    n = queue.qsize()
+    for key, fields in queue.get_nowait_batch(n) if n else ():
+        step(key, ProgressEvent(**fields))
 
 
 __all__ = ["run_on_ray", "size_workers", "connect", "import_ray", "Worker", "MAX_RESTARTS", "MAX_TASK_RETRIES"]

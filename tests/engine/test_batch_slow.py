@@ -71,9 +71,17 @@ def test_ray_outputs_are_bit_identical_to_local_batch_and_gradfx_run(tmp_path, m
                                                                       monkeypatch):
     monkeypatch.chdir(tmp_path)
     write_images(tmp_path / "in", make_image, 3)
-    local = run_batch("deepdream", ["in"], "local", **OPTS)
-    remote = run_batch("deepdream", ["in"], "ray", ray=True, workers=1, **OPTS)
+    here, events = [], []
+    local = run_batch("deepdream", ["in"], "local", progress=here.append, **OPTS)
+    remote = run_batch("deepdream", ["in"], "ray", ray=True, workers=1, progress=events.append, **OPTS)
     assert local.ok and remote.ok and len(remote.done) == 3
+    # each item's progress came back from the worker (throttled, its last event always), before its record
+    for key in ("0.png", "1.png", "2.png"):
+        steps = [e.step for e in events if e.item == key and e.status == "step"]
+        last_here = [e.step for e in here if e.item == key and e.status == "step"][-1]
+        assert steps and (steps[-1].total_step, steps[-1].loss) == (last_here.total_step, last_here.loss), key
+        assert events.index(next(e for e in events if e.item == key and e.status == "done")) > max(
+            i for i, e in enumerate(events) if e.item == key and e.status == "step")
     workers = {json.loads(x)["worker"] for x in (tmp_path / "ray" / "manifest.jsonl").read_text().splitlines()}
     assert len(workers) == 1 and next(iter(workers)).startswith("ray:")
     assert int(next(iter(workers))[4:]) != os.getpid()  # really another process

@@ -57,8 +57,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 class BatchBar:
-    """Rich bars: the batch (done/total, failed, ETA) and each item in flight's steps (local runs; Ray
-    reports items as they finish)."""
+    """Rich bars: the batch (done/total, failed, ETA) and each item in flight's steps."""
 
     def __init__(self, *, disable: bool = False) -> None:
         console = Console(stderr=True)
