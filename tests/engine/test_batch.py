@@ -134,12 +134,12 @@ def test_each_model_is_built_once_for_the_batch(tmp_path, make_image, tiny, monk
 
 
 def test_random_weights_are_seeded_per_item_and_not_kept(tmp_path, make_image, tiny):
-    from gradfx.engine import models
+    from gradfx.engine import extractor
 
     write_images(tmp_path / "in", make_image, names=("a.png", "b.png"))
     summary = run_batch("tiny-dream", [tmp_path / "in"], tmp_path / "out", params=PARAMS, weights="random")
     assert summary.ok
-    assert not models._MODELS  # each item's network (seeded by its own seed) was dropped after it
+    assert not extractor._MODELS  # each item's network (seeded by its own seed) was dropped after it
 
 
 def test_several_workers_share_the_items_and_give_the_same_outputs(tmp_path, make_image, tiny):
