@@ -191,8 +191,7 @@ def test_a_malformed_objective_fails_when_parameters_resolve_without_tensorflow(
     assert "here: mixed4:9^x7" in out and out.count("objective") == 1  # not "objective ... objective 'TEXT'"
 
 
-@pytest.mark.skipif(not os.environ.get("GRADFX_SLOW_TESTS"), reason="builds VGG16's 138M-parameter top (~40 s); "
-                    "set GRADFX_SLOW_TESTS=1")
+@pytest.mark.slow  # builds VGG16's 138M-parameter classifier top (~40 s)
 def test_logit_raises_a_class_score_through_the_classifier_top():
     result = run("feature-vis", None, objective="logit(3)", model="vgg16", weights="random", size=64, steps=4,
                  transforms="jitter(2)")
