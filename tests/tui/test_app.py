@@ -589,7 +589,8 @@ async def test_loss_sparkline_and_eta_are_the_current_chain_step_s(tiny_registry
         assert panel.border_subtitle == "loss for step 1/2"
 
 
-async def test_the_footer_keeps_the_main_keys_with_the_chain_focused(tiny_registry, sample, recording_app):
+async def test_the_footer_keeps_the_main_keys_with_the_chain_focused(tiny_registry, sample, recording_app,
+                                                                     wait_for):
     # at 80x24 the chain's four keys pushed ^s, ^o, f4 and f1 off the footer; d and the moves are in f1's list
     from textual.widgets._footer import FooterKey
 
@@ -597,6 +598,10 @@ async def test_the_footer_keeps_the_main_keys_with_the_chain_focused(tiny_regist
     async with app.run_test(size=SIZE) as pilot:
         await _add(pilot, "tiny-dream")
         app.query_one(ChainView).focus()
-        await pilot.pause()
-        shown = {k.key for k in app.query(FooterKey) if k.region.width and k.region.right <= SIZE[0]}
-        assert {"x", "ctrl+r", "ctrl+s", "ctrl+o", "f4", "f1"} <= shown, shown
+
+        def shown() -> set:
+            return {k.key for k in app.query(FooterKey) if k.region.width and k.region.right <= SIZE[0]}
+
+        # the footer is recomposed after focus moves: wait for the chain's keys, then look at the rest
+        await wait_for(pilot, lambda: "x" in shown(), timeout=30)
+        assert {"x", "ctrl+r", "ctrl+s", "ctrl+o", "f4", "f1"} <= shown(), shown()
