@@ -38,6 +38,7 @@ _LAZY = {
     "load_image": "imageio", "save_image": "imageio", "LoadedImage": "imageio",
     "get_registry": "registry", "Registry": "registry",
     "run_batch": "batch", "BatchSummary": "batch", "BatchEvent": "batch",
+    "Previous": "temporal", "run_frames": "temporal",
     "Recipe": "recipes", "load_recipe": "recipes", "save_recipe": "recipes", "run_recipe": "recipes",
 }
 

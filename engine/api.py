@@ -23,6 +23,7 @@ from .plan import MAX_SEED, check_seed, plan, prepare  # noqa: F401 - MAX_SEED, 
 from .progress import CancelToken, ProgressCallback, ProgressEvent
 from .registry import Registry
 from .result import Result, write_frames, write_report  # noqa: F401 - write_frames: the api's name
+from .temporal import Previous
 
 
 def run(
@@ -43,6 +44,7 @@ def run(
     checkpoint_every: int = 10,
     resume: bool = False,
     checkpoint_info: Mapping[str, Any] | None = None,
+    previous: Previous | None = None,
     **params: Any,
 ) -> Result:
     """Run one effect on ``image`` (a path, PIL image, array or ``LoadedImage``; None for effects that make
@@ -56,6 +58,9 @@ def run(
     ``checkpoint``: a folder where the run's state is written atomically every ``checkpoint_every`` steps;
     ``resume=True`` continues from it (see :func:`resume_run`). ``checkpoint_info`` adds fields to its
     ``run.json`` (the CLI records the output path there).
+
+    ``previous``: over the frames of a video, the frame before this one (its input and output), which an
+    effect run with ``temporal=flow`` follows (see :mod:`gradfx.engine.temporal`).
     """
     p = plan([(effect, params)], image, model=model, weights=weights, seed=seed, device=device,
              registry=registry, base_dir=base_dir, max_size=max_size, chain=False)
@@ -64,7 +69,8 @@ def run(
         from .checkpoint import Checkpoint
 
         ckpt = Checkpoint.for_plan(p, checkpoint, checkpoint_every, resume=resume, info=checkpoint_info)
-    return execute(p, progress=progress, cancel=cancel, checkpoint=ckpt, stage_prefix=stage_prefix)
+    return execute(p, progress=progress, cancel=cancel, checkpoint=ckpt, stage_prefix=stage_prefix,
+                   previous=previous)
 
 
 def resume_run(folder: str | os.PathLike, *, progress: ProgressCallback | None = None,

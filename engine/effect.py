@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from .imageio import LoadedImage
     from .modelspecs import ModelSpec
     from .solver import Problem, Solution
+    from .temporal import Previous
     from .weights import ResolvedWeights
 
 EFFECT_NAME = re.compile(r"^[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*$")
@@ -104,7 +105,9 @@ class RunContext:
     - ``weights`` (as the user asked: ``auto``, ``random``, a path...) and ``resolved_weights`` (what the plan
       decided for ``model``: a :class:`~gradfx.engine.weights.ResolvedWeights` whose ``fell_back`` says ``auto``
       had to use random weights);
-    - ``seed``, ``device``; ``warn(message)`` to add a warning to the report.
+    - ``seed``, ``device``; ``warn(message)`` to add a warning to the report;
+    - ``previous``: over video frames, the frame before this one (a :class:`gradfx.engine.temporal.Previous`),
+      else None.
     """
 
     def __init__(
@@ -120,6 +123,7 @@ class RunContext:
         extractor: Callable[..., Any],
         spec: ModelSpec | None = None,
         resolved_weights: ResolvedWeights | None = None,
+        previous: Previous | None = None,
     ) -> None:
         self.input = input
         self.model = model
@@ -131,6 +135,7 @@ class RunContext:
         self._load_image = load_image
         self._solve = solve
         self._extractor = extractor
+        self.previous = previous
         self.warnings: list[str] = []
         self.solutions: list[Solution] = []
 

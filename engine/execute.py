@@ -20,17 +20,19 @@ from .errors import GradfxError, ImageError, PluginError
 from .plan import Plan, PlannedStep, complete
 from .progress import CancelToken, ProgressCallback
 from .result import Result, jsonable_params
+from .temporal import Previous
 from .version import __version__
 
 
 def execute(plan: Plan, *, progress: ProgressCallback | None = None, cancel: CancelToken | None = None,
-            checkpoint: Any = None, stage_prefix: str = "") -> Result:
+            checkpoint: Any = None, stage_prefix: str = "", previous: Previous | None = None) -> Result:
     """Run ``plan`` (a :func:`~gradfx.engine.plan.draft` is completed first) and return its :class:`Result`.
 
     ``progress`` receives a :class:`ProgressEvent` per step; ``cancel`` stops after the current step (the
     result then holds the image so far, ``report["partial"]`` true). ``checkpoint`` (a
     :class:`~gradfx.engine.checkpoint.Checkpoint`, one-effect plans only) saves and restores solver state;
-    ``stage_prefix`` goes before every progress event's stage name.
+    ``stage_prefix`` goes before every progress event's stage name. ``previous`` (one-effect plans only): the
+    video frame before this one, for ``temporal=flow`` (``RunContext.previous``).
     """
     if plan.check_only:
         raise GradfxError("a check-only plan cannot run; plan again without check_only")
@@ -39,7 +41,8 @@ def execute(plan: Plan, *, progress: ProgressCallback | None = None, cancel: Can
     resolutions: dict[tuple[str, bool], Any] = {(s.spec.name, False): s.weights for s in plan.steps}
     if not plan.chain:
         result = _run_step(plan, plan.steps[0], plan.image, progress=progress, cancel=cancel,
-                           stage_prefix=stage_prefix, checkpoint=checkpoint, resolutions=resolutions)
+                           stage_prefix=stage_prefix, checkpoint=checkpoint, resolutions=resolutions,
+                           previous=previous)
         if checkpoint is not None and not result.partial:
             checkpoint.mark_done()
         return result
@@ -92,7 +95,8 @@ def _as_8bit(image: np.ndarray) -> np.ndarray:
 
 def _run_step(plan: Plan, step: PlannedStep, loaded: imageio.LoadedImage | None, *,
               progress: ProgressCallback | None, cancel: CancelToken, stage_prefix: str,
-              resolutions: dict[tuple[str, bool], Any], checkpoint: Any = None) -> Result:
+              resolutions: dict[tuple[str, bool], Any], checkpoint: Any = None,
+              previous: Previous | None = None) -> Result:
     """One effect of the plan on ``loaded``; ``resolutions`` holds the weights decided per (model, top), so
     each is decided once per plan (the plan decided each step's own model without the top)."""
     from . import device as devices
@@ -174,7 +178,7 @@ def _run_step(plan: Plan, step: PlannedStep, loaded: imageio.LoadedImage | None,
                      load_image=load, spec=step.spec, resolved_weights=step.weights,
                      # an effect's own prefix ("frame 3/10 · ") goes after the chain's ("step 2/3 deepdream · ")
                      solve=lambda p, stage_prefix="", outer=stage_prefix: solve(p, stage_prefix=outer + stage_prefix),
-                     extractor=extractor)
+                     extractor=extractor, previous=previous)
     started = time.perf_counter()
     with tf.device(tf_device):
         try:

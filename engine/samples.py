@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -96,6 +97,57 @@ def painting(size: int = 256, seed: int = 1) -> np.ndarray:
     return np.clip(img, 0, 1).astype(np.float32)
 
 
+@dataclass
+class MovingScene:
+    """A generated video with its true motion: ``frames`` (T x H x W x 3 in [0, 1]); ``backward[t]`` (H x W x 2,
+    x then y) says where each pixel of frame t was in frame t - 1 (``backward[0]`` is zeros); ``valid[t]``
+    (H x W bool) marks the pixels of frame t that were visible in frame t - 1 (not disoccluded, not from
+    outside the picture)."""
+
+    frames: np.ndarray
+    backward: np.ndarray
+    valid: np.ndarray
+
+
+def moving_scene(frames: int = 24, size: int = 128, *, pan: tuple[int, int] = (2, 1),
+                 velocity: tuple[float, float] = (-3.0, 1.0), seed: int = 0) -> MovingScene:
+    """A camera panning across :func:`landscape` by ``pan`` (x, y) pixels per frame while a striped disc
+    moves across the view by ``velocity`` (x, y) pixels per frame: the test scene for temporal consistency,
+    with the true backward flow of every frame (background ``+pan``, disc ``-velocity``)."""
+    px, py = pan
+    vx, vy = velocity
+    travel_x, travel_y = abs(px) * (frames - 1), abs(py) * (frames - 1)
+    base = landscape(max(size + travel_y, (3 * (size + travel_x) + 3) // 4), seed)
+    h, w = size, size
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    radius = size * 0.12
+    cx0 = w * 0.75 if vx < 0 else w * 0.25
+    cy0 = h * 0.35 if vy > 0 else h * 0.65
+    out = np.empty((frames, h, w, 3), np.float32)
+    backward = np.zeros((frames, h, w, 2), np.float32)
+    valid = np.zeros((frames, h, w), bool)
+    ox0 = 0 if px >= 0 else travel_x
+    oy0 = 0 if py >= 0 else travel_y
+    for t in range(frames):
+        ox, oy = ox0 + px * t, oy0 + py * t
+        img = base[oy : oy + h, ox : ox + w].copy()
+        cx, cy = cx0 + vx * t, cy0 + vy * t
+        d = np.hypot(x - cx, y - cy) - radius
+        stripes = 0.5 + 0.5 * np.sin(((x - cx) + 0.5 * (y - cy)) * (2 * np.pi / 7))
+        disc_rgb = np.stack([0.9 + 0.1 * stripes, 0.35 + 0.35 * stripes, 0.1 + 0 * stripes], -1)
+        m = _edge(d, 0.75)[..., None]
+        out[t] = img * (1 - m) + disc_rgb * m
+        disc = d < 1.5  # the disc and its anti-aliased rim
+        if t:
+            backward[t] = np.where(disc[..., None], np.float32([-vx, -vy]), np.float32([px, py]))
+            sx, sy = x + backward[t, ..., 0], y + backward[t, ..., 1]
+            inside = (sx >= 0) & (sx <= w - 1) & (sy >= 0) & (sy <= h - 1)
+            # background that the disc covered in the previous frame was not visible then
+            was_hidden = np.hypot(sx - (cx - vx), sy - (cy - vy)) - radius < 1.5
+            valid[t] = inside & (disc | ~was_hidden)
+    return MovingScene(np.clip(out, 0, 1), backward, valid)
+
+
 SAMPLES: dict[str, Callable[..., np.ndarray]] = {"landscape": landscape, "painting": painting}
 
 
@@ -106,4 +158,4 @@ def write_samples(folder: str | os.PathLike, size: int = 256) -> dict[str, Path]
     return {name: imageio.save_image(out / f"{name}.png", make(size)) for name, make in SAMPLES.items()}
 
 
-__all__ = ["landscape", "painting", "write_samples", "SAMPLES"]
+__all__ = ["landscape", "painting", "moving_scene", "MovingScene", "write_samples", "SAMPLES"]

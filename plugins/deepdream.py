@@ -21,7 +21,19 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from gradfx.engine import Bool, Choice, Effect, Float, Image, Int, Output, Param, ParameterError, Precision
+from gradfx.engine import (
+    Bool,
+    Choice,
+    Effect,
+    Float,
+    Image,
+    Int,
+    Output,
+    Param,
+    ParameterError,
+    Precision,
+    temporal,
+)
 
 if TYPE_CHECKING:
     from gradfx.engine import Problem, RunContext
@@ -29,6 +41,8 @@ if TYPE_CHECKING:
 #: The Keras DeepDream example's InceptionV3 layers and weights.
 DEFAULT_LAYERS = "mixed4:1.0,mixed5:1.5,mixed6:2.0,mixed7:2.5"
 _LAYER_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_./-]*$")
+#: temporal_weight's default (bench/RESULTS-video.md)
+TEMPORAL_WEIGHT = 100.0
 
 
 @dataclass(frozen=True)
@@ -122,7 +136,20 @@ class DeepDream(Effect):
         Float("zoom", 1.05, "zoom factor between frames (crop the centre, resize back, dream again)",
               min=1.0, max=4.0),
         Precision(),
+        *temporal.params(TEMPORAL_WEIGHT, "weight of the temporal loss, subtracted from the dream objective "
+                         "(mean squared distance to the warped previous output where the flow is reliable)"),
     )
+
+    # --- checks (before any compute) -------------------------------------------------------------------------
+    def check(self, params: Mapping[str, Any]) -> None:
+        if params["temporal"] != "flow":
+            return
+        if params["frames"] > 1:
+            raise ParameterError("parameter 'temporal': flow works over the frames of a video, not with zoom "
+                                 "frames; use frames=1, or temporal=none")
+        if params["jitter"]:
+            raise ParameterError("parameter 'jitter': temporal=flow compares the image with the warped previous "
+                                 "frame pixel for pixel, which a jittered image is not; use jitter=0")
 
     # --- problem ---------------------------------------------------------------------------------------------
     def build(self, ctx: RunContext, params: Mapping[str, Any], init: np.ndarray | None = None) -> Problem:
@@ -136,11 +163,24 @@ class DeepDream(Effect):
         guide = ctx.image(params["guide"]).rgb if params.get("guide") else None
         objective = _objective(layers, channels, guide, tile=params["tile"])
         jitter = params["jitter"]
+        steps, aligned = params["steps"], {}
+        if temporal.active(ctx, params):
+            # a video frame after the first: the previous dream, warped, where the flow is reliable; the new
+            # frame where it is not (disoccluded, entering the picture); then keep near the warped dream
+            frame = image.astype(np.float32) / 255.0 if image.dtype == np.uint8 else np.asarray(image, np.float32)
+            follow = temporal.prepare(ctx, frame)
+            m = follow.mask[..., None]
+            image = np.clip(m * follow.warped + (1 - m) * frame, 0.0, 1.0).astype(np.float32)
+            aligned = temporal.aligned(follow)
+            steps = temporal.follow_steps(params)
+            if params["temporal_weight"] > 0:
+                objective = objective - params["temporal_weight"] * temporal.loss()
         return Problem(
             objective=objective,
             init=image,
             maximize=True,
-            steps=params["steps"],
+            aligned=aligned,
+            steps=steps,
             octaves=params["octaves"],
             octave_scale=params["octave_scale"],
             reinject_detail=params["reinject_detail"],

@@ -42,6 +42,7 @@ from gradfx.engine import (
     Precision,
     RunContext,
     Str,
+    temporal,
 )
 
 if TYPE_CHECKING:
@@ -52,6 +53,8 @@ DEFAULT_STYLE_LAYERS = "block1_conv1,block2_conv1,block3_conv1,block4_conv1,bloc
 #: the side of the canvas the tutorial's total-variation weight was tuned on (its images' longest side)
 TV_REFERENCE_SIDE = 512
 INIT_CHOICES = ("content", "noise", "style")
+#: temporal_weight's default (bench/RESULTS.md: video)
+TEMPORAL_WEIGHT = 1e3
 
 # RGB <-> YIQ (NTSC). Y is the luminance; I and Q carry the chroma that `preserve_colors=luminance` keeps.
 _RGB_TO_YIQ = np.array(
@@ -341,6 +344,8 @@ class StyleTransfer(Effect):
             max=100_000),
         Precision("the network's compute dtype: bfloat16 is about 1.7x faster per step on CPUs with "
                   "AVX512-BF16, distances within 0.4% of float32's; Adam only (L-BFGS needs float32)"),
+        *temporal.params(TEMPORAL_WEIGHT, "weight of the temporal loss (mean squared distance to the warped "
+                         "previous output where the flow is reliable)"),
     )
 
     # --- checks (before any compute) -------------------------------------------------------------------------
@@ -393,6 +398,7 @@ class StyleTransfer(Effect):
         if params["size"]:
             content = imageio.resize_longest(content, params["size"])
         final = (int(content.shape[0]), int(content.shape[1]))
+        frame = content
         styles = [ctx.image(p).rgb for p in styles_paths]
         colors = params["preserve_colors"]
         if colors == "histogram":
@@ -416,6 +422,15 @@ class StyleTransfer(Effect):
         aligned: dict[str, np.ndarray] = {"content": content}
         for s, path in enumerate(masks_paths):
             aligned[f"mask{s}"] = fit(ctx.image(path).rgb, final).mean(axis=-1, keepdims=True)
+        steps = params["steps"]
+        follow = temporal.active(ctx, params)
+        if follow:  # a video frame after the first: start from the previous output, warped, and stay near it
+            guide = temporal.prepare(ctx, frame)
+            if colors == "luminance":
+                guide.warped = grey3(luminance(guide.warped))
+            init = guide.warped
+            aligned.update(temporal.aligned(guide))
+            steps = temporal.follow_steps(params)
 
         terms = _Terms(content_layers=content_layers, style_layers=style_layers, styles=styles, blend=blend,
                        masked=bool(masks_paths), style_scale=params["style_scale"], min_size=min_size)
@@ -430,6 +445,8 @@ class StyleTransfer(Effect):
             parts.append(params["style_weight"] * obj)
         if params["tv_weight"] > 0:
             parts.append(params["tv_weight"] * Objective(terms.tv, "tv", (), terms.bind_canvas))
+        if follow and params["temporal_weight"] > 0:
+            parts.append(params["temporal_weight"] * temporal.loss())
         if not parts:
             raise ParameterError("content_weight, style_weight and tv_weight are all 0: nothing to optimise; "
                                  "set at least style_weight > 0")
@@ -447,7 +464,7 @@ class StyleTransfer(Effect):
             size=final,
             sizes=sizes,
             pooling=params["pooling"],
-            steps=params["steps"],
+            steps=steps,
             optimizer=params["optimizer"],
             lr=params["lr"],
             optimizer_options={"beta_1": 0.99, "epsilon": 0.1} if adam else {},

@@ -1,0 +1,136 @@
+"""temporal=flow for style-transfer and deepdream: the previous frame reaches the effect, a later frame starts
+from the warped previous output with fewer steps, the temporal loss holds it there, and a video flickers
+less than its frames run independently. Mechanics on random weights; the figure with the trained backbone
+is the slow test at the end (and bench/video.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gradfx.engine import Effect, Output, ParameterError, Previous, flow, imageio, run, run_frames, samples, temporal
+
+
+@pytest.fixture(scope="module")
+def reg():
+    from gradfx.engine import registry as reg_mod
+
+    fresh = reg_mod.Registry(external=False)
+    old = reg_mod.reset_registry(fresh)
+    yield fresh
+    reg_mod.reset_registry(old)
+
+
+@pytest.fixture(scope="module")
+def scene():
+    return samples.moving_scene(frames=3, size=64)
+
+
+@pytest.fixture(scope="module")
+def style(tmp_path_factory):
+    return str(imageio.save_image(tmp_path_factory.mktemp("video") / "style.png", samples.painting(64)))
+
+
+LIGHT = dict(style_layers="block1_conv1,block2_conv1,block3_conv1", content_layers="block2_conv2",
+             content_weight=300.0, style_weight=1e-2, tv_weight=3.0, lr=0.05, size=0)
+
+
+def st(reg, frame, style, **params):
+    return run("style-transfer", frame, registry=reg, weights="random", model="vgg16", seed=0, style=style,
+               **{**LIGHT, **params})
+
+
+def test_run_hands_the_previous_frame_to_the_effect(reg, scene):
+    seen = []
+
+    class Probe(Effect):
+        name = "probe"
+        model = "vgg16"
+
+        def run(self, ctx, params):
+            seen.append(ctx.previous)
+            return Output(ctx.input.rgb * 0.5)
+
+    results = list(run_frames(Probe(), list(scene.frames), registry=reg, weights="random"))
+    assert seen[0] is None
+    for t in (1, 2):  # each run sees the input and the output of the frame before
+        assert np.allclose(seen[t].input, scene.frames[t - 1], atol=1 / 255)
+        assert np.array_equal(seen[t].output, results[t - 1].image)
+
+
+def test_a_later_frame_starts_from_the_warped_previous_output_with_fewer_steps(reg, scene, style):
+    first = st(reg, scene.frames[0], style, steps=8)
+    prev = Previous(scene.frames[0], first.image)
+    follow = st(reg, scene.frames[1], style, steps=8, temporal="flow", previous=prev)
+    assert follow.report["steps"] == temporal.follow_steps({"steps": 8, "temporal_steps": 0}) == 4
+    assert st(reg, scene.frames[1], style, steps=8, temporal="flow", temporal_steps=3,
+              previous=prev).report["steps"] == 3
+    # without temporal=flow the previous frame changes nothing: a plain run
+    plain = st(reg, scene.frames[1], style, steps=8, previous=prev)
+    assert plain.report["steps"] == 8
+    assert np.array_equal(plain.image, st(reg, scene.frames[1], style, steps=8).image)
+    # the start: one tiny step away from the warped previous output, not from the content
+    g = flow.guide(scene.frames[0], scene.frames[1], first.image)
+    one = st(reg, scene.frames[1], style, steps=8, temporal="flow", temporal_steps=1, previous=prev,
+             lr=1e-4).image
+    assert np.abs(one - g.warped).mean() < 0.1 * np.abs(one - scene.frames[1]).mean()
+
+
+def test_the_temporal_loss_holds_the_warped_previous_output_where_the_flow_is_reliable(reg, scene, style):
+    first = st(reg, scene.frames[0], style, steps=10)
+    prev = Previous(scene.frames[0], first.image)
+    g = flow.guide(scene.frames[0], scene.frames[1], first.image)
+
+    def drift(weight):
+        out = st(reg, scene.frames[1], style, steps=10, temporal="flow", temporal_steps=10, optimizer="lbfgs",
+                 temporal_weight=weight, previous=prev).image
+        return float(np.sum(g.mask[..., None] * np.abs(out - g.warped)) / np.sum(g.mask) / 3)
+
+    assert drift(1e8) < 0.5 * drift(0.0)
+
+
+def test_temporal_loss_is_the_masked_mean_square_and_adds_up_over_tiles():
+    import tensorflow as tf
+
+    from gradfx.engine import BindContext, StepContext
+
+    rng = np.random.default_rng(0)
+    x, w = rng.random((2, 1, 8, 12, 3), dtype=np.float32)
+    m = rng.random((1, 8, 12, 1), dtype=np.float32)
+    obj = temporal.loss()
+    obj.bind(BindContext(size=(8, 12), features=None))
+
+    def value(ys, xs):
+        aligned = {temporal.WARPED: tf.constant(w[:, ys, xs]), temporal.MASK: tf.constant(m[:, ys, xs])}
+        return float(obj({}, StepContext(image=tf.constant(x[:, ys, xs]), aligned=aligned)))
+
+    whole = value(slice(None), slice(None))
+    assert whole == pytest.approx(float(np.sum(m * (x - w) ** 2) / (3 * 8 * 12)), rel=1e-5)
+    tiles = sum(value(ys, xs) for ys in (slice(0, 4), slice(4, 8)) for xs in (slice(0, 5), slice(5, 12)))
+    assert tiles == pytest.approx(whole, rel=1e-5)
+
+
+def test_style_transfer_video_flickers_less_in_temporal_mode(reg, scene, style):
+    def video(mode):
+        return [r.image for r in run_frames("style-transfer", list(scene.frames), registry=reg, weights="random",
+                                            model="vgg16", seed=0, style=style, steps=12, temporal=mode, **LIGHT)]
+
+    assert flow.flicker(scene.frames, video("flow")) < 0.7 * flow.flicker(scene.frames, video("none"))
+
+
+def test_deepdream_video_flickers_less_in_temporal_mode(reg, scene):
+    def video(mode):
+        return [r.image for r in run_frames("deepdream", list(scene.frames), registry=reg, weights="random",
+                                            model="vgg16", seed=0, layers="block3_conv1", octaves=1, steps=6,
+                                            step_size=0.05, tile=0, temporal=mode)]
+
+    dreamt = video("none")
+    assert np.abs(dreamt[0] - scene.frames[0]).mean() > 0.02  # it dreams
+    assert flow.flicker(scene.frames, video("flow")) < 0.7 * flow.flicker(scene.frames, dreamt)
+
+
+@pytest.mark.parametrize("params, match", [({"frames": 3}, "zoom frames"), ({"jitter": 4}, "jitter=0")])
+def test_deepdream_refuses_temporal_flow_with_zoom_frames_or_jitter(reg, scene, params, match):
+    with pytest.raises(ParameterError, match=match):
+        run("deepdream", scene.frames[0], registry=reg, weights="random", model="vgg16", temporal="flow",
+            **params)
