@@ -89,25 +89,40 @@ def aligned(guide: Guide) -> dict[str, np.ndarray]:
     return {WARPED: guide.warped.astype(np.float32), MASK: guide.mask[..., None].astype(np.float32)}
 
 
-def loss() -> Objective:
+def loss(relative_to: Objective | None = None) -> Objective:
     """``sum(mask * (x - warped)^2) / (3 * H * W)`` over the canvas: the mean squared distance to the warped
-    previous output where it can be trusted. Tiles add up to the whole canvas's value."""
+    previous output where it can be trusted. Tiles add up to the whole canvas's value.
+
+    ``relative_to``: an objective whose scale varies by orders of magnitude with the model and its weights
+    (DeepDream's activations): the loss is then multiplied by that objective's absolute value at the warped
+    previous output, measured once per stage (on one tile's crop when tiled, scaled to the canvas), so a
+    ``temporal_weight`` means the same with any backbone. Bind it after ``relative_to`` (``a - w * loss(a)``).
+    """
     import tensorflow as tf
 
-    from .objectives import Objective
+    from .objectives import Objective, StepContext
 
-    canvas = {"area": 1.0}
+    state = {"area": 1.0, "scale": 1.0}
 
     def bind(ctx: Any) -> None:
-        canvas["area"] = float(ctx.size[0] * ctx.size[1])
+        h, w = ctx.size
+        state["area"] = float(h * w)
+        if relative_to is not None:
+            side = ctx.tile or max(h, w)
+            crop = {k: v[:, :side, :side] for k, v in ctx.aligned.items()}
+            x = crop[WARPED]
+            share = float(x.shape[1] * x.shape[2]) / state["area"]
+            value = relative_to(ctx.features(x), StepContext(image=x, aligned=crop))
+            state["scale"] = max(abs(float(value)) / share, 1e-12)
 
     def fn(f: Any, c: Any) -> Any:
         x = c.image
-        m = c.aligned[MASK]
         batch = tf.cast(tf.shape(x)[0], tf.float32)
-        return tf.reduce_sum(m * tf.square(x - c.aligned[WARPED])) / (3.0 * canvas["area"] * batch)
+        mse = tf.reduce_sum(c.aligned[MASK] * tf.square(x - c.aligned[WARPED])) / (3.0 * state["area"] * batch)
+        return mse * state["scale"]
 
-    return Objective(fn, "temporal(warped previous output)", (), bind)
+    what = "warped previous output" if relative_to is None else "warped previous output, relative"
+    return Objective(fn, f"temporal({what})", (), bind)
 
 
 def run_frames(effect: Any, frames: Iterable[Any], *, progress_frame: Callable[[int, Result], None] | None = None,

@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 DEFAULT_LAYERS = "mixed4:1.0,mixed5:1.5,mixed6:2.0,mixed7:2.5"
 _LAYER_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_./-]*$")
 #: temporal_weight's default (bench/RESULTS-video.md)
-TEMPORAL_WEIGHT = 100.0
+TEMPORAL_WEIGHT = 1e3
 
 
 @dataclass(frozen=True)
@@ -136,8 +136,9 @@ class DeepDream(Effect):
         Float("zoom", 1.05, "zoom factor between frames (crop the centre, resize back, dream again)",
               min=1.0, max=4.0),
         Precision(),
-        *temporal.params(TEMPORAL_WEIGHT, "weight of the temporal loss, subtracted from the dream objective "
-                         "(mean squared distance to the warped previous output where the flow is reliable)"),
+        *temporal.params(TEMPORAL_WEIGHT, "weight of the temporal loss, subtracted from the dream objective: "
+                         "the mean squared distance to the warped previous output where the flow is reliable, "
+                         "times the objective's value there (so the weight means the same for any model)"),
     )
 
     # --- checks (before any compute) -------------------------------------------------------------------------
@@ -174,7 +175,7 @@ class DeepDream(Effect):
             aligned = temporal.aligned(follow)
             steps = temporal.follow_steps(params)
             if params["temporal_weight"] > 0:
-                objective = objective - params["temporal_weight"] * temporal.loss()
+                objective = objective - params["temporal_weight"] * temporal.loss(relative_to=objective)
         return Problem(
             objective=objective,
             init=image,

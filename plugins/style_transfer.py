@@ -344,8 +344,9 @@ class StyleTransfer(Effect):
             max=100_000),
         Precision("the network's compute dtype: bfloat16 is about 1.7x faster per step on CPUs with "
                   "AVX512-BF16, distances within 0.4% of float32's; Adam only (L-BFGS needs float32)"),
-        *temporal.params(TEMPORAL_WEIGHT, "weight of the temporal loss (mean squared distance to the warped "
-                         "previous output where the flow is reliable)"),
+        *temporal.params(TEMPORAL_WEIGHT, "weight of the temporal loss: the mean squared distance to the warped "
+                         "previous output where the flow is reliable, times the loss's value there (so the weight "
+                         "holds for any backbone and weights)"),
     )
 
     # --- checks (before any compute) -------------------------------------------------------------------------
@@ -445,8 +446,6 @@ class StyleTransfer(Effect):
             parts.append(params["style_weight"] * obj)
         if params["tv_weight"] > 0:
             parts.append(params["tv_weight"] * Objective(terms.tv, "tv", (), terms.bind_canvas))
-        if follow and params["temporal_weight"] > 0:
-            parts.append(params["temporal_weight"] * temporal.loss())
         if not parts:
             raise ParameterError("content_weight, style_weight and tv_weight are all 0: nothing to optimise; "
                                  "set at least style_weight > 0")
@@ -455,6 +454,8 @@ class StyleTransfer(Effect):
             objective = objective + part
         if not objective.layers:  # tv only: the engine binds objectives only when there is an extractor
             raise ParameterError("style_weight and content_weight are both 0; set style_weight > 0")
+        if follow and params["temporal_weight"] > 0:
+            objective = objective + params["temporal_weight"] * temporal.loss(relative_to=objective)
 
         sizes = _stage_sizes(final, params["scales"], min_size)
         adam = params["optimizer"] == "adam"

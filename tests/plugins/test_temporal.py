@@ -86,7 +86,7 @@ def test_the_temporal_loss_holds_the_warped_previous_output_where_the_flow_is_re
                  temporal_weight=weight, previous=prev).image
         return float(np.sum(g.mask[..., None] * np.abs(out - g.warped)) / np.sum(g.mask) / 3)
 
-    assert drift(1e8) < 0.5 * drift(0.0)
+    assert drift(1e3) < 0.5 * drift(0.0)
 
 
 def test_temporal_loss_is_the_masked_mean_square_and_adds_up_over_tiles():
@@ -109,6 +109,16 @@ def test_temporal_loss_is_the_masked_mean_square_and_adds_up_over_tiles():
     tiles = sum(value(ys, xs) for ys in (slice(0, 4), slice(4, 8)) for xs in (slice(0, 5), slice(5, 12)))
     assert tiles == pytest.approx(whole, rel=1e-5)
 
+    # relative to an objective: times that objective's |value| at the warped image, measured when bound
+    from gradfx.engine import Objective
+
+    reference = Objective(lambda f, c: -7.0 * tf.reduce_mean(c.image), "ref")
+    obj = temporal.loss(relative_to=reference)
+    aligned = {temporal.WARPED: tf.constant(w), temporal.MASK: tf.constant(m)}
+    obj.bind(BindContext(size=(8, 12), features=lambda x: {}, aligned=aligned))
+    relative = float(obj({}, StepContext(image=tf.constant(x), aligned=aligned)))
+    assert relative == pytest.approx(whole * 7.0 * float(w.mean()), rel=1e-5)
+
 
 def test_style_transfer_video_flickers_less_in_temporal_mode(reg, scene, style):
     def video(mode):
@@ -122,11 +132,13 @@ def test_deepdream_video_flickers_less_in_temporal_mode(reg, scene):
     def video(mode):
         return [r.image for r in run_frames("deepdream", list(scene.frames), registry=reg, weights="random",
                                             model="vgg16", seed=0, layers="block3_conv1", octaves=1, steps=6,
-                                            step_size=0.05, tile=0, temporal=mode)]
+                                            step_size=0.05, tile=0, max_loss=0, temporal=mode)]
 
-    dreamt = video("none")
-    assert np.abs(dreamt[0] - scene.frames[0]).mean() > 0.02  # it dreams
-    assert flow.flicker(scene.frames, video("flow")) < 0.7 * flow.flicker(scene.frames, dreamt)
+    dreamt, followed = video("none"), video("flow")
+    assert flow.flicker(scene.frames, followed) < 0.5 * flow.flicker(scene.frames, dreamt)
+    # and it still dreams as strongly: the last frame is as far from its input as an independent dream's
+    strength = [np.abs(v[-1] - scene.frames[-1]).mean() for v in (dreamt, followed)]
+    assert strength[0] > 0.05 and strength[1] > 0.8 * strength[0]
 
 
 @pytest.mark.parametrize("params, match", [({"frames": 3}, "zoom frames"), ({"jitter": 4}, "jitter=0")])
@@ -134,3 +146,38 @@ def test_deepdream_refuses_temporal_flow_with_zoom_frames_or_jitter(reg, scene, 
     with pytest.raises(ParameterError, match=match):
         run("deepdream", scene.frames[0], registry=reg, weights="random", model="vgg16", temporal="flow",
             **params)
+
+
+@pytest.mark.slow
+def test_trained_backbone_video_flicker_halves_and_style_holds(tmp_path):
+    """Issue 18's figure, small: the trained VGG16 (--weights hed), L-BFGS, 6 frames at 96 px. Temporal mode at
+    most half the flicker of independent frames, each frame's style distance within 10% of its independent
+    frame's, in fewer evaluations (the suite never relies on timing; bench/video.py times the full figure)."""
+    import tensorflow as tf
+
+    from gradfx.engine import gram_matrix, models
+
+    scene = samples.moving_scene(frames=6, size=96)
+    style = samples.painting(96)
+    path = str(imageio.save_image(tmp_path / "style.png", style))
+
+    def video(mode):
+        return list(run_frames("style-transfer", list(scene.frames), weights="hed", model="vgg16", seed=0,
+                               style=path, size=0, optimizer="lbfgs", steps=40, temporal=mode))
+
+    independent, followed = video("none"), video("flow")
+    assert all(r.report["weights"]["resolved"] == "hed" for r in independent)
+    flick = [flow.flicker(scene.frames, [r.image for r in v]) for v in (independent, followed)]
+    assert flick[1] <= 0.5 * flick[0]
+
+    layers = ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1")
+    ext = models.get_extractor("vgg16", layers, "hed")
+    target = {k: gram_matrix(v) for k, v in ext(tf.constant(style[None])).items()}
+
+    def distance(img):
+        feats = ext(tf.constant(img[None]))
+        return np.mean([float(tf.reduce_mean(tf.square(gram_matrix(feats[k]) - target[k]))) for k in layers])
+
+    for a, b in zip(independent, followed):
+        assert distance(b.image) <= 1.1 * distance(a.image)
+    assert sum(r.report["evaluations"] for r in followed) < sum(r.report["evaluations"] for r in independent)
