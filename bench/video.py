@@ -100,7 +100,9 @@ def main(argv: list[str] | None = None) -> int:
                     "(default: the effect's)")
     ap.add_argument("--weights", default="hed")
     ap.add_argument("--out", default=str(HERE / "RESULTS-video.md"))
-    ap.add_argument("--gif", default=None, help="write the before/after animation here (.webp or .gif)")
+    ap.add_argument("--gif", default=None, help="write the before/after animation here (.webp or .gif), "
+                    "independent against the first temporal row")
+    ap.add_argument("--save", default=None, help="keep every row's frames in this .npz")
     args = ap.parse_args(argv)
 
     import tempfile
@@ -155,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
                                                                for k, v in met.items()) + ".", ""]
     Path(args.out).write_text("\n".join(lines))
     print("\n".join(lines))
+    if args.save:
+        np.savez_compressed(args.save, **{f"row{i}": np.stack(r[2]) for i, r in enumerate(rows)})
     if args.gif:
         save_animation(Path(args.gif), independent, rows[1][2])
         print(f"wrote {args.gif} ({Path(args.gif).stat().st_size / 1024:.0f} KB)")

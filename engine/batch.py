@@ -304,6 +304,9 @@ def make_job(target: str | os.PathLike, params: Mapping[str, Any] | None = None,
         if params:
             raise ParameterError("-p/--param sets an effect's parameters; a recipe's go in its [[step]] tables")
         recipe = load_recipe(text)
+        if any(step.params.get("temporal", "none") != "none" for step in recipe.steps):
+            raise ParameterError(f"{text}: temporal=flow follows the frame before, which a recipe's steps cannot; "
+                                 "batch the effect itself with -p temporal=flow")
         job = Job(None, {}, recipe=recipe, model=model, weights=weights or recipe.resolved_weights() or "auto",
                   size=size)
         seed = seed if seed is not None else (recipe.seed or 0)
@@ -330,10 +333,13 @@ def make_job(target: str | os.PathLike, params: Mapping[str, Any] | None = None,
 
 def run_item(job: Job, item: Item, payload: Any, *, device: str | None = None,
              progress: Callable[[ProgressEvent], None] | None = None, cancel: CancelToken | None = None,
-             registry: Registry | None = None, worker: str = "") -> Record:
+             registry: Registry | None = None, worker: str = "", previous: tuple[Any, str] | None = None
+             ) -> Record:
     """Run ``job`` on one item (``payload``: its image path, or a decoded frame) and write its output; any
-    gradfx error becomes a failed record with the one-line message. A cancelled run writes nothing."""
+    gradfx error becomes a failed record with the one-line message. A cancelled run writes nothing.
+    ``previous``: in a sequence (``temporal=flow``), the frame before: its payload and its output file."""
     from .execute import execute
+    from .temporal import Previous
 
     start = time.perf_counter()
     record = Record.failed(item, job.settings, worker=worker)
@@ -341,9 +347,13 @@ def run_item(job: Job, item: Item, payload: Any, *, device: str | None = None,
         if isinstance(payload, BaseException):
             raise payload
         image = imageio.load_image(payload, max_size=job.size)
+        follow = None
+        if previous is not None:
+            follow = Previous(imageio.load_image(previous[0], max_size=job.size).rgb,
+                              imageio.load_image(previous[1]).rgb)
         # what `gradfx run` / `gradfx chain` execute for this image and seed, from the batch's one plan
         result = execute(replace(job.plan(registry), image=image, seed=item.seed, device=device),
-                         progress=progress, cancel=cancel)
+                         progress=progress, cancel=cancel, previous=follow)
         if result.partial:
             record.status = "cancelled" if cancel is not None and cancel.cancelled else "failed"
             record.error = "; ".join(result.report.get("messages", [])) or "stopped early"
@@ -435,6 +445,48 @@ def payloads(items: Sequence[Item]) -> Iterator[tuple[Item, Any]]:
             reader = iter(())
             position = item.frame
         yield item, frame
+
+
+def sequences(job: Job, items: Sequence[Item]) -> list[list[Item]] | None:
+    """With ``temporal=flow`` the items as ordered sequences, each frame following the one before: a video's
+    frames; the images of one folder, by key. Every frame of a sequence runs with its first frame's seed (an
+    effect with seeded random weights would otherwise get another network on every frame). Else None."""
+    if job.effect is None or job.params.get("temporal") != "flow":
+        return None
+    groups: dict[str, list[Item]] = {}
+    for item in items:
+        group = item.source if item.frame is not None else os.path.dirname(item.source)
+        groups.setdefault(group, []).append(item)
+    out = []
+    for group in groups.values():
+        group.sort(key=lambda i: (i.frame or 0, i.key))
+        out.append([replace(i, seed=group[0].seed) for i in group])
+    return out
+
+
+class FrameSequence:
+    """One sequence's progress: the next frame to run and the frame before it (payload, output file), which
+    may be a frame done in an earlier session (a rerun continues the sequence from its output)."""
+
+    def __init__(self, items: Sequence[Item], todo: set[str]) -> None:
+        self._frames = payloads(items)
+        self._todo = todo
+        self.previous: tuple[Any, str] | None = None
+        self.busy = False  # a frame of it is running (Ray)
+        self.done = False
+        self.current: tuple[Item, Any] | None = None
+
+    def next(self) -> tuple[Item, Any] | None:
+        """The next frame to run (skipping frames done before, which become ``previous``), or None at the end."""
+        for item, payload in self._frames:
+            if item.key in self._todo:
+                return item, payload
+            self.previous = (payload, item.output)
+        return None
+
+    def finished(self, item: Item, payload: Any, record: Record) -> None:
+        """After ``item`` ran: it is the next frame's previous if it succeeded, else the next starts afresh."""
+        self.previous = (payload, item.output) if record.status == "done" else None
 
 
 def local_devices() -> list[str]:
@@ -529,6 +581,9 @@ def run_batch(
             summary.failed.append((rec.item, rec.error or "failed"))
         emit(rec.status, rec.item, error=rec.error)
 
+    ordered = sequences(job, items)
+    keys = {item.key for item in todo}
+    seqs = None if ordered is None else [FrameSequence(seq, keys) for seq in ordered if keys & {i.key for i in seq}]
     emit("started")
     if todo:
         if ray:
@@ -536,10 +591,11 @@ def run_batch(
 
             run_on_ray(job, todo, address=None if ray is True or ray == "local" else str(ray),
                        gpus_per_item=gpus_per_item, workers=workers, record=record, stop=stop, cancel=cancel,
-                       step=None if progress is None else lambda key, ev: emit("step", key, step=ev))
+                       step=None if progress is None else lambda key, ev: emit("step", key, step=ev),
+                       sequences=seqs)
         else:
             _run_local(job, todo, list(devices) if devices else local_devices(), record=record, emit=emit,
-                       stop=stop, cancel=cancel, registry=registry)
+                       stop=stop, cancel=cancel, registry=registry, sequences=seqs)
     summary.interrupted = stop.cancelled or cancel.cancelled
     if not summary.interrupted:
         for job_video in videos:
@@ -550,25 +606,38 @@ def run_batch(
 
 
 def _run_local(job: Job, todo: Sequence[Item], devices: Sequence[str], *, record: Callable[[Record], None],
-               emit: Callable[..., None], stop: CancelToken, cancel: CancelToken, registry: Registry) -> None:
+               emit: Callable[..., None], stop: CancelToken, cancel: CancelToken, registry: Registry,
+               sequences: Sequence[FrameSequence] | None = None) -> None:
     """One thread per device pulls items from a shared iterator (frames decoded lazily, in order) and runs
-    them; this thread records results as they come, so the manifest has a single writer."""
+    them; this thread records results as they come, so the manifest has a single writer. With
+    ``sequences`` (temporal=flow) a thread takes a whole sequence and runs its frames in order."""
     source = payloads(todo)
+    pending = iter(sequences or ())
     lock = threading.Lock()
     results: queue.Queue[Record | BaseException | None] = queue.Queue()
 
+    def one(item: Item, payload: Any, device: str, name: str, previous: tuple[Any, str] | None) -> Record:
+        emit("started", item.key)
+        rec = run_item(job, item, payload, device=device, cancel=cancel, registry=registry, worker=name,
+                       progress=lambda ev, key=item.key: emit("step", key, step=ev), previous=previous)
+        results.put(rec)
+        return rec
+
     def work(device: str, name: str) -> None:
         try:
-            while not stop.cancelled and not cancel.cancelled:
+            while sequences is not None and not stop.cancelled and not cancel.cancelled:
+                with lock:
+                    seq = next(pending, None)
+                if seq is None:
+                    break
+                while not stop.cancelled and not cancel.cancelled and (nxt := seq.next()) is not None:
+                    seq.finished(nxt[0], nxt[1], one(*nxt, device, name, seq.previous))
+            while sequences is None and not stop.cancelled and not cancel.cancelled:
                 with lock:
                     nxt = next(source, None)
                 if nxt is None:
                     break
-                item, payload = nxt
-                emit("started", item.key)
-                results.put(run_item(job, item, payload, device=device, cancel=cancel, registry=registry,
-                                     worker=name,
-                                     progress=lambda ev, key=item.key: emit("step", key, step=ev)))
+                one(*nxt, device, name, None)
         except BaseException as exc:  # noqa: BLE001 - a bug in a worker ends the batch with its error
             results.put(exc)
         finally:

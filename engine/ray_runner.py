@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .batch import Item, Job, Record, payloads, run_item
+from .batch import FrameSequence, Item, Job, Record, payloads, run_item
 from .errors import GradfxError
 from .progress import CancelToken, ProgressEvent
 
@@ -71,12 +71,13 @@ class Worker:
     def pid(self) -> int:
         return os.getpid()
 
-    def run(self, item: Item, payload: Any, steps: Any = None) -> Record:
+    def run(self, item: Item, payload: Any, steps: Any = None, previous: tuple[Any, str] | None = None
+            ) -> Record:
         """Run one item; with ``steps`` (a Ray queue), report its progress there (at most twice a second,
-        and its last step)."""
+        and its last step); ``previous``: the frame before, in a sequence (temporal=flow)."""
         sender = None if steps is None else _StepSender(steps, item.key)
         record = run_item(self.job, item, payload, device=self.device, worker=f"ray:{os.getpid()}",
-                          progress=sender)
+                          progress=sender, previous=previous)
         if sender is not None:
             sender.flush()
         return record
@@ -126,9 +127,12 @@ def size_workers(resources: dict[str, float], gpus_per_item: float | None, worke
 
 def run_on_ray(job: Job, todo: Sequence[Item], *, address: str | None, gpus_per_item: float | None,
                workers: int | None, record: Callable[[Record], None], stop: CancelToken,
-               cancel: CancelToken, step: Callable[[str, ProgressEvent], None] | None = None) -> None:
+               cancel: CancelToken, step: Callable[[str, ProgressEvent], None] | None = None,
+               sequences: Sequence[FrameSequence] | None = None) -> None:
     """Run ``todo`` on Ray actors, calling ``record`` (on this thread) as each item finishes, and ``step``
-    with an item's key and progress events (sent by the workers through a Ray queue) when given."""
+    with an item's key and progress events (sent by the workers through a Ray queue) when given. With
+    ``sequences`` (temporal=flow) each sequence is an ordered chain of tasks: its next frame is submitted
+    when the one before has finished (and gets that frame's input and output file), many sequences at once."""
     ray = import_ray()
     started = connect(address)
     queue = None
@@ -143,7 +147,7 @@ def run_on_ray(job: Job, todo: Sequence[Item], *, address: str | None, gpus_per_
         device = "gpu" if per_item else "cpu"
         actors = [actor_cls.remote(job, device) for _ in range(count)]
         _drive(ray, actors, todo, settings=job.settings, record=record, stop=stop, cancel=cancel,
-               queue=queue, step=step)
+               queue=queue, step=step, sequences=sequences)
     finally:
         if queue is not None:
             queue.shutdown()
@@ -153,20 +157,21 @@ def run_on_ray(job: Job, todo: Sequence[Item], *, address: str | None, gpus_per_
 
 def _drive(ray: Any, actors: list, todo: Sequence[Item], *, settings: str, record: Callable[[Record], None],
            stop: CancelToken, cancel: CancelToken, queue: Any = None,
-           step: Callable[[str, ProgressEvent], None] | None = None) -> None:
+           step: Callable[[str, ProgressEvent], None] | None = None,
+           sequences: Sequence[FrameSequence] | None = None) -> None:
     source = payloads(todo)
     free = list(actors)
     running: dict[Any, tuple[Item, Any]] = {}
     exhausted = False
     while True:
         while free and not exhausted and not stop.cancelled and not cancel.cancelled:
-            nxt = next(source, None)
-            if nxt is None:
-                exhausted = True
+            nxt = next(source, None) if sequences is None else _ready_frame(sequences)
+            if nxt is None:  # a sequence's next frame waits for the one running, unless none is running
+                exhausted = sequences is None or not running
                 break
-            item, payload = nxt
+            item, payload, *previous = nxt
             actor = free.pop()
-            running[actor.run.remote(item, payload, queue)] = (item, actor)
+            running[actor.run.remote(item, payload, queue, *previous)] = (item, actor)
         if not running:
             return
         if cancel.cancelled:  # abandon the items in flight: nothing recorded, a rerun does them
@@ -183,9 +188,12 @@ def _drive(ray: Any, actors: list, todo: Sequence[Item], *, settings: str, recor
                 rec = Record.failed(item, settings, f"worker failed: {type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}")
             else:
                 free.append(actor)
+            if sequences is not None:
+                _finished(sequences, item, rec)
             record(rec)
         if not free and not running:
-            for item, _ in source:  # every worker is gone for good
+            left = source if sequences is None else ((i, p) for q in sequences for i, p in iter(q.next, None))
+            for item, _ in left:  # every worker is gone for good
                 record(Record.failed(item, settings, "no Ray worker left to run it"))
             return
 
@@ -197,6 +205,29 @@ def _forward_steps(queue: Any, step: Callable[[str, ProgressEvent], None] | None
     n = queue.qsize()
     for key, fields in queue.get_nowait_batch(n) if n else ():
         step(key, ProgressEvent(**fields))
+
+
+def _ready_frame(sequences: Sequence[FrameSequence]) -> tuple[Item, Any, tuple[Any, str] | None] | None:
+    """(item, payload, previous) of the next frame of a sequence with no frame running, or None when every
+    unfinished sequence has one running (or all are finished)."""
+    for seq in sequences:
+        if seq.busy or seq.done:
+            continue
+        nxt = seq.next()
+        if nxt is None:
+            seq.done = True
+            continue
+        seq.busy, seq.current = True, nxt
+        return nxt[0], nxt[1], seq.previous
+    return None
+
+
+def _finished(sequences: Sequence[FrameSequence], item: Item, rec: Record) -> None:
+    for seq in sequences:
+        if seq.busy and seq.current[0] is item:
+            seq.finished(item, seq.current[1], rec)
+            seq.busy = False
+            return
 
 
 __all__ = ["run_on_ray", "size_workers", "connect", "import_ray", "Worker", "MAX_RESTARTS", "MAX_TASK_RETRIES"]

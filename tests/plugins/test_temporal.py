@@ -8,7 +8,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gradfx.engine import Effect, Output, ParameterError, Previous, flow, imageio, run, run_frames, samples, temporal
+from gradfx.engine import (
+    Effect,
+    Output,
+    ParameterError,
+    Previous,
+    flow,
+    imageio,
+    run,
+    run_frames,
+    samples,
+    temporal,
+)
 
 
 @pytest.fixture(scope="module")
