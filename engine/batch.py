@@ -38,6 +38,11 @@ running items one after another in this process, so models are built once (the e
 shared. ``ray=`` runs the same items as Ray actor tasks
 (:mod:`gradfx.engine.ray_runner`); the workers write outputs straight into OUTDIR, which on a cluster must
 be storage every node sees at the same path.
+
+**Sequences.** With an effect's ``temporal=flow`` (docs/video.md) a video's frames, and the images of one
+folder by key, form a sequence (:func:`sequences`): its frames run in order, each with the frame before (its
+input and its output file, so a rerun continues from the outputs on disk), all with the first frame's
+seed; a local worker takes a whole sequence, and on Ray each sequence is an ordered chain of tasks.
 """
 
 from __future__ import annotations
