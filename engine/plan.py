@@ -158,6 +158,19 @@ def _step_where(index: int, effect: str, *, chain: bool, source: str | None) -> 
     return f"{source}: {where}" if source else where
 
 
+def _with_size(effect: Any, params: Mapping[str, Any] | None, max_size: int | None,
+               registry: Registry) -> Mapping[str, Any] | None:
+    """The one rule for ``--size PX``: it is the longest side of the input and of the output, so an effect
+    with a ``size`` parameter of its own (style-transfer's output size, feature-vis's canvas) gets PX unless
+    the step sets ``size`` itself. (``--size 256`` gave a 512 px image: style-transfer's default.)"""
+    if not max_size or "size" in (params or {}):
+        return params
+    eff = registry.effects.get(effect) if isinstance(effect, str) else effect
+    if eff is None or "size" not in eff.schema or eff.schema["size"].kind != "int":
+        return params
+    return {**(params or {}), "size": max_size}
+
+
 def draft(steps: Sequence[Any], image: Any = None, *, model: str | None = None, weights: str | os.PathLike = "auto",
           seed: Any = 0, device: str | None = None, registry: Registry | None = None,
           base_dir: str | os.PathLike | None = None, max_size: int | None = None, chain: bool = True,
@@ -171,7 +184,8 @@ def draft(steps: Sequence[Any], image: Any = None, *, model: str | None = None, 
     names none (else the effect's own). ``chain=False`` plans one effect (errors then name the effect, not
     "step 1"); ``source`` (a recipe's file) prefixes a chain's step names and ``name`` (a recipe's) goes into
     the report. ``input_fix``/``model_fix`` say how the front end fixes a missing input or a model the effect
-    refuses. A ``check_only`` plan (``gradfx chain --check``) cannot run: it needs no input image yet. A :class:`GradfxError` raised
+    refuses. ``max_size`` resizes the input to that longest side and is the ``size`` of every step whose
+    effect has such a parameter and does not set it. A ``check_only`` plan (``gradfx chain --check``) cannot run: it needs no input image yet. A :class:`GradfxError` raised
     for a step carries its 1-based index as ``error.step`` (the TUI shows that step's form).
     """
     registry = registry or get_registry()
@@ -185,6 +199,7 @@ def draft(steps: Sequence[Any], image: Any = None, *, model: str | None = None, 
     for i, (effect, params, step_model) in enumerate(norm, 1):
         where = _step_where(i, effect if isinstance(effect, str) else effect.name, chain=chain, source=source)
         try:
+            params = _with_size(effect, params, max_size, registry)
             try:
                 eff, resolved = prepare(effect, params, registry=registry, base_dir=base_dir, where=where)
             except GradfxError as exc:

@@ -66,3 +66,18 @@ def test_show_json_is_unchanged_by_the_width(registry, capsys, monkeypatch):
     assert main(["show", "deepdream", "--json"]) == 0
     shown = json.loads(capsys.readouterr().out)
     assert shown["effect"] == "deepdream" and all("help" in p for p in shown["params"])
+
+
+def test_size_is_the_output_s_size_too_unless_the_effect_s_size_is_set(registry, tmp_path, make_image, capsys,
+                                                                       monkeypatch):
+    # --size 64 resized the input, and style-transfer's own size (512 by default) made a 512 px image
+    from gradfx.engine.imageio import save_image
+
+    monkeypatch.chdir(tmp_path)
+    save_image("photo.png", make_image(60, 90))
+    save_image("s.png", make_image(48, 48, "stripes"))
+    common = ["photo.png", "-p", "style=s.png", "-p", "steps=1", "--weights", "random", "-q"]
+    assert main(["run", "style-transfer", *common, "--size", "64", "-o", "a.png"]) == 0, capsys.readouterr().err
+    assert max(_size("a.png")) == 64
+    assert main(["run", "style-transfer", *common, "--size", "64", "-p", "size=80", "-o", "b.png"]) == 0
+    assert max(_size("b.png")) == 80  # the effect's own size, said explicitly, decides the output

@@ -27,7 +27,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("input", nargs="?", help="input image (default: the recipe's input)")
     p.add_argument("-o", "--output", help="output image (default: <input>-<recipe>.png)")
     p.add_argument("--snapshots", metavar="DIR", help="also keep each step's output in DIR (stepNN-EFFECT.png)")
-    p.add_argument("--size", type=int, metavar="PX", help="resize the input to this longest side first")
+    p.add_argument("--size", type=int, metavar="PX", help="the longest side of the input (resized first) and of the output (a step's own size "
+                        "parameter gets it unless the recipe sets it)")
     p.add_argument("--check", action="store_true",
                    help="only validate the recipe: effects, parameters, files, models and a weights file (no compute)")
     add_common(p)

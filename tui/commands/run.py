@@ -46,7 +46,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", help="output image (.png .jpg .webp .tif); default <input>-<effect>.png")
     p.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
                    help="set a parameter; repeatable; see 'gradfx show EFFECT'")
-    p.add_argument("--size", type=int, metavar="PX", help="resize the input to this longest side first")
+    p.add_argument("--size", type=int, metavar="PX", help="the longest side of the input (resized first) and of the output (an effect's own size parameter gets it unless -p size= is given)")
     p.add_argument("--checkpoint", metavar="DIR",
                    help="write the run's state here atomically (see --checkpoint-every); 'gradfx resume DIR' "
                         "finishes an interrupted run")
