@@ -387,7 +387,8 @@ def _pil_to_float(im: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
         if mode == "RGB" and "transparency" in im.info:
             target = "RGBA"
         conv = im if im.mode == target else im.convert(target)
-        data = np.asarray(conv, dtype=np.float32) / 255.0
+        data = np.asarray(conv, dtype=np.float32)
+        data /= 255.0  # in place: a second full-size float array only to divide (same values)
         if target == "L":
             rgb = np.repeat(data[:, :, None], 3, axis=2)
         elif target == "LA":
@@ -541,10 +542,25 @@ def resize_longest(img: np.ndarray, longest: int) -> np.ndarray:
     return np.ascontiguousarray(result, dtype=np.float32)
 
 
+#: values converted at a time by :func:`to_uint8` (1 MB of float32 per temporary)
+_UINT8_CHUNK = 1 << 18
+
+
 def to_uint8(rgb: np.ndarray) -> np.ndarray:
-    """Float [0, 1] (any shape) to uint8: clipped, rounded to nearest (not truncated); NaN becomes 0."""
-    arr = np.nan_to_num(np.asarray(rgb, dtype=np.float32), nan=0.0, posinf=1.0, neginf=0.0)
-    return np.rint(np.clip(arr, 0.0, 1.0) * 255.0).astype(np.uint8)
+    """Float [0, 1] (any shape) to uint8: clipped, rounded to nearest (not truncated); NaN becomes 0.
+
+    Converted a chunk at a time, in place in one chunk-sized temporary: the whole-array expression held two
+    or three full-size float copies at once (450 MB for a 4096 x 3072 image) just to save it."""
+    arr = np.ascontiguousarray(rgb, dtype=np.float32)
+    out = np.empty(arr.shape, np.uint8)
+    flat, flat_out = arr.reshape(-1), out.reshape(-1)
+    for start in range(0, flat.size, _UINT8_CHUNK):
+        part = np.nan_to_num(flat[start:start + _UINT8_CHUNK], nan=0.0, posinf=1.0, neginf=0.0)  # a copy
+        np.clip(part, 0.0, 1.0, out=part)
+        part *= 255.0
+        np.rint(part, out=part)
+        flat_out[start:start + _UINT8_CHUNK] = part
+    return out
 
 
 # --------------------------------------------------------------------------------------------------
