@@ -179,6 +179,8 @@ def _run_step(plan: Plan, step: PlannedStep, loaded: imageio.LoadedImage | None,
                      # an effect's own prefix ("frame 3/10 · ") goes after the chain's ("step 2/3 deepdream · ")
                      solve=lambda p, stage_prefix="", outer=stage_prefix: solve(p, stage_prefix=outer + stage_prefix),
                      extractor=extractor, previous=previous)
+    if step.note:  # the default model followed the weights: said first, once
+        ctx.warn(step.note)
     started = time.perf_counter()
     with tf.device(tf_device):
         try:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .errors import ParameterError, suggest
@@ -54,15 +54,54 @@ class Param:
     #: text that may name files (``map_paths`` finds them): for a ``str``, the whole value unless it is one of
     #: ``choices`` (keywords, see :func:`ImageOr`); a subclass may find paths inside its text instead
     files: bool = False
+    #: where ``default`` comes from (e.g. "the Keras DeepDream example, on InceptionV3"), for ``gradfx show``
+    origin: str = ""
+    #: defaults for particular models, ``((model, value, origin), ...)``: see :meth:`per_model`
+    model_defaults: tuple[tuple[str, Any, str], ...] = ()
+    #: the value names layers of the model (deepdream's ``layers``, feature-vis's ``objective``)
+    names_layers: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"parameter {self.name!r}: kind {self.kind!r} is not one of {', '.join(KINDS)}")
         if self.kind == "choice" and not self.choices:
             raise ValueError(f"parameter {self.name!r}: a choice needs choices")
-        if self.default is not None:
-            # A declaration whose own default is invalid is a plugin bug: fail at registration, loudly.
-            self.coerce(self.default)
+        # A declaration whose own default is invalid is a plugin bug: fail at registration, loudly.
+        for value in (self.default, *(value for _, value, _ in self.model_defaults)):
+            if value is not None:
+                self.coerce(value)
+
+    def per_model(self, origin: str = "", *, names_layers: bool = False, **defaults: tuple[Any, str]) -> Param:
+        """This parameter with defaults that depend on the run's model, each with its origin.
+
+        ``Float("max_loss", 15.0, "...").per_model("the Keras example, InceptionV3", vgg16=(0.0, "tuned on
+        ..."))``: a run on ``vgg16`` that does not set ``max_loss`` gets 0.0, any other model 15.0. ``origin``
+        says where the plain default comes from; ``names_layers`` that values name the model's layers (a run
+        that sets one keeps the effect's default model: it never follows the weights to another). Values are
+        checked like the default; ``gradfx show`` lists them all with their origins.
+        """
+        pairs = []
+        for model, pair in defaults.items():
+            if not (isinstance(pair, tuple) and len(pair) == 2 and isinstance(pair[1], str)):
+                raise ValueError(f"parameter {self.name!r}: the default for model {model!r} must be a (value, "
+                                 f"origin) pair, not {pair!r}")
+            pairs.append((model, self.coerce(pair[0]) if pair[0] is not None else None, pair[1]))
+        return replace(self, origin=origin or self.origin, model_defaults=tuple(pairs),
+                       names_layers=names_layers or self.names_layers)
+
+    def default_for(self, model: str | None) -> Any:
+        """The default on ``model`` (its own, when :meth:`per_model` names it; else :attr:`default`)."""
+        for name, value, _ in self.model_defaults:
+            if name == model:
+                return value
+        return self.default
+
+    def origin_for(self, model: str | None) -> str:
+        """Where :meth:`default_for` ``model`` comes from ("" when not said)."""
+        for name, _, origin in self.model_defaults:
+            if name == model:
+                return origin
+        return self.origin
 
     @property
     def is_image(self) -> bool:
@@ -323,17 +362,20 @@ class Schema:
             f"its parameters are: {names}"
         )
 
-    def defaults(self) -> dict[str, Any]:
-        return {p.name: p.default for p in self.params}
+    def defaults(self, model: str | None = None) -> dict[str, Any]:
+        """Every parameter's default (on ``model``, where a parameter has its own default for it)."""
+        return {p.name: p.default_for(model) for p in self.params}
 
-    def resolve(self, values: Mapping[str, Any] | None = None, where: str = "") -> dict[str, Any]:
-        """Defaults overlaid with ``values``, each coerced and validated. Unknown names are an error."""
+    def resolve(self, values: Mapping[str, Any] | None = None, where: str = "", *,
+                model: str | None = None) -> dict[str, Any]:
+        """Defaults (on ``model``: see :meth:`Param.per_model`) overlaid with ``values``, each coerced and
+        validated. Unknown names are an error."""
         values = dict(values or {})
         where = where or (f"effect {self.owner!r}" if self.owner else "")
         for name in values:
             if name not in self._by_name:
                 raise self.unknown(name, where)
-        return {p.name: p.coerce(values.get(p.name, p.default), where) for p in self.params}
+        return {p.name: p.coerce(values.get(p.name, p.default_for(model)), where) for p in self.params}
 
     def files(self, resolved: Mapping[str, Any]) -> list[tuple[str, str]]:
         """(parameter name, path) for every file path in a parameter set: images, an ``ImageOr``'s file,

@@ -51,9 +51,9 @@ def check_seed(seed: Any) -> int:
 
 def prepare(effect: str | Effect, params: Mapping[str, Any] | None = None, *,
             registry: Registry | None = None, base_dir: str | os.PathLike | None = None,
-            where: str = "") -> tuple[Effect, dict[str, Any]]:
-    """Look up an effect and resolve its parameters (defaults, types, ranges, the effect's own cross-checks,
-    files present).
+            where: str = "", model: str | None = None) -> tuple[Effect, dict[str, Any]]:
+    """Look up an effect and resolve its parameters (defaults -- on ``model``, default the effect's own, where a
+    parameter has per-model defaults --, types, ranges, the effect's own cross-checks, files present).
 
     Every file path a parameter holds (:meth:`Param.map_paths`: image parameters, ``init=file``,
     ``direction(L, 'v.npy')``...) is made relative to ``base_dir`` (a recipe's folder; None: the working
@@ -61,7 +61,7 @@ def prepare(effect: str | Effect, params: Mapping[str, Any] | None = None, *,
     """
     registry = registry or get_registry()
     eff = registry.effect(effect) if isinstance(effect, str) else effect
-    resolved = eff.schema.resolve(params or {}, where=where)
+    resolved = eff.schema.resolve(params or {}, where=where, model=model or eff.model)
     try:
         eff.check(resolved)
     except ParameterError as exc:
@@ -119,6 +119,12 @@ class PlannedStep:
     spec: ModelSpec | None = None
     weights: ResolvedWeights | None = None
     where: str = ""
+    #: whether the caller named the model (else it is the effect's default, which may follow the weights)
+    named: bool = True
+    #: the names of the parameters the caller set (the rest are defaults)
+    asked: frozenset[str] = frozenset()
+    #: a line for the report when the model is not the one asked for (the default model followed the weights)
+    note: str | None = None
 
     def files(self) -> list[str]:
         """Every file the step's parameters name (style images, init=file...): outputs must not go over them."""
@@ -201,7 +207,8 @@ def draft(steps: Sequence[Any], image: Any = None, *, model: str | None = None, 
         try:
             params = _with_size(effect, params, max_size, registry)
             try:
-                eff, resolved = prepare(effect, params, registry=registry, base_dir=base_dir, where=where)
+                eff, resolved = prepare(effect, params, registry=registry, base_dir=base_dir, where=where,
+                                        model=step_model or model)
             except GradfxError as exc:
                 if not where or str(exc).startswith(where):
                     raise
@@ -212,7 +219,8 @@ def draft(steps: Sequence[Any], image: Any = None, *, model: str | None = None, 
         except GradfxError as exc:
             exc.step = i  # type: ignore[attr-defined]
             raise
-        planned.append(PlannedStep(eff, resolved, model_name, where=where))
+        planned.append(PlannedStep(eff, resolved, model_name, where=where, named=bool(step_model or model),
+                                   asked=frozenset(params or {})))
     loaded = None if image is None else imageio.load_image(image, max_size=max_size)
     folder = None if snapshots is None else imageio.output_folder(snapshots, "snapshots folder")
     files = tuple(dict.fromkeys(path for s in planned for path in s.files()))
@@ -229,21 +237,57 @@ def complete(p: Plan) -> Plan:
 
     keyword = isinstance(p.weights, str) and p.weights.strip().lower() in ("auto", "imagenet")
     decided: dict[str, Any] = {}
+
+    def decide(spec: ModelSpec) -> ResolvedWeights:
+        if spec.name not in decided:
+            decided[spec.name] = resolve_weights(spec, p.weights)
+        return decided[spec.name]
+
     steps = []
     for i, s in enumerate(p.steps, 1):
         try:
             spec = s.spec or p.registry.model(s.model)  # the first call imports TensorFlow quietly
             weights = s.weights
             if weights is None and not (p.check_only and keyword):
-                if spec.name not in decided:
-                    decided[spec.name] = resolve_weights(spec, p.weights)
-                weights = decided[spec.name]
+                weights = decide(spec)
+                if _follows(p, s, weights):
+                    s = _on_trained_vgg16(s)
+                    spec = p.registry.model(s.model)
+                    weights = decide(spec)
         except GradfxError as exc:
             error = type(exc)(f"{s.where}: {exc}") if s.where else exc
             error.step = i  # type: ignore[attr-defined]
             raise error from None
         steps.append(replace(s, spec=spec, weights=weights))
     return replace(p, steps=tuple(steps))
+
+
+def _follows(p: Plan, s: PlannedStep, weights: ResolvedWeights) -> bool:
+    """Whether step ``s``'s default model follows the weights to the HED-fine-tuned VGG16: nobody named a
+    model, the weights are ``auto`` and gave the default model random ones, the trained VGG16 is installed and
+    registered, the effect works with it, and the caller set no parameter that names the default model's
+    layers (:attr:`Param.names_layers`)."""
+    from . import trained_vgg16
+
+    vgg16 = trained_vgg16.MODEL
+    return (not s.named and s.model != vgg16 and p.weights.strip().lower() == "auto" and weights.fell_back
+            and vgg16 in p.registry.models and (s.effect.models is None or vgg16 in s.effect.models)
+            and not any(q.names_layers and q.name in s.asked for q in s.effect.schema)
+            and trained_vgg16.locate() is not None)
+
+
+def _on_trained_vgg16(s: PlannedStep) -> PlannedStep:
+    """Step ``s`` moved to VGG16: the parameters the caller left to their defaults take VGG16's."""
+    from . import trained_vgg16
+
+    eff, vgg16 = s.effect, trained_vgg16.MODEL
+    params = {**s.params, **{q.name: q.coerce(q.default_for(vgg16), s.where) for q in eff.schema
+                             if q.model_defaults and q.name not in s.asked}}
+    eff.check(params)
+    note = (f"{eff.name}: its default model {s.model} has no trained weights here, so it runs on {vgg16} with "
+            f"the {trained_vgg16.SHORT} and {eff.name}'s {vgg16} defaults (--model {s.model} keeps {s.model}, "
+            f"on random weights)")
+    return replace(s, model=vgg16, params=params, note=note)
 
 
 def plan(steps: Sequence[Any], image: Any = None, **options: Any) -> Plan:

@@ -40,6 +40,12 @@ if TYPE_CHECKING:
 
 #: The Keras DeepDream example's InceptionV3 layers and weights.
 DEFAULT_LAYERS = "mixed4:1.0,mixed5:1.5,mixed6:2.0,mixed7:2.5"
+_KERAS = "the Keras DeepDream example's, for InceptionV3"
+#: VGG's defaults, tuned by looking on the HED-fine-tuned VGG16 (photographs at 256 px, see docs/deepdream.md)
+VGG_LAYERS = "block4_conv3:1.0,block5_conv1:1.0"
+VGG_STEP_SIZE = 0.002
+_TUNED = "tuned by looking, on the HED-fine-tuned VGG16 and photographs at 256 px"
+_AS_VGG16 = "VGG16's: the same layer names, and no trained VGG19 here to tune on"
 _LAYER_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_./-]*$")
 #: temporal_weight's default (bench/RESULTS-video.md)
 TEMPORAL_WEIGHT = 1e3
@@ -116,16 +122,24 @@ class DeepDream(Effect):
     model = "inception_v3"
     params = (
         _Spec("layers", "str", DEFAULT_LAYERS, "layers to amplify with their weights, name:weight,...",
-              syntax="layer names with optional weights, name:weight,... (e.g. mixed4:1.0,mixed5:1.5)"),
+              syntax="layer names with optional weights, name:weight,... (e.g. mixed4:1.0,mixed5:1.5)").per_model(
+            _KERAS, names_layers=True, vgg16=(VGG_LAYERS, f"{_TUNED}: eye-like motifs"),
+            vgg19=(VGG_LAYERS, _AS_VGG16)),
         _Spec("channels", "str", None, "only these channels of the listed layers, e.g. 12,40-45 (default: all)",
               syntax="channel indices or ranges separated by commas (e.g. 12,40-45)"),
         Int("octaves", 3, "number of scales, coarse to fine", min=1, max=20),
         Float("octave_scale", 1.4, "size ratio between octaves", min=1.01, max=4.0),
         Int("steps", 20, "gradient-ascent steps per octave", min=1, max=10_000),
-        Float("step_size", 0.01, "step size on the normalised gradient (image in [0, 1])", min=1e-6, max=10.0),
+        Float("step_size", 0.01, "step size on the normalised gradient (image in [0, 1])", min=1e-6,
+              max=10.0).per_model(_KERAS, vgg16=(VGG_STEP_SIZE, f"{_TUNED}: at 0.01 the photo drowns in motifs, at "
+                                                                 "0.002 it stays recognisable"),
+                                  vgg19=(VGG_STEP_SIZE, _AS_VGG16)),
         Choice("normalize", "mean", ("std", "mean", "l2"),
                "gradient normalisation: mean absolute value (Keras example), std (TF tutorial) or L2 norm"),
-        Float("max_loss", 15.0, "stop an octave early once the objective passes this (0: never)", min=0.0),
+        Float("max_loss", 15.0, "stop an octave early once the objective passes this (0: never)",
+              min=0.0).per_model(_KERAS, vgg16=(0.0, "never: VGG's objective passes 15 at the first step, so "
+                                                     "the example's figure would stop every octave after 1 step"),
+                                 vgg19=(0.0, _AS_VGG16)),
         Int("jitter", 0, "random shift of up to this many pixels each step", min=0, max=512),
         Int("tile", 512, "compute gradients in tiles of at most this many pixels, under a random roll "
             "(0: whole image); bounds memory at any size", min=0, max=8192),

@@ -32,9 +32,11 @@ from gradfx.engine.objective_expr import ParsedObjective, map_paths, parse_objec
 if TYPE_CHECKING:
     from gradfx.engine import Problem, RunContext
 
-#: the objective when none is given, per model (lucid's favourite is InceptionV1's mixed4a:476).
-DEFAULT_OBJECTIVES = {"inception_v3": "mixed4:97", "vgg19": "block4_conv1:12", "vgg16": "block4_conv1:12"}
 PARAMS = ("fft+decorrelated", "fft", "decorrelated", "pixel")
+_LUCID = "lucid's, for ImageNet models"
+_TUNED = "tuned by looking, on the HED-fine-tuned VGG16 (block4_conv1:0-15 at 128 px)"
+#: steps on VGG16 (tuned on the HED-fine-tuned VGG16, see docs/feature-vis.md)
+VGG16_STEPS = 128
 _SLUG = re.compile(r"[^A-Za-z0-9_.]+")
 
 
@@ -73,14 +75,23 @@ class FeatureVis(Effect):
         _Objective("objective", "str", None,
                    "what to maximise: mixed4:97, mixed4:0-15 (one image per channel), neuron(mixed4, 97), "
                    "layer(mixed5), logit(207), '... - 0.5*tv', mixed4_pre_relu:97 (before the ReLU: wakes "
-                   "channels that never fire) (docs/feature-vis.md); default mixed4:97 on inception_v3, "
-                   "block4_conv1:12 on VGG", files=True),
+                   "channels that never fire) (docs/feature-vis.md); on another model: its last default "
+                   "layer's channel 0", files=True).per_model(
+            names_layers=True,
+            inception_v3=("mixed4:97", "a mid-level InceptionV3 channel, as lucid's favourite is InceptionV1's "
+                                       "mixed4a:476"),
+            vgg16=("block4_conv1:12", "a block-4 channel with a clear texture on the HED-fine-tuned VGG16"),
+            vgg19=("block4_conv1:12", "VGG16's channel: the same layer names")),
         Choice("param", "fft+decorrelated", PARAMS,
                "image parameterisation: spectral with 1/f decay (fft), decorrelated colour, both, or pixels"),
         Str("transforms", "standard",
             "standard (pad 12, jitter 8, scale 0.9-1.1, rotate -10..10, jitter 4), none, or a list like "
-            "'pad(12), jitter(8), scale(0.95, 1.05), rotate(-5, 0, 5), jitter(4)'"),
-        Int("steps", 512, "optimisation steps", min=1, max=100_000),
+            "'pad(12), jitter(8), scale(0.95, 1.05), rotate(-5, 0, 5), jitter(4)'").per_model(
+            _LUCID, vgg16=("none", f"{_TUNED}: without transforms each image's own channel wins more often "
+                                   "(15 of 16 among the 5 strongest against 12) and the textures stay sharp")),
+        Int("steps", 512, "optimisation steps", min=1, max=100_000).per_model(
+            _LUCID, vgg16=(VGG16_STEPS, f"{_TUNED}: the textures are formed by then, in about the Keras "
+                                        "filter-visualisation example's time for 16 channels")),
         Int("size", 128, "image size in px (square)", min=16, max=4096),
         Float("lr", 0.05, "Adam learning rate", min=1e-6, max=10.0),
         Int("batch", 1, "images optimised together (a channel range such as mixed4:0-15 sets it)", min=1,
@@ -89,7 +100,10 @@ class FeatureVis(Effect):
         Float("l1", 0.0, "weight of the L1 penalty (pixels' distance from mid-grey)", min=0.0),
         Float("tv", 0.0, "weight of the total-variation penalty", min=0.0),
         Float("blur", 0.0, "weight of the blur penalty (distance from the 3x3-blurred image)", min=0.0),
-        Precision(),
+        Precision().per_model(
+            "float32, the engine's", vgg16=("bfloat16", f"{_TUNED}: 4-5x faster per step than float32 on a CPU "
+                                                       "with AMX / AVX512-BF16, the same textures; use float32 on "
+                                                       "a CPU without them")),
     )
 
     def check(self, params: Mapping[str, Any]) -> None:
@@ -110,7 +124,7 @@ class FeatureVis(Effect):
         if size < spec.min_size:  # before the model is built (the solver would refuse it only after)
             raise ParameterError(f"effect 'feature-vis': parameter 'size': {size} is below {ctx.model}'s minimum "
                                  f"input of {spec.min_size} px; expected at least {spec.min_size}")
-        text = params.get("objective") or DEFAULT_OBJECTIVES.get(ctx.model)
+        text = params.get("objective")  # the model's own default when not given (per-model defaults)
         if not text:
             if not spec.default_layers:
                 raise ParameterError(f"effect 'feature-vis': model {ctx.model} has no default objective; give "

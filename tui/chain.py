@@ -39,8 +39,8 @@ class ChainStep:
         if param.name in self.values:
             return self.values[param.name]
         if param.kind == "bool":
-            return bool(param.default)
-        return param.format(param.default)
+            return bool(param.default_for(self.model))
+        return param.format(param.default_for(self.model))
 
     def error(self, param: Param) -> str | None:
         """The message for a value that does not coerce, else None."""
@@ -52,7 +52,7 @@ class ChainStep:
 
     def _coerce(self, param: Param) -> Any:
         if param.name not in self.values:
-            return param.coerce(param.default)
+            return param.coerce(param.default_for(self.model))
         value = self.values[param.name]
         if isinstance(value, str) and not value.strip():
             return param.coerce(None)  # an emptied field means "unset"; required ones say so
@@ -63,7 +63,7 @@ class ChainStep:
         if param.name not in self.values:
             return None
         value = self._coerce(param)
-        return value if value != param.default else None
+        return value if value != param.default_for(self.model) else None
 
     def params(self, effect: Effect) -> dict[str, Any]:
         """The values that differ from the defaults, coerced; raises ParameterError for the first bad one."""

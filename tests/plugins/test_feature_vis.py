@@ -18,12 +18,14 @@ from gradfx.engine.parameterizations import make_parameterization
 
 LAYER = "block3_conv3"
 SIZE, STEPS, BATCH_STEPS = 64, 40, 25
-COMMON = dict(model="vgg16", weights="random", seed=0, size=SIZE)
+# mechanics on random weights with lucid's defaults (VGG16's own, tuned for trained weights, differ: see
+# tests/plugins/test_quality_trained.py)
+COMMON = dict(model="vgg16", weights="random", seed=0, size=SIZE, transforms="standard", precision="float32")
 
 
 @functools.cache
 def fv(objective: str, **params):
-    return run("feature-vis", None, objective=objective, **COMMON, **params)
+    return run("feature-vis", None, objective=objective, **{**COMMON, **params})
 
 
 @functools.lru_cache(maxsize=1)

@@ -24,7 +24,9 @@ def main(args: argparse.Namespace) -> int:
     reg = get_registry()
     eff = reg.effect(args.effect)
     params = [{"name": p.name, "type": p.kind, "default": p.format(p.default), "allowed": p.allowed(),
-               "required": p.required, "help": p.help} for p in eff.schema]
+               "required": p.required, "help": p.help, "origin": p.origin,
+               "model_defaults": {model: {"default": p.format(value), "origin": origin}
+                                  for model, value, origin in p.model_defaults}} for p in eff.schema]
     if args.json:
         print(json.dumps({"effect": eff.name, "summary": eff.summary, "model": eff.model,
                           "needs_input": eff.needs_input, "params": params}, indent=2))
@@ -38,9 +40,16 @@ def main(args: argparse.Namespace) -> int:
     wrap = partial(textwrap.wrap, width=max(console.width, 40), subsequent_indent="    ",
                    break_long_words=False, break_on_hyphens=False)
     for p in params:
-        default = f"default {p['default']}" if p["default"] else "required" if p["required"] else "no default"
+        default = (f"default {p['default']}" if p["default"] else "required" if p["required"]
+                   else "default per model" if p["model_defaults"] else "no default")
         lines = wrap(f"{p['name']}  {p['type']} · {default} · {p['allowed']}")
         lines += wrap(p["help"], initial_indent="    ") if p["help"] else []
+        # where each default comes from, and the models that have their own
+        if p["origin"] and p["default"]:
+            lines += wrap(f"default: {p['origin']}", initial_indent="    ")
+        for model, d in p["model_defaults"].items():
+            lines += wrap(f"on {model}: {d['default'] or 'none'}" + (f" — {d['origin']}" if d["origin"] else ""),
+                          initial_indent="    ")
         text = Text("\n" + "\n".join(lines))
         text.stylize("bold", 1, 1 + len(p["name"]))
         console.print(text, soft_wrap=True)  # wrapped here, with the indent; a long default keeps its line
