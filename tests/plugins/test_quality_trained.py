@@ -82,24 +82,34 @@ def test_deepdream_defaults_on_vgg16_run_every_step_and_raise_the_objective() ->
     assert objective(after) >= 3 * objective(before)
 
 
-def test_feature_vis_channels_of_block4_conv1_each_win_their_own_image() -> None:
+def _own_channel_ranks(objective: str) -> tuple[list[int], dict]:
+    """feature-vis on VGG16 with its defaults for ``objective`` (channels 0-15 of block4_conv1): per saved
+    image, the rank of its own channel among the layer's by mean activation (0 = strongest)."""
     import tensorflow as tf
 
-    layer, channels = "block4_conv1", range(16)
-    result = run("feature-vis", model="vgg16", objective=f"{layer}:0-15")
-    params = result.report["params"]
+    from gradfx.engine.models import get_extractor
+
+    result = run("feature-vis", model="vgg16", objective=objective)
     images = [imageio.to_uint8(v) for k, v in result.extras.items() if not isinstance(v, list)
               and not k.startswith("step")]
     assert len(images) == 16
-    from gradfx.engine.models import get_extractor
-
-    ext = get_extractor("vgg16", (layer,), "hed")
+    ext = get_extractor("vgg16", ("block4_conv1",), "hed")
     ranks = []
-    for channel, image in zip(channels, images):
-        means = tf.reduce_mean(ext(tf.constant(image[None].astype(np.float32) / 255.0))[layer], axis=(0, 1, 2))
-        ranks.append(int((means.numpy() > means.numpy()[channel]).sum()))
-    # each image's own channel among the layer's 5 strongest: the issue's goal is 16 of 16; with VGG16's
-    # defaults 15 make it and channel 4 comes 6th (rank 5) -- as with every other setting tried (lr 0.05 / 0.1,
-    # fft / decorrelated, no transforms / jitter, pre-ReLU objective; docs/feature-vis.md)
+    for channel, image in enumerate(images):
+        means = tf.reduce_mean(ext(tf.constant(image[None].astype(np.float32) / 255.0))["block4_conv1"],
+                               axis=(0, 1, 2)).numpy()
+        ranks.append(int((means > means[channel]).sum()))
+    return ranks, result.report["params"]
+
+
+def test_feature_vis_channels_of_block4_conv1_each_win_their_own_image() -> None:
+    # the channel against the layer's mean (docs/feature-vis.md, "specificity"): every image's own channel is
+    # among the layer's 5 strongest, with VGG16's defaults otherwise (128 steps, bfloat16: about the time the
+    # Keras filter-visualisation example spends on the same 16 channels, bench/RESULTS.md)
+    ranks, params = _own_channel_ranks("block4_conv1:0-15 - mean(block4_conv1)")
+    assert all(rank < 5 for rank in ranks), ranks
+    assert params["steps"] == get_registry().effect("feature-vis").schema["steps"].default_for("vgg16")
+    # the plain channel objective: 15 of 16, and channel 4 comes 6th (rank 5), as with every other setting
+    # tried (lr 0.05 / 0.1, fft / decorrelated, no transforms / jitter, pre-ReLU; docs/feature-vis.md)
+    ranks, _ = _own_channel_ranks("block4_conv1:0-15")
     assert sum(rank < 5 for rank in ranks) >= 15 and max(ranks) <= 5, ranks
-    assert get_registry().effect("feature-vis").schema["steps"].default_for("vgg16") == params["steps"]
