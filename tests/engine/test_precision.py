@@ -122,7 +122,8 @@ def test_cli_runs_style_transfer_in_bfloat16(registry, tmp_path, make_image, spy
     out, rep = tmp_path / "out.png", tmp_path / "report.json"
     code = main(["run", "style-transfer", str(content), "-o", str(out), "-p", f"style={style}", "-p",
                  "precision=bfloat16", "-p", "steps=2", "-p", "size=40", "-p", "style_layers=block1_conv1",
-                 "-p", "content_layers=block2_conv1", "--model", "vgg16", "--weights", "random", "-q",
+                 "-p", "content_layers=block2_conv1", "-p", "optimizer=adam", "--model", "vgg16", "--weights",
+                 "random", "-q",
                  "--report", str(rep)])
     assert code == 0 and out.is_file() and set(spy) == {"bfloat16"}
     import json

@@ -55,8 +55,10 @@ def test_show_reads_at_80_columns_with_each_help_whole_under_its_parameter(regis
         lines = block.splitlines()
         assert all(len(line) <= 80 for line in lines), block
         assert all(line.startswith("    ") for line in lines[1:]), block  # wrapped under the name
-        if p.help:
-            assert " ".join(block.split()).endswith(" ".join(p.help.split())), block
+        if p.help:  # whole, before where the defaults come from
+            assert " ".join(p.help.split()) in " ".join(block.split()), block
+        for model, _, origin in p.model_defaults:
+            assert f"on {model}:" in block and " ".join(origin.split()) in " ".join(block.split()), block
 
 
 def test_show_json_is_unchanged_by_the_width(registry, capsys, monkeypatch):
