@@ -311,6 +311,8 @@ class GradfxApp(RunMixin, SaveMixin, RecipeMixin, App[None]):
             await self.query_one(ParamForm).show_about(eff, None if plugin == BUILTIN else plugin)
 
     async def on_descendant_focus(self, event: events.DescendantFocus) -> None:
+        if not self.screen_stack:  # the app is closing: the focus came after its screen went
+            return
         if isinstance(event.widget, ChainView):
             if not self.running:
                 self.screen.remove_class("-show-run")
