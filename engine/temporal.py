@@ -6,8 +6,9 @@ every frame after the first, all through the ordinary engine:
 
 - it starts from the previous output warped onto the current frame by the optical flow between the two
   input frames (:func:`gradfx.engine.flow.guide`), instead of from the content;
-- it adds a temporal loss, ``temporal_weight * sum(mask * (x - warped)^2) / (3 * H * W)``, that keeps the
-  output where the flow can be trusted (``mask``: the forward-backward consistency check). ``warped`` and
+- it adds a temporal loss, ``temporal_weight * L0 * sum(mask * (x - warped)^2) / (3 * H * W)`` (``L0``: the
+  effect's own loss at the warped previous output, see :func:`loss`), that keeps the output where the flow
+  can be trusted (``mask``: the forward-backward consistency check). ``warped`` and
   ``mask`` are the problem's *aligned* images, so they follow the canvas through stages, tiles and rolls
   like the content image does; no special loop;
 - it runs ``temporal_steps`` steps (default: :data:`FOLLOW_FRACTION` of ``steps``), since it starts close

@@ -47,7 +47,7 @@ VGG_STEP_SIZE = 0.002
 _TUNED = "tuned by looking, on the HED-fine-tuned VGG16 and photographs at 256 px"
 _AS_VGG16 = "VGG16's: the same layer names, and no trained VGG19 here to tune on"
 _LAYER_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_./-]*$")
-#: temporal_weight's default (bench/RESULTS-video.md)
+#: temporal_weight's default: on random weights a fifth of the flicker with the dream as strong (docs/video.md)
 TEMPORAL_WEIGHT = 1e3
 
 

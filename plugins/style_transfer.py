@@ -54,7 +54,7 @@ DEFAULT_STYLE_LAYERS = "block1_conv1,block2_conv1,block3_conv1,block4_conv1,bloc
 TV_REFERENCE_SIDE = 512
 INIT_CHOICES = ("content", "noise", "style")
 #: temporal_weight's default (bench/RESULTS.md: video)
-TEMPORAL_WEIGHT = 1e3
+TEMPORAL_WEIGHT = 1e4
 _TUTORIAL = "the TensorFlow style-transfer tutorial's, for VGG19"
 _TUNED = "tuned by looking, on the HED-fine-tuned VGG16 (a photograph and a painting, 256 px)"
 
@@ -436,7 +436,10 @@ class StyleTransfer(Effect):
             guide = temporal.prepare(ctx, frame)
             if colors == "luminance":
                 guide.warped = grey3(luminance(guide.warped))
-            init = guide.warped
+            # where the warp cannot be trusted (uncovered background, what enters the picture) start from the
+            # frame itself: a warped start there drags the previous frame's content along as a trail
+            m = guide.mask[..., None]
+            init = (m * guide.warped + (1 - m) * (content if init is None else init)).astype(np.float32)
             aligned.update(temporal.aligned(guide))
             steps = temporal.follow_steps(params)
 
