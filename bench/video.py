@@ -88,7 +88,8 @@ def stylise(frames: np.ndarray, style_path: str, weights: str, steps: int, **par
 
     started = time.perf_counter()
     results = list(run_frames("style-transfer", list(frames), model="vgg16", weights=weights, style=style_path,
-                              size=0, steps=steps, optimizer="lbfgs", **params))
+                              size=0, steps=steps, optimizer="lbfgs", content_weight=1e4, style_weight=1e-2,
+                              tv_weight=30.0, **params))
     return [r.image for r in results], time.perf_counter() - started
 
 
