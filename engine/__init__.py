@@ -23,7 +23,21 @@ from .errors import (
     WeightsError,
 )
 from .hookspecs import hookimpl
-from .params import Bool, Choice, Float, Floats, Image, ImageOr, Images, Int, Param, Precision, Schema, Str
+from .params import (
+    Bool,
+    Choice,
+    Float,
+    Floats,
+    Image,
+    ImageOr,
+    Images,
+    Int,
+    Layers,
+    Param,
+    Precision,
+    Schema,
+    Str,
+)
 from .progress import CancelToken, ProgressCallback, ProgressEvent
 from .version import __version__
 
@@ -54,7 +68,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "__version__", "Effect", "Output", "RunContext", "hookimpl", "Param", "Schema", "Int", "Float", "Floats", "Bool", "Str",
-    "Choice", "Image", "ImageOr", "Images", "Precision", "CancelToken", "ProgressCallback", "ProgressEvent", "GradfxError",
+    "Choice", "Image", "ImageOr", "Images", "Layers", "Precision", "CancelToken", "ProgressCallback", "ProgressEvent", "GradfxError",
     "ImageError", "ParameterError", "UnknownEffectError", "PluginError", "WeightsError", "DeviceError",
     "RecipeError", "NumericalError", "OutputError", *_LAZY,
 ]

@@ -7,7 +7,7 @@ raw or clipped gradients. Each function takes and returns TensorFlow tensors and
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import tensorflow as tf
 
@@ -27,13 +27,43 @@ def normalize(grad: tf.Tensor, mode: str | None) -> tf.Tensor:
     """
     if mode in (None, "none"):
         return grad
+    return grad / divisor(grad, mode)
+
+
+def divisor(grad: tf.Tensor, mode: str) -> tf.Tensor:
+    """What :func:`normalize` divides ``grad`` by in ``mode`` (std, mean or l2), epsilon included."""
+    _check_normalize(mode)
     if mode == "std":
-        return grad / (tf.math.reduce_std(grad) + _EPS)
+        return tf.math.reduce_std(grad) + _EPS
     if mode == "mean":
-        return grad / (tf.reduce_mean(tf.abs(grad)) + _EPS)
-    if mode == "l2":
-        return grad / (tf.norm(grad) + _EPS)
-    raise ParameterError(f"gradient normalisation {mode!r} is unknown; use one of {', '.join(NORMALIZE_MODES)}")
+        return tf.reduce_mean(tf.abs(grad)) + _EPS
+    return tf.norm(grad) + _EPS
+
+
+def banded_divisor(read: Callable[[int, int, tf.Tensor], tf.Tensor], bands: Sequence[tuple[int, int]],
+                   count: float, mode: str) -> tuple[tf.Tensor, tf.Tensor]:
+    """:func:`divisor` of a gradient too large to copy as float32 (a 4096 px canvas), with its sums reduced band
+    by band; and whether every value is finite. ``read(y0, y1, after)`` returns rows ``y0:y1`` as float32,
+    read after ``after`` is computed (so one band at a time is held); ``count`` is the number of values."""
+    _check_normalize(mode)
+    total, finite = tf.constant(0.0), tf.constant(True)
+    for y0, y1 in bands:
+        g = read(y0, y1, total)
+        finite = tf.logical_and(finite, tf.reduce_all(tf.math.is_finite(g)))
+        total += tf.reduce_sum(g if mode == "std" else tf.abs(g) if mode == "mean" else tf.square(g))
+    if mode == "std":
+        mean, total = total / count, tf.constant(0.0)
+        for y0, y1 in bands:
+            total += tf.reduce_sum(tf.square(read(y0, y1, total) - mean))
+        return tf.sqrt(total / count) + _EPS, finite
+    if mode == "mean":
+        return total / count + _EPS, finite
+    return tf.sqrt(total) + _EPS, finite
+
+
+def _check_normalize(mode: str) -> None:
+    if mode not in NORMALIZE_MODES or mode == "none":
+        raise ParameterError(f"gradient normalisation {mode!r} is unknown; use one of {', '.join(NORMALIZE_MODES)}")
 
 
 def clip(grads: Sequence[tf.Tensor], mode: str | None, value: float | None) -> list[tf.Tensor]:

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     import tensorflow as tf
 
 __all__ = ["BUILTIN_MODELS", "INCEPTION_V3", "VGG16", "VGG19", "ModelSpec", "caffe_deprocess", "caffe_preprocess",
-           "check_size", "clear_layer_names", "get_spec", "tf_deprocess", "tf_preprocess"]
+           "check_min_size", "check_size", "clear_layer_names", "get_spec", "tf_deprocess", "tf_preprocess"]
 
 _KERAS_ORIGIN = "https://storage.googleapis.com/tensorflow/keras-applications/"
 
@@ -271,6 +271,30 @@ def get_spec(name_or_spec: str | ModelSpec) -> ModelSpec:
     return get_registry().model(name_or_spec)
 
 
+def check_min_size(min_size: int, *, model: str = "the model", size: tuple[int, int] | None = None,
+                   param: str | None = None, value: int = 0, zero: str | None = None, what: str = "image size",
+                   fix: str = "use a larger size", where: str = "") -> None:
+    """The one minimum-size check: a :class:`ParameterError` when an image ``size`` (height, width), or the
+    pixel ``value`` of parameter ``param``, is below ``min_size`` px, the smallest input of ``model``.
+
+    A parameter's 0 is allowed when ``zero`` says what it means (``tile``: "the whole image"). For an image,
+    the message names the short side(s), ``what`` the image is and the ``fix``; ``where`` goes before it all.
+    """
+    loc = f"{where}: " if where else ""
+    if param is not None:
+        if value < min_size and not (value == 0 and zero):
+            expected = f"0 ({zero}) or at least {min_size}" if zero else f"at least {min_size}"
+            raise ParameterError(f"{loc}parameter {param!r}: {value} is below {model}'s minimum input of {min_size} "
+                                 f"px; expected {expected}")
+        return
+    assert size is not None
+    h, w = size
+    short = " and ".join(f"{side} is {n} px" for side, n in (("width", w), ("height", h)) if n < min_size)
+    if short:
+        raise ParameterError(f"{loc}{what} {w}x{h} is below {model}'s minimum of {min_size} px on each side "
+                             f"(its {short}); {fix}")
+
+
 def check_size(spec: ModelSpec, h: int, w: int, *, include_top: bool = False) -> None:
     """Raise :class:`ParameterError` when an ``h`` x ``w`` image is too small (or, with the top, not its size)."""
     if include_top and spec.top_size is not None:
@@ -280,8 +304,5 @@ def check_size(spec: ModelSpec, h: int, w: int, *, include_top: bool = False) ->
                 f"{spec.top_size}x{spec.top_size}; resize it or drop the top"
             )
         return
-    if min(h, w) < spec.min_size:
-        raise ParameterError(
-            f"image is {w}x{h} px but {spec.name} needs at least {spec.min_size} px on each side; "
-            f"use a larger size (e.g. --size {max(spec.min_size, 64)})"
-        )
+    check_min_size(spec.min_size, model=spec.name, size=(h, w),
+                   fix=f"use a larger size (e.g. --size {max(spec.min_size, 64)})")

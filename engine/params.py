@@ -23,6 +23,7 @@ compute, and a saved recipe rewrites them for its new folder.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -294,6 +295,71 @@ def Str(name: str, default: str | None, help: str = "", *, required: bool = Fals
 
 def Choice(name: str, default: str, choices: Sequence[str], help: str = "") -> Param:  # noqa: N802
     return Param(name, "choice", default, help, choices=tuple(choices))
+
+
+_LAYER_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_./-]*$")
+
+
+def parse_layer_weights(text: str, *, negative: bool = False) -> tuple[tuple[str, float], ...]:
+    """The one ``layer:weight`` list parser (deepdream's ``layers``, style transfer's ``content_layers`` and
+    ``style_layers``): ``"block1_conv1,block2_conv1:0.5"`` -> ``(("block1_conv1", 1.0), ("block2_conv1", 0.5))``.
+
+    Items are separated by commas, none empty; each is a layer name, optionally ``:weight`` (default 1.0), a
+    finite number, at least 0 unless ``negative``; a layer is listed once; not every weight is zero. Raises
+    ValueError saying what is wrong (names and numbers are parsed one by one, no ``eval``). Whether the model
+    has the layers is checked when the model is known.
+    """
+    out: dict[str, float] = {}
+    items = [item.strip() for item in text.split(",")]
+    if not any(items):
+        raise ValueError("no layers")
+    for item in items:
+        if not item:
+            raise ValueError("empty item between commas")
+        name, sep, weight_text = (part.strip() for part in item.partition(":"))
+        if not _LAYER_NAME.match(name):
+            raise ValueError(f"{name!r} is not a layer name")
+        try:
+            weight = float(weight_text) if sep else 1.0
+        except ValueError:
+            raise ValueError(f"weight {weight_text!r} of layer {name!r} is not a number") from None
+        if not math.isfinite(weight):
+            raise ValueError(f"weight of layer {name!r} is not finite")
+        if weight < 0 and not negative:
+            raise ValueError(f"weight {weight_text!r} of layer {name!r} is negative")
+        if name in out:
+            raise ValueError(f"layer {name!r} is listed twice")
+        out[name] = weight
+    if not any(out.values()):
+        raise ValueError("every weight is zero")
+    return tuple(out.items())
+
+
+@dataclass(frozen=True)
+class LayerWeights(Param):
+    """A ``layer:weight`` list, checked by :func:`parse_layer_weights` when parameters are resolved (before
+    TensorFlow loads); ``negative`` allows weights below zero (DeepDream can push a layer down)."""
+
+    negative: bool = False
+
+    def allowed(self) -> str:
+        return ("layer names with optional weights, name:weight,... (e.g. block3_conv1:1.0,block4_conv1:1.5)"
+                + ("" if self.negative else ", weights >= 0"))
+
+    def coerce(self, value: Any, where: str = "") -> Any:
+        out = super().coerce(value, where)
+        if out is None:
+            return None
+        try:
+            parse_layer_weights(out, negative=self.negative)
+        except ValueError as exc:
+            raise self._fail(value, str(exc), where) from None
+        return out
+
+
+def Layers(name: str, default: str, help: str = "", *, negative: bool = False) -> Param:  # noqa: N802
+    """Layers of the backbone with weights, ``name:weight,...`` (see :func:`parse_layer_weights`)."""
+    return LayerWeights(name, "str", default, help, negative=negative)
 
 
 def Precision(help: str = "") -> Param:  # noqa: N802

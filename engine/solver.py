@@ -25,6 +25,7 @@ import tensorflow as tf
 
 from . import gradients, schedule
 from .errors import ParameterError
+from .modelspecs import check_min_size
 from .objectives import BindContext, Objective, StepContext
 from .optimizers import OPTIMIZERS, make_optimizer
 from .parameterizations import Parameterization, Pixel, make_parameterization
@@ -187,18 +188,10 @@ class Solver:
         else:
             self.sizes = schedule.octave_sizes(self.final_size, problem.octaves, problem.octave_scale, min_size)
         for size in self.sizes:  # octave_sizes drops coarse octaves that are too small: only `sizes` can hold one
-            short = " and ".join(f"{side} is {n} px" for side, n in (("width", size[1]), ("height", size[0]))
-                                 if n < min_size)
-            if short:
-                coarse = tuple(size) != self.final_size
-                raise ParameterError(
-                    f"{'a coarse stage of ' if coarse else ''}image size {size[1]}x{size[0]} is below the model's "
-                    f"minimum of {min_size} px on each side (its {short}); use a larger size"
-                    f"{' or fewer stages' if coarse else ''}"
-                )
-        if problem.tile and problem.tile < min_size:
-            raise ParameterError(f"parameter 'tile': {problem.tile} is below the model's minimum input of {min_size} "
-                                 f"px; expected 0 (the whole image) or at least {min_size}")
+            coarse = tuple(size) != self.final_size
+            check_min_size(min_size, size=size, what="a coarse stage of image size" if coarse else "image size",
+                           fix="use a larger size or fewer stages" if coarse else "use a larger size")
+        check_min_size(min_size, param="tile", value=problem.tile or 0, zero="the whole image")
         if problem.tile and not self.param.pixel_space:
             raise ParameterError(f"tile needs the pixel parameterisation, not {self.param.name!r}")
         self.step_offset = step_offset
@@ -281,21 +274,8 @@ class Solver:
 
         @tf.function
         def apply(buf: tf.Variable) -> tf.Tensor:
-            total, finite = tf.constant(0.0), tf.constant(True)
-            for y0, y1 in bands:
-                g = rows(buf, y0, y1, total)
-                finite = tf.logical_and(finite, tf.reduce_all(tf.math.is_finite(g)))
-                total += tf.reduce_sum(g if p.normalize == "std" else tf.abs(g) if p.normalize == "mean"
-                                       else tf.square(g))
-            if p.normalize == "std":
-                mean, total = total / count, tf.constant(0.0)
-                for y0, y1 in bands:
-                    total += tf.reduce_sum(tf.square(rows(buf, y0, y1, total) - mean))
-                scale = tf.sqrt(total / count) + gradients._EPS
-            elif p.normalize == "mean":
-                scale = total / count + gradients._EPS
-            else:
-                scale = tf.sqrt(total) + gradients._EPS
+            scale, finite = gradients.banded_divisor(lambda y0, y1, after: rows(buf, y0, y1, after), bands, count,
+                                                     p.normalize)
             if finite:
                 done = scale
                 for y0, y1 in bands:  # read by a gather, written in place: no full-size temporary

@@ -13,8 +13,6 @@ TensorFlow is imported only inside ``build``/``run``, so listing effects stays f
 
 from __future__ import annotations
 
-import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -28,12 +26,14 @@ from gradfx.engine import (
     Float,
     Image,
     Int,
+    Layers,
     Output,
     Param,
     ParameterError,
     Precision,
     temporal,
 )
+from gradfx.engine.params import parse_layer_weights
 
 if TYPE_CHECKING:
     from gradfx.engine import Problem, RunContext
@@ -46,14 +46,13 @@ VGG_LAYERS = "block4_conv3:1.0,block5_conv1:1.0"
 VGG_STEP_SIZE = 0.002
 _TUNED = "tuned by looking, on the HED-fine-tuned VGG16 and photographs at 256 px"
 _AS_VGG16 = "VGG16's: the same layer names, and no trained VGG19 here to tune on"
-_LAYER_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_./-]*$")
 #: temporal_weight's default: on random weights a fifth of the flicker with the dream as strong (docs/video.md)
 TEMPORAL_WEIGHT = 1e3
 
 
 @dataclass(frozen=True)
 class _Spec(Param):
-    """A text parameter whose syntax is checked when parameters are resolved (before TensorFlow loads)."""
+    """The channel list, its syntax checked when parameters are resolved (before TensorFlow loads)."""
 
     syntax: str = ""
 
@@ -65,39 +64,10 @@ class _Spec(Param):
         if out is None:
             return None
         try:
-            (parse_layers if self.name == "layers" else parse_channels)(out)
+            parse_channels(out)
         except ValueError as exc:
             raise self._fail(value, str(exc), where) from None
         return out
-
-
-def parse_layers(text: str) -> tuple[tuple[str, float], ...]:
-    """``"mixed4:1.0,mixed5:1.5"`` -> ``(("mixed4", 1.0), ("mixed5", 1.5))``; a missing weight is 1.0.
-
-    Raises ValueError saying what is wrong (no ``eval``: names and numbers are parsed one by one).
-    """
-    out: dict[str, float] = {}
-    items = [item.strip() for item in text.split(",")]
-    if not any(items):
-        raise ValueError("no layers")
-    for item in items:
-        if not item:
-            raise ValueError("empty item between commas")
-        name, sep, weight_text = (part.strip() for part in item.partition(":"))
-        if not _LAYER_NAME.match(name):
-            raise ValueError(f"{name!r} is not a layer name")
-        try:
-            weight = float(weight_text) if sep else 1.0
-        except ValueError:
-            raise ValueError(f"weight {weight_text!r} of layer {name!r} is not a number") from None
-        if not math.isfinite(weight):
-            raise ValueError(f"weight of layer {name!r} is not finite")
-        if name in out:
-            raise ValueError(f"layer {name!r} is listed twice")
-        out[name] = weight
-    if not any(out.values()):
-        raise ValueError("every weight is zero")
-    return tuple(out.items())
 
 
 def parse_channels(text: str) -> tuple[int, ...]:
@@ -121,8 +91,8 @@ class DeepDream(Effect):
     summary = "DeepDream: amplify the patterns a network's layers see (octaves, tiles, guide, zoom frames)"
     model = "inception_v3"
     params = (
-        _Spec("layers", "str", DEFAULT_LAYERS, "layers to amplify with their weights, name:weight,...",
-              syntax="layer names with optional weights, name:weight,... (e.g. mixed4:1.0,mixed5:1.5)").per_model(
+        Layers("layers", DEFAULT_LAYERS, "layers to amplify with their weights, name:weight,... (a negative weight "
+               "damps a layer)", negative=True).per_model(
             _KERAS, names_layers=True, vgg16=(VGG_LAYERS, f"{_TUNED}: eye-like motifs"),
             vgg19=(VGG_LAYERS, _AS_VGG16)),
         _Spec("channels", "str", None, "only these channels of the listed layers, e.g. 12,40-45 (default: all)",
@@ -170,7 +140,7 @@ class DeepDream(Effect):
     def build(self, ctx: RunContext, params: Mapping[str, Any], init: np.ndarray | None = None) -> Problem:
         from gradfx.engine import Problem
 
-        layers = parse_layers(params["layers"])
+        layers = parse_layer_weights(params["layers"], negative=True)
         names = tuple(name for name, _ in layers)
         extractor = self._extractor(ctx, params, names)
         channels = self._channels(extractor, params)

@@ -116,14 +116,14 @@ class FeatureVis(Effect):
 
     def _plan(self, ctx: RunContext, params: Mapping[str, Any]) -> tuple[Problem, ParsedObjective, list[str]]:
         from gradfx.engine import objectives as O  # noqa: N812
+        from gradfx.engine.modelspecs import check_min_size
         from gradfx.engine.solver import Problem
         from gradfx.engine.transforms import parse_transforms
 
         spec = ctx.spec
         size = int(params["size"])
-        if size < spec.min_size:  # before the model is built (the solver would refuse it only after)
-            raise ParameterError(f"effect 'feature-vis': parameter 'size': {size} is below {ctx.model}'s minimum "
-                                 f"input of {spec.min_size} px; expected at least {spec.min_size}")
+        # before the model is built (the solver would refuse it only after)
+        check_min_size(spec.min_size, model=spec.name, param="size", value=size, where="effect 'feature-vis'")
         text = params.get("objective")  # the model's own default when not given (per-model defaults)
         if not text:
             if not spec.default_layers:

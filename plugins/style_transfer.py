@@ -37,11 +37,11 @@ from gradfx.engine import (
     ImageOr,
     Images,
     Int,
+    Layers,
     Output,
     ParameterError,
     Precision,
     RunContext,
-    Str,
     temporal,
 )
 
@@ -120,34 +120,20 @@ def restore_chroma(image: np.ndarray, content: np.ndarray) -> np.ndarray:
 
 # --------------------------------------------------------------------------------------- parameter helpers
 def parse_layers(name: str, text: str, available: Sequence[str], model: str) -> dict[str, float]:
-    """``"block1_conv1,block2_conv1:0.5"`` -> ``{"block1_conv1": 1.0, "block2_conv1": 0.5}``, validated."""
+    """``"block1_conv1,block2_conv1:0.5"`` -> ``{"block1_conv1": 1.0, "block2_conv1": 0.5}``: the parameter's
+    layers (their syntax and weights checked by :func:`~gradfx.engine.params.parse_layer_weights` when the
+    parameters were resolved), each one that ``model`` has."""
     from gradfx.engine.errors import suggest
+    from gradfx.engine.params import parse_layer_weights
 
-    out: dict[str, float] = {}
-    for item in (part.strip() for part in text.split(",")):
-        if not item:
-            continue
-        layer, sep, weight = item.partition(":")
-        layer = layer.strip()
+    out = dict(parse_layer_weights(text))
+    for layer in out:
         if layer not in available:
             raise ParameterError(
                 f"parameter {name!r}: unknown layer {layer!r} for model {model}{suggest(layer, available)}; "
                 f"expected layer names separated by commas, each optionally ':weight' "
                 f"(`gradfx models {model}` lists them)"
             )
-        try:
-            w = float(weight) if sep else 1.0
-        except ValueError:
-            w = math.nan
-        if not (math.isfinite(w) and w >= 0):
-            raise ParameterError(
-                f"parameter {name!r}: {item!r} has a bad weight {weight!r}; expected 'layer' or "
-                f"'layer:weight' with a number >= 0"
-            )
-        out[layer] = out.get(layer, 0.0) + w
-    if not out or sum(out.values()) <= 0:
-        raise ParameterError(f"parameter {name!r}: {text!r} names no layer with a positive weight; "
-                             f"expected e.g. {DEFAULT_STYLE_LAYERS!r}")
     return out
 
 
@@ -320,9 +306,9 @@ class StyleTransfer(Effect):
                                     "style; 1 only tints the photograph, 100 smooths its face away")),
         Float("tv_weight", 30.0, "weight of total variation, scaled to a 512x512 canvas", min=0).per_model(
             _TUTORIAL, vgg16=(1.0, f"{_TUNED}: 30 blurs the strokes")),
-        Str("content_layers", DEFAULT_CONTENT_LAYERS,
+        Layers("content_layers", DEFAULT_CONTENT_LAYERS,
             "content layers, comma-separated, each optionally :weight"),
-        Str("style_layers", DEFAULT_STYLE_LAYERS, "style layers, comma-separated, each optionally :weight"),
+        Layers("style_layers", DEFAULT_STYLE_LAYERS, "style layers, comma-separated, each optionally :weight"),
         ImageOr("init", "content", INIT_CHOICES, "starting image: content, noise, style, or an image file "
                 "(in a recipe, relative to the recipe's folder)"),
         Choice("optimizer", "adam", ("adam", "lbfgs"), "adam, or lbfgs (SciPy L-BFGS-B bounded to [0, 1]; "
@@ -380,6 +366,7 @@ class StyleTransfer(Effect):
     # --- build ---------------------------------------------------------------------------------------------
     def build(self, ctx: RunContext, params: Mapping[str, Any]) -> Problem:
         from gradfx.engine import imageio
+        from gradfx.engine.modelspecs import check_min_size
         from gradfx.engine.objectives import Objective
         from gradfx.engine.solver import Problem
 
@@ -389,13 +376,8 @@ class StyleTransfer(Effect):
         n = len(styles_paths)
         blend = params["style_blend"] or (1.0,) * n  # its length and sum: see check()
         masks_paths = params["mask"] or ()
-        if params["tile"] and params["tile"] < min_size:
-            raise ParameterError(f"parameter 'tile': {params['tile']} is below {spec.name}'s minimum "
-                                 f"input of {min_size} px; expected 0 (off) or at least {min_size}")
-        if 0 < params["size"] < min_size:
-            raise ParameterError(f"parameter 'size': {params['size']} is below {spec.name}'s minimum "
-                                 f"input of {min_size} px; expected 0 (the content's size) or at least "
-                                 f"{min_size}")
+        check_min_size(min_size, model=spec.name, param="tile", value=params["tile"], zero="off")
+        check_min_size(min_size, model=spec.name, param="size", value=params["size"], zero="the content's size")
         available = spec.layer_names()
         content_layers = parse_layers("content_layers", params["content_layers"], available, spec.name)
         style_layers = parse_layers("style_layers", params["style_layers"], available, spec.name)

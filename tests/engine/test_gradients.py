@@ -51,3 +51,17 @@ def test_straight_through_quantises_forward_and_passes_gradient():
     close(q, np.round(np.linspace(0, 1, 11) * 3) / 3)  # only 4 levels in the forward value
     close(grad, w)  # gradient as if the quantiser were the identity
     assert len(np.unique(q.numpy())) == 4
+
+
+@pytest.mark.parametrize("mode", ["std", "mean", "l2"])
+def test_the_band_wise_divisor_is_normalize_s_divisor(mode):
+    # the solver's band-by-band update (a canvas too large for a float32 copy) had its own copy of the
+    # normalisation with a private epsilon; it now calls gradients.banded_divisor, checked against divisor
+    g = tf.constant(np.random.default_rng(3).normal(scale=2, size=(1, 23, 7, 3)).astype(np.float32))
+    bands = [(0, 5), (5, 10), (10, 20), (20, 23)]
+    got, finite = gradients.banded_divisor(lambda y0, y1, after: g[:, y0:y1], bands, float(np.prod(g.shape)), mode)
+    np.testing.assert_allclose(float(got), float(gradients.divisor(g, mode)), rtol=1e-5)
+    assert bool(finite)
+    bad = tf.tensor_scatter_nd_update(g, [[0, 21, 0, 0]], [np.inf])
+    assert not bool(gradients.banded_divisor(lambda y0, y1, after: bad[:, y0:y1], bands, 1.0, mode)[1])
+    close(gradients.normalize(g, mode), g / gradients.divisor(g, mode))

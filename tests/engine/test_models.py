@@ -509,3 +509,22 @@ def test_specs_and_weights_resolution_import_no_tensorflow() -> None:
             "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_one_minimum_size_check() -> None:
+    # the solver, the extractor, feature-vis and style transfer each wrote their own; all call this one now
+    from gradfx.engine.modelspecs import check_min_size
+
+    check_min_size(32, size=(32, 40))
+    check_min_size(32, param="tile", value=0, zero="the whole image")
+    with pytest.raises(ParameterError) as err:
+        check_min_size(75, model="inception_v3", size=(80, 40))
+    assert str(err.value) == ("image size 40x80 is below inception_v3's minimum of 75 px on each side (its width is "
+                              "40 px); use a larger size")
+    with pytest.raises(ParameterError) as err:
+        check_min_size(32, model="vgg19", param="size", value=0, where="effect 'x'")  # no zero meaning: 0 is small
+    assert str(err.value) == "effect 'x': parameter 'size': 0 is below vgg19's minimum input of 32 px; expected at least 32"
+    with pytest.raises(ParameterError, match=r"'tile': 16 .* expected 0 \(off\) or at least 32"):
+        check_min_size(32, model="vgg19", param="tile", value=16, zero="off")
+    with pytest.raises(ParameterError, match="image size 40x20 is below vgg19's minimum"):
+        check_size(VGG19, 20, 40)

@@ -114,3 +114,37 @@ def test_schema_files_lists_every_path():
     values = {"guide": "g.png", "style": ("a.png", "b.png"), "init": "i.png", "x": "not-a-path.png"}
     assert schema.files(values) == [("guide", "g.png"), ("style", "a.png"), ("style", "b.png"), ("init", "i.png")]
     assert schema.files({**values, "init": "content", "guide": None}) == [("style", "a.png"), ("style", "b.png")]
+
+
+@pytest.mark.parametrize(("text", "negative", "fragment"), [
+    ("a,a:2", True, "layer 'a' is listed twice"),  # style transfer summed repeats
+    ("a,,b", False, "empty item between commas"),  # style transfer skipped empty items
+    ("a:-1", False, "weight '-1' of layer 'a' is negative"),
+    ("a:x", True, "weight 'x' of layer 'a' is not a number"),
+    ("a:0,b:0", True, "every weight is zero"),
+    ("1a", True, "'1a' is not a layer name"),
+    ("a:inf", True, "weight of layer 'a' is not finite"),
+])
+def test_one_layer_weight_parser_and_its_rules(text, negative, fragment):
+    # deepdream and style transfer each had a parser with different rules; both declare Layers parameters now
+    from gradfx.engine.params import Layers, parse_layer_weights
+
+    with pytest.raises(ValueError, match=fragment):
+        parse_layer_weights(text, negative=negative)
+    with pytest.raises(ParameterError) as err:  # at parameter time, before any model (and a recipe's --check)
+        Layers("style_layers", "a", negative=negative).coerce(text, where="step 1")
+    assert str(err.value).startswith("step 1: parameter 'style_layers'") and fragment in str(err.value)
+    assert parse_layer_weights(" a ,b:0.5") == (("a", 1.0), ("b", 0.5))
+    assert parse_layer_weights("a:-1,b", negative=True) == (("a", -1.0), ("b", 1.0))
+
+
+def test_both_effects_declare_their_layers_with_the_one_parser(registry):
+    from gradfx.engine.params import LayerWeights
+    from gradfx.engine.plan import prepare
+
+    for effect, name, negative in (("deepdream", "layers", True), ("style-transfer", "style_layers", False),
+                                   ("style-transfer", "content_layers", False)):
+        param = registry.effect(effect).schema[name]
+        assert isinstance(param, LayerWeights) and param.negative is negative, (effect, name)
+    with pytest.raises(ParameterError, match="'style_layers'.*listed twice"):
+        prepare("style-transfer", {"style": __file__, "style_layers": "block1_conv1,block1_conv1"})
