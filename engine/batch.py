@@ -59,7 +59,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from . import imageio, video
+from . import atomic, imageio, video
 from .errors import GradfxError, ImageError, OutputError, ParameterError
 from .progress import CancelToken, ProgressEvent
 from .registry import Registry, get_registry
@@ -363,7 +363,7 @@ def run_item(job: Job, item: Item, payload: Any, *, device: str | None = None,
             record.status = "cancelled" if cancel is not None and cancel.cancelled else "failed"
             record.error = "; ".join(result.report.get("messages", [])) or "stopped early"
         else:
-            imageio.output_folder(Path(item.output).parent)
+            atomic.output_folder(Path(item.output).parent)
             result.save(item.output, overwrite=True, protect=[item.source])
             record.status = "done"
         _drop_seeded_models(result.report)
@@ -546,7 +546,7 @@ def run_batch(
         import_ray()
     registry = registry or get_registry()
     job = make_job(target, params, model=model, weights=weights, seed=seed, size=size, registry=registry)
-    out = imageio.output_folder(outdir)
+    out = atomic.output_folder(outdir)
     items, videos = discover(inputs, out, seed=job.seed)
     manifest = Manifest(out)
     manifest.check_settings(job.settings)

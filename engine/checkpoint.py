@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import imageio
+from . import atomic, imageio
 from .errors import GradfxError
 
 if TYPE_CHECKING:
@@ -51,11 +51,11 @@ class Checkpoint:
     # --- the run's description -------------------------------------------------------------------------------
     def start(self, spec: dict[str, Any], image: imageio.LoadedImage | None) -> None:
         """Begin a fresh checkpoint: the run description and input; stale state from an older run is removed."""
-        imageio.output_folder(self.folder, "checkpoint folder")
+        atomic.output_folder(self.folder, "checkpoint folder")
         for old in list(self.folder.glob("state-*.npz")) + list(self.folder.glob("solution-*.npz")):
             old.unlink()
         text = json.dumps({**spec, "checkpoint_every": self.every, "done": False}, indent=2)
-        imageio.atomic_write(self.folder / RUN_FILE, lambda tmp: Path(tmp).write_text(text))
+        atomic.atomic_write(self.folder / RUN_FILE, lambda tmp: Path(tmp).write_text(text))
         if image is not None:
             arrays = {"rgb": image.rgb}
             if image.alpha is not None:
@@ -110,7 +110,7 @@ class Checkpoint:
         spec = json.loads((self.folder / RUN_FILE).read_text())
         spec["done"] = True
         text = json.dumps(spec, indent=2)
-        imageio.atomic_write(self.folder / RUN_FILE, lambda tmp: Path(tmp).write_text(text))
+        atomic.atomic_write(self.folder / RUN_FILE, lambda tmp: Path(tmp).write_text(text))
 
     # --- solver state ----------------------------------------------------------------------------------------
     def save_state(self, index: int, state: dict[str, Any]) -> None:
@@ -174,4 +174,4 @@ class Checkpoint:
             with open(tmp, "wb") as f:
                 np.savez(f, **arrays)
 
-        imageio.atomic_write(path, write)
+        atomic.atomic_write(path, write)

@@ -48,6 +48,12 @@ class OutputError(GradfxError):
     """An output cannot be written (it would overwrite an input, or the folder is missing)."""
 
 
+def one_line(exc: BaseException) -> str:
+    """An exception's message on one line of at most 160 characters (for messages that quote a library's)."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
 def suggest(name: str, choices) -> str:
     """' (did you mean 'x'?)' for the closest choice, or '' when nothing is close."""
     import difflib

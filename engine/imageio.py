@@ -29,7 +29,7 @@ Safety
     * Every problem a file can cause becomes an :class:`~gradfx.engine.errors.ImageError` whose message is
       one line naming the file, the reason and a fix; no Pillow traceback leaks out.
 
-Saving (:func:`save_image`, :func:`atomic_write`)
+Saving (:func:`save_image`, written through :func:`gradfx.engine.atomic.atomic_write`)
     * Format from the extension: .png, .jpg/.jpeg, .webp, .tif/.tiff. With ``alpha``, PNG/WebP/TIFF are
       written as RGBA; JPEG cannot store alpha, so the image is composited over white.
     * Every write goes to a temporary file in the destination folder, is fsynced and then moved into
@@ -41,24 +41,25 @@ Saving (:func:`save_image`, :func:`atomic_write`)
 
 from __future__ import annotations
 
-import contextlib
 import os
 import pathlib
 import re
-import secrets
 import stat
 import struct
 import threading
 import warnings
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
-from .errors import ImageError, OutputError, ParameterError
+from .atomic import PathLike, atomic_write, check_target, new_tmp, output_folder, remove, same_file
+from .errors import ImageError, OutputError, ParameterError, one_line
 
+# atomic_write and output_folder live in .atomic; imported here too because callers (the TUI's saving) use
+# them with save_image
 __all__ = [
     "DEFAULT_MAX_PIXELS",
     "MAX_PIXELS_ENV",
@@ -66,6 +67,7 @@ __all__ = [
     "LoadedImage",
     "atomic_write",
     "check_output_path",
+    "output_folder",
     "get_max_pixels",
     "load_image",
     "resize_longest",
@@ -74,7 +76,6 @@ __all__ = [
     "to_uint8",
 ]
 
-PathLike = str | os.PathLike
 
 #: Pillow's own hard limit (twice ``Image.MAX_IMAGE_PIXELS``' default): about 179 megapixels.
 DEFAULT_MAX_PIXELS = 2 * (1024 * 1024 * 1024 // 4 // 3)
@@ -274,7 +275,7 @@ def _from_path(src: PathLike, limit: int) -> LoadedImage:
             fp.seek(0)
         except OSError as exc:
             raise ImageError(
-                f"{shown}: cannot read ({_one_line(exc)}); check the file and the disk"
+                f"{shown}: cannot read ({one_line(exc)}); check the file and the disk"
             ) from None
         return _decode(fp, shown, limit, head=head)
 
@@ -316,7 +317,7 @@ def _decode(fp_or_image, shown: str, limit: int, head: bytes = b"") -> LoadedIma
             raise ImageError(f"{shown}: permission denied; check the permissions of the file") from None
         except _PILLOW_ERRORS as exc:
             raise ImageError(
-                f"{shown}: image data is truncated or corrupt ({_one_line(exc)}); "
+                f"{shown}: image data is truncated or corrupt ({one_line(exc)}); "
                 "re-export or re-download the image"
             ) from None
         finally:
@@ -327,7 +328,7 @@ def _decode(fp_or_image, shown: str, limit: int, head: bytes = b"") -> LoadedIma
         raise ImageError(f"{shown}: not enough memory to convert this image; use a smaller image") from None
     except (ValueError, OSError) as exc:  # Pillow has no conversion from this mode
         raise ImageError(
-            f"{shown}: unsupported image mode {im.mode!r} ({_one_line(exc)}); save it as 8-bit RGB or RGBA"
+            f"{shown}: unsupported image mode {im.mode!r} ({one_line(exc)}); save it as 8-bit RGB or RGBA"
         ) from None
     return LoadedImage(rgb, alpha, shown, mode)
 
@@ -344,7 +345,7 @@ def _oriented(im: Image.Image, shown: str) -> Image.Image:
         return ImageOps.exif_transpose(im)
     except _PILLOW_ERRORS as exc:
         warnings.warn(
-            f"{shown}: unreadable EXIF orientation ({_one_line(exc)}); using the image as stored",
+            f"{shown}: unreadable EXIF orientation ({one_line(exc)}); using the image as stored",
             stacklevel=4,
         )
         return im
@@ -486,7 +487,7 @@ def _access_error(shown: str, path: str, exc: OSError) -> ImageError:
         return ImageError(f"{shown}: file not found{_nearby(path)}; check the path")
     if isinstance(exc, PermissionError):
         return ImageError(f"{shown}: permission denied; check the permissions of the file and its folders")
-    return ImageError(f"{shown}: cannot read ({_one_line(exc)}); check the path")
+    return ImageError(f"{shown}: cannot read ({one_line(exc)}); check the path")
 
 
 def _nearby(path: str) -> str:
@@ -498,11 +499,6 @@ def _nearby(path: str) -> str:
     except OSError:
         return " (its folder does not exist either)" if folder and not os.path.isdir(folder) else ""
     return suggest(name, entries)
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= 160 else text[:157] + "..."
 
 
 # --------------------------------------------------------------------------------------------------
@@ -564,224 +560,7 @@ def to_uint8(rgb: np.ndarray) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------------------------
-# Labelled sheets (feature-vis contact sheets, the demo's overview)
-
-#: a label's pieces: runs that end just after a character a label may break after (kept on its line)
-_LABEL_PIECES = re.compile(r"[^ _:,/-]*[ _:,/-]|[^ _:,/-]+")
-
-
-def label_font(size: int):
-    """Pillow's built-in font at ``size`` px (the fixed bitmap font on Pillow < 10.1)."""
-    from PIL import ImageFont
-
-    try:
-        return ImageFont.load_default(size=size)
-    except TypeError:  # pragma: no cover - Pillow < 10.1
-        return ImageFont.load_default()
-
-
-def wrap_label(text: str, width: int, font) -> list[str]:
-    """``text`` as lines no wider than ``width`` px in ``font``, never cut short: ``"".join(lines) == text``.
-
-    Breaks after a space, ``_``, ``:``, ``,``, ``/`` or ``-`` where it can, inside a word where it must (one
-    character a line at the least). A trailing space does not count towards a line's width.
-    """
-
-    def fits(line: str) -> bool:
-        return font.getlength(line.rstrip()) <= width
-
-    lines: list[str] = []
-    line = ""
-    for piece in _LABEL_PIECES.findall(text):
-        if fits(line + piece):
-            line += piece
-            continue
-        if line:
-            lines.append(line)
-            line = ""
-        for ch in piece:  # a piece too wide alone is broken between characters
-            if line and not fits(line + ch):
-                lines.append(line)
-                line = ""
-            line += ch
-    return [*lines, line] if line or not lines else lines
-
-
-def labelled_sheet(tiles: Iterable[tuple[str, np.ndarray]], *, columns: int, gap: int = 2, font_size: int = 10,
-                   title: Iterable[str | tuple[str, object]] = (), title_size: int = 15,
-                   min_width: int = 0) -> np.ndarray:
-    """Images in rows of ``columns``, each with its label below it wrapped to the image's width (so no label
-    runs into its neighbour or is cut short), under optional ``title`` lines (text, or (text, colour)) wrapped
-    to the sheet's width; black on white. ``tiles`` are (label, H x W x 3 floats in [0, 1]). Returns the sheet
-    as H x W x 3 floats in [0, 1]."""
-    from PIL import ImageDraw
-
-    small, big = label_font(font_size), label_font(title_size)
-    step_small, step_big = small.getbbox("Ag")[3] + 3, big.getbbox("Ag")[3] + 3  # line heights
-    pics = [(label, Image.fromarray(to_uint8(rgb))) for label, rgb in tiles]
-    rows = []  # per row: [(label lines, image)], the row's height with its label strip
-    for i in range(0, len(pics), columns):
-        cells = [(wrap_label(label, im.width, small), im) for label, im in pics[i:i + columns]]
-        strip = max(len(lines) for lines, _ in cells) * step_small + 2
-        rows.append((cells, max(im.height for _, im in cells) + strip))
-    width = max([min_width] + [sum(im.width for _, im in cells) + gap * (len(cells) + 1) for cells, _ in rows])
-    heads = [(line, colour) for item in title
-             for text, colour in [item if isinstance(item, tuple) else (item, "black")]
-             for line in wrap_label(text, width - 2 * gap, big)]
-    top = gap + len(heads) * step_big + (gap if heads else 0)
-    sheet = Image.new("RGB", (width, top + sum(h + gap for _, h in rows)), "white")
-    draw = ImageDraw.Draw(sheet)
-    for i, (line, colour) in enumerate(heads):
-        draw.text((gap, gap + i * step_big), line.rstrip(), fill=colour, font=big)
-    y = top
-    for cells, row_height in rows:
-        x = gap
-        for lines, im in cells:
-            sheet.paste(im, (x, y))
-            for k, line in enumerate(lines):
-                draw.text((x, y + im.height + 1 + k * step_small), line.rstrip(), fill="black", font=small)
-            x += im.width + gap
-        y += row_height + gap
-    return np.asarray(sheet, np.float32) / 255.0
-
-
-# --------------------------------------------------------------------------------------------------
 # Saving
-
-
-def _check_target(target: pathlib.Path, overwrite: bool) -> None:
-    """The folder exists, the target is not a folder, and it is new unless ``overwrite``."""
-    folder = target.parent
-    if not folder.is_dir():
-        raise OutputError(
-            f"{target}: folder {str(folder) or '.'!r} does not exist; create it first (mkdir -p)"
-            if not folder.exists()
-            else f"{target}: {str(folder)!r} is not a folder; choose another output path"
-        )
-    if target.is_dir():
-        raise OutputError(f"{target}: is a folder; give a file name for the output")
-    if not overwrite and os.path.lexists(target):
-        raise OutputError(f"{target}: exists; pass --overwrite to replace it, or choose another name")
-
-
-def atomic_write(
-    path: PathLike, write_fn: Callable[[pathlib.Path], None], *, overwrite: bool = True
-) -> pathlib.Path:
-    """Write ``path`` atomically: ``write_fn(tmp_path)`` fills a temporary file, which then replaces ``path``.
-
-    The temporary file sits in the same folder (so ``os.replace`` is atomic) and its name ends with the
-    final file name, so suffix checks (``.weights.h5``, ``.png``) still pass. It is fsynced before the
-    move and removed if anything fails, including an exception from ``write_fn``, which propagates
-    unchanged. With ``overwrite=False`` an existing ``path`` is never replaced (checked atomically where
-    the file system supports hard links). The new file gets the mode of the file it replaces, or the
-    usual ``0o666 & ~umask``. Folder problems raise :class:`OutputError`.
-    """
-    target = pathlib.Path(path)
-    folder = target.parent
-    _check_target(target, overwrite)
-    try:
-        existing_mode = stat.S_IMODE(os.stat(target).st_mode)
-    except OSError:
-        existing_mode = None
-
-    tmp = _new_tmp(target)
-    try:
-        write_fn(tmp)  # its exceptions propagate unchanged (after the clean-up below)
-    except BaseException:
-        _remove(tmp)
-        raise
-    try:
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.chmod(tmp, existing_mode if existing_mode is not None else 0o666 & ~_umask())
-        if overwrite:
-            os.replace(tmp, target)
-        else:
-            _move_no_clobber(tmp, target)
-    except FileExistsError:
-        _remove(tmp)
-        raise OutputError(
-            f"{target}: exists; pass --overwrite to replace it, or choose another name"
-        ) from None
-    except OSError as exc:
-        _remove(tmp)
-        raise OutputError(
-            f"{target}: cannot write ({_one_line(exc)}); check the folder and free disk space"
-        ) from exc
-    except BaseException:
-        _remove(tmp)
-        raise
-    _fsync_dir(folder)
-    return target
-
-
-def _new_tmp(target: pathlib.Path) -> pathlib.Path:
-    """Create an empty temporary file beside ``target`` (for :func:`atomic_write`, or to prove the folder
-    writable); a folder that refuses it (permissions, read-only file system) raises :class:`OutputError`."""
-    folder = target.parent
-    tmp = folder / f".{secrets.token_hex(4)}.tmp-{target.name}"
-    try:
-        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-    except OSError as exc:
-        raise OutputError(
-            f"{target}: cannot write in {str(folder) or '.'!r} ({_one_line(exc)}); check the folder's "
-            "permissions or choose another output path"
-        ) from None
-    return tmp
-
-
-def _remove(tmp: pathlib.Path) -> None:
-    with contextlib.suppress(OSError):
-        os.unlink(tmp)
-
-
-def _move_no_clobber(tmp: pathlib.Path, target: pathlib.Path) -> None:
-    try:
-        os.link(tmp, target)  # fails with FileExistsError if target appeared meanwhile
-    except FileExistsError:
-        raise
-    except OSError:  # no hard links here (some network / FAT file systems): best effort
-        if os.path.lexists(target):
-            raise FileExistsError(str(target)) from None
-        os.replace(tmp, target)
-        return
-    os.unlink(tmp)
-
-
-def _fsync_dir(folder: pathlib.Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _umask() -> int:
-    try:
-        with open("/proc/self/status", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    return 0o022
-
-
-def _same_file(a: PathLike, b: PathLike) -> bool:
-    if os.path.realpath(a) == os.path.realpath(b):
-        return True
-    try:
-        return os.path.samefile(a, b)  # hard links and case-insensitive file systems
-    except OSError:
-        return False
 
 
 def check_output_path(
@@ -804,27 +583,14 @@ def check_output_path(
             f"{target}: unknown image extension {target.suffix or '(none)'!r}; use one of {allowed}"
         )
     for p in protect:
-        if _same_file(target, p):
+        if same_file(target, p):
             raise OutputError(
                 f"{target}: refusing to write over the input {os.fspath(p)}; choose another output "
                 "path, or pass --overwrite to replace the input"
             )
-    _check_target(target, overwrite)
-    _remove(_new_tmp(target))
+    check_target(target, overwrite)
+    remove(new_tmp(target))
     return target
-
-
-def output_folder(path: PathLike, what: str = "output folder") -> pathlib.Path:
-    """Create the folder ``path`` (and its parents) if needed and prove it takes new files, for commands to
-    call before any compute; a file in the way or an unwritable place raises :class:`OutputError`."""
-    folder = pathlib.Path(path)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        why = "a file is in the way" if isinstance(exc, FileExistsError) else exc.strerror or exc
-        raise OutputError(f"{what} {str(folder)!r} cannot be created ({why}); choose another folder") from None
-    _remove(_new_tmp(folder / "probe"))  # not check_output_path: a folder needs no extension or protect checks
-    return folder
 
 
 def save_image(
@@ -889,7 +655,7 @@ def save_image(
             pil.save(tmp, format=fmt, **options)
         except (OSError, ValueError, KeyError) as exc:
             raise OutputError(
-                f"{target}: cannot encode as {fmt} ({_one_line(exc)}); check free disk space"
+                f"{target}: cannot encode as {fmt} ({one_line(exc)}); check free disk space"
             ) from None
 
     return atomic_write(target, write, overwrite=overwrite)

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import imageio
+from . import atomic, imageio
 from .effect import Effect
 from .errors import GradfxError, ParameterError, PluginError
 from .params import Param
@@ -222,7 +222,7 @@ def draft(steps: Sequence[Any], image: Any = None, *, model: str | None = None, 
         planned.append(PlannedStep(eff, resolved, model_name, where=where, named=bool(step_model or model),
                                    asked=frozenset(params or {})))
     loaded = None if image is None else imageio.load_image(image, max_size=max_size)
-    folder = None if snapshots is None else imageio.output_folder(snapshots, "snapshots folder")
+    folder = None if snapshots is None else atomic.output_folder(snapshots, "snapshots folder")
     files = tuple(dict.fromkeys(path for s in planned for path in s.files()))
     return Plan(tuple(planned), loaded, seed, _weights_text(weights), registry, device, chain, folder,
                 check_only, files, name)

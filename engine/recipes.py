@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import imageio
+from . import atomic
 from .api import Result, Step
 from .effect import Effect
 from .errors import ImageError, ParameterError, RecipeError, suggest
@@ -195,7 +195,7 @@ def save_recipe(recipe: Recipe, path: str | os.PathLike, *, registry: Registry |
     target = file.resolve().parent
     rebased = _rebase(recipe, target, registry)
     text = dumps_recipe(rebased)
-    return imageio.atomic_write(file, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    return atomic.atomic_write(file, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
 
 
 def _rebase(recipe: Recipe, target: Path, registry: Registry | None) -> Recipe:

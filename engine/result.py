@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from . import imageio
+from . import atomic, imageio
 
 
 @dataclass
@@ -54,7 +54,7 @@ def write_report(path: str | os.PathLike, report: Mapping[str, Any], *,
     """Write a run report as JSON, atomically; never over one of the ``protect`` paths (inputs, outputs)."""
     target = imageio.check_output_path(path, protect=protect, image=False)
     text = json.dumps(report, indent=2, default=_json_default)
-    return imageio.atomic_write(target, lambda tmp: Path(tmp).write_text(text + "\n"))
+    return atomic.atomic_write(target, lambda tmp: Path(tmp).write_text(text + "\n"))
 
 
 def write_frames(folder: Path, frames: Sequence[np.ndarray], *, protect: Sequence[str] = (),
@@ -62,7 +62,7 @@ def write_frames(folder: Path, frames: Sequence[np.ndarray], *, protect: Sequenc
     """Numbered PNG frames in ``folder`` plus an animated WebP ``folder.webp`` beside it."""
     from PIL import Image
 
-    imageio.output_folder(folder, "frames folder")
+    atomic.output_folder(folder, "frames folder")
     written = [imageio.save_image(folder / f"{i:04d}.png", f, protect=protect) for i, f in enumerate(frames, 1)]
     pil = [Image.fromarray(imageio.to_uint8(f)) for f in frames]
     anim = folder.with_suffix(".webp")
@@ -71,7 +71,7 @@ def write_frames(folder: Path, frames: Sequence[np.ndarray], *, protect: Sequenc
         pil[0].save(tmp, format="WEBP", save_all=True, append_images=pil[1:], duration=duration_ms, loop=0,
                     lossless=False, quality=90)
 
-    written.append(imageio.atomic_write(anim, write))
+    written.append(atomic.atomic_write(anim, write))
     return written
 
 

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from . import imageio
+from . import atomic, imageio
 from .errors import GradfxError, ImageError, OutputError
 
 #: file extensions read as videos, and the FFmpeg container each is written as
@@ -189,7 +189,7 @@ def write_video(path: str | os.PathLike, frames: Iterable[np.ndarray], fps: Frac
             if source is not None:
                 source.close()
 
-    return imageio.atomic_write(target, write, overwrite=overwrite)
+    return atomic.atomic_write(target, write, overwrite=overwrite)
 
 
 def _audio_streams(out: Any, source: Any) -> list[tuple[Any, Any]]:

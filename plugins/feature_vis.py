@@ -267,11 +267,11 @@ def contact_sheet(images: Sequence[np.ndarray] | np.ndarray, labels: Sequence[st
                   columns: int | None = None) -> np.ndarray:
     """The images in a grid, each with its label below it (wrapped to the image's width, never cut short), on
     white: H x W x 3."""
-    from gradfx.engine import imageio
+    from gradfx.engine import sheets
 
     images = [np.clip(np.asarray(im, np.float32), 0.0, 1.0) for im in images]
     cols = columns or math.ceil(math.sqrt(len(images)))
-    return imageio.labelled_sheet(list(zip(labels, images, strict=True)), columns=cols, gap=gap)
+    return sheets.labelled_sheet(list(zip(labels, images, strict=True)), columns=cols, gap=gap)
 
 
 EFFECTS = (FeatureVis(),)

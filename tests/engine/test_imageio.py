@@ -22,7 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from gradfx.engine import imageio
+from gradfx.engine import atomic, imageio
 from gradfx.engine.errors import ImageError, OutputError, ParameterError
 from gradfx.engine.imageio import (
     LoadedImage,
@@ -625,14 +625,14 @@ def test_check_output_path_tries_the_folder_so_an_unwritable_one_fails_before_an
 
 
 def test_output_folder_is_created_and_tried_or_a_one_line_output_error(tmp_path, monkeypatch):
-    assert imageio.output_folder(tmp_path / "a" / "b") == tmp_path / "a" / "b"
+    assert atomic.output_folder(tmp_path / "a" / "b") == tmp_path / "a" / "b"
     assert os.listdir(tmp_path / "a" / "b") == []
     (tmp_path / "file").write_text("x")
     with pytest.raises(OutputError, match="demo folder .*file.* cannot be created .*choose another folder"):
-        imageio.output_folder(tmp_path / "file", "demo folder")  # was a bare FileExistsError
+        atomic.output_folder(tmp_path / "file", "demo folder")  # was a bare FileExistsError
     refuse_new_files_in(tmp_path / "a" / "b", monkeypatch)
     with pytest.raises(OutputError, match="cannot write in"):
-        imageio.output_folder(tmp_path / "a" / "b")
+        atomic.output_folder(tmp_path / "a" / "b")
 
 
 def test_failed_save_leaves_no_partial_output_and_no_temp_file(tmp_path, monkeypatch):

@@ -98,16 +98,16 @@ def test_demo_writes_samples_recipes_outputs_and_an_overview_and_says_weights_we
 
 # ----------------------------------------------------------------------- labels on the sheets, never cut short
 def test_wrapped_labels_fit_their_width_and_lose_nothing():
-    from gradfx.engine import imageio
+    from gradfx.engine import sheets
 
-    font = imageio.label_font(10)
+    font = sheets.label_font(10)
     label = "feature-vis: direction(block3_conv1, 'vectors/a-long-name.npy') - 0.5*tv"
-    lines = imageio.wrap_label(label, 64, font)
+    lines = sheets.wrap_label(label, 64, font)
     assert "".join(lines) == label and len(lines) > 2
     assert all(font.getlength(line.rstrip()) <= 64 for line in lines)
-    assert imageio.wrap_label("block3_conv1:0", 64, font) == ["block3_", "conv1:0"]  # breaks after _ or :
-    assert imageio.wrap_label("short", 64, font) == ["short"] and imageio.wrap_label("", 64, font) == [""]
-    assert imageio.wrap_label("abc", 1, font) == ["a", "b", "c"]  # one character a line at the least
+    assert sheets.wrap_label("block3_conv1:0", 64, font) == ["block3_", "conv1:0"]  # breaks after _ or :
+    assert sheets.wrap_label("short", 64, font) == ["short"] and sheets.wrap_label("", 64, font) == [""]
+    assert sheets.wrap_label("abc", 1, font) == ["a", "b", "c"]  # one character a line at the least
 
 
 def _ink_rows(region: np.ndarray) -> int:

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from gradfx.engine import imageio, samples, trained_vgg16
+from gradfx.engine import atomic, imageio, samples, sheets, trained_vgg16
 from gradfx.engine.execute import execute
 from gradfx.engine.recipes import load_recipe, plan_recipe
 from gradfx.engine.registry import get_registry
@@ -58,14 +58,14 @@ def _say(message: str) -> None:
 
 def main(args: argparse.Namespace) -> int:
     started = time.perf_counter()
-    out = imageio.output_folder(args.output, "demo folder")
+    out = atomic.output_folder(args.output, "demo folder")
     reg = get_registry()
     written = samples.write_samples(out, SAMPLE_SIZE)
     recipes = []
     for name in DEMO_RECIPES:  # copy and plan every recipe before any compute
         path = out / f"{name}.toml"
         text = recipe_text(name)
-        imageio.atomic_write(path, lambda tmp, text=text: Path(tmp).write_text(text, encoding="utf-8"))
+        atomic.atomic_write(path, lambda tmp, text=text: Path(tmp).write_text(text, encoding="utf-8"))
         recipes.append((name, plan_recipe(load_recipe(path), seed=args.seed, weights=args.weights,
                                           device=args.device, registry=reg, snapshots=out / f"{name}-steps",
                                           models=False)))
@@ -145,5 +145,5 @@ def _grid(tiles: list[tuple[str, np.ndarray]], *, title: list[str], height: int 
         im = Image.fromarray(imageio.to_uint8(rgb))
         im = im.resize((max(1, round(im.width * height / im.height)), height), Image.LANCZOS)
         scaled.append((label, np.asarray(im, np.float32) / 255.0))
-    return imageio.labelled_sheet(scaled, columns=columns, gap=gap, font_size=13, title_size=15, min_width=640,
+    return sheets.labelled_sheet(scaled, columns=columns, gap=gap, font_size=13, title_size=15, min_width=640,
                                   title=[(line, (170, 0, 0) if "RANDOM" in line else "black") for line in title])
