@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+import numpy as np
 import tensorflow as tf
 
 from .errors import ParameterError
@@ -102,3 +103,23 @@ def tiles(size: tuple[int, int], tile: int, min_span: int = 1) -> list[tuple[int
     """(y0, y1, x0, x1) boxes covering an image of ``size`` with tiles of about ``tile`` pixels a side."""
     return [(y0, y1, x0, x1) for y0, y1 in tile_spans(size[0], tile, min_span)
             for x0, x1 in tile_spans(size[1], tile, min_span)]
+
+
+def batched(image: np.ndarray | tf.Tensor, batch: int) -> tf.Tensor:
+    if isinstance(image, np.ndarray) and image.dtype == np.uint8:  # an 8-bit original: the same floats as k / 255
+        t = _from_8bit(tf.convert_to_tensor(image))
+    else:
+        t = tf.convert_to_tensor(image, tf.float32)
+    if t.shape.rank == 3:
+        t = t[None]
+    if t.shape[0] != batch:
+        if t.shape[0] != 1:
+            raise ParameterError(f"init has a batch of {t.shape[0]} images but the problem asks for {batch}")
+        t = tf.repeat(t, batch, axis=0)
+    return t
+
+
+@tf.function
+def _from_8bit(image: tf.Tensor) -> tf.Tensor:
+    """uint8 -> float32 ``k / 255``, in one graph so the division reuses the cast's buffer (one full-size copy)."""
+    return tf.cast(image, tf.float32) / 255.0

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from gradfx.engine import tiling
 from gradfx.engine.errors import ParameterError
 from gradfx.engine.objectives import Objective, channel, layer_mean, total_variation
 from gradfx.engine.progress import CancelToken
@@ -116,7 +117,7 @@ def test_banded_tiled_update_equals_the_whole_image_update_for_a_local_objective
     kw = dict(init=x, steps=3, optimizer="sgd", lr=0.01, normalize="std")
     whole = solve(Problem(obj, **kw), None)
     solver = Solver(Problem(obj, tile=16, **kw), None)
-    assert solver._banded()
+    assert tiling.banded(solver)
     tiled = solver.run()
     np.testing.assert_allclose(tiled.image, whole.image, atol=5e-4)  # each step moves pixels by about 0.01
     np.testing.assert_allclose(tiled.losses, whole.losses, rtol=1e-5)
@@ -189,14 +190,12 @@ def test_an_image_below_the_model_minimum_names_the_short_side_and_no_octaves_th
 def test_banded_octave_preparation_equals_the_general_path(monkeypatch, reinject):
     # a tiled DeepDream-like problem (SGD, normalised gradient, 8-bit input) prepares each octave band by band
     # from the 8-bit original and the previous octave; with no steps the result is that preparation alone
-    import gradfx.engine.solver as solver_module
-
-    monkeypatch.setattr(solver_module, "_BAND_ROWS", 7)  # many bands, each with a halo, on a small image
+    monkeypatch.setattr(tiling, "_BAND_ROWS", 7)  # many bands, each with a halo, on a small image
     eight = (img(67, 90, seed=3) * 255).astype(np.uint8)
     problem = Problem(channel("conv", 1), init=eight, maximize=True, steps=0, octaves=3, octave_scale=1.4,
                       reinject_detail=reinject, optimizer="sgd", lr=0.05, normalize="mean", tile=16)
     solver = Solver(problem, tiny)
-    assert all(solver._lean(size) for size in solver.sizes)
+    assert all(tiling.lean(solver, size) for size in solver.sizes)
     banded = solver.run().image
 
     original = tf.constant(eight[None].astype(np.float32) / 255.0)
