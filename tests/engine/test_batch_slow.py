@@ -35,7 +35,7 @@ def test_a_video_comes_back_as_a_video_with_its_frame_count_rate_and_audio(tmp_p
     monkeypatch.chdir(tmp_path)
     make_video(tmp_path / "clip.mp4", frames=12, size=64, fps=Fraction(15))
     argv = ["batch", "deepdream", "clip.mp4", "-o", "out", "--model", "vgg16", "--weights", "random",
-            "-p", "layers=block1_conv2", "-p", "octaves=1", "-p", "steps=1", "-q"]
+            "-p", "layers=block1_conv2", "-p", "octaves=1", "-p", "steps=1", "-p", "step_size=0.05", "-q"]
     assert main(argv) == 0
     frames = sorted((tmp_path / "out" / "clip").glob("*.png"))
     assert [f.name for f in frames] == [f"{i:06d}.png" for i in range(1, 13)]
