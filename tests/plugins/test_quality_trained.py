@@ -14,6 +14,7 @@ import pytest
 from photos import photo
 
 from gradfx.engine import imageio, run, samples
+from gradfx.engine.params import parse_layer_weights
 from gradfx.engine.registry import get_registry
 
 pytestmark = pytest.mark.slow
@@ -65,15 +66,13 @@ def test_style_transfer_defaults_carry_the_style_and_keep_the_content(tmp_path: 
 
 
 def test_deepdream_defaults_on_vgg16_run_every_step_and_raise_the_objective() -> None:
-    from gradfx.plugins.deepdream import parse_layers
-
     image = photo("chelsea", 256)
     result = run("deepdream", image, model="vgg16")
     report, params = result.report, result.report["params"]
     assert report["weights"]["resolved"] == "hed" and report["status"] == "done" and not report["messages"]
     assert report["steps"] == params["octaves"] * params["steps"]  # max_loss stopped no octave early
 
-    layers = parse_layers(params["layers"])
+    layers = parse_layer_weights(params["layers"], negative=True)  # the parser deepdream uses
     before, after = _features([name for name, _ in layers], [image, result.image])
 
     def objective(f) -> float:
