@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from . import imageio
 from .errors import GradfxError
 
 METHODS = ("dis", "farneback")
@@ -44,7 +45,7 @@ def _grey8(image: np.ndarray) -> np.ndarray:
     rgb = np.asarray(image, np.float32)
     if rgb.ndim == 3:
         rgb = rgb @ np.float32([0.299, 0.587, 0.114])
-    return np.clip(np.rint(rgb * 255.0), 0, 255).astype(np.uint8)
+    return imageio.to_uint8(rgb)
 
 
 def optical_flow(a: np.ndarray, b: np.ndarray, method: str = "dis") -> np.ndarray:

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from . import atomic, imageio
-from .errors import GradfxError, ImageError, OutputError
+from .errors import GradfxError, ImageError, OutputError, one_line
 
 #: file extensions read as videos, and the FFmpeg container each is written as
 VIDEO_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm",
@@ -68,16 +68,11 @@ def _open(path: str | os.PathLike) -> Any:
     try:
         container = av.open(shown)
     except (av.error.FFmpegError, OSError, ValueError) as exc:
-        raise ImageError(f"video {shown!r} cannot be read ({_one_line(exc)}); is it a video file?") from None
+        raise ImageError(f"video {shown!r} cannot be read ({one_line(exc)}); is it a video file?") from None
     if not container.streams.video:
         container.close()
         raise ImageError(f"{shown!r} has no video stream; give a video file")
     return container
-
-
-def _one_line(exc: BaseException) -> str:
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return lines[-1] if lines else type(exc).__name__
 
 
 def probe(path: str | os.PathLike) -> VideoInfo:
@@ -95,7 +90,7 @@ def probe(path: str | os.PathLike) -> VideoInfo:
             try:
                 frames = sum(1 for _ in container.decode(stream))
             except av.error.FFmpegError as exc:
-                raise ImageError(f"video {os.fspath(path)!r} is corrupt ({_one_line(exc)})") from None
+                raise ImageError(f"video {os.fspath(path)!r} is corrupt ({one_line(exc)})") from None
         return VideoInfo(os.fspath(path), frames, Fraction(rate), int(stream.codec_context.width),
                          int(stream.codec_context.height), bool(container.streams.audio))
     finally:
@@ -117,7 +112,7 @@ def read_frames(path: str | os.PathLike) -> Iterator[np.ndarray]:
                 yield frame.to_ndarray(format="rgb24").astype(np.float32) / 255.0
         except av.error.FFmpegError as exc:
             raise ImageError(f"video {os.fspath(path)!r}: frame {index + 1} cannot be decoded "
-                             f"({_one_line(exc)})") from None
+                             f"({one_line(exc)})") from None
     finally:
         container.close()
 
