@@ -251,9 +251,10 @@ def complete(p: Plan) -> Plan:
             if weights is None and not (p.check_only and keyword):
                 weights = decide(spec)
                 if _follows(p, s, weights):
-                    s = _on_trained_vgg16(s)
+                    s = _on_trained_vgg16(s, spec)
                     spec = p.registry.model(s.model)
-                    weights = decide(spec)
+                    # the step's note says it all, once: not also the trained VGG16's own fall-back warning
+                    weights = replace(decide(spec), warning=None)
         except GradfxError as exc:
             error = type(exc)(f"{s.where}: {exc}") if s.where else exc
             error.step = i  # type: ignore[attr-defined]
@@ -276,17 +277,21 @@ def _follows(p: Plan, s: PlannedStep, weights: ResolvedWeights) -> bool:
             and trained_vgg16.locate() is not None)
 
 
-def _on_trained_vgg16(s: PlannedStep) -> PlannedStep:
-    """Step ``s`` moved to VGG16: the parameters the caller left to their defaults take VGG16's."""
+def _on_trained_vgg16(s: PlannedStep, default: ModelSpec) -> PlannedStep:
+    """Step ``s`` moved from its ``default`` model to VGG16: the parameters the caller left to their defaults
+    take VGG16's, and the step's note says so with how to get the default model's own trained weights."""
     from . import trained_vgg16
+    from .weights import keras_models_dir
 
     eff, vgg16 = s.effect, trained_vgg16.MODEL
     params = {**s.params, **{q.name: q.coerce(q.default_for(vgg16), s.where) for q in eff.schema
                              if q.model_defaults and q.name not in s.asked}}
     eff.check(params)
+    get = (f"for {s.model}, copy {default.imagenet_file} into {keras_models_dir()} or go online once"
+           if default.imagenet_file else f"--model {s.model} --weights PATH runs {s.model} on your weights")
     note = (f"{eff.name}: its default model {s.model} has no trained weights here, so it runs on {vgg16} with "
-            f"the {trained_vgg16.SHORT} and {eff.name}'s {vgg16} defaults (--model {s.model} keeps {s.model}, "
-            f"on random weights)")
+            f"the HED-fine-tuned weights ({trained_vgg16.DISTRIBUTION}; not ImageNet) and {eff.name}'s {vgg16} defaults; {get} (--model {s.model} alone keeps it, on "
+            f"random weights)")
     return replace(s, model=vgg16, params=params, note=note)
 
 

@@ -12,6 +12,7 @@ import TensorFlow.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import urllib.parse
@@ -96,8 +97,9 @@ def _reachable(origin: str, timeout: float = 5.0) -> str | None:
     port = parsed.port or (443 if parsed.scheme == "https" else 80)
     try:
         socket.create_connection((host, port), timeout=timeout).close()
-    except OSError as exc:
-        return f"{host} unreachable: {exc}"
+    except OSError as exc:  # the socket's own words ("Name or service not known") only with --debug
+        logging.getLogger("gradfx").debug("%s:%s: %s", host, port, exc)
+        return f"{host} unreachable"
     return None
 
 
@@ -139,15 +141,15 @@ def _locate_imagenet(spec: ModelSpec, include_top: bool, *, download: bool = Tru
     if os.path.isfile(path):
         return path, ""
     if _offline():
-        return None, f"{fname} is not in {models_dir} and {OFFLINE_ENV}=1 forbids downloading"
+        return None, f"{fname} is not in {models_dir}; {OFFLINE_ENV}=1 forbids downloading"
     if not origin:
         return None, f"{fname} is not in {models_dir} and the model names no download origin"
     if not download:
         return None, f"{fname} is not in {models_dir} and its download site does not answer"
     try:
         return _download(fname, origin, models_dir), ""
-    except OSError as exc:
-        return None, f"{fname} is not in {models_dir} and downloading {origin} failed ({exc})"
+    except OSError as exc:  # the URL is in `gradfx models NAME` and the README, not in every warning
+        return None, f"{fname} is not in {models_dir} and could not be downloaded: {exc}"
 
 
 def _imagenet_fix(spec: ModelSpec, include_top: bool) -> str:
@@ -192,8 +194,7 @@ def resolve_weights(
 def _auto_fallback(spec: ModelSpec, include_top: bool, why: str) -> ResolvedWeights:
     """What ``auto`` uses when the ImageNet file cannot be had (``why``): the HED VGG16 if it fits, else random."""
     fname, _ = _imagenet_names(spec, include_top)
-    get = (f"to get them, go online once or copy {fname} into {keras_models_dir()}" if fname
-           else "pass trained weights with --weights PATH")
+    get = "for ImageNet, copy that file there or go online once" if fname else "pass trained weights with --weights PATH"
     if trained_vgg16.fits(spec.name) and not include_top:
         hed = trained_vgg16.locate()
         if hed is not None:

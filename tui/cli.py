@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import os
 import sys
 import traceback
@@ -60,6 +61,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.debug:
         os.environ.setdefault("GRADFX_DEBUG", "1")
+        log = logging.getLogger("gradfx")  # the engine's details (a download's socket error, ...)
+        log.setLevel(logging.DEBUG)
+        log.addHandler(logging.StreamHandler())
     else:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     try:

@@ -57,6 +57,9 @@ def test_the_default_model_follows_the_weights(make_image) -> None:
     assert r["model"] == "vgg16" and r["weights"]["resolved"] == "hed"
     notes = [w for w in r["warnings"] if "default model inception_v3 has no trained weights" in w]
     assert len(notes) == 1 and "vgg16" in notes[0] and "--model inception_v3" in notes[0]
+    # said once: the note names the weights and how to get inception_v3's own, and no second warning repeats it
+    assert "HED-fine-tuned" in notes[0] and "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5" in notes[0]
+    assert r["warnings"] == notes
     # vgg16's own defaults: its layers, and max_loss 0, so the only step runs
     from gradfx.engine.registry import get_registry
 
