@@ -134,7 +134,7 @@ def _run_step(plan: Plan, step: PlannedStep, loaded: imageio.LoadedImage | None,
         if (spec.name, top) not in resolutions:  # another model, or the classifier top: decided once per plan
             resolutions[spec.name, top] = weights.resolve_weights(spec, plan.weights, include_top=top)
         resolved = resolutions[spec.name, top]
-        ext = extractors.get_extractor(spec, layers, resolved, seed=seed, **options)
+        ext = extractors.get_extractor(spec, layers, resolved, seed=seed, device=tf_device, **options)
         used_weights.setdefault(model_name, resolved)
         return ext
 

@@ -4,6 +4,7 @@ objective reads; both cached, so a chain (or a batch) that uses one model builds
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import threading
@@ -116,28 +117,39 @@ def load_model(
     seed: int = 0,
     include_top: bool = False,
     pooling: str = "max",
+    device: str | None = None,
 ) -> LoadedModel:
-    """Build ``name_or_spec`` with the given weights, frozen; cached per (model, weights, seed, top, pooling).
+    """Build ``name_or_spec`` with the given weights, frozen; cached per (model, weights, seed, top, pooling,
+    device).
 
-    ``seed`` only matters for random weights (including an ``auto`` fallback).
+    ``seed`` only matters for random weights (including an ``auto`` fallback). ``device`` (a TensorFlow device
+    string such as ``"/GPU:1"``) is where the weights live; None builds under the caller's device scope.
     """
     spec = get_spec(name_or_spec)
     resolved = _resolved(spec, weights, include_top)
-    return _load_resolved(spec, resolved, seed=seed, include_top=include_top, pooling=pooling)
+    return _load_resolved(spec, resolved, seed=seed, include_top=include_top, pooling=pooling, device=device)
+
+
+def _on(device: str | None) -> Any:
+    """``tf.device(device)``, or no change of scope for None."""
+    return tf.device(device) if device else contextlib.nullcontext()
 
 
 def _load_resolved(
-    spec: ModelSpec, resolved: ResolvedWeights, *, seed: int, include_top: bool, pooling: str
+    spec: ModelSpec, resolved: ResolvedWeights, *, seed: int, include_top: bool, pooling: str,
+    device: str | None = None,
 ) -> LoadedModel:
-    key = (id(spec), _weights_key(resolved, seed), bool(include_top), pooling)
+    # the device is in the key: on a multi-GPU box each GPU's worker gets weights that live on its own GPU
+    key = (id(spec), _weights_key(resolved, seed), bool(include_top), pooling, device)
     with _LOCK:
         hit = _MODELS.get(key)
         if hit is not None and hit.spec is spec:
             # the same network serves ``random`` and an ``auto`` that fell back to random; the record (with
             # its fallback flag and warning) is the caller's
             return hit if hit.weights == resolved else replace(hit, weights=resolved)
-        model = build(spec, include_top=include_top, pooling=pooling)
-        apply_weights(model, spec, resolved, seed=seed, include_top=include_top)
+        with _on(device):
+            model = build(spec, include_top=include_top, pooling=pooling)
+            apply_weights(model, spec, resolved, seed=seed, include_top=include_top)
         model.trainable = False
         loaded = LoadedModel(spec, model, resolved)
         _MODELS[key] = loaded
@@ -162,12 +174,15 @@ class Extractor:
         model: keras.Model,
         *,
         include_top: bool = False,
+        device: str | None = None,
     ) -> None:
         self.spec = spec
         self.layers = layers
         self.weights = weights
         self.model = model
         self.include_top = include_top
+        #: where the weights live (None: wherever the scope it was built in put them)
+        self.device = device
         #: the compute dtype of the backbone: ``float32``, or ``bfloat16`` (see :meth:`with_precision`)
         self.precision = str(model.layers[-1].dtype_policy.compute_dtype) if model.layers else "float32"
         self._variants: dict[str, Extractor] = {self.precision: self}
@@ -187,10 +202,12 @@ class Extractor:
                 def clone_layer(layer: keras.layers.Layer) -> keras.layers.Layer:
                     return layer.__class__.from_config({**layer.get_config(), "dtype": precision})
 
-                clone = keras.models.clone_model(self.model, clone_function=clone_layer)
-                clone.set_weights(self.model.get_weights())
+                with _on(self.device):
+                    clone = keras.models.clone_model(self.model, clone_function=clone_layer)
+                    clone.set_weights(self.model.get_weights())
                 clone.trainable = False
-                hit = Extractor(self.spec, self.layers, self.weights, clone, include_top=self.include_top)
+                hit = Extractor(self.spec, self.layers, self.weights, clone, include_top=self.include_top,
+                                device=self.device)
                 hit._variants = self._variants
                 self._variants[precision] = hit
             return hit
@@ -226,8 +243,10 @@ def get_extractor(
     seed: int = 0,
     pooling: str = "max",
     include_top: bool = False,
+    device: str | None = None,
 ) -> Extractor:
-    """A frozen feature extractor that outputs exactly ``layers``; cached.
+    """A frozen feature extractor that outputs exactly ``layers``; cached (per ``device`` too, see
+    :func:`load_model`).
 
     Unknown layer names raise :class:`ParameterError` with a close match.
     """
@@ -238,12 +257,12 @@ def get_extractor(
     if not wanted:
         raise ParameterError(f"no layers requested from model {spec.name}; `gradfx models {spec.name}` lists them")
     resolved = _resolved(spec, weights, include_top)
-    key = (id(spec), _weights_key(resolved, seed), resolved, bool(include_top), pooling, frozenset(wanted))
+    key = (id(spec), _weights_key(resolved, seed), resolved, bool(include_top), pooling, frozenset(wanted), device)
     with _LOCK:
         hit = _EXTRACTORS.get(key)
         if hit is not None and hit.spec is spec:
             return hit
-        loaded = _load_resolved(spec, resolved, seed=seed, include_top=include_top, pooling=pooling)
+        loaded = _load_resolved(spec, resolved, seed=seed, include_top=include_top, pooling=pooling, device=device)
         full = loaded.model
         available = [layer.name for layer in full.layers if not isinstance(layer, keras.layers.InputLayer)]
         for name in wanted:
@@ -257,6 +276,6 @@ def get_extractor(
         outputs = {name: full.get_layer(name).output for name in wanted}
         cut = keras.Model(inputs=full.inputs, outputs=outputs, name=f"{full.name}_extractor")
         cut.trainable = False
-        extractor = Extractor(spec, wanted, resolved, cut, include_top=include_top)
+        extractor = Extractor(spec, wanted, resolved, cut, include_top=include_top, device=device)
         _EXTRACTORS[key] = extractor
         return extractor

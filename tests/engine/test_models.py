@@ -370,6 +370,18 @@ def test_extractor_is_cut_frozen_and_cached() -> None:
     assert ext.weights.mode == "random" and ext.spec is VGG16
 
 
+def test_models_are_cached_per_device_and_built_on_it() -> None:
+    # a Ray worker per GPU: the second GPU must not compute with weights that live on the first
+    here = get_extractor("vgg16", ["block1_conv1"], "random")
+    on_cpu = get_extractor("vgg16", ["block1_conv1"], "random", device="/CPU:0")
+    assert on_cpu is not here and on_cpu.device == "/CPU:0"
+    assert get_extractor("vgg16", ["block1_conv1"], "random", device="/CPU:0") is on_cpu
+    assert load_model("vgg16", "random", device="/CPU:0").model is not load_model("vgg16", "random").model
+    for variant in (on_cpu, on_cpu.with_precision("bfloat16")):
+        assert variant.device == "/CPU:0"
+        assert all(v.value.device.endswith("CPU:0") for v in variant.model.weights)
+
+
 def test_extractor_shares_the_loaded_model_weights() -> None:
     full = load_model("vgg16", "random").model
     ext = get_extractor("vgg16", ["block1_conv1"], "random")
