@@ -14,7 +14,7 @@ from gradfx.engine.registry import get_registry
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("models", help="list backbone models (and a model's layer names: gradfx models NAME)")
-    p.add_argument("model", nargs="?", help="show this model's layer names")
+    p.add_argument("model", nargs="?", help="show this model's layer names, weights and ImageNet file")
     p.set_defaults(func=main)
 
 
@@ -28,6 +28,12 @@ def main(args: argparse.Namespace) -> int:
         spec = reg.model(args.model)
         console.print(f"[bold]{spec.name}[/] — {spec.summary}")
         console.print("layers: " + ", ".join(spec.layer_names()))
+        console.print(f"weights now (auto): {weights_now(spec)}")
+        if spec.imagenet_file:  # where a machine without the download site gets the file
+            from gradfx.engine.weights import keras_models_dir
+
+            where = f", from {spec.imagenet_origin}" if spec.imagenet_origin else ""
+            console.print(f"ImageNet file: {spec.imagenet_file} in {keras_models_dir()}{where}", soft_wrap=True)
         return 0
     table = Table(title="gradfx models", title_justify="left")
     for col in ("model", "summary", "min size", "default layers", "weights now (auto)", "plugin"):
