@@ -265,16 +265,33 @@ def complete(p: Plan) -> Plan:
 
 def _follows(p: Plan, s: PlannedStep, weights: ResolvedWeights) -> bool:
     """Whether step ``s``'s default model follows the weights to the HED-fine-tuned VGG16: nobody named a
-    model, the weights are ``auto`` and gave the default model random ones, the trained VGG16 is installed and
-    registered, the effect works with it, and the caller set no parameter that names the default model's
-    layers (:attr:`Param.names_layers`)."""
+    model, the weights are ``auto`` and gave the default model random ones, the caller set no parameter that
+    names the default model's layers (:attr:`Param.names_layers`), and :func:`_can_follow`."""
+    return (not s.named and weights.fell_back and _can_follow(s.effect, s.model, p.registry, p.weights)
+            and not any(q.names_layers and q.name in s.asked for q in s.effect.schema))
+
+
+def _can_follow(eff: Effect, model: str, registry: Registry, weights: str | os.PathLike) -> bool:
+    """The weights are ``auto``, the model is not VGG16 already, and the trained VGG16 is installed and
+    registered, and ``eff`` works with it."""
     from . import trained_vgg16
 
     vgg16 = trained_vgg16.MODEL
-    return (not s.named and s.model != vgg16 and p.weights.strip().lower() == "auto" and weights.fell_back
-            and vgg16 in p.registry.models and (s.effect.models is None or vgg16 in s.effect.models)
-            and not any(q.names_layers and q.name in s.asked for q in s.effect.schema)
-            and trained_vgg16.locate() is not None)
+    return (model != vgg16 and _weights_text(weights).strip().lower() == "auto" and vgg16 in registry.models
+            and (eff.models is None or vgg16 in eff.models) and trained_vgg16.locate() is not None)
+
+
+def followed_model(eff: Effect, registry: Registry, weights: str | os.PathLike = "auto") -> str | None:
+    """The model a step of ``eff`` that names no model (and no layers) runs on with these ``weights`` on this
+    machine when its default model follows the weights to the trained VGG16 (see :func:`complete`), else None.
+    For front ends that show the defaults a run will use (the TUI). Looks the default model up (imports
+    TensorFlow) and may probe its download site; never downloads."""
+    from . import trained_vgg16
+    from .weights import preview_auto
+
+    if not _can_follow(eff, eff.model, registry, weights):
+        return None
+    return trained_vgg16.MODEL if preview_auto(registry.model(eff.model)).fell_back else None
 
 
 def _on_trained_vgg16(s: PlannedStep, default: ModelSpec) -> PlannedStep:

@@ -142,6 +142,8 @@ class GradfxApp(RunMixin, SaveMixin, RecipeMixin, App[None]):
         self.saved: Path | None = None
         self.token: CancelToken | None = None
         self.running = False
+        #: effect -> the model its default follows the weights to on this machine (the forms show its defaults)
+        self.follows: dict[str, str] = {}
 
     def compose(self) -> ComposeResult:
         yield Static(id="topbar", markup=False)
@@ -173,6 +175,7 @@ class GradfxApp(RunMixin, SaveMixin, RecipeMixin, App[None]):
         if not effects:
             self.notify("No effects are registered: check 'gradfx plugins'.", severity="error", timeout=12)
         self._probe_device()  # also imports TensorFlow now, so the first run starts sooner
+        self._probe_follows()
         if self.image_path is not None:
             self._load_input(self.image_path)
         if self.initial_recipe is not None:
@@ -200,6 +203,41 @@ class GradfxApp(RunMixin, SaveMixin, RecipeMixin, App[None]):
             label = f"unavailable ({exc})"
         self.post_message(messages.DeviceFound(label))  # thread-safe, and a no-op if the app has gone meanwhile
 
+    @work(thread=True, exit_on_error=False, group="follows", exclusive=True)
+    def _probe_follows(self) -> None:
+        """Which effects' default models follow the weights to the trained VGG16 here (no ImageNet file for
+        InceptionV3 offline...): their forms then show the defaults a run will use, not the default model's."""
+        from gradfx.engine import device as devices
+        from gradfx.engine.plan import followed_model
+
+        devices.quiet_tensorflow()
+        weights, follows = self.weights, {}
+        for name, eff in self.registry.effects.items():
+            try:
+                model = followed_model(eff, self.registry, weights)
+            except GradfxError:  # a broken model plugin: the run says what is wrong
+                model = None
+            if model:
+                follows[name] = model
+        self.post_message(messages.FollowsFound(weights, follows))
+
+    async def on_gradfx_app_follows_found(self, message: messages.FollowsFound) -> None:
+        if message.weights != self.weights or message.follows == self.follows:
+            return  # the weights changed meanwhile (a newer probe is on its way), or nothing changed
+        self.follows = message.follows
+        self._apply_follows()
+        self.query_one(ChainView).show(self.chain, self._effects(), self.current)
+        form = self.query_one(ParamForm)
+        if form.about is not None:
+            await self._show_about(form.about)
+        elif self.current is not None and self.chain:
+            step = self.chain[self.current]
+            await form.show(self.current, step, self.registry.effects.get(step.effect))
+
+    def _apply_follows(self) -> None:
+        for step in self.chain:
+            step.follow(self.follows.get(step.effect), self.registry.effects.get(step.effect))
+
     def on_gradfx_app_device_found(self, message: messages.DeviceFound) -> None:
         self._set_device_label(message.label)
 
@@ -210,6 +248,7 @@ class GradfxApp(RunMixin, SaveMixin, RecipeMixin, App[None]):
     def set_weights(self, mode: str) -> None:
         self.weights = mode
         self._update_topbar()
+        self._probe_follows()
         self.notify(f"weights: {mode} for the next run")
 
     def action_weights_file(self) -> None:
@@ -284,6 +323,7 @@ class GradfxApp(RunMixin, SaveMixin, RecipeMixin, App[None]):
         view = self.query_one(ChainView)
         if not self.chain:
             self.current = None
+        self._apply_follows()
         view.show(self.chain, self._effects(), self.current)
         view.border_title = f"Chain ({len(self.chain)} step{'s' if len(self.chain) != 1 else ''})"
         await self._show_form()
@@ -307,8 +347,12 @@ class GradfxApp(RunMixin, SaveMixin, RecipeMixin, App[None]):
     async def _effect_highlighted(self, event: OptionList.OptionHighlighted) -> None:
         eff = self.registry.effects.get(event.option.id or "")
         if eff is not None and (event.option_list.has_focus or not self.chain):
-            plugin = self.registry.effect_plugin.get(eff.name)
-            await self.query_one(ParamForm).show_about(eff, None if plugin == BUILTIN else plugin)
+            await self._show_about(eff)
+
+    async def _show_about(self, eff: Effect) -> None:
+        plugin = self.registry.effect_plugin.get(eff.name)
+        await self.query_one(ParamForm).show_about(eff, None if plugin == BUILTIN else plugin,
+                                                   self.follows.get(eff.name))
 
     async def on_descendant_focus(self, event: events.DescendantFocus) -> None:
         if not self.screen_stack:  # the app is closing: the focus came after its screen went
@@ -391,6 +435,8 @@ class GradfxApp(RunMixin, SaveMixin, RecipeMixin, App[None]):
             self._error("Could not save", error)
         elif worker.group == "probe":
             self._set_device_label("unknown")
+        elif worker.group == "follows":
+            pass  # the forms keep the effects' own defaults; a run says which model it used and why
         else:
             self._error("Something went wrong", error)
 

@@ -30,17 +30,39 @@ class ChainStep:
     effect: str
     values: dict[str, Any] = field(default_factory=dict)
     model: str | None = None  #: a recipe step's own backbone, kept so a loaded recipe saves the same
+    #: the model the effect's default follows the weights to on this machine (the app sets it from
+    #: :func:`gradfx.engine.plan.followed_model`), and the effect's parameters that name the default model's
+    #: layers (setting one keeps the default model, as a run does)
+    follows: str | None = field(default=None, compare=False)
+    layer_params: frozenset[str] = field(default=frozenset(), compare=False)
 
     def copy(self) -> ChainStep:
-        return ChainStep(self.effect, dict(self.values), self.model)
+        return ChainStep(self.effect, dict(self.values), self.model, self.follows, self.layer_params)
+
+    def follow(self, model: str | None, effect: Effect | None) -> None:
+        """Show (and compare against) ``model``'s defaults while the step names no model: the run will use it."""
+        self.follows = model
+        self.layer_params = frozenset(p.name for p in effect.schema if p.names_layers) if effect else frozenset()
+
+    @property
+    def followed(self) -> str | None:
+        """The model a run uses while the step names none, when it is not the effect's default: the one the
+        default follows to, unless a layer-naming value keeps the default (as in a run)."""
+        return None if self.layer_params & self.values.keys() else self.follows
+
+    @property
+    def defaults_model(self) -> str | None:
+        """The model whose defaults the step's untouched parameters get in a run: the one it names, else the
+        one it follows to, else None (the effect's default)."""
+        return self.model or self.followed
 
     def text(self, param: Param) -> Any:
         """What the form shows for ``param``: the user's value, else the default as text."""
         if param.name in self.values:
             return self.values[param.name]
         if param.kind == "bool":
-            return bool(param.default_for(self.model))
-        return param.format(param.default_for(self.model))
+            return bool(param.default_for(self.defaults_model))
+        return param.format(param.default_for(self.defaults_model))
 
     def error(self, param: Param) -> str | None:
         """The message for a value that does not coerce, else None."""
@@ -52,7 +74,7 @@ class ChainStep:
 
     def _coerce(self, param: Param) -> Any:
         if param.name not in self.values:
-            return param.coerce(param.default_for(self.model))
+            return param.coerce(param.default_for(self.defaults_model))
         value = self.values[param.name]
         if isinstance(value, str) and not value.strip():
             return param.coerce(None)  # an emptied field means "unset"; required ones say so
@@ -63,7 +85,7 @@ class ChainStep:
         if param.name not in self.values:
             return None
         value = self._coerce(param)
-        return value if value != param.default_for(self.model) else None
+        return value if value != param.default_for(self.defaults_model) else None
 
     def params(self, effect: Effect) -> dict[str, Any]:
         """The values that differ from the defaults, coerced; raises ParameterError for the first bad one."""

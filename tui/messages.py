@@ -66,6 +66,14 @@ class DeviceFound(Message, namespace="gradfx_app"):
         self.label = label
 
 
+class FollowsFound(Message, namespace="gradfx_app"):
+    """Which effects' default models follow ``weights`` to another model here (effect name -> model)."""
+
+    def __init__(self, weights: str, follows: dict[str, str]) -> None:
+        super().__init__()
+        self.weights, self.follows = weights, follows
+
+
 class RecipeSaved(Message, namespace="gradfx_app"):
     def __init__(self, path: Path) -> None:
         super().__init__()

@@ -126,8 +126,8 @@ class ChainView(_StopAtEnds):
                 text.append("✗ ", style="bold red")
             text.append(step.effect, style="bold")
             changed = len(step.values) if eff is None else step.changed(eff)
-            if step.model:
-                text.append(f" ({step.model})", style="dim")
+            if step.defaults_model:  # named, or the one the default model follows the weights to
+                text.append(f" ({step.defaults_model})", style="dim")
             if changed:
                 text.append(f"  {changed} set", style="dim")
             options.append(Option(text))
@@ -210,12 +210,14 @@ class ParamForm(VerticalScroll):
         self.step: ChainStep | None = None
         self.effect: Effect | None = None
         self.index = -1
+        #: the effect whose "about" the form shows while the user browses effects, else None
+        self.about: Effect | None = None
         self.can_focus = False
         self._rebuilding = asyncio.Lock()
 
     async def show(self, index: int, step: ChainStep | None, effect: Effect | None) -> None:
         """Rebuild the form for ``step`` (``effect``), or the empty-chain hint when ``step`` is None."""
-        self.step, self.effect, self.index = step, effect, index
+        self.step, self.effect, self.index, self.about = step, effect, index, None
         async with self._rebuilding:  # one rebuild at a time: interleaved ones mounted into removed widgets
             await self._show(index, step, effect)
 
@@ -241,13 +243,14 @@ class ParamForm(VerticalScroll):
             label.styles.width = width
         self._show_errors()
         self.scroll_home(animate=False)  # a new step's form from its top, not where the last one was scrolled
-    async def show_about(self, effect: Effect, plugin: str | None = None) -> None:
-        """What an effect does and what it takes, while the user browses effects."""
-        self.step, self.effect, self.index = None, None, -1
+    async def show_about(self, effect: Effect, plugin: str | None = None, follows: str | None = None) -> None:
+        """What an effect does and what it takes, while the user browses effects; ``follows`` is the model
+        its default follows the weights to here (its defaults are the ones shown)."""
+        self.step, self.effect, self.index, self.about = None, None, -1, effect
         async with self._rebuilding:
-            await self._show_about(effect, plugin)
+            await self._show_about(effect, plugin, follows)
 
-    async def _show_about(self, effect: Effect, plugin: str | None) -> None:
+    async def _show_about(self, effect: Effect, plugin: str | None, follows: str | None) -> None:
         await self.remove_children()
         self.border_title = f"About {effect.name}"
         text = Text()
@@ -256,10 +259,14 @@ class ParamForm(VerticalScroll):
             text.append("plugin: ", style="dim")
             text.append(plugin + "\n")
         text.append("model: ", style="dim")
-        text.append(effect.model + ("" if effect.needs_input else "   (makes an image from nothing)") + "\n\n")
+        text.append((follows or effect.model) + ("" if effect.needs_input else "   (makes an image from nothing)"))
+        if follows:
+            text.append(f"\n  {effect.model}, its default, has no trained weights here: runs on {follows} "
+                        f"(trained weights) with these {follows} defaults; choosing a model keeps it", style="dim")
+        text.append("\n\n")
         for p in effect.schema:
             text.append(p.name, style="bold")
-            default = p.format(p.default)
+            default = p.format(p.default_for(follows))
             text.append(f"  {p.kind}" + (f" = {default}" if default else ""), style="dim")
             text.append(f"\n  {p.help}\n" if p.help else "\n")
         text.append("\nenter adds it to the chain · type a name to jump to it", style="italic")
@@ -268,13 +275,18 @@ class ParamForm(VerticalScroll):
     def _model_row(self, effect: Effect, step: ChainStep) -> Widget:
         """The step's backbone: a choice when the effect names the models it works with, else free text."""
         if effect.models:
-            field: Widget = Select([(m, m) for m in effect.models], value=step.model or effect.model,
+            field: Widget = Select([(m, m) for m in effect.models], value=step.defaults_model or effect.model,
                                    allow_blank=False, id="step-model", compact=True)
             help_text = f"backbone network (works with {', '.join(effect.models)})"
         else:
-            field = TextField(step.model or "", placeholder=f"{effect.model} (the effect's default)", id="step-model",
-                          compact=True)
-            help_text = f"backbone network; empty: {effect.model}; 'gradfx models' lists them"
+            default = step.defaults_model or effect.model
+            whose = "the default here" if step.followed else "the effect's default"
+            field = TextField(step.model or "", placeholder=f"{default} ({whose})", id="step-model",
+                              compact=True)
+            help_text = f"backbone network; empty: {default}; 'gradfx models' lists them"
+        if step.followed and not step.model:
+            help_text += (f"; {effect.model}, the effect's default, has no trained weights here, so the run uses "
+                          f"{step.defaults_model} and the defaults above are its")
         return Vertical(Horizontal(Label("model", classes="param-name"), field, classes="param-line"),
                         _under(Static(help_text, classes="param-help", markup=False)), classes="param-row")
 
@@ -282,9 +294,11 @@ class ParamForm(VerticalScroll):
         if self.step is None or self.effect is None:
             return
         model = value.strip() or None
-        if model == self.effect.model and self.step.model is None:
+        default = self.step.followed or self.effect.model  # what runs while the step names no model
+        if self.step.model is None and model in (None, default):
             return  # the default echoed back by the selector
-        self.step.model = None if model == self.effect.model else model
+        # the effect's own default, chosen while the default follows the weights elsewhere, is kept as named
+        self.step.model = None if model == default else model
         self.post_message(self.Changed(self.index, "model"))
 
     def _row(self, p: Param, step: ChainStep) -> Widget:

@@ -90,3 +90,17 @@ def test_a_chain_step_without_a_model_follows_too(make_image) -> None:
     models = [step["model"] for step in result.report["reports"]]
     assert models == ["vgg16", "vgg19"]
     assert np.isfinite(result.image).all()
+
+
+def test_followed_model_tells_a_front_end_the_model_a_run_will_use() -> None:
+    # what the TUI shows before a run: the same decision as the plan's, without a run (and without downloading)
+    from gradfx.engine.plan import followed_model
+    from gradfx.engine.registry import get_registry
+
+    reg = get_registry()
+    dream, style = reg.effect("deepdream"), reg.effect("style-transfer")
+    assert followed_model(dream, reg) == "vgg16" and followed_model(style, reg, "auto") == "vgg16"
+    assert followed_model(dream, reg, "random") is None and followed_model(dream, reg, "imagenet") is None
+    only_vgg19 = type(style)()
+    only_vgg19.models = ("vgg19",)  # an effect that does not work with VGG16 stays on its own model
+    assert followed_model(only_vgg19, reg) is None

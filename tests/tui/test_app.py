@@ -281,6 +281,36 @@ async def test_step_model_is_editable_and_kept(tiny_registry, sample, recording_
         assert app.chain[0].model is None
 
 
+async def test_forms_show_the_defaults_of_the_model_the_default_follows_to(tiny_registry, sample, recording_app,
+                                                                           wait_for, monkeypatch):
+    # offline with the trained VGG16 installed, an effect whose default model has no trained weights runs on
+    # VGG16 with VGG16's defaults: the about text, the form and the chain say so before the run (the probe)
+    from gradfx.engine import Float
+    from gradfx.engine import plan as plans
+
+    _register(tiny_registry, "far-dream", Float("lr", 0.02, "step size").per_model("tiny", vgg19=(0.5, "tuned")))
+    asked = []
+
+    def follows(eff, registry, weights="auto"):
+        asked.append(weights)
+        return "vgg19" if eff.name == "far-dream" and weights == "auto" else None
+
+    monkeypatch.setattr(plans, "followed_model", follows)
+    app = recording_app(image=sample, weights="auto", device="cpu")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.follows == {"far-dream": "vgg19"})
+        await _add(pilot, "far-dream")
+        await wait_for(pilot, lambda: app.query("#param-lr"))
+        form = app.query_one(ParamForm)
+        assert app.query_one("#param-lr").value == "0.5" and app.chain[0].params(form.effect) == {}
+        assert "(vgg19)" in str(app.query_one(ChainView).get_option_at_index(0).prompt)
+        assert "vgg19" in app.query_one("#step-model").placeholder and app.chain[0].model is None
+        # other weights: nothing follows, and the open form goes back to the effect's own defaults
+        app.set_weights("random")
+        await wait_for(pilot, lambda: app.follows == {} and app.query_one("#param-lr").value == "0.02")
+        assert asked[-1] == "random" and "(vgg19)" not in str(app.query_one(ChainView).get_option_at_index(0).prompt)
+
+
 async def test_seed_prompt_checks_its_value(tiny_registry, sample, recording_app):
     app = _app(recording_app, sample)
     async with app.run_test(size=SIZE) as pilot:

@@ -137,3 +137,29 @@ def test_the_eta_leaves_out_the_first_step_s_model_building():
     assert eta(first, start) is None  # not known yet
     assert eta(_event("octave 1/1 (64x48)", 5, 20, 7.4, 5, 20), start) == pytest.approx(1.5)
     assert first.eta == pytest.approx(133.0)  # the engine's mean over every step, for contrast
+
+
+def test_chain_step_shows_the_defaults_of_the_model_its_default_follows_to(tiny_registry):
+    from gradfx.engine import Float, Str
+    from gradfx.engine.effect import Effect
+
+    class Dream(Effect):
+        name, model = "dream", "inception_v3"
+        params = (Float("step", 0.01, "step size").per_model("the example", vgg16=(0.002, "tuned")),
+                  Str("layers", "mixed4", "layers").per_model("the example", names_layers=True,
+                                                              vgg16=("block4_conv3", "tuned")))
+
+    eff = Dream()
+    step = ChainStep("dream")
+    step.follow("vgg16", eff)
+    assert step.followed == step.defaults_model == "vgg16"
+    assert step.text(eff.schema["step"]) == "0.002" and step.params(eff) == {}
+    step.values["step"] = "0.01"  # the effect's own default, typed: it differs from what the run would use
+    assert step.params(eff) == {"step": 0.01}
+    assert step.copy().followed == "vgg16"
+    # a layer-naming value keeps the default model in a run, so the form compares with its defaults again
+    step.values["layers"] = "mixed3"
+    assert step.followed is None and step.defaults_model is None and step.params(eff) == {"layers": "mixed3"}
+    del step.values["layers"]
+    step.model = "inception_v3"  # named: its own defaults
+    assert step.defaults_model == "inception_v3" and step.text(eff.schema["step"]) == "0.01"
