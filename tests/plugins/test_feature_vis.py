@@ -20,7 +20,8 @@ LAYER = "block3_conv3"
 SIZE, STEPS, BATCH_STEPS = 64, 40, 25
 # mechanics on random weights with lucid's defaults (VGG16's own, tuned for trained weights, differ: see
 # tests/plugins/test_quality_trained.py)
-COMMON = dict(model="vgg16", weights="random", seed=0, size=SIZE, transforms="standard", precision="float32")
+COMMON = dict(model="vgg16", weights="random", seed=0, size=SIZE, transforms="standard", precision="float32",
+              decay=1.0)
 
 
 @functools.cache
@@ -98,6 +99,11 @@ def test_fft_and_decorrelated_carry_less_high_frequency_than_pixel_at_a_comparab
         assert high_frequency_share(image) < 0.85 * high_frequency_share(pixel_steps[closest]), param
 
 
+def test_a_lower_fft_decay_leaves_more_fine_detail():
+    shares = [high_frequency_share(fv(f"{LAYER}:12", steps=10, param="fft", decay=d).image) for d in (0.0, 1.0, 2.0)]
+    assert shares[0] > shares[1] > shares[2]
+
+
 def test_a_batch_of_8_channels_gives_each_image_its_own_channel_as_its_strongest(tmp_path):
     result = fv(f"{LAYER}:0-7", steps=BATCH_STEPS)
     labels = [f"{LAYER}:{c}" for c in range(8)]
@@ -141,8 +147,8 @@ def test_defaults_regularisers_and_same_seed_repeats():
     )
     effect, params = prepare("feature-vis")
     assert effect.needs_input is False and effect.model == "inception_v3"
-    assert (params["steps"], params["size"], params["lr"], params["param"], params["transforms"]) == (
-        512, 128, 0.05, "fft+decorrelated", "standard")
+    assert (params["steps"], params["size"], params["lr"], params["param"], params["decay"], params["transforms"]) == (
+        512, 128, 0.05, "fft+decorrelated", 1.0, "standard")
 
 
 @pytest.mark.parametrize("params, fragment", [
