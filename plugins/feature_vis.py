@@ -12,7 +12,7 @@ gradient.
 
 Defaults are lucid's for ImageNet models (512 steps, 128 px, lr 0.05, fft+decorrelated with decay power 1,
 standard transforms); the default model is InceptionV3 with objective ``mixed4:97`` (``block4_conv1:12`` on
-VGG). VGG16 has its own (48 steps, decay 0.6, no transforms, bfloat16), tuned on the HED-fine-tuned VGG16.
+VGG). VGG16 has its own (88 steps, decay 0.6, no transforms, bfloat16), tuned on the HED-fine-tuned VGG16.
 
 TensorFlow is imported only inside ``run``, so listing effects stays fast.
 """
@@ -37,7 +37,7 @@ PARAMS = ("fft+decorrelated", "fft", "decorrelated", "pixel")
 _LUCID = "lucid's, for ImageNet models"
 _TUNED = "tuned by looking, on the HED-fine-tuned VGG16 (block4_conv1:0-15 at 128 px)"
 #: steps and fft decay power on VGG16 (tuned on the HED-fine-tuned VGG16, see docs/feature-vis.md)
-VGG16_STEPS = 48
+VGG16_STEPS = 88
 VGG16_DECAY = 0.6
 _SLUG = re.compile(r"[^A-Za-z0-9_.]+")
 
@@ -98,9 +98,10 @@ class FeatureVis(Effect):
             _LUCID, vgg16=("none", f"{_TUNED}: without transforms each image's own channel wins more often "
                                    "(15 of 16 among the 5 strongest against 12) and the textures stay sharp")),
         Int("steps", 512, "optimisation steps", min=1, max=100_000).per_model(
-            _LUCID, vgg16=(VGG16_STEPS, f"{_TUNED}: with decay 0.6 the textures are formed and all 16 images "
-                                        "have their own channel among the 5 strongest, in well under the Keras "
-                                        "filter-visualisation example's time for 16 channels")),
+            _LUCID, vgg16=(VGG16_STEPS, f"{_TUNED}: with decay 0.6 all 16 images have their own channel "
+                                        "among the 5 strongest and their colours have saturated (at 48 steps "
+                                        "too, but muted), in under the Keras filter-visualisation example's "
+                                        "time for 16 channels")),
         Int("size", 128, "image size in px (square)", min=16, max=4096),
         Float("lr", 0.05, "Adam learning rate", min=1e-6, max=10.0),
         Int("batch", 1, "images optimised together (a channel range such as mixed4:0-15 sets it)", min=1,

@@ -102,7 +102,7 @@ def _own_channel_ranks(objective: str) -> tuple[list[int], dict]:
 
 
 def test_feature_vis_channels_of_block4_conv1_each_win_their_own_image() -> None:
-    # the plain per-channel objective, as a user types it, with VGG16's defaults (48 steps, fft decay 0.6,
+    # the plain per-channel objective, as a user types it, with VGG16's defaults (88 steps, fft decay 0.6,
     # bfloat16, no transforms: less time than the Keras filter-visualisation example spends on the same 16
     # channels, docs/feature-vis.md): every image's own channel is among the layer's 5 strongest
     ranks, params = _own_channel_ranks("block4_conv1:0-15")

