@@ -68,20 +68,23 @@ def run(
     if checkpoint is not None:
         from .checkpoint import Checkpoint
 
-        ckpt = Checkpoint.for_plan(p, checkpoint, checkpoint_every, resume=resume, info=checkpoint_info)
+        ckpt = Checkpoint.for_plan(p, checkpoint, checkpoint_every, resume=resume, info=checkpoint_info,
+                                   previous=previous)
     return execute(p, progress=progress, cancel=cancel, checkpoint=ckpt, stage_prefix=stage_prefix,
                    previous=previous)
 
 
 def resume_run(folder: str | os.PathLike, *, progress: ProgressCallback | None = None,
                cancel: CancelToken | None = None, registry: Registry | None = None) -> tuple[Result, dict]:
-    """Finish a run from its checkpoint folder; returns the result and the checkpoint's run description."""
+    """Finish a run from its checkpoint folder; returns the result and the checkpoint's run description. A video
+    frame's run (``previous=``) resumes following the same previous frame, kept in the checkpoint."""
     from .checkpoint import Checkpoint
 
     ckpt, spec, image = Checkpoint.open(folder)
     result = run(spec["effect"], image, model=spec["model"], weights=spec["weights"], seed=spec["seed"],
                  device=spec.get("device"), progress=progress, cancel=cancel, registry=registry,
-                 checkpoint=folder, checkpoint_every=ckpt.every, resume=True, **spec["params"])
+                 checkpoint=folder, checkpoint_every=ckpt.every, resume=True, previous=ckpt.load_previous(),
+                 **spec["params"])
     return result, spec
 
 

@@ -1,7 +1,8 @@
 """Checkpoints: a run's description and its optimisation state, written atomically so a run can resume.
 
 A checkpoint folder holds ``run.json`` (effect, resolved parameters, model, weights, seed, device, where the
-output goes), ``input.npz`` (the exact input pixels), ``state-K.npz`` (the latest state of the K-th solve of
+output goes), ``input.npz`` (the exact input pixels), ``previous.npz`` (a video frame's previous frame, its
+input and output, for ``temporal=flow``: a resumed frame follows the same warped previous output), ``state-K.npz`` (the latest state of the K-th solve of
 the run: stage, step, image variables, optimiser slots, loss history) and ``solution-K.npz`` for each solve
 that finished. Randomness in the engine is a pure function of ``(seed, step)``, so on the CPU a resumed run
 writes the same bytes as one that was never interrupted.
@@ -22,9 +23,11 @@ from .errors import GradfxError
 
 if TYPE_CHECKING:
     from .plan import Plan
+    from .temporal import Previous
 
 RUN_FILE = "run.json"
 INPUT_FILE = "input.npz"
+PREVIOUS_FILE = "previous.npz"
 #: what run.json must hold for a resume
 SPEC_KEYS = ("effect", "params", "model", "weights", "seed")
 
@@ -49,11 +52,16 @@ class Checkpoint:
                               "e.g. --checkpoint-every 10")
 
     # --- the run's description -------------------------------------------------------------------------------
-    def start(self, spec: dict[str, Any], image: imageio.LoadedImage | None) -> None:
-        """Begin a fresh checkpoint: the run description and input; stale state from an older run is removed."""
+    def start(self, spec: dict[str, Any], image: imageio.LoadedImage | None, previous: Previous | None = None
+              ) -> None:
+        """Begin a fresh checkpoint: the run description, input and previous frame (if any); stale state from
+        an older run is removed."""
         atomic.output_folder(self.folder, "checkpoint folder")
         for old in list(self.folder.glob("state-*.npz")) + list(self.folder.glob("solution-*.npz")):
             old.unlink()
+        (self.folder / PREVIOUS_FILE).unlink(missing_ok=True)
+        if previous is not None:
+            self._write_npz(self.folder / PREVIOUS_FILE, {"input": previous.input, "output": previous.output})
         text = json.dumps({**spec, "checkpoint_every": self.every, "done": False}, indent=2)
         atomic.atomic_write(self.folder / RUN_FILE, lambda tmp: Path(tmp).write_text(text))
         if image is not None:
@@ -64,9 +72,10 @@ class Checkpoint:
 
     @classmethod
     def for_plan(cls, plan: Plan, folder: str | os.PathLike, every: int = 10, *, resume: bool = False,
-                 info: dict[str, Any] | None = None) -> Checkpoint:
+                 info: dict[str, Any] | None = None, previous: Previous | None = None) -> Checkpoint:
         """The checkpoint of a one-effect plan; unless ``resume``, started afresh with the plan's description
-        (``info`` adds fields to it: the CLI records the output path there)."""
+        (``info`` adds fields to it: the CLI records the output path there) and the ``previous`` frame the run
+        follows."""
         from .result import jsonable_params
 
         ckpt = cls(folder, every)
@@ -74,7 +83,7 @@ class Checkpoint:
             (step,) = plan.steps
             ckpt.start({"effect": step.effect.name, "params": jsonable_params(step.params), "model": step.model,
                         "weights": str(plan.weights), "seed": plan.seed, "device": plan.device, **(info or {})},
-                       plan.image)
+                       plan.image, previous)
         return ckpt
 
     @classmethod
@@ -87,6 +96,15 @@ class Checkpoint:
             image = _read_npz(folder / INPUT_FILE, lambda data: imageio.LoadedImage(
                 data["rgb"], data["alpha"] if "alpha" in data else None, str(folder / INPUT_FILE), "RGB"))
         return cls(folder, spec.get("checkpoint_every", 10)), spec, image
+
+    def load_previous(self) -> Previous | None:
+        """The previous video frame the checkpointed run follows (``temporal=flow``), or None."""
+        from .temporal import Previous
+
+        path = self.folder / PREVIOUS_FILE
+        if not path.is_file():
+            return None
+        return _read_npz(path, lambda data: Previous(data["input"], data["output"]))
 
     @staticmethod
     def read_spec(folder: str | os.PathLike) -> dict[str, Any]:

@@ -104,6 +104,30 @@ def test_the_temporal_loss_holds_the_warped_previous_output_where_the_flow_is_re
     assert drift(1e3) < 0.5 * drift(0.0)
 
 
+def test_a_frame_resumed_from_its_checkpoint_follows_the_same_previous_frame(reg, scene, style, tmp_path):
+    from gradfx.engine import CancelToken, resume_run
+
+    first = st(reg, scene.frames[0], style, steps=4)
+    prev = Previous(scene.frames[0], first.image)
+    opts = dict(steps=8, temporal="flow", temporal_steps=6, previous=prev)
+    full = st(reg, scene.frames[1], style, **opts)
+    token = CancelToken()
+
+    def stop_at_3(ev):
+        if ev.step == 3:
+            token.cancel()
+
+    part = st(reg, scene.frames[1], style, **opts, progress=stop_at_3, cancel=token, checkpoint=tmp_path / "ck",
+              checkpoint_every=2)
+    assert part.partial
+    resumed, _ = resume_run(tmp_path / "ck", registry=reg)  # the previous frame comes from the checkpoint
+    assert resumed.report["steps"] == 6 and not resumed.partial
+    assert resumed.image.tobytes() == full.image.tobytes()
+    # a fresh checkpoint of a run that follows nothing drops the old previous frame
+    st(reg, scene.frames[1], style, steps=2, checkpoint=tmp_path / "ck")
+    assert resume_run(tmp_path / "ck", registry=reg)[0].report["steps"] == 2
+
+
 def test_temporal_loss_is_the_masked_mean_square_and_adds_up_over_tiles():
     import tensorflow as tf
 
