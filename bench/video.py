@@ -1,21 +1,26 @@
-"""Video without flicker: style transfer over a generated moving scene, independent frames vs ``temporal=flow``.
+"""Video without flicker: an effect over a generated moving scene, independent frames vs ``temporal=flow``.
 
-    python bench/video.py                 # the full figure: 24 frames at 128 px (about 25 minutes on 2 CPU cores)
-    python bench/video.py --frames 6      # a shorter check of the harness
+    python bench/video.py                 # style-transfer: 24 frames at 128 px (about 45 minutes on 2 loaded cores)
+    python bench/video.py --effect deepdream
+    python bench/video.py --frames 6 --variant temporal_weight=3e2 --variant temporal_frames=4   # rows to compare
     python bench/video.py --gif docs/video-before-after.webp   # also write the README's before/after animation
 
 The scene is :func:`gradfx.engine.samples.moving_scene` (a camera panning across the generated landscape while a
-striped disc crosses it); the style is the generated ``painting``. Style transfer runs with the trained VGG16
-backbone (``--weights hed``) and L-BFGS. Figures (goals from issue 18):
+striped disc crosses it); style-transfer's style is the generated ``painting``. The effect runs on VGG16 with the
+trained backbone (``--weights hed``, what ``auto`` gives offline) and its own defaults, but for ``-p`` (every
+row) and each ``--variant`` (one ``temporal=flow`` row each). Figures (goals from issue 18):
 
 - flicker: the mean absolute difference between output frame t and output frame t - 1 warped by the input
   frames' flow, over the consistent pixels (:func:`gradfx.engine.flow.flicker`), averaged over the video; also
   with the scene's true flow and visibility, which no estimate touches. Goal: temporal <= 0.5x independent;
-- style distance per frame: the style loss itself (mean squared difference of position-normalised Gram matrices
-  over the five style layers, trained backbone); goal: every frame's within 10% of its independent frame's;
+- style-transfer, style distance per frame: the style loss itself (mean squared difference of
+  position-normalised Gram matrices over the five style layers, trained backbone); goal: every frame's within
+  10% of its independent frame's; deepdream, dream strength per frame (mean absolute difference from the
+  input frame); goal: 0.8x to 1.25x its independent frame's;
 - total time: goal: temporal <= independent.
 
-Writes the "Video" section of ``bench/RESULTS.md`` (``--out FILE``: the section alone into FILE instead).
+Writes the effect's section of ``bench/RESULTS-video.md`` (``--out FILE``: of FILE); exit status 1 when the
+first temporal row misses a goal.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -83,14 +89,25 @@ def flow_methods(scene) -> list[str]:
     return rows
 
 
-def stylise(frames: np.ndarray, style_path: str, weights: str, steps: int, **params) -> tuple[list[np.ndarray], float]:
+def parse_params(pairs: list[str]) -> dict[str, str]:
+    """``KEY=VALUE[,KEY=VALUE...]`` strings as one dict (the values as the CLI's -p would take them)."""
+    out = {}
+    for text in pairs:
+        for pair in filter(None, text.split(",")):
+            key, sep, value = pair.partition("=")
+            if not sep:
+                raise SystemExit(f"bench/video.py: {pair!r} is not KEY=VALUE; e.g. temporal_weight=1e3")
+            out[key.strip()] = value.strip()
+    return out
+
+
+def run_video(effect: str, frames: np.ndarray, weights: str, **params) -> tuple[list[np.ndarray], float, list]:
+    """The effect over the frames in order (with its defaults but for ``params``): outputs, seconds, reports."""
     from gradfx.engine import run_frames
 
     started = time.perf_counter()
-    results = list(run_frames("style-transfer", list(frames), model="vgg16", weights=weights, style=style_path,
-                              size=0, steps=steps, optimizer="lbfgs", content_weight=1e4, style_weight=1e-2,
-                              tv_weight=30.0, **params))
-    return [r.image for r in results], time.perf_counter() - started
+    results = list(run_frames(effect, list(frames), model="vgg16", weights=weights, seed=0, **params))
+    return [r.image for r in results], time.perf_counter() - started, [r.report for r in results]
 
 
 def save_animation(path: Path, before: list[np.ndarray], after: list[np.ndarray], fps: float = 8.0) -> None:
@@ -113,16 +130,16 @@ def save_animation(path: Path, before: list[np.ndarray], after: list[np.ndarray]
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--effect", default="style-transfer", choices=("style-transfer", "deepdream"))
     ap.add_argument("--frames", type=int, default=24)
     ap.add_argument("--size", type=int, default=128)
-    ap.add_argument("--steps", type=int, default=60, help="L-BFGS evaluations for the first (and every "
-                    "independent) frame")
-    ap.add_argument("--fractions", default="0.5", help="temporal_steps as fractions of --steps, comma-separated "
-                    "(the first is the figure the goals are checked on)")
-    ap.add_argument("--temporal-weights", default="", help="temporal_weight values to try, comma-separated "
-                    "(default: the effect's)")
+    ap.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE[,...]",
+                    help="an effect parameter for every row (default: the effect's VGG16 defaults)")
+    ap.add_argument("--variant", action="append", default=[], metavar="KEY=VALUE[,...]",
+                    help="one temporal=flow row with these parameters (repeatable; default: one row with the "
+                    "effect's temporal defaults); the goals are checked on the first")
     ap.add_argument("--weights", default="hed")
-    ap.add_argument("--out", default=None, help="write the section alone here (default: into bench/RESULTS.md)")
+    ap.add_argument("--out", default=str(HERE / "RESULTS-video.md"), help="write the section here")
     ap.add_argument("--gif", default=None, help="write the before/after animation here (.webp or .gif), "
                     "independent against the first temporal row")
     ap.add_argument("--save", default=None, help="keep every row's frames in this .npz")
@@ -139,66 +156,82 @@ def main(argv: list[str] | None = None) -> int:
     if args.flow_only:
         print("\n".join(flows))
         return 0
+    base_params = parse_params(args.param)
     style = samples.painting(args.size)
-    tmp = Path(tempfile.mkdtemp())
-    style_path = str(imageio.save_image(tmp / "style.png", style))
+    if args.effect == "style-transfer":
+        tmp = Path(tempfile.mkdtemp())
+        base_params = {"style": str(imageio.save_image(tmp / "style.png", style)), "size": 0, **base_params}
     started = time.time()
+    load = [os.getloadavg()[0]]
 
-    independent, t_ind = stylise(scene.frames, style_path, args.weights, args.steps, temporal="none")
-    print(f"independent: {t_ind:.0f} s, flicker {flow.flicker(scene.frames, independent) * 255:.2f}/255", flush=True)
-    rows = [("independent", args.steps, independent, t_ind)]
-    weights = [float(w) for w in args.temporal_weights.split(",") if w] or [None]
-    for frac in (float(f) for f in args.fractions.split(",")):
-        for weight in weights:
-            follow = max(1, round(args.steps * frac))
-            extra = {} if weight is None else {"temporal_weight": weight}
-            outs, secs = stylise(scene.frames, style_path, args.weights, args.steps, temporal="flow",
-                                 temporal_steps=follow, **extra)
-            name = f"temporal=flow, {follow} evaluations after the first"
-            rows.append((name + ("" if weight is None else f", temporal_weight {weight:g}"), follow, outs, secs))
-            print(f"{rows[-1][0]}: {secs:.0f} s, flicker {flow.flicker(scene.frames, outs) * 255:.2f}/255",
-                  flush=True)
+    rows = []
+    for name, extra in [("independent", {"temporal": "none"}),
+                        *[(v, {"temporal": "flow", **parse_params([v])}) for v in args.variant or [""]]]:
+        outs, secs, reports = run_video(args.effect, scene.frames, args.weights, **{**base_params, **extra})
+        load.append(os.getloadavg()[0])
+        label = name if name == "independent" else "temporal=flow" + (f", {name}" if name else "")
+        rows.append((label, outs, secs, reports))
+        print(f"{label}: {secs:.0f} s, flicker {flow.flicker(scene.frames, outs) * 255:.2f}/255", flush=True)
 
-    d_ind = style_distances(independent, style, args.weights)
+    independent = rows[0][1]
+    if args.effect == "style-transfer":
+        def measure(outs):  # each frame's style distance (trained backbone)
+            return style_distances(outs, style, args.weights)
+        what = "style distance"
+    else:
+        def measure(outs):  # each frame's dream strength: how far it moved from its input frame
+            return [float(np.abs(o - f).mean()) for o, f in zip(outs, scene.frames, strict=True)]
+        what = "dream strength (mean absolute difference from the input)"
+    d_ind = measure(independent)
     table = []
-    for name, _, outs, secs in rows:
-        d = style_distances(outs, style, args.weights)
-        ratio = [a / b for a, b in zip(d, d_ind, strict=True)]
-        table.append((name, flow.flicker(scene.frames, outs), true_flicker(scene, outs), max(ratio),
-                      float(np.mean(ratio)), secs))
-    lines = ["## Video (`python bench/video.py`)", "",
-             f"Generated by `python bench/video.py{' ' + ' '.join(argv or sys.argv[1:])}` on "
-             f"{time.strftime('%Y-%m-%d %H:%M')}, {(time.time() - started) / 60:.1f} min, on a shared 2-core CPU "
-             f"(seconds are noisy; the flicker and style figures are not).", "",
-             f"Scene: `samples.moving_scene({args.frames}, {args.size})`; style: `samples.painting({args.size})`; "
-             f"style-transfer on vgg16 with `--weights {args.weights}`, L-BFGS, {args.steps} evaluations per "
-             f"independent frame and for the first frame.", "",
-             "| run | flicker (estimated flow) | flicker (true flow) | style distance / independent (worst "
-             "frame) | (mean) | total time |", "|---|---|---|---|---|---|"]
+    for name, outs, secs, reports in rows:
+        ratio = [a / b for a, b in zip(measure(outs), d_ind, strict=True)]
+        evaluations = sum(r.get("evaluations") or r.get("steps") or 0 for r in reports)
+        table.append((name, flow.flicker(scene.frames, outs), true_flicker(scene, outs), max(ratio), min(ratio),
+                      float(np.mean(ratio)), secs, evaluations))
+    resolved = rows[1][3][-1]["params"] if rows[1][3] and "params" in rows[1][3][-1] else {}
+    shown = {k: resolved[k] for k in ("content_weight", "style_weight", "tv_weight", "optimizer", "steps",
+                                      "layers", "step_size", "octaves", "temporal_weight", "temporal_steps")
+             if k in resolved}
+    lines = [f"## Video: {args.effect} (`python bench/video.py {shlex.join(argv or sys.argv[1:])}`)", "",
+             f"Run on {time.strftime('%Y-%m-%d %H:%M')}, {(time.time() - started) / 60:.1f} min, on a shared 2-core "
+             f"CPU (1-minute load {min(load):.1f}-{max(load):.1f}; the rows ran back to back in one process; "
+             "seconds are noisy, the flicker and the ratios are not).", "",
+             f"Scene: `samples.moving_scene({args.frames}, {args.size})`; {args.effect} on vgg16 with "
+             f"`--weights {args.weights}`; parameters: the effect's defaults"
+             + (f" but {', '.join(f'{k}={v}' for k, v in parse_params(args.param).items())}" if args.param else "")
+             + (f" (first temporal row resolved: {', '.join(f'{k} {v}' for k, v in shown.items())})" if shown
+                else "") + ".", "",
+             f"| run | flicker (estimated flow) | flicker (true flow) | {what} / independent "
+             f"({'worst frame' if args.effect == 'style-transfer' else 'lowest to highest frame'}) | "
+             "(mean) | evaluations | total time |", "|---|---|---|---|---|---|---|"]
     base = table[0]
-    for name, fl, tfl, worst, mean, secs in table:
+    for name, fl, tfl, worst, least, mean, secs, ev in table:
+        bad = f"{worst:.3f}" if args.effect == "style-transfer" else f"{least:.3f} to {worst:.3f}"
         lines.append(f"| {name} | {fl * 255:.2f}/255 ({fl / base[1]:.2f}x) | {tfl * 255:.2f}/255 "
-                     f"({tfl / base[2]:.2f}x) | {worst:.3f} | {mean:.3f} | {secs:.0f} s ({secs / base[5]:.2f}x) |")
+                     f"({tfl / base[2]:.2f}x) | {bad} | {mean:.3f} | {ev} | {secs:.0f} s "
+                     f"({secs / base[6]:.2f}x) |")
     lines += ["", "Optical flow on the same scene (true flow known):", "", *flows]
     goal = table[1]
-    met = {"flicker <= 0.5x": goal[1] <= 0.5 * base[1], "style within 10% on every frame": goal[3] <= 1.1,
-           "time <= independent": goal[5] <= base[5]}
+    if args.effect == "style-transfer":
+        met = {"flicker <= 0.5x": goal[1] <= 0.5 * base[1], "style within 10% on every frame": goal[3] <= 1.1,
+               "time <= independent": goal[6] <= base[6]}
+    else:
+        met = {"flicker <= 0.5x": goal[1] <= 0.5 * base[1], "every frame dreams 0.8x to 1.25x as strongly":
+               0.8 <= goal[4] and goal[3] <= 1.25, "time <= independent": goal[6] <= base[6]}
     lines += ["", "Goals (on the first temporal row): " + "; ".join(f"{k}: {'yes' if v else '**no**'}"
                                                                for k, v in met.items()) + ".", ""]
     section = "\n".join(lines)
     print(section)
-    if args.out:
-        Path(args.out).write_text(section)
-    else:
-        results = HERE / "RESULTS.md"
-        old = results.read_text()
-        pattern = re.compile(r"## Video \(`python bench/video.py`\).*?(?=\n## |\Z)", re.S)
-        new = pattern.sub(section.rstrip("\n"), old) if pattern.search(old) else old.rstrip("\n") + "\n\n" + section
-        results.write_text(new)
+    out = Path(args.out)
+    old = out.read_text() if out.exists() else ""
+    pattern = re.compile(rf"## Video: {re.escape(args.effect)} .*?(?=\n## |\Z)", re.S)
+    out.write_text(pattern.sub(lambda _: section.rstrip("\n"), old) if pattern.search(old)
+                   else (old.rstrip("\n") + "\n\n" if old else "") + section)
     if args.save:
-        np.savez_compressed(args.save, **{f"row{i}": np.stack(r[2]) for i, r in enumerate(rows)})
+        np.savez_compressed(args.save, **{f"row{i}": np.stack(r[1]) for i, r in enumerate(rows)})
     if args.gif:
-        save_animation(Path(args.gif), independent, rows[1][2])
+        save_animation(Path(args.gif), independent, rows[1][1])
         print(f"wrote {args.gif} ({Path(args.gif).stat().st_size / 1024:.0f} KB)")
     return 0 if all(met.values()) else 1
 

@@ -338,11 +338,12 @@ def make_job(target: str | os.PathLike, params: Mapping[str, Any] | None = None,
 
 def run_item(job: Job, item: Item, payload: Any, *, device: str | None = None,
              progress: Callable[[ProgressEvent], None] | None = None, cancel: CancelToken | None = None,
-             registry: Registry | None = None, worker: str = "", previous: tuple[Any, str] | None = None
+             registry: Registry | None = None, worker: str = "", previous: Sequence[tuple[Any, str]] | None = None
              ) -> Record:
     """Run ``job`` on one item (``payload``: its image path, or a decoded frame) and write its output; any
     gradfx error becomes a failed record with the one-line message. A cancelled run writes nothing.
-    ``previous``: in a sequence (``temporal=flow``), the frame before: its payload and its output file."""
+    ``previous``: in a sequence (``temporal=flow``), the frames before, most recent first (more than one with
+    ``temporal_frames`` > 1): each one's payload and output file."""
     from .execute import execute
     from .temporal import Previous
 
@@ -353,9 +354,9 @@ def run_item(job: Job, item: Item, payload: Any, *, device: str | None = None,
             raise payload
         image = imageio.load_image(payload, max_size=job.size)
         follow = None
-        if previous is not None:
-            follow = Previous(imageio.load_image(previous[0], max_size=job.size).rgb,
-                              imageio.load_image(previous[1]).rgb)
+        if previous:
+            follow = Previous.chain([Previous(imageio.load_image(source, max_size=job.size).rgb,
+                                              imageio.load_image(output).rgb) for source, output in previous])
         # what `gradfx run` / `gradfx chain` execute for this image and seed, from the batch's one plan
         result = execute(replace(job.plan(registry), image=image, seed=item.seed, device=device),
                          progress=progress, cancel=cancel, previous=follow)
@@ -470,13 +471,15 @@ def sequences(job: Job, items: Sequence[Item]) -> list[list[Item]] | None:
 
 
 class FrameSequence:
-    """One sequence's progress: the next frame to run and the frame before it (payload, output file), which
-    may be a frame done in an earlier session (a rerun continues the sequence from its output)."""
+    """One sequence's progress: the next frame to run and the frames before it (payload, output file; most
+    recent first, as many as ``keep``: the effect's ``temporal_frames``), which may be frames done in an
+    earlier session (a rerun continues the sequence from their outputs)."""
 
-    def __init__(self, items: Sequence[Item], todo: set[str]) -> None:
+    def __init__(self, items: Sequence[Item], todo: set[str], keep: int = 1) -> None:
         self._frames = payloads(items)
         self._todo = todo
-        self.previous: tuple[Any, str] | None = None
+        self._keep = max(1, keep)
+        self.previous: list[tuple[Any, str]] = []
         self.busy = False  # a frame of it is running (Ray)
         self.done = False
         self.current: tuple[Item, Any] | None = None
@@ -486,12 +489,18 @@ class FrameSequence:
         for item, payload in self._frames:
             if item.key in self._todo:
                 return item, payload
-            self.previous = (payload, item.output)
+            self._follow(payload, item.output)
         return None
 
     def finished(self, item: Item, payload: Any, record: Record) -> None:
         """After ``item`` ran: it is the next frame's previous if it succeeded, else the next starts afresh."""
-        self.previous = (payload, item.output) if record.status == "done" else None
+        if record.status == "done":
+            self._follow(payload, item.output)
+        else:
+            self.previous = []
+
+    def _follow(self, payload: Any, output: str) -> None:
+        self.previous = [(payload, output), *self.previous][:self._keep]
 
 
 def local_devices() -> list[str]:
@@ -588,7 +597,9 @@ def run_batch(
 
     ordered = sequences(job, items)
     keys = {item.key for item in todo}
-    seqs = None if ordered is None else [FrameSequence(seq, keys) for seq in ordered if keys & {i.key for i in seq}]
+    keep = int(job.params.get("temporal_frames", 1)) if job.params else 1
+    seqs = None if ordered is None else [FrameSequence(seq, keys, keep) for seq in ordered
+                                         if keys & {i.key for i in seq}]
     emit("started")
     if todo:
         if ray:
@@ -621,7 +632,8 @@ def _run_local(job: Job, todo: Sequence[Item], devices: Sequence[str], *, record
     lock = threading.Lock()
     results: queue.Queue[Record | BaseException | None] = queue.Queue()
 
-    def one(item: Item, payload: Any, device: str, name: str, previous: tuple[Any, str] | None) -> Record:
+    def one(item: Item, payload: Any, device: str, name: str, previous: Sequence[tuple[Any, str]] | None
+            ) -> Record:
         emit("started", item.key)
         rec = run_item(job, item, payload, device=device, cancel=cancel, registry=registry, worker=name,
                        progress=lambda ev, key=item.key: emit("step", key, step=ev), previous=previous)

@@ -61,7 +61,9 @@ class Checkpoint:
             old.unlink()
         (self.folder / PREVIOUS_FILE).unlink(missing_ok=True)
         if previous is not None:
-            self._write_npz(self.folder / PREVIOUS_FILE, {"input": previous.input, "output": previous.output})
+            self._write_npz(self.folder / PREVIOUS_FILE, {
+                f"{what}_{k}": getattr(frame, what) for k, frame in enumerate(previous.frames())
+                for what in ("input", "output")})
         text = json.dumps({**spec, "checkpoint_every": self.every, "done": False}, indent=2)
         atomic.atomic_write(self.folder / RUN_FILE, lambda tmp: Path(tmp).write_text(text))
         if image is not None:
@@ -104,7 +106,8 @@ class Checkpoint:
         path = self.folder / PREVIOUS_FILE
         if not path.is_file():
             return None
-        return _read_npz(path, lambda data: Previous(data["input"], data["output"]))
+        return _read_npz(path, lambda data: Previous.chain([
+            Previous(data[f"input_{k}"], data[f"output_{k}"]) for k in range(len(data.files) // 2)]))
 
     @staticmethod
     def read_spec(folder: str | os.PathLike) -> dict[str, Any]:

@@ -14,7 +14,7 @@ Flow comes from OpenCV (``opencv-python-headless``, the ``gradfx[video]`` extra)
 On the generated moving scene (:func:`gradfx.engine.samples.moving_scene`, 24 frames at 128 px, true flow
 known) DIS has a quarter of Farnebäck's endpoint error over the visible pixels (0.17 px against 0.73 px), so
 its consistency mask keeps 98% of the visible pixels against Farnebäck's 64%, in less than half the time;
-see ``bench/RESULTS.md`` (``python bench/video.py --flow-only``) and docs/video.md.
+see ``bench/RESULTS-video.md`` (``python bench/video.py --flow-only``) and docs/video.md.
 """
 
 from __future__ import annotations

@@ -71,10 +71,10 @@ class Worker:
     def pid(self) -> int:
         return os.getpid()
 
-    def run(self, item: Item, payload: Any, steps: Any = None, previous: tuple[Any, str] | None = None
-            ) -> Record:
+    def run(self, item: Item, payload: Any, steps: Any = None,
+            previous: Sequence[tuple[Any, str]] | None = None) -> Record:
         """Run one item; with ``steps`` (a Ray queue), report its progress there (at most twice a second,
-        and its last step); ``previous``: the frame before, in a sequence (temporal=flow)."""
+        and its last step); ``previous``: the frames before, in a sequence (temporal=flow)."""
         sender = None if steps is None else _StepSender(steps, item.key)
         record = run_item(self.job, item, payload, device=self.device, worker=f"ray:{os.getpid()}",
                           progress=sender, previous=previous)
@@ -207,7 +207,7 @@ def _forward_steps(queue: Any, step: Callable[[str, ProgressEvent], None] | None
         step(key, ProgressEvent(**fields))
 
 
-def _ready_frame(sequences: Sequence[FrameSequence]) -> tuple[Item, Any, tuple[Any, str] | None] | None:
+def _ready_frame(sequences: Sequence[FrameSequence]) -> tuple[Item, Any, list[tuple[Any, str]]] | None:
     """(item, payload, previous) of the next frame of a sequence with no frame running, or None when every
     unfinished sequence has one running (or all are finished)."""
     for seq in sequences:

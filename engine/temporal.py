@@ -14,15 +14,18 @@ every frame after the first, all through the ordinary engine:
 - it runs ``temporal_steps`` steps (default: :data:`FOLLOW_FRACTION` of ``steps``), since it starts close
   to its answer.
 
+With ``temporal_frames`` > 1 (long-term consistency) the warped output and the mask combine several previous
+frames, each pixel following the most recent frame in which it was visible (:func:`prepare`).
+
 The previous frame reaches the effect as ``ctx.previous`` (a :class:`Previous`: the previous input frame and
-output), which the caller running the frames in order passes to :func:`gradfx.engine.run` (``previous=``);
+output, and the earlier ones), which the caller running the frames in order passes to :func:`gradfx.engine.run` (``previous=``);
 :func:`run_frames` is that caller for a list of frames.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -36,9 +39,11 @@ if TYPE_CHECKING:
     from .flow import Guide
     from .objectives import Objective
 
-#: frames after the first run this share of ``steps`` by default (bench/RESULTS.md: video)
+#: frames after the first run this share of ``steps`` by default (docs/video.md)
 FOLLOW_FRACTION = 0.5
 MODES = ("none", "flow")
+#: the most previous frames long-term consistency (``temporal_frames``) may follow
+MAX_FRAMES = 16
 #: names of the aligned images the temporal loss reads
 WARPED, MASK = "temporal_warped", "temporal_mask"
 
@@ -46,20 +51,35 @@ WARPED, MASK = "temporal_warped", "temporal_mask"
 @dataclass
 class Previous:
     """The frame before the current one: its ``input`` (H x W x 3 in [0, 1], as given to the run) and the
-    effect's ``output`` for it."""
+    effect's ``output`` for it; ``earlier``: the frames before it, most recent first, for long-term
+    consistency (``temporal_frames`` > 1)."""
 
     input: np.ndarray
     output: np.ndarray
+    earlier: tuple[Previous, ...] = ()
+
+    def frames(self) -> list[Previous]:
+        """This frame and the earlier ones, most recent first."""
+        return [Previous(self.input, self.output), *self.earlier]
+
+    @classmethod
+    def chain(cls, frames: Sequence[Previous]) -> Previous:
+        """The previous frame ``frames[0]`` with ``frames[1:]`` as its earlier frames."""
+        return cls(frames[0].input, frames[0].output, tuple(Previous(f.input, f.output) for f in frames[1:]))
 
 
-def params(weight: float, weight_help: str) -> tuple[Param, ...]:
-    """The temporal parameters an effect declares (the same three everywhere; ``weight`` is its default)."""
+def params(weight: float, weight_help: str, origin: str = "", **per_model: tuple[float, str]) -> tuple[Param, ...]:
+    """The temporal parameters an effect declares (the same everywhere; ``weight`` is ``temporal_weight``'s
+    default, ``per_model`` its defaults on other models with their origins, see :meth:`Param.per_model`)."""
+    temporal_weight = Float("temporal_weight", weight, weight_help, min=0)
     return (
         Choice("temporal", "none", MODES, "over video frames: 'flow' starts each frame from the previous output "
                "warped by the optical flow and keeps it where the flow is reliable (no flicker)"),
-        Float("temporal_weight", weight, weight_help, min=0),
+        temporal_weight.per_model(origin, **per_model) if per_model else temporal_weight,
         Int("temporal_steps", 0, f"steps per stage for frames after the first with temporal=flow (0: "
             f"{FOLLOW_FRACTION:g} x steps)", min=0, max=100_000),
+        Int("temporal_frames", 1, "long-term consistency: hold each pixel to the most recent of this many "
+            "previous outputs in which it was visible (1: the previous frame only)", min=1, max=MAX_FRAMES),
     )
 
 
@@ -74,15 +94,35 @@ def active(ctx: RunContext, p: Mapping[str, Any]) -> bool:
     return p.get("temporal", "none") == "flow" and getattr(ctx, "previous", None) is not None
 
 
-def prepare(ctx: RunContext, current: np.ndarray) -> Guide:
+def prepare(ctx: RunContext, current: np.ndarray, frames: int = 1) -> Guide:
     """Flow between the previous and the current input frame, brought to ``current``'s size (the canvas the
-    effect optimises), the consistency mask, and the previous output warped onto it."""
+    effect optimises), the consistency mask, and the previous output warped onto it.
+
+    ``frames`` > 1 (long-term consistency, Ruder et al. 2016, section 3.2): the previous outputs of up to that
+    many frames (``ctx.previous`` and its ``earlier`` ones), each warped by its own flow to the current frame
+    with its own consistency mask ``c_j``; a pixel follows the most recent frame in which it was visible, with
+    weight ``max(c_j - sum(c_k for more recent k), 0)``. The weights' sum is the returned mask and the
+    weighted mean of the warped outputs the returned ``warped``: the masked squared distance to them has the
+    gradient of the sum of the per-frame terms, so the temporal loss stays one aligned pair."""
     from . import flow
 
     prev = ctx.previous
     assert prev is not None
     size = current.shape[:2]
-    return flow.guide(flow.fit(prev.input, size), current, flow.fit(prev.output, size))
+    guides = [flow.guide(flow.fit(p.input, size), current, flow.fit(p.output, size))
+              for p in prev.frames()[:max(1, frames)]]
+    if len(guides) == 1:
+        return guides[0]
+    covered = np.zeros(size, np.float32)
+    total = np.zeros(size, np.float32)
+    target = np.zeros((*size, 3), np.float32)
+    for g in guides:
+        weight = np.maximum(g.mask - covered, 0.0)
+        target += weight[..., None] * g.warped
+        total += weight
+        covered += g.mask
+    mean = np.where(total[..., None] > 1e-6, target / np.maximum(total, 1e-6)[..., None], guides[0].warped)
+    return flow.Guide(mean.astype(np.float32), np.minimum(total, 1.0), guides[0].backward)
 
 
 def aligned(guide: Guide) -> dict[str, np.ndarray]:
@@ -134,14 +174,15 @@ def run_frames(effect: Any, frames: Iterable[Any], *, progress_frame: Callable[[
     from . import imageio
     from .api import run
 
-    previous: Previous | None = None
+    keep = int(options.get("temporal_frames", 1) or 1)
+    history: list[Previous] = []  # the frames before, most recent first
     for i, frame in enumerate(frames):
         loaded = imageio.load_image(frame)
-        result = run(effect, loaded, previous=previous, **options)
+        result = run(effect, loaded, previous=Previous.chain(history) if history else None, **options)
         if progress_frame is not None:
             progress_frame(i, result)
         yield result
         if result.partial:
             return
-        previous = Previous(loaded.rgb, result.image)
+        history = [Previous(loaded.rgb, result.image), *history][:keep]
 

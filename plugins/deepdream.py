@@ -48,6 +48,8 @@ _TUNED = "tuned by looking, on the HED-fine-tuned VGG16 and photographs at 256 p
 _AS_VGG16 = "VGG16's: the same layer names, and no trained VGG19 here to tune on"
 #: temporal_weight's default: on random weights a fifth of the flicker with the dream as strong (docs/video.md)
 TEMPORAL_WEIGHT = 1e3
+#: temporal_carry's default: on VGG16's defaults the dream holds its strength over the frames (docs/video.md)
+TEMPORAL_CARRY = 0.8
 
 
 @dataclass(frozen=True)
@@ -123,6 +125,9 @@ class DeepDream(Effect):
         *temporal.params(TEMPORAL_WEIGHT, "weight of the temporal loss, subtracted from the dream objective: "
                          "the mean squared distance to the warped previous output where the flow is reliable, "
                          "times the objective's value there (so the weight means the same for any model)"),
+        Float("temporal_carry", TEMPORAL_CARRY, "with temporal=flow, the share of the previous frame's dream (its "
+              "difference from its input) a frame starts from and is held to: at 1 the dream grows with every "
+              "frame", min=0.0, max=1.0),
     )
 
     # --- checks (before any compute) -------------------------------------------------------------------------
@@ -153,7 +158,10 @@ class DeepDream(Effect):
             # a video frame after the first: the previous dream, warped, where the flow is reliable; the new
             # frame where it is not (disoccluded, entering the picture); then keep near the warped dream
             frame = image.astype(np.float32) / 255.0 if image.dtype == np.uint8 else np.asarray(image, np.float32)
-            follow = temporal.prepare(ctx, frame)
+            follow = temporal.prepare(ctx, frame, params["temporal_frames"])
+            # carry only part of the previous dream over (start and temporal target): each frame dreams on,
+            # so carrying all of it makes the dream grow with every frame
+            follow.warped = frame + params["temporal_carry"] * (follow.warped - frame)
             m = follow.mask[..., None]
             image = np.clip(m * follow.warped + (1 - m) * frame, 0.0, 1.0).astype(np.float32)
             aligned = temporal.aligned(follow)

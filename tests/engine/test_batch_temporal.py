@@ -17,9 +17,9 @@ DREAM = {"layers": "block1_conv2", "octaves": 1, "steps": 2, "temporal": "flow"}
 OPTS = {"params": DREAM, "model": "vgg16", "weights": "random", "seed": 4}
 
 
-def write_frames(folder, n=4, size=64):
+def write_frames(folder, n=4, size=64, **motion):
     folder.mkdir(parents=True, exist_ok=True)
-    scene = samples.moving_scene(frames=n, size=size)
+    scene = samples.moving_scene(frames=n, size=size, **motion)
     return [imageio.save_image(folder / f"{i:04d}.png", f) for i, f in enumerate(scene.frames)]
 
 
@@ -55,20 +55,36 @@ def test_a_folder_of_frames_runs_as_one_sequence_each_frame_following_the_last(t
     assert out[2].read_bytes() == before
 
 
-def test_a_batch_stopped_mid_sequence_resumes_with_the_chain_intact(tmp_path, registry):
+@pytest.mark.parametrize("kept", [1, 2])
+def test_a_batch_stopped_mid_sequence_resumes_with_the_chain_intact(tmp_path, registry, kept):
     from gradfx.engine.progress import CancelToken
 
-    write_frames(tmp_path / "in", size=48)
-    run_batch("deepdream", [tmp_path / "in"], tmp_path / "whole", **OPTS)
+    opts = {**OPTS, "params": {**DREAM, "temporal_frames": kept}}
+    # a disc fast enough that the background it uncovers was visible two frames before: long-term consistency
+    # holds it to that frame
+    frames = write_frames(tmp_path / "in", size=48, velocity=(-8.0, 0.0), pan=(1, 0))
+    run_batch("deepdream", [tmp_path / "in"], tmp_path / "whole", **opts)
+    if kept == 2:  # long-term consistency: the last frame followed the two frames before it, most recent first
+        out = sorted((tmp_path / "whole").glob("*.png"))
+        chain = Previous.chain([Previous(imageio.load_image(frames[t]).rgb, imageio.load_image(out[t]).rgb)
+                                for t in (2, 1)])
+        expected = run("deepdream", frames[3], model="vgg16", weights="random", seed=item_seed(4, "0000.png"),
+                       previous=chain, **opts["params"])
+        check = imageio.save_image(tmp_path / "expected.png", expected.image)
+        assert imageio.load_image(check).rgb.tobytes() == imageio.load_image(out[3]).rgb.tobytes()
+        short = run("deepdream", frames[3], model="vgg16", weights="random", seed=item_seed(4, "0000.png"),
+                    previous=chain.frames()[0],
+                    **opts["params"])
+        assert np.abs(short.image - expected.image).max() > 2 / 255  # the earlier frame made a difference
     stop = CancelToken()
 
     def after_two(ev):
         if ev.status == "done" and ev.done == 2:
             stop.cancel()
 
-    part = run_batch("deepdream", [tmp_path / "in"], tmp_path / "out", progress=after_two, stop=stop, **OPTS)
+    part = run_batch("deepdream", [tmp_path / "in"], tmp_path / "out", progress=after_two, stop=stop, **opts)
     assert part.interrupted and len(part.done) < 4
-    rest = run_batch("deepdream", [tmp_path / "in"], tmp_path / "out", **OPTS)
+    rest = run_batch("deepdream", [tmp_path / "in"], tmp_path / "out", **opts)
     assert sorted(part.done + rest.done) == [f"{i:04d}.png" for i in range(4)]
     # the frame after the last one done started from that frame's output on disk, warped: the same bytes as a
     # batch never stopped (a frame that followed nothing would differ, as the test above shows)
