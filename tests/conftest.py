@@ -48,9 +48,8 @@ def make_image():
     return pattern
 
 
-@pytest.fixture
-def registry():
-    """A fresh registry (built-ins, no external plugins) installed as the process-wide one for the test."""
+def _installed_registry():
+    """A fresh registry (built-ins, no external plugins), the process-wide one until the generator resumes."""
     from gradfx.engine import registry as reg_mod
 
     fresh = reg_mod.Registry(external=False)
@@ -59,6 +58,18 @@ def registry():
         yield fresh
     finally:
         reg_mod.reset_registry(old)
+
+
+@pytest.fixture
+def registry():
+    """A fresh registry (built-ins, no external plugins) installed as the process-wide one for the test."""
+    yield from _installed_registry()
+
+
+@pytest.fixture(scope="module")
+def module_registry():
+    """The same, shared by a module's tests (their models stay cached in the engine between tests)."""
+    yield from _installed_registry()
 
 
 @pytest.fixture

@@ -33,13 +33,8 @@ LIGHT = dict(style_layers=SHALLOW, content_layers="block2_conv2", content_weight
 
 
 @pytest.fixture(scope="module")
-def reg():
-    from gradfx.engine import registry as reg_mod
-
-    fresh = reg_mod.Registry(external=False)
-    old = reg_mod.reset_registry(fresh)
-    yield fresh
-    reg_mod.reset_registry(old)
+def reg(module_registry):
+    return module_registry
 
 
 @pytest.fixture(scope="module")

@@ -23,13 +23,8 @@ from gradfx.engine import (
 
 
 @pytest.fixture(scope="module")
-def reg():
-    from gradfx.engine import registry as reg_mod
-
-    fresh = reg_mod.Registry(external=False)
-    old = reg_mod.reset_registry(fresh)
-    yield fresh
-    reg_mod.reset_registry(old)
+def reg(module_registry):
+    return module_registry
 
 
 @pytest.fixture(scope="module")
