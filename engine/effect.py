@@ -80,6 +80,13 @@ class Effect:
         TensorFlow: a recipe calls it for every step before the first runs. Raise ``ParameterError`` naming
         the parameter, e.g. ``"parameter 'precision': ..."``; the caller adds the effect or recipe step."""
 
+    def check_spec(self, params: Mapping[str, Any], spec: ModelSpec) -> None:
+        """Checks against the step's model, before any compute and without weights: the layers parameters
+        name (:meth:`ModelSpec.check_layers`, which builds the network once to list them). A plan calls it
+        for every step once it knows the step's model, so ``gradfx chain --check`` and a run (every step of
+        a chain before the first one runs) refuse the same values with the same message. Raise
+        ``ParameterError`` naming the parameter, as :meth:`check` does."""
+
     def build(self, ctx: RunContext, params: Mapping[str, Any]) -> Problem:
         """Turn resolved parameters and ``ctx.input`` into a problem for the engine."""
         raise NotImplementedError(f"effect {self.name!r} does not implement build()")

@@ -15,8 +15,8 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from .errors import ParameterError, suggest
-from .modelspecs import ModelSpec, _as_float, check_size, clear_layer_names, get_spec
+from .errors import ParameterError
+from .modelspecs import ModelSpec, _as_float, check_layers, check_size, clear_layer_names, get_spec
 from .params import PRECISIONS
 from .weights import ResolvedWeights, apply_weights, forget_failed_downloads, resolve_weights
 
@@ -265,14 +265,7 @@ def get_extractor(
         loaded = _load_resolved(spec, resolved, seed=seed, include_top=include_top, pooling=pooling, device=device)
         full = loaded.model
         available = [layer.name for layer in full.layers if not isinstance(layer, keras.layers.InputLayer)]
-        for name in wanted:
-            if name not in available:
-                error = ParameterError(
-                    f"unknown layer {name!r} for model {spec.name}{suggest(name, available)}; "
-                    f"`gradfx models {spec.name}` lists its layers"
-                )
-                error.layer = name  # the run names the parameter that gave it (only it knows the effect's)
-                raise error
+        check_layers(spec, wanted, available)
         outputs = {name: full.get_layer(name).output for name in wanted}
         cut = keras.Model(inputs=full.inputs, outputs=outputs, name=f"{full.name}_extractor")
         cut.trainable = False

@@ -11,18 +11,18 @@ it when called.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .errors import ParameterError, UnknownEffectError
+from .errors import ParameterError, UnknownEffectError, suggest
 
 if TYPE_CHECKING:
     import keras
     import tensorflow as tf
 
 __all__ = ["BUILTIN_MODELS", "INCEPTION_V3", "VGG16", "VGG19", "ModelSpec", "caffe_deprocess", "caffe_preprocess",
-           "check_min_size", "check_size", "clear_layer_names", "get_spec", "tf_deprocess", "tf_preprocess"]
+           "check_layers", "check_min_size", "check_size", "clear_layer_names", "get_spec", "tf_deprocess", "tf_preprocess"]
 
 _KERAS_ORIGIN = "https://storage.googleapis.com/tensorflow/keras-applications/"
 
@@ -59,6 +59,17 @@ class ModelSpec:
 
     def layer_names(self) -> tuple[str, ...]:
         """Names of the layers effects may read, in network order (built once, then cached)."""
+        return self._layers()[0]
+
+    def check_layers(self, names: Iterable[str]) -> None:
+        """The one "the model has these layers" check (a feature extractor makes it too): a
+        :class:`ParameterError` naming the first of ``names`` that is no layer of the network, with a close
+        match and the command that lists them; its ``layer`` attribute is that name (the caller names the
+        parameter). Builds the network once, without weights, to list its layers."""
+        check_layers(self, names, self._layers()[1])
+
+    def _layers(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """(:meth:`layer_names`, every layer's name but the input's), from one build without weights."""
         import keras
 
         from .extractor import build
@@ -69,14 +80,21 @@ class ModelSpec:
                 return hit[1]
         model = build(self, include_top=False, pooling=self.pooling_choices[0])
         keep = self.layer_filter or _default_layer_filter
-        names = tuple(
-            layer.name
-            for layer in model.layers
-            if keep(layer) and not isinstance(layer, keras.layers.InputLayer)
-        )
+        layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
+        names = (tuple(layer.name for layer in layers if keep(layer)), tuple(layer.name for layer in layers))
         with _LOCK:
             _LAYER_NAMES[id(self)] = (self, names)
         return names
+
+
+def check_layers(spec: ModelSpec, names: Iterable[str], available: Sequence[str]) -> None:
+    """:meth:`ModelSpec.check_layers` against ``available`` (a network built with its classifier top has more)."""
+    for name in names:
+        if name not in available:
+            error = ParameterError(f"unknown layer {name!r} for model {spec.name}{suggest(name, available)}; "
+                                   f"`gradfx models {spec.name}` lists its layers")
+            error.layer = name  # type: ignore[attr-defined]
+            raise error
 
 
 def _default_layer_filter(layer: keras.layers.Layer) -> bool:
@@ -247,7 +265,7 @@ BUILTIN_MODELS: tuple[ModelSpec, ...] = (VGG19, VGG16, INCEPTION_V3)
 # ----------------------------------------------------------------------------------------- lookup
 
 _LOCK = threading.RLock()
-_LAYER_NAMES: dict[int, tuple[ModelSpec, tuple[str, ...]]] = {}
+_LAYER_NAMES: dict[int, tuple[ModelSpec, tuple[tuple[str, ...], tuple[str, ...]]]] = {}
 
 
 def clear_layer_names() -> None:
@@ -278,7 +296,8 @@ def check_min_size(min_size: int, *, model: str = "the model", size: tuple[int, 
     pixel ``value`` of parameter ``param``, is below ``min_size`` px, the smallest input of ``model``.
 
     A parameter's 0 is allowed when ``zero`` says what it means (``tile``: "the whole image"). For an image,
-    the message names the short side(s), ``what`` the image is and the ``fix``; ``where`` goes before it all.
+    the message names the short side when only one is, ``what`` the image is and the ``fix``; ``where`` goes
+    before it all.
     """
     loc = f"{where}: " if where else ""
     if param is not None:
@@ -289,10 +308,10 @@ def check_min_size(min_size: int, *, model: str = "the model", size: tuple[int, 
         return
     assert size is not None
     h, w = size
-    short = " and ".join(f"{side} is {n} px" for side, n in (("width", w), ("height", h)) if n < min_size)
-    if short:
-        raise ParameterError(f"{loc}{what} {w}x{h} is below {model}'s minimum of {min_size} px on each side "
-                             f"(its {short}); {fix}")
+    short = [f" (its {side} is {n} px)" for side, n in (("width", w), ("height", h)) if n < min_size]
+    if short:  # WxH already says both sides: the one below the minimum is named when the other is not
+        raise ParameterError(f"{loc}{what} {w}x{h} is below {model}'s minimum of {min_size} px on each side"
+                             f"{short[0] if len(short) == 1 else ''}; {fix}")
 
 
 def check_size(spec: ModelSpec, h: int, w: int, *, include_top: bool = False) -> None:

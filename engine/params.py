@@ -61,6 +61,10 @@ class Param:
     model_defaults: tuple[tuple[str, Any, str], ...] = ()
     #: the value names layers of the model (deepdream's ``layers``, feature-vis's ``objective``)
     names_layers: bool = False
+    #: the value is a size in pixels that the model's smallest input (``ModelSpec.min_size``) bounds, checked
+    #: by the plan before TensorFlow loads (:func:`gradfx.engine.plan.check_spec`); a text allows 0 and says
+    #: what 0 means (``"off"``)
+    model_min: bool | str = False
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -275,8 +279,9 @@ def _to_bool(value: Any) -> bool:
 
 
 def Int(name: str, default: int | None, help: str = "", *, min: float | None = None, max: float | None = None,
-        required: bool = False) -> Param:  # noqa: N802 - constructor-style helper
-    return Param(name, "int", default, help, min=min, max=max, required=required)
+        required: bool = False, model_min: bool | str = False) -> Param:  # noqa: N802 - constructor-style helper
+    """An integer; ``model_min``: a size in pixels the model's smallest input bounds (see :attr:`Param.model_min`)."""
+    return Param(name, "int", default, help, min=min, max=max, required=required, model_min=model_min)
 
 
 def Float(name: str, default: float | None, help: str = "", *, min: float | None = None,

@@ -12,9 +12,11 @@ through :func:`plan`, so each thing a user can get wrong is checked in one place
 compute: the seed, each step's parameters (:func:`prepare`), whether the first step needs an input image
 (:func:`check_input`), whether an effect works with the model asked for (:func:`check_model`), the input
 image itself, the snapshots folder, every model's name and the weights value for each model
-(:func:`gradfx.engine.weights.resolve_weights`, which also decides what ``auto`` becomes). Everything up to
-the model names is TensorFlow-free (:func:`draft`); looking models up imports TensorFlow, because model
-hooks build Keras objects (:func:`complete`).
+(:func:`gradfx.engine.weights.resolve_weights`, which also decides what ``auto`` becomes), and each step
+against its model (:func:`check_spec`: sizes below its smallest input, the layers parameters name).
+Everything up to the model names is TensorFlow-free (:func:`draft`, which also checks sizes against a
+built-in model); looking models up imports TensorFlow, because model hooks build Keras objects, and listing
+a model's layers builds its network (:func:`complete`).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import numpy as np
 from . import atomic, imageio
 from .effect import Effect
 from .errors import GradfxError, ParameterError, PluginError
+from .modelspecs import check_min_size
 from .params import Param
 from .registry import Registry, get_registry
 
@@ -62,14 +65,7 @@ def prepare(effect: str | Effect, params: Mapping[str, Any] | None = None, *,
     registry = registry or get_registry()
     eff = registry.effect(effect) if isinstance(effect, str) else effect
     resolved = eff.schema.resolve(params or {}, where=where, model=model or eff.model)
-    try:
-        eff.check(resolved)
-    except ParameterError as exc:
-        raise ParameterError(f"{where or f'effect {eff.name!r}'}: {exc}") from None
-    except Exception as exc:  # noqa: BLE001 - a plugin's bug is reported as the plugin's failure
-        plugin = registry.effect_plugin.get(eff.name, "?")
-        raise PluginError(f"effect {eff.name!r} (plugin {plugin!r}) failed checking its parameters: "
-                          f"{type(exc).__name__}: {exc}") from exc
+    _effect_check(eff.check, eff, registry, where, resolved)
     base = Path(base_dir) if base_dir is not None else None
 
     def locate(p: Param, value: str) -> str:
@@ -86,6 +82,36 @@ def prepare(effect: str | Effect, params: Mapping[str, Any] | None = None, *,
     for p in eff.schema:
         resolved[p.name] = p.map_paths(resolved[p.name], lambda value, p=p: locate(p, value))
     return eff, resolved
+
+
+def _effect_check(check: Any, eff: Effect, registry: Registry, where: str, *args: Any) -> None:
+    """Run one of ``eff``'s own checks (:meth:`Effect.check`, :meth:`Effect.check_spec`): its
+    ``ParameterError`` gets the step (``where``) or the effect's name before it, any other exception is the
+    plugin's failure."""
+    try:
+        check(*args)
+    except ParameterError as exc:
+        raise ParameterError(f"{where or f'effect {eff.name!r}'}: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - a plugin's bug is reported as the plugin's failure
+        plugin = registry.effect_plugin.get(eff.name, "?")
+        raise PluginError(f"effect {eff.name!r} (plugin {plugin!r}) failed checking its parameters: "
+                          f"{type(exc).__name__}: {exc}") from exc
+
+
+def check_spec(effect: Effect, params: Mapping[str, Any], spec: ModelSpec, *, registry: Registry | None = None,
+               where: str = "", layers: bool = True) -> None:
+    """The checks of a step against its model, before any compute and without weights: each parameter that
+    is a size in pixels the model's smallest input bounds (:attr:`Param.model_min`), TensorFlow-free; then,
+    with ``layers``, the effect's :meth:`Effect.check_spec` (the layers its parameters name: it builds the
+    network, importing TensorFlow). :func:`draft` makes the first part for the models known without
+    TensorFlow (:meth:`Registry.known_model`), :func:`complete` all of it for every step."""
+    for p in effect.schema:
+        if p.model_min and params.get(p.name) is not None:
+            check_min_size(spec.min_size, model=spec.name, param=p.name, value=params[p.name],
+                           zero=p.model_min if isinstance(p.model_min, str) else None,
+                           where=where or f"effect {effect.name!r}")
+    if layers:
+        _effect_check(effect.check_spec, effect, registry or get_registry(), where, params, spec)
 
 
 def check_input(effect: Effect, image: Any, *, where: str = "", fix: str = "") -> None:
@@ -216,11 +242,15 @@ def draft(steps: Sequence[Any], image: Any = None, *, model: str | None = None, 
             if i == 1 and not check_only:
                 check_input(eff, image, where=where, fix=input_fix)
             model_name = check_model(eff, step_model or model, where=where, fix=model_fix)
+            step = PlannedStep(eff, resolved, model_name, where=where, named=bool(step_model or model),
+                               asked=frozenset(params or {}))
+            spec = registry.known_model(model_name)
+            if spec is not None and not _may_follow(step, weights):  # the layers wait for complete()
+                check_spec(eff, resolved, spec, registry=registry, where=where, layers=False)
         except GradfxError as exc:
             exc.step = i  # type: ignore[attr-defined]
             raise
-        planned.append(PlannedStep(eff, resolved, model_name, where=where, named=bool(step_model or model),
-                                   asked=frozenset(params or {})))
+        planned.append(step)
     loaded = None if image is None else imageio.load_image(image, max_size=max_size)
     folder = None if snapshots is None else atomic.output_folder(snapshots, "snapshots folder")
     files = tuple(dict.fromkeys(path for s in planned for path in s.files()))
@@ -259,15 +289,36 @@ def complete(p: Plan) -> Plan:
             error = type(exc)(f"{s.where}: {exc}") if s.where else exc
             error.step = i  # type: ignore[attr-defined]
             raise error from None
+        try:  # the layers its parameters name, on the model it runs on: a chain's every step before any runs
+            check_spec(s.effect, s.params, spec, registry=p.registry, where=s.where)
+        except GradfxError as exc:
+            exc.step = i  # type: ignore[attr-defined]
+            # a check-only plan has not decided whether the default model follows the weights: refused only
+            # when refused on the trained VGG16 too
+            if (weights is not None or not _may_follow(s, p.weights)
+                    or not _can_follow(s.effect, s.model, p.registry, p.weights)):
+                raise
+            vgg16 = _on_trained_vgg16(s, spec)
+            try:
+                check_spec(vgg16.effect, vgg16.params, p.registry.model(vgg16.model), registry=p.registry,
+                           where=s.where)
+            except GradfxError:
+                raise exc from None
         steps.append(replace(s, spec=spec, weights=weights))
     return replace(p, steps=tuple(steps))
 
 
 def _follows(p: Plan, s: PlannedStep, weights: ResolvedWeights) -> bool:
-    """Whether step ``s``'s default model follows the weights to the HED-fine-tuned VGG16: nobody named a
-    model, the weights are ``auto`` and gave the default model random ones, the caller set no parameter that
-    names the default model's layers (:attr:`Param.names_layers`), and :func:`_can_follow`."""
-    return (not s.named and weights.fell_back and _can_follow(s.effect, s.model, p.registry, p.weights)
+    """Whether step ``s``'s default model follows the weights to the HED-fine-tuned VGG16: :func:`_may_follow`,
+    the weights gave the default model random ones, and :func:`_can_follow`."""
+    return _may_follow(s, p.weights) and weights.fell_back and _can_follow(s.effect, s.model, p.registry, p.weights)
+
+
+def _may_follow(s: PlannedStep, weights: str | os.PathLike) -> bool:
+    """What says, before TensorFlow loads, that step ``s`` may not run on its model (:func:`_follows`): nobody
+    named a model, the weights are ``auto`` and the caller set no parameter that names the default model's
+    layers (:attr:`Param.names_layers`)."""
+    return (not s.named and _weights_text(weights).strip().lower() == "auto"
             and not any(q.names_layers and q.name in s.asked for q in s.effect.schema))
 
 
@@ -338,5 +389,5 @@ def _as_step(step: Any, index: int) -> tuple[str | Effect, dict[str, Any], str |
     raise ParameterError(f"step {index}: expected a Step, a (effect, params) pair or a table, got {step!r}")
 
 
-__all__ = ["MAX_SEED", "Plan", "PlannedStep", "check_input", "check_model", "check_seed", "complete", "draft",
+__all__ = ["MAX_SEED", "Plan", "PlannedStep", "check_input", "check_model", "check_seed", "check_spec", "complete", "draft",
            "plan", "prepare"]

@@ -376,6 +376,20 @@ class Registry:
                 f"unknown model {name!r}{suggest(name, models)}; available: {', '.join(models) or 'none'}"
             ) from None
 
+    def known_model(self, name: str) -> Any:
+        """The spec of model ``name`` when it is known without importing TensorFlow (which loading the model
+        hooks does): a registered one once they ran, else a built-in one (the built-in plugin's hook runs
+        first, so no other plugin can take its names); None otherwise."""
+        with self._lock:
+            if "__models__" in self._models_loaded:
+                return self._models.get(name)
+            builtin = self.plugins.get(BUILTIN)
+            if builtin is None or not builtin.builtin:
+                return None
+        from .modelspecs import BUILTIN_MODELS
+
+        return next((spec for spec in BUILTIN_MODELS if spec.name == name), None)
+
     def failures(self) -> Iterable[PluginInfo]:
         """Plugins with an error: those that failed and those only partly loaded."""
         return (p for p in self.plugins.values() if not p.ok)

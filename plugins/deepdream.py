@@ -36,7 +36,7 @@ from gradfx.engine import (
 from gradfx.engine.params import parse_layer_weights
 
 if TYPE_CHECKING:
-    from gradfx.engine import Problem, RunContext
+    from gradfx.engine import ModelSpec, Problem, RunContext
 
 #: The Keras DeepDream example's InceptionV3 layers and weights.
 DEFAULT_LAYERS = "mixed4:1.0,mixed5:1.5,mixed6:2.0,mixed7:2.5"
@@ -114,7 +114,7 @@ class DeepDream(Effect):
                                  vgg19=(0.0, _AS_VGG16)),
         Int("jitter", 0, "random shift of up to this many pixels each step", min=0, max=512),
         Int("tile", 512, "compute gradients in tiles of at most this many pixels, under a random roll "
-            "(0: whole image); bounds memory at any size", min=0, max=8192),
+            "(0: whole image); bounds memory at any size", min=0, max=8192, model_min="the whole image"),
         Bool("reinject_detail", True, "re-inject the detail lost by downscaling between octaves"),
         Image("guide", "guide image: pull each position's features toward its best-matching guide feature"),
         Int("frames", 1, "number of zoom-feedback frames (>1 writes numbered frames and an animation)",
@@ -141,13 +141,20 @@ class DeepDream(Effect):
             raise ParameterError("parameter 'jitter': temporal=flow compares the image with the warped previous "
                                  "frame pixel for pixel, which a jittered image is not; use jitter=0")
 
+    def check_spec(self, params: Mapping[str, Any], spec: ModelSpec) -> None:
+        """The layers to amplify are the model's (a channel's range is checked on the built model)."""
+        try:
+            spec.check_layers(name for name, _ in parse_layer_weights(params["layers"], negative=True))
+        except ParameterError as exc:
+            raise ParameterError(f"parameter 'layers': {exc}") from None
+
     # --- problem ---------------------------------------------------------------------------------------------
     def build(self, ctx: RunContext, params: Mapping[str, Any], init: np.ndarray | None = None) -> Problem:
         from gradfx.engine import Problem
 
         layers = parse_layer_weights(params["layers"], negative=True)
         names = tuple(name for name, _ in layers)
-        extractor = self._extractor(ctx, params, names)
+        extractor = ctx.extractor(tuple(sorted(names)))  # the same (cached) extractor the engine builds
         channels = self._channels(extractor, params)
         image = ctx.input.rgb if init is None else init
         guide = ctx.image(params["guide"]).rgb if params.get("guide") else None
@@ -215,16 +222,6 @@ class DeepDream(Effect):
                       report={"objective": objective, "frames": len(frames)})
 
     # --- validation helpers ----------------------------------------------------------------------------------
-    @staticmethod
-    def _extractor(ctx: RunContext, params: Mapping[str, Any], names: tuple[str, ...]) -> Any:
-        try:  # the same (cached) extractor the engine builds for the problem
-            return ctx.extractor(tuple(sorted(names)))
-        except ParameterError as exc:
-            raise ParameterError(
-                f"effect 'deepdream': parameter 'layers': {params['layers']!r} is not allowed ({exc}); expected "
-                f"layer names of model {ctx.model} with optional weights, name:weight,..."
-            ) from None
-
     @staticmethod
     def _channels(extractor: Any, params: Mapping[str, Any]) -> tuple[int, ...] | None:
         if not params.get("channels"):

@@ -31,7 +31,7 @@ from gradfx.engine import Choice, Effect, Float, Floats, Int, Output, Param, Par
 from gradfx.engine.objective_expr import ParsedObjective, map_paths, parse_objective
 
 if TYPE_CHECKING:
-    from gradfx.engine import Problem, RunContext
+    from gradfx.engine import ModelSpec, Problem, RunContext
 
 PARAMS = ("fft+decorrelated", "fft", "decorrelated", "pixel")
 _LUCID = "lucid's, for ImageNet models"
@@ -102,7 +102,7 @@ class FeatureVis(Effect):
                                         "among the 5 strongest and their colours have saturated (at 48 steps "
                                         "too, but muted), in under the Keras filter-visualisation example's "
                                         "time for 16 channels")),
-        Int("size", 128, "image size in px (square)", min=16, max=4096),
+        Int("size", 128, "image size in px (square)", min=16, max=4096, model_min=True),
         Float("lr", 0.05, "Adam learning rate", min=1e-6, max=10.0),
         Int("batch", 1, "images optimised together (a channel range such as mixed4:0-15 sets it)", min=1,
             max=1024),
@@ -120,21 +120,33 @@ class FeatureVis(Effect):
         """Thresholds against steps need no model: checked at once (and by a recipe's --check)."""
         _thresholds(params.get("thresholds"), params["steps"])
 
+    def check_spec(self, params: Mapping[str, Any], spec: ModelSpec) -> None:
+        """The objective's layers are the model's (with a classifier top, logit(), the extractor's check on
+        the network with its top: it has more layers)."""
+        if not params.get("objective"):  # the model's own default
+            return
+        parsed = parse_objective(params["objective"])
+        if parsed.needs_top:
+            return
+        for layer, pos in parsed.layers.items():
+            real, _ = _real_layer(spec, layer)
+            try:
+                spec.check_layers((real,))
+            except ParameterError as exc:
+                raise _objective_error(_layer_error(parsed, pos, real, exc), "") from None
+
     # --- building the problem ----------------------------------------------------------------------------
     def build(self, ctx: RunContext, params: Mapping[str, Any]) -> Problem:
         return self._plan(ctx, params)[0]
 
     def _plan(self, ctx: RunContext, params: Mapping[str, Any]) -> tuple[Problem, ParsedObjective, list[str]]:
         from gradfx.engine import objectives as O  # noqa: N812
-        from gradfx.engine.modelspecs import check_min_size
         from gradfx.engine.parameterizations import make_parameterization
         from gradfx.engine.solver import Problem
         from gradfx.engine.transforms import parse_transforms
 
         spec = ctx.spec
-        size = int(params["size"])
-        # before the model is built (the solver would refuse it only after)
-        check_min_size(spec.min_size, model=spec.name, param="size", value=size, where="effect 'feature-vis'")
+        size = int(params["size"])  # at least the model's minimum input: the plan checked it (Param.model_min)
         text = params.get("objective")  # the model's own default when not given (per-model defaults)
         if not text:
             if not spec.default_layers:
@@ -175,15 +187,11 @@ class FeatureVis(Effect):
         top = parsed.needs_top
         channels, virtual = {}, []
         for layer, pos in parsed.layers.items():
-            pre_relu = layer.endswith(O.PRE_RELU) and layer not in spec.layer_names()
-            real = layer[: -len(O.PRE_RELU)] if pre_relu else layer
+            real, pre_relu = _real_layer(spec, layer)
             try:
                 ext = ctx.extractor((real,), include_top=top)
             except ParameterError as exc:
-                hint = re.search(r" \(did you mean '[^']+'\?\)", str(exc))
-                raise parsed.error(pos, f"unknown layer {real!r} @ for model {ctx.model}"
-                                   f"{hint.group() if hint else ''}; `gradfx models {ctx.model}` lists its "
-                                   f"layers") from None
+                raise _layer_error(parsed, pos, real, exc) from None
             if pre_relu:
                 try:
                     virtual.append(O.pre_relu_layer(ext.model, layer))
@@ -223,6 +231,20 @@ class FeatureVis(Effect):
             "thresholds": taken,
         }
         return Output(main, extras, {"feature_vis": report})
+
+
+def _real_layer(spec: ModelSpec, layer: str) -> tuple[str, bool]:
+    """The network layer an objective's ``layer`` reads, and whether before its ReLU (``LAYER_pre_relu``,
+    lucid's ``mixed4a_pre_relu``, for a model without such a layer of its own)."""
+    from gradfx.engine.objectives import PRE_RELU
+
+    pre_relu = layer.endswith(PRE_RELU) and layer not in spec.layer_names()
+    return (layer[: -len(PRE_RELU)] if pre_relu else layer), pre_relu
+
+
+def _layer_error(parsed: ParsedObjective, pos: int, real: str, exc: ParameterError) -> ParameterError:
+    """The model's unknown-layer error (:meth:`~gradfx.engine.ModelSpec.check_layers`), pointing at ``pos``."""
+    return parsed.error(pos, str(exc).replace(f"unknown layer {real!r}", f"unknown layer {real!r} @", 1))
 
 
 def _batch_size(parsed: ParsedObjective, batch: int) -> int:

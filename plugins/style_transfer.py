@@ -46,6 +46,7 @@ from gradfx.engine import (
 )
 
 if TYPE_CHECKING:
+    from gradfx.engine.modelspecs import ModelSpec
     from gradfx.engine.solver import Problem, Solution
 
 DEFAULT_CONTENT_LAYERS = "block5_conv2"
@@ -119,21 +120,17 @@ def restore_chroma(image: np.ndarray, content: np.ndarray) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------------- parameter helpers
-def parse_layers(name: str, text: str, available: Sequence[str], model: str) -> dict[str, float]:
+def parse_layers(name: str, text: str, spec: ModelSpec) -> dict[str, float]:
     """``"block1_conv1,block2_conv1:0.5"`` -> ``{"block1_conv1": 1.0, "block2_conv1": 0.5}``: the parameter's
     layers (their syntax and weights checked by :func:`~gradfx.engine.params.parse_layer_weights` when the
-    parameters were resolved), each one that ``model`` has."""
-    from gradfx.engine.errors import suggest
+    parameters were resolved), each one that ``spec``'s model has (:meth:`~gradfx.engine.ModelSpec.check_layers`)."""
     from gradfx.engine.params import parse_layer_weights
 
     out = dict(parse_layer_weights(text))
-    for layer in out:
-        if layer not in available:
-            raise ParameterError(
-                f"parameter {name!r}: unknown layer {layer!r} for model {model}{suggest(layer, available)}; "
-                f"expected layer names separated by commas, each optionally ':weight' "
-                f"(`gradfx models {model}` lists them)"
-            )
+    try:
+        spec.check_layers(out)
+    except ParameterError as exc:
+        raise ParameterError(f"parameter {name!r}: {exc}") from None
     return out
 
 
@@ -323,14 +320,14 @@ class StyleTransfer(Effect):
         Int("scales", 1, "coarse-to-fine scales, each twice the previous size and starting from the "
             "upsampled previous result", min=1, max=8),
         Int("size", 512, "longest side of the output in pixels (0: the content image's size)", min=0,
-            max=32_768),
+            max=32_768, model_min="the content's size"),
         Choice("preserve_colors", "none", ("none", "luminance", "histogram"),
                "keep the content's colours: luminance-only transfer, or match the styles' colour histogram "
                "to the content first"),
         Images("mask", "one mask image per style (white: apply that style there)"),
         Choice("pooling", "max", ("max", "avg"), "the backbone's pooling layers (Gatys et al. use avg)"),
         Int("tile", 0, "tile size in pixels (0: whole image); tiles move every step so no seam forms",
-            min=0, max=32_768),
+            min=0, max=32_768, model_min="off"),
         Int("levels", 0, "posterise to this many levels per channel, optimised through a straight-through "
             "quantiser (0: off)", min=0, max=256),
         Int("snapshot_every", 0, "keep the image every N steps, written as numbered frames (0: none)", min=0,
@@ -367,10 +364,14 @@ class StyleTransfer(Effect):
             raise ParameterError("parameter 'precision': bfloat16 does not work with optimizer=lbfgs (its line "
                                  "search needs float32 gradients); use optimizer=adam, or precision=float32")
 
+    def check_spec(self, params: Mapping[str, Any], spec: ModelSpec) -> None:
+        """The content and style layers are the model's."""
+        for name in ("content_layers", "style_layers"):
+            parse_layers(name, params[name], spec)
+
     # --- build ---------------------------------------------------------------------------------------------
     def build(self, ctx: RunContext, params: Mapping[str, Any]) -> Problem:
         from gradfx.engine import imageio
-        from gradfx.engine.modelspecs import check_min_size
         from gradfx.engine.objectives import Objective
         from gradfx.engine.solver import Problem
 
@@ -380,11 +381,8 @@ class StyleTransfer(Effect):
         n = len(styles_paths)
         blend = params["style_blend"] or (1.0,) * n  # its length and sum: see check()
         masks_paths = params["mask"] or ()
-        check_min_size(min_size, model=spec.name, param="tile", value=params["tile"], zero="off")
-        check_min_size(min_size, model=spec.name, param="size", value=params["size"], zero="the content's size")
-        available = spec.layer_names()
-        content_layers = parse_layers("content_layers", params["content_layers"], available, spec.name)
-        style_layers = parse_layers("style_layers", params["style_layers"], available, spec.name)
+        content_layers = parse_layers("content_layers", params["content_layers"], spec)
+        style_layers = parse_layers("style_layers", params["style_layers"], spec)
         init_choice = params["init"]  # a keyword, or a file that prepare() found (against a recipe's folder)
 
         assert ctx.input is not None

