@@ -116,10 +116,16 @@ def check_spec(effect: Effect, params: Mapping[str, Any], spec: ModelSpec, *, re
 
 def check_input(effect: Effect, image: Any, *, where: str = "", fix: str = "") -> None:
     """The one "needs an input image" check: ``effect`` (a chain's first step) transforms an image and none
-    was given. ``fix`` is how the front end asking gives one (a CLI argument, a recipe's ``input``, ctrl+o)."""
+    was given, or it makes one from nothing and one was given (it would be ignored without a word). ``fix`` is
+    how the front end asking gives one (a CLI argument, a recipe's ``input``, ctrl+o)."""
+    loc = f"{where}: " if where else ""
     if effect.needs_input and image is None:
         fix = fix or f"pass one (e.g. gradfx run {effect.name} photo.jpg -o out.png)"
-        raise ParameterError(f"{where + ': ' if where else ''}effect {effect.name!r} needs an input image; {fix}")
+        raise ParameterError(f"{loc}effect {effect.name!r} needs an input image; {fix}")
+    if not effect.needs_input and image is not None:
+        name = f" {os.fspath(image)!r}" if isinstance(image, (str, os.PathLike)) else ""
+        raise ParameterError(f"{loc}effect {effect.name!r} makes its image from nothing and takes no input image; "
+                             f"leave the input{name} out" + ("" if where else f" (gradfx run {effect.name} -o out.png)"))
 
 
 def check_model(effect: Effect, model: str | None, *, where: str = "", fix: str = "") -> str:

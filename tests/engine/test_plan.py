@@ -105,6 +105,23 @@ def test_needs_an_input_image_names_the_step_and_the_front_ends_fix(reg):
     assert draft([("tiny-dream", {})], None, check_only=True).image is None  # --check: the input may come later
 
 
+def test_an_input_for_an_effect_that_makes_its_image_from_nothing_is_refused_not_ignored(reg, photo, tmp_path,
+                                                                                          capsys, monkeypatch):
+    from gradfx.engine import execute
+
+    monkeypatch.setattr(execute, "_run_step", lambda *a, **k: pytest.fail("computed"))
+    # `gradfx run feature-vis photo.png -o out.png` wrote a feature visualisation that never read photo.png
+    assert main(["run", "feature-vis", str(photo), "-o", str(tmp_path / "out.png")]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"gradfx: error: effect 'feature-vis' makes its image from nothing and takes no input image; leave the "
+        f"input {str(photo)!r} out (gradfx run feature-vis -o out.png)")
+    with pytest.raises(ParameterError) as err:
+        draft([("feature-vis", {}), ("tiny-dream", {})], photo, source="r.toml")
+    assert str(err.value) == (f"r.toml: step 1 (feature-vis): effect 'feature-vis' makes its image from nothing and "
+                              f"takes no input image; leave the input {str(photo)!r} out") and err.value.step == 1
+    assert draft([("tiny-dream", {}), ("feature-vis", {})], photo).steps  # a later step's input is the chain's
+
+
 def test_works_with_this_model_is_checked_per_step(reg, photo):
     class OnlyVgg16(TinyDream):
         name = "only-vgg16"
@@ -223,7 +240,8 @@ def test_chain_check_refuses_a_layer_the_model_lacks_with_the_runs_line(reg, pho
     assert main(["chain", str(recipe), "--check"]) == 2  # --check said ok; the run then failed
     check = capsys.readouterr().err.strip()
     args = [a for k, v in params.items() for a in ("-p", f"{k}={v}")]
-    assert main(["run", effect, str(photo), "-o", str(tmp_path / "out.png"), "--model", model, "--weights", "random",
+    source = [] if effect == "feature-vis" else [str(photo)]
+    assert main(["run", effect, *source, "-o", str(tmp_path / "out.png"), "--model", model, "--weights", "random",
                  *args]) == 2
     run = capsys.readouterr().err.strip()
     assert fragment in check and "\n" not in check, check
@@ -272,7 +290,8 @@ def test_a_size_below_the_models_minimum_is_refused_before_tensorflow_loads(phot
     import sys
 
     params = {k: str(photo) if v == "STYLE" else v for k, v in params.items()}
-    args = ["run", effect, str(photo), "-o", str(photo.with_name("out.png")), "--model", "inception_v3",
+    args = ["run", effect, *([] if effect == "feature-vis" else [str(photo)]), "-o", str(photo.with_name("out.png")),
+            "--model", "inception_v3",
             *[a for k, v in params.items() for a in ("-p", f"{k}={v}")]]
     code = ("import sys; from gradfx.tui.cli import main; code = main(sys.argv[1:]); "
             "print(code, sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))")
