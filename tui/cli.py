@@ -14,6 +14,7 @@ import os
 import sys
 import traceback
 from collections.abc import Sequence
+from typing import NoReturn
 
 from gradfx.engine.errors import GradfxError, PluginError
 from gradfx.engine.version import __version__
@@ -22,7 +23,15 @@ from gradfx.engine.version import __version__
 COMMANDS = ("list_", "show", "run", "chain", "batch", "demo", "resume", "models", "plugins", "tui")
 
 
-class IntermixedParser(argparse.ArgumentParser):
+class OneLineParser(argparse.ArgumentParser):
+    """A parser whose errors (a missing argument, an unknown command or option, ``--seed x``) are one line
+    naming the problem and where the fix is, as every other gradfx error, not the usage block first."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}; see '{self.prog} --help'\n")
+
+
+class IntermixedParser(OneLineParser):
     """A sub-command's parser that takes options and positionals in any order (``gradfx run deepdream -p
     steps=1 in.png -o x.png``): argparse's own parser fills ``effect`` and the optional ``input`` at the
     first option and then refuses ``in.png`` as an unrecognised argument."""
@@ -40,7 +49,7 @@ class IntermixedParser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="gradfx",
         description="Image effects by gradient ascent and descent through neural networks: style transfer, "
         "DeepDream, feature visualisation, and any effect a plugin adds.",

@@ -160,6 +160,19 @@ def test_cli_demo_into_a_file_is_a_one_line_error(tmp_path, capsys):
     assert err.startswith("gradfx: error: demo folder") and "choose another folder" in err and "\n" not in err
 
 
+@pytest.mark.parametrize("argv, message", [
+    (["run"], "gradfx run: error: the following arguments are required: effect; see 'gradfx run --help'"),
+    (["run", "deepdream", "--seed", "x"], "gradfx run: error: argument --seed: invalid int value: 'x'; see 'gradfx "
+                                          "run --help'"),
+    (["frob"], "gradfx: error: argument COMMAND: invalid choice: 'frob'"),
+])
+def test_cli_usage_errors_are_one_line_naming_where_the_fix_is(capsys, argv, message):
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    err = capsys.readouterr().err.strip()
+    assert exit_.value.code == 2 and err.startswith(message) and "\n" not in err, err  # was the usage block first
+
+
 def test_cli_help_names_only_options_that_exist(capsys):
     with pytest.raises(SystemExit):
         main(["--help"])
