@@ -169,11 +169,12 @@ class Solver:
             self.sizes = [tuple(map(int, s)) for s in problem.sizes]
         else:
             self.sizes = schedule.octave_sizes(self.final_size, problem.octaves, problem.octave_scale, min_size)
+        model = getattr(getattr(extractor, "spec", None), "name", "the model")  # a gradfx Extractor's model
         for size in self.sizes:  # octave_sizes drops coarse octaves that are too small: only `sizes` can hold one
             coarse = tuple(size) != self.final_size
-            check_min_size(min_size, size=size, what="a coarse stage of image size" if coarse else "image size",
-                           fix="use a larger size or fewer stages" if coarse else "use a larger size")
-        check_min_size(min_size, param="tile", value=problem.tile or 0, zero="the whole image")
+            check_min_size(min_size, model=model, size=size, what="a coarse stage of image size" if coarse else
+                           "image size", fix="use a larger size or fewer stages" if coarse else "use a larger size")
+        check_min_size(min_size, model=model, param="tile", value=problem.tile or 0, zero="the whole image")
         if problem.tile and not self.param.pixel_space:
             raise ParameterError(f"tile needs the pixel parameterisation, not {self.param.name!r}")
         self.step_offset = step_offset
