@@ -305,7 +305,7 @@ def _decode(fp_or_image, shown: str, limit: int, head: bytes = b"") -> LoadedIma
         except ImageError:
             raise
         except UnidentifiedImageError:
-            raise ImageError(f"{shown}: {_unidentified_reason(head)}") from None
+            raise ImageError(f"{shown}: {_unidentified_reason(head, shown)}") from None
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
             m = re.search(r"\((\d+) pixels\)", str(exc))
             raise ImageError(_bomb_message(shown, int(m.group(1)) if m else None, limit)) from None
@@ -467,7 +467,7 @@ def _from_array(arr: np.ndarray, shown: str) -> LoadedImage:
     return LoadedImage(rgb, alpha, shown, mode)
 
 
-def _unidentified_reason(head: bytes) -> str:
+def _unidentified_reason(head: bytes, shown: str = "") -> str:
     if head.startswith(b"version https://git-lfs"):
         return "is a Git LFS pointer, not the image; run `git lfs pull` to fetch the real file"
     stripped = head.lstrip().lower()
@@ -478,6 +478,11 @@ def _unidentified_reason(head: bytes) -> str:
         )
     if head and all(32 <= b < 127 or b in (9, 10, 13) for b in head):
         return f"is a text file, not an image; use a {_FORMAT_NAMES} file"
+    suffix = os.path.splitext(shown)[1].lower()
+    named = Image.registered_extensions().get(suffix) if suffix else None
+    if named in _OPEN_FORMATS:  # x.png of random bytes: "use a PNG file" would puzzle
+        return (f"not a recognised image format, although named {suffix} (corrupt, or another kind of file); "
+                "re-export or re-download it")
     return f"not a recognised image format; use a {_FORMAT_NAMES} file"
 
 

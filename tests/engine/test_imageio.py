@@ -360,7 +360,9 @@ def _big_jpeg() -> bytes:
             b"version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 12345\n",
             "git lfs pull",
         ),
-        ("noise.png", random.Random(1).randbytes(512), "not a recognised"),
+        # named like an image: not "use a PNG file" (it is one, by name), but what may be wrong with it
+        ("noise.png", random.Random(1).randbytes(512), "not a recognised image format, although named .png (corrupt"),
+        ("noise.dat", random.Random(1).randbytes(512), "not a recognised image format; use a PNG, JPEG"),
         ("trunc.png", _truncated(_big_png(), 0.5), "truncated"),
         ("trunc_tail.png", _big_png()[:-30], "truncated"),
         ("trunc.jpg", _truncated(_big_jpeg(), 0.5), "truncated"),
