@@ -151,11 +151,14 @@ class Param:
             self.kind
         ]
         if self.min is not None and self.max is not None:
-            return f"{noun} from {_fmt(self.min)} to {_fmt(self.max)}"
-        if self.min is not None:
-            return f"{noun} >= {_fmt(self.min)}"
-        if self.max is not None:
-            return f"{noun} <= {_fmt(self.max)}"
+            noun = f"{noun} from {_fmt(self.min)} to {_fmt(self.max)}"
+        elif self.min is not None:
+            noun = f"{noun} >= {_fmt(self.min)}"
+        elif self.max is not None:
+            noun = f"{noun} <= {_fmt(self.max)}"
+        if self.model_min:  # `gradfx show` says it before a run refuses it
+            noun += (f", {'0 or ' if isinstance(self.model_min, str) else ''}at least the model's minimum input "
+                     "(gradfx models lists it)")
         return noun
 
     def _fail(self, value: Any, why: str = "", where: str = "") -> ParameterError:

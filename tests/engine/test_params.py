@@ -1,3 +1,5 @@
+import json
+
 import pytest
 
 from gradfx.engine.errors import ParameterError
@@ -148,3 +150,17 @@ def test_both_effects_declare_their_layers_with_the_one_parser(registry):
         assert isinstance(param, LayerWeights) and param.negative is negative, (effect, name)
     with pytest.raises(ParameterError, match="'style_layers'.*listed twice"):
         prepare("style-transfer", {"style": __file__, "style_layers": "block1_conv1,block1_conv1"})
+
+
+def test_a_size_the_models_minimum_bounds_says_so_where_the_allowed_values_are_shown(registry, capsys):
+    from gradfx.tui.cli import main
+
+    assert Int("size", 128, min=16, max=4096, model_min=True).allowed() == (
+        "an integer from 16 to 4096, at least the model's minimum input (gradfx models lists it)")
+    assert Int("tile", 0, min=0, model_min="off").allowed().endswith(", 0 or at least the model's minimum input "
+                                                                     "(gradfx models lists it)")
+    assert Int("steps", 1, min=1).allowed() == "an integer >= 1"
+    # gradfx show said "an integer from 16 to 4096" and a run on inception_v3 then refused 64
+    assert main(["show", "feature-vis", "--json"]) == 0
+    shown = {p["name"]: p["allowed"] for p in json.loads(capsys.readouterr().out)["params"]}
+    assert "at least the model's minimum input" in shown["size"] and "minimum" not in shown["steps"]
