@@ -22,7 +22,8 @@ if TYPE_CHECKING:
     import tensorflow as tf
 
 __all__ = ["BUILTIN_MODELS", "INCEPTION_V3", "VGG16", "VGG19", "ModelSpec", "caffe_deprocess", "caffe_preprocess",
-           "check_layers", "check_min_size", "check_size", "clear_layer_names", "get_spec", "tf_deprocess", "tf_preprocess"]
+           "check_layers", "check_min_size", "check_size", "clear_layer_names", "get_spec", "larger_size", "tf_deprocess",
+           "tf_preprocess"]
 
 _KERAS_ORIGIN = "https://storage.googleapis.com/tensorflow/keras-applications/"
 
@@ -323,5 +324,9 @@ def check_size(spec: ModelSpec, h: int, w: int, *, include_top: bool = False) ->
                 f"{spec.top_size}x{spec.top_size}; resize it or drop the top"
             )
         return
-    check_min_size(spec.min_size, model=spec.name, size=(h, w),
-                   fix=f"use a larger size (e.g. --size {max(spec.min_size, 64)})")
+    check_min_size(spec.min_size, model=spec.name, size=(h, w), fix=larger_size(spec.min_size))
+
+
+def larger_size(min_size: int) -> str:
+    """The fix for an image below a model's ``min_size``: ``--size`` resizes the input (up too)."""
+    return f"use a larger size (e.g. --size {max(min_size, 64)})"

@@ -180,7 +180,7 @@ def test_an_image_below_the_model_minimum_names_the_short_side_and_no_octaves_th
     with pytest.raises(ParameterError) as err:  # was "...minimum of 32 px; use a larger size or fewer octaves"
         Solver(Problem(layer_mean("conv"), init=img(24, 40), octaves=3, octave_scale=1.4), tiny, min_size=32)
     assert str(err.value) == ("image size 40x24 is below the model's minimum of 32 px on each side (its height "
-                              "is 24 px); use a larger size")
+                              "is 24 px); use a larger size (e.g. --size 64)")
     with pytest.raises(ParameterError, match=r"coarse stage of image size 20x40 .*\(its width is 20 px\); use a "
                                              r"larger size or fewer stages"):
         Solver(Problem(layer_mean("conv"), init=img(80, 40), sizes=[(40, 20), (80, 40)]), tiny, min_size=32)

@@ -228,4 +228,5 @@ def test_frame_prefix_follows_the_chain_prefix(registry, make_image):
 def test_an_input_below_the_models_minimum_names_the_model(registry, make_image):
     with pytest.raises(ParameterError) as err:  # was "below the model's minimum": which model, with --model unset?
         run("deepdream", make_image(20, 20), **VGG, steps=1)
-    assert str(err.value) == "image size 20x20 is below vgg16's minimum of 32 px on each side; use a larger size"
+    assert str(err.value) == ("image size 20x20 is below vgg16's minimum of 32 px on each side; use a larger size "
+                              "(e.g. --size 64)")
