@@ -316,6 +316,7 @@ def make_job(target: str | os.PathLike, params: Mapping[str, Any] | None = None,
                   size=size)
         seed = seed if seed is not None else (recipe.seed or 0)
         desc: Any = recipe.to_dict()
+        first = (registry or get_registry()).effects.get(recipe.steps[0].effect)  # unknown: job.plan says so
     else:
         # files named by parameters made absolute (base_dir): Ray workers run in other folders
         job = Job(text, dict(params or {}), model=model, weights=weights or "auto", size=size)
@@ -323,11 +324,12 @@ def make_job(target: str | os.PathLike, params: Mapping[str, Any] | None = None,
 
         (step,) = draft([(text, job.params)], model=model, registry=registry, chain=False, check_only=True,
                         base_dir=os.getcwd()).steps
-        if not step.effect.needs_input:
-            raise ParameterError(f"effect {step.effect.name!r} makes an image from nothing; a batch needs an "
-                                 "effect that takes an input image")
         job.effect, job.params = step.effect.name, step.params
         desc = {"effect": step.effect.name, "params": step.params}
+        first = step.effect
+    if first is not None and not first.needs_input:  # each item's image would be ignored
+        raise ParameterError(f"effect {first.name!r} makes an image from nothing; a batch needs an effect that "
+                             "takes an input image" + (f" ({text} starts with it)" if job.recipe else ""))
     job.plan(registry)  # every check, and the weights resolved, before any item runs
     job.seed = check_seed(0 if seed is None else seed)
     blob = json.dumps({"job": desc, "model": model, "weights": str(job.weights), "seed": job.seed, "size": size},

@@ -253,3 +253,16 @@ def test_ray_workers_are_sized_by_the_clusters_resources():
         size_workers({"CPU": 8}, 1, None, 3)
     with pytest.raises(GradfxError, match="--workers 0"):
         size_workers({"CPU": 8}, None, 0, 3)
+
+
+def test_an_effect_that_makes_its_image_from_nothing_is_refused_alone_and_first_in_a_recipe(tiny, tmp_path,
+                                                                                          make_image):
+    write_images(tmp_path / "in", make_image, names=("a.png",))
+    with pytest.raises(ParameterError, match=r"^effect 'feature-vis' makes an image from nothing; a batch needs an "
+                                             r"effect that takes an input image$"):
+        run_batch("feature-vis", [tmp_path / "in"], tmp_path / "out")
+    recipe = tmp_path / "r.toml"  # its items all gave the same image, each input ignored
+    recipe.write_text("[[step]]\neffect = 'feature-vis'\n[[step]]\neffect = 'tiny-dream'\n")
+    with pytest.raises(ParameterError, match=r"takes an input image \(.*r\.toml starts with it\)$"):
+        run_batch(str(recipe), [tmp_path / "in"], tmp_path / "out")
+    assert not (tmp_path / "out").exists()
