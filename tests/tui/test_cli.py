@@ -83,3 +83,16 @@ def test_size_is_the_output_s_size_too_unless_the_effect_s_size_is_set(registry,
     assert max(_size("a.png")) == 64
     assert main(["run", "style-transfer", *common, "--size", "64", "-p", "size=80", "-o", "b.png"]) == 0
     assert max(_size("b.png")) == 80  # the effect's own size, said explicitly, decides the output
+
+
+def test_the_models_table_keeps_names_whole_at_80_columns(registry, monkeypatch, capsys):
+    from gradfx.engine.modelspecs import VGG16
+
+    monkeypatch.setenv("COLUMNS", "80")
+    assert main(["models"]) == 0
+    table = capsys.readouterr().out
+    assert max(len(line) for line in table.splitlines()) <= 80
+    cells = [cell.strip() for line in table.splitlines() for cell in line.split("│")]
+    # each layer name whole in its cell (was "block1_conv1" then a lone ","; "HED-fine-tu" then "ned")
+    assert all(layer in cells for layer in VGG16.default_layers) and "," not in cells
+    assert any(cell.startswith("HED-fine-tuned") for cell in cells), table

@@ -36,10 +36,16 @@ def main(args: argparse.Namespace) -> int:
             console.print(f"ImageNet file: {spec.imagenet_file} in {keras_models_dir()}{where}", soft_wrap=True)
         return 0
     table = Table(title="gradfx models", title_justify="left")
-    for col in ("model", "summary", "min size", "default layers", "weights now (auto)", "plugin"):
-        table.add_column(col, overflow="fold")
+    # names and layers whole (a layer a line), the prose wrapped: at 80 columns every column was folded into
+    # pieces ("block1_conv1" then a lone ",", "HED-fine-tu" then "ned")
+    table.add_column("model", no_wrap=True)
+    table.add_column("summary", ratio=3)
+    table.add_column("min\nsize", no_wrap=True)
+    table.add_column("default\nlayers", no_wrap=True)
+    table.add_column("weights now (auto)", ratio=2, overflow="fold")
+    table.add_column("plugin", no_wrap=True)
     for name, spec in sorted(reg.models.items()):
-        table.add_row(name, spec.summary, str(spec.min_size), ", ".join(spec.default_layers),
+        table.add_row(name, spec.summary, str(spec.min_size), "\n".join(spec.default_layers),
                       weights_now(spec), reg.model_plugin[name])
     console.print(table)
     return 0
