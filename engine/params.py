@@ -243,7 +243,10 @@ def _to_int(value: Any) -> int:
         try:
             return int(text)
         except ValueError:
-            f = _to_float(text)  # accepts "1e3"
+            try:
+                f = _to_float(text)  # accepts "1e3"
+            except ValueError:  # "abc": not an integer, as "1.5" is not (not "not a number")
+                f = math.nan
             if not f.is_integer():
                 raise ValueError("not an integer") from None
             return int(f)

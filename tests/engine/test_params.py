@@ -48,7 +48,7 @@ def test_native_values_from_toml_pass_through():
 @pytest.mark.parametrize(
     "values, fragment",
     [
-        ({"steps": "abc"}, "'steps': 'abc' is not allowed (not a number)"),  # not float()'s own message
+        ({"steps": "abc"}, "'steps': 'abc' is not allowed (not an integer)"),  # not float()'s own message
         ({"lr": "fast"}, "'lr': 'fast' is not allowed (not a number)"),
         ({"steps": "0"}, "from 1 to 1000"),
         ({"steps": 2.5}, "not an integer"),
