@@ -32,7 +32,7 @@ import numpy as np
 from . import atomic, imageio
 from .effect import Effect
 from .errors import GradfxError, ParameterError, PluginError
-from .modelspecs import check_min_size
+from .modelspecs import check_min_size, check_size
 from .params import Param
 from .registry import Registry, get_registry
 
@@ -126,6 +126,18 @@ def check_input(effect: Effect, image: Any, *, where: str = "", fix: str = "") -
         name = f" {os.fspath(image)!r}" if isinstance(image, (str, os.PathLike)) else ""
         raise ParameterError(f"{loc}effect {effect.name!r} makes its image from nothing and takes no input image; "
                              f"leave the input{name} out" + ("" if where else f" (gradfx run {effect.name} -o out.png)"))
+
+
+def check_input_size(step: PlannedStep, spec: ModelSpec, image: imageio.LoadedImage | None) -> None:
+    """The input (after ``--size``) of a chain's first step whose effect solves at its input's size
+    (:attr:`Effect.at_input_size`) is at least the model's minimum (:func:`~gradfx.engine.modelspecs.check_size`,
+    the message the solver would give once the model is built). Errors name the step."""
+    if image is None or not step.effect.at_input_size:
+        return
+    try:
+        check_size(spec, *image.rgb.shape[:2])
+    except ParameterError as exc:
+        raise ParameterError(f"{step.where}: {exc}" if step.where else str(exc)) from None
 
 
 def check_model(effect: Effect, model: str | None, *, where: str = "", fix: str = "") -> str:
@@ -258,6 +270,13 @@ def draft(steps: Sequence[Any], image: Any = None, *, model: str | None = None, 
             raise
         planned.append(step)
     loaded = None if image is None else imageio.load_image(image, max_size=max_size)
+    spec = registry.known_model(planned[0].model) if loaded is not None else None
+    if spec is not None and not _may_follow(planned[0], weights):  # else complete() checks it
+        try:
+            check_input_size(planned[0], spec, loaded)
+        except GradfxError as exc:
+            exc.step = 1  # type: ignore[attr-defined]
+            raise
     folder = None if snapshots is None else atomic.output_folder(snapshots, "snapshots folder")
     files = tuple(dict.fromkeys(path for s in planned for path in s.files()))
     return Plan(tuple(planned), loaded, seed, _weights_text(weights), registry, device, chain, folder,
@@ -297,6 +316,8 @@ def complete(p: Plan) -> Plan:
             raise error from None
         try:  # the layers its parameters name, on the model it runs on: a chain's every step before any runs
             check_spec(s.effect, s.params, spec, registry=p.registry, where=s.where)
+            if i == 1:
+                check_input_size(s, spec, p.image)
         except GradfxError as exc:
             exc.step = i  # type: ignore[attr-defined]
             # a check-only plan has not decided whether the default model follows the weights: refused only

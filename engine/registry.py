@@ -312,8 +312,9 @@ class Registry:
             raise PluginError(f"effect {name!r} has invalid parameters: {exc}") from None
         if type(effect).build is Effect.build and type(effect).run is Effect.run:
             raise PluginError(f"effect {name!r} implements neither build() nor run()")
-        if not isinstance(effect.needs_input, bool):
-            raise PluginError(f"effect {name!r}: needs_input must be True or False, not {effect.needs_input!r}")
+        for flag in ("needs_input", "at_input_size"):
+            if not isinstance(getattr(effect, flag), bool):
+                raise PluginError(f"effect {name!r}: {flag} must be True or False, not {getattr(effect, flag)!r}")
         if not isinstance(effect.model, str) or not effect.model:
             raise PluginError(f"effect {name!r}: model must be a registered model's name, not {effect.model!r}")
         if effect.models is not None and (

@@ -92,6 +92,7 @@ class DeepDream(Effect):
     name = "deepdream"
     summary = "DeepDream: amplify the patterns a network's layers see (octaves, tiles, guide, zoom frames)"
     model = "inception_v3"
+    at_input_size = True
     params = (
         Layers("layers", DEFAULT_LAYERS, "layers to amplify with their weights, name:weight,... (a negative weight "
                "damps a layer)", negative=True).per_model(

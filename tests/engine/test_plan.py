@@ -226,9 +226,12 @@ BAD_LAYERS = [
 
 
 @pytest.mark.parametrize("effect, params, model, fragment", BAD_LAYERS)
-def test_chain_check_refuses_a_layer_the_model_lacks_with_the_runs_line(reg, photo, tmp_path, capsys, monkeypatch,
+def test_chain_check_refuses_a_layer_the_model_lacks_with_the_runs_line(reg, tmp_path, capsys, monkeypatch, make_image,
                                                                         effect, params, model, fragment):
     from gradfx.engine import execute, extractor
+
+    photo = tmp_path / "photo.png"  # at least inception_v3's minimum input
+    PILImage.fromarray((make_image(80, 96) * 255).astype(np.uint8)).save(photo)
 
     # found from the spec (a network built without weights), before any weights or compute
     monkeypatch.setattr(extractor, "_load_resolved", lambda *a, **k: pytest.fail("loaded a model with weights"))
@@ -281,6 +284,9 @@ SMALL_SIZES = [
                                                        "of 75 px; expected 0 (off) or at least 75"),
     ("deepdream", {"tile": 40}, "parameter 'tile': 40 is below inception_v3's minimum input of 75 px; expected 0 "
                                 "(the whole image) or at least 75"),
+    # deepdream dreams at its input's size (Effect.at_input_size): the 48x40 photo, not a parameter
+    ("deepdream", {}, "image size 48x40 is below inception_v3's minimum of 75 px on each side; use a larger size "
+                      "(e.g. --size 75)"),
 ]
 
 
@@ -297,7 +303,7 @@ def test_a_size_below_the_models_minimum_is_refused_before_tensorflow_loads(phot
             "print(code, sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=300)
     assert out.stdout.split("\n")[-2] == "2 []", (out.stdout, out.stderr)  # was: after TensorFlow had loaded
-    assert out.stderr.strip() == f"gradfx: error: effect '{effect}': {message}"
+    assert out.stderr.strip() == "gradfx: error: " + (f"effect '{effect}': {message}" if params else message)
 
 
 def test_a_check_refuses_a_size_only_if_the_model_it_may_run_on_refuses_it_too(reg):
@@ -310,3 +316,18 @@ def test_a_check_refuses_a_size_only_if_the_model_it_may_run_on_refuses_it_too(r
         plan([("feature-vis", {"size": 20})], check_only=True)
     with pytest.raises(ParameterError, match="parameter 'size': 64 is below inception_v3's"):
         plan([("feature-vis", {"size": 64})], model="inception_v3", check_only=True)
+
+
+def test_an_input_below_the_models_minimum_is_refused_for_the_first_step_that_works_at_its_size(reg, photo,
+                                                                                               monkeypatch):
+    from gradfx.engine import execute
+
+    monkeypatch.setattr(execute, "_run_step", lambda *a, **k: pytest.fail("computed"))
+    steps = [("deepdream", {}), ("tiny-dream", {})]
+    with pytest.raises(ParameterError) as err:  # --size 16: was refused once the model had been built
+        draft(steps, photo, model="vgg16", max_size=16, source="r.toml")
+    assert str(err.value) == ("r.toml: step 1 (deepdream): image size 16x13 is below vgg16's minimum of 32 px on "
+                              "each side; use a larger size (e.g. --size 64)") and err.value.step == 1
+    with pytest.raises(ParameterError, match="image size 16x13 is below vgg16's"):  # the default model may follow
+        execute.execute(draft(steps[:1], photo, max_size=16))  # the weights: checked on the model it runs on
+    assert draft([("tiny-dream", {})], photo, max_size=16).image.rgb.shape[:2] == (13, 16)  # it sets no at_input_size
