@@ -245,7 +245,14 @@ def load_image(
     return loaded
 
 
-def _from_path(src: PathLike, limit: int) -> LoadedImage:
+def check_image_file(src: PathLike) -> None:
+    """The checks of :func:`load_image` that need no pixels, from the file and its header: it is there, a
+    readable file, an image of a known format (not text, a Git LFS pointer or garbage) within the pixel limit.
+    Image parameters get them before any compute; truncated or corrupt pixel data is found when it decodes."""
+    _from_path(src, get_max_pixels(), header_only=True)
+
+
+def _from_path(src: PathLike, limit: int, header_only: bool = False) -> LoadedImage | None:
     path = os.fspath(src)
     if isinstance(path, bytes):
         path = os.fsdecode(path)
@@ -277,11 +284,12 @@ def _from_path(src: PathLike, limit: int) -> LoadedImage:
             raise ImageError(
                 f"{shown}: cannot read ({one_line(exc)}); check the file and the disk"
             ) from None
-        return _decode(fp, shown, limit, head=head)
+        return _decode(fp, shown, limit, head=head, header_only=header_only)
 
 
-def _decode(fp_or_image, shown: str, limit: int, head: bytes = b"") -> LoadedImage:
-    """Open (if a file object), load, orient and convert, turning every Pillow failure into ImageError."""
+def _decode(fp_or_image, shown: str, limit: int, head: bytes = b"", header_only: bool = False) -> LoadedImage | None:
+    """Open (if a file object), load, orient and convert, turning every Pillow failure into ImageError; with
+    ``header_only``, open and check the size, and return None."""
     with _pillow_lock, warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         saved_limit, saved_truncated = Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES
@@ -299,6 +307,8 @@ def _decode(fp_or_image, shown: str, limit: int, head: bytes = b"") -> LoadedIma
                 raise ImageError(_bomb_message(shown, w * h, limit, (w, h)))
             if w < 1 or h < 1:
                 raise ImageError(f"{shown}: image has no pixels ({w}x{h}); re-export the image")
+            if header_only:
+                return None
             mode = im.mode
             im.load()  # inside the try: this is where truncation and corrupt data show up
             im = _oriented(im, shown)

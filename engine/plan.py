@@ -31,7 +31,7 @@ import numpy as np
 
 from . import atomic, imageio
 from .effect import Effect
-from .errors import GradfxError, ParameterError, PluginError
+from .errors import GradfxError, ImageError, ParameterError, PluginError
 from .modelspecs import check_min_size, check_size
 from .params import Param
 from .registry import Registry, get_registry
@@ -72,11 +72,16 @@ def prepare(effect: str | Effect, params: Mapping[str, Any] | None = None, *,
         file = Path(value)
         if base is not None and not file.is_absolute():
             file = base / file
+        loc = f"{where}: " if where else f"effect {eff.name!r}: "
         if not file.is_file():
-            loc = f"{where}: " if where else f"effect {eff.name!r}: "
             what = f"{value!r} is not one of {', '.join(p.choices)}, and file" if p.choices else (
                 "image" if p.is_image else "file")
             raise ParameterError(f"{loc}parameter {p.name!r}: {what} {str(file)!r} does not exist; check the path")
+        if p.picks_image:  # a text file, a Git LFS pointer or garbage: found from its header, not at its step
+            try:
+                imageio.check_image_file(file)
+            except ImageError as exc:
+                raise ImageError(f"{loc}parameter {p.name!r}: {exc}") from None
         return str(file)
 
     for p in eff.schema:

@@ -874,3 +874,20 @@ def test_corpus_through_the_cli_gives_an_output_or_one_line_and_no_file(tmp_path
             assert code == 2 and err.startswith("gradfx: error:") and name in err and "\n" not in err, (name, err)
             assert "Traceback" not in err and not out.exists(), name
     assert sorted(p.name for p in outputs.iterdir() if p.name.startswith(".")) == []  # no temporaries
+
+
+def test_the_header_check_refuses_what_load_image_refuses_without_decoding_pixels(tmp_path, monkeypatch):
+    good = write(tmp_path, "good.png", _big_png())
+    imageio.check_image_file(good)
+    # pixel data is not read: a file cut short passes here and is refused when it decodes
+    imageio.check_image_file(write(tmp_path, "cut.png", _big_png()[:-30]))
+    for name, data in (("noise.png", random.Random(1).randbytes(512)), ("notes.png", b"not a picture\n" * 4),
+                       ("empty.png", b""), ("bomb.png", bomb_png())):
+        path = write(tmp_path, name, data)
+        with pytest.raises(ImageError) as header:
+            imageio.check_image_file(path)
+        with pytest.raises(ImageError) as loaded:
+            load_image(path)
+        assert str(header.value) == str(loaded.value)  # the one message for each
+    with pytest.raises(ImageError, match="file not found"):
+        imageio.check_image_file(tmp_path / "gone.png")

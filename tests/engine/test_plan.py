@@ -331,3 +331,13 @@ def test_an_input_below_the_models_minimum_is_refused_for_the_first_step_that_wo
     with pytest.raises(ParameterError, match="image size 16x13 is below vgg16's"):  # the default model may follow
         execute.execute(draft(steps[:1], photo, max_size=16))  # the weights: checked on the model it runs on
     assert draft([("tiny-dream", {})], photo, max_size=16).image.rgb.shape[:2] == (13, 16)  # it sets no at_input_size
+
+
+def test_an_image_parameter_that_holds_no_image_is_refused_when_parameters_resolve(reg, photo, tmp_path):
+    bad = tmp_path / "style.png"  # a failed download: found only when step 2 began, after step 1's compute
+    bad.write_bytes(b"<!DOCTYPE html><html><body>404</body></html>")
+    with pytest.raises(GradfxError) as err:
+        draft([("tiny-dream", {}), ("style-transfer", {"style": str(bad)})], photo, check_only=True)
+    assert str(err.value).startswith(f"step 2 (style-transfer): parameter 'style': {bad}: is an HTML/XML/SVG text "
+                                      "file, not a raster image"), str(err.value)
+    assert err.value.step == 2
