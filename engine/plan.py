@@ -13,7 +13,8 @@ compute: the seed, each step's parameters (:func:`prepare`), whether the first s
 (:func:`check_input`), whether an effect works with the model asked for (:func:`check_model`), the input
 image itself, the snapshots folder, every model's name and the weights value for each model
 (:func:`gradfx.engine.weights.resolve_weights`, which also decides what ``auto`` becomes), and each step
-against its model (:func:`check_spec`: sizes below its smallest input, the layers parameters name).
+against its model (:func:`check_spec`: sizes below its smallest input, the layers parameters name; and
+:func:`check_input_size`).
 Everything up to the model names is TensorFlow-free (:func:`draft`, which also checks sizes against a
 built-in model); looking models up imports TensorFlow, because model hooks build Keras objects, and listing
 a model's layers builds its network (:func:`complete`).
@@ -334,6 +335,8 @@ def complete(p: Plan) -> Plan:
             try:
                 check_spec(vgg16.effect, vgg16.params, p.registry.model(vgg16.model), registry=p.registry,
                            where=s.where)
+                if i == 1:
+                    check_input_size(vgg16, p.registry.model(vgg16.model), p.image)
             except GradfxError:
                 raise exc from None
         steps.append(replace(s, spec=spec, weights=weights))
@@ -421,5 +424,5 @@ def _as_step(step: Any, index: int) -> tuple[str | Effect, dict[str, Any], str |
     raise ParameterError(f"step {index}: expected a Step, a (effect, params) pair or a table, got {step!r}")
 
 
-__all__ = ["MAX_SEED", "Plan", "PlannedStep", "check_input", "check_model", "check_seed", "check_spec", "complete", "draft",
+__all__ = ["MAX_SEED", "Plan", "PlannedStep", "check_input", "check_input_size", "check_model", "check_seed", "check_spec", "complete", "draft",
            "plan", "prepare"]

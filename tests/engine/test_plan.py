@@ -341,3 +341,13 @@ def test_an_image_parameter_that_holds_no_image_is_refused_when_parameters_resol
     assert str(err.value).startswith(f"step 2 (style-transfer): parameter 'style': {bad}: is an HTML/XML/SVG text "
                                       "file, not a raster image"), str(err.value)
     assert err.value.step == 2
+
+
+def test_a_check_refuses_a_small_input_only_if_the_model_it_may_run_on_refuses_it_too(reg, tmp_path):
+    # deepdream's default model (inception_v3, 75 px) may follow auto weights to the trained VGG16 (32 px)
+    small, medium = tmp_path / "small.png", tmp_path / "medium.png"
+    PILImage.new("RGB", (20, 20)).save(small)
+    PILImage.new("RGB", (50, 50)).save(medium)
+    plan([("deepdream", {})], medium, check_only=True)
+    with pytest.raises(ParameterError, match="image size 20x20 is below inception_v3's minimum of 75 px"):
+        plan([("deepdream", {})], small, check_only=True)  # it said ok: the VGG16 refuses it too
