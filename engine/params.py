@@ -368,9 +368,11 @@ class LayerWeights(Param):
         return out
 
 
-def Layers(name: str, default: str, help: str = "", *, negative: bool = False) -> Param:  # noqa: N802
-    """Layers of the backbone with weights, ``name:weight,...`` (see :func:`parse_layer_weights`)."""
-    return LayerWeights(name, "str", default, help, negative=negative)
+def Layers(name: str, default: str, help: str = "", *, negative: bool = False,  # noqa: N802
+           names_layers: bool = False) -> Param:
+    """Layers of the backbone with weights, ``name:weight,...`` (see :func:`parse_layer_weights`);
+    ``names_layers``: a value set by the caller keeps the effect's default model (:attr:`Param.names_layers`)."""
+    return LayerWeights(name, "str", default, help, negative=negative, names_layers=names_layers)
 
 
 def Precision(help: str = "") -> Param:  # noqa: N802

@@ -304,8 +304,9 @@ class StyleTransfer(Effect):
         Float("tv_weight", 30.0, "weight of total variation, scaled to a 512x512 canvas", min=0).per_model(
             _TUTORIAL, vgg16=(1.0, f"{_TUNED}: 30 blurs the strokes")),
         Layers("content_layers", DEFAULT_CONTENT_LAYERS,
-            "content layers, comma-separated, each optionally :weight"),
-        Layers("style_layers", DEFAULT_STYLE_LAYERS, "style layers, comma-separated, each optionally :weight"),
+            "content layers, comma-separated, each optionally :weight", names_layers=True),
+        Layers("style_layers", DEFAULT_STYLE_LAYERS, "style layers, comma-separated, each optionally :weight",
+               names_layers=True),
         ImageOr("init", "content", INIT_CHOICES, "starting image: content, noise, style, or an image file "
                 "(in a recipe, relative to the recipe's folder)"),
         Choice("optimizer", "adam", ("adam", "lbfgs"), "adam, or lbfgs (SciPy L-BFGS-B bounded to [0, 1]; "

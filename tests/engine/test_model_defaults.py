@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gradfx.engine import Float, Schema, Str, run
+from gradfx.engine import Float, Schema, Str, imageio, run
 from gradfx.engine.errors import ParameterError
 
 
@@ -73,6 +73,15 @@ def test_the_default_model_follows_the_weights(make_image) -> None:
     # as does one who asks for other weights, or names the default model's layers
     assert run("deepdream", make_image(80, 80), weights="random", steps=1, octaves=1).report["model"] == "inception_v3"
     assert run("deepdream", make_image(80, 80), steps=1, octaves=1, layers="mixed3").report["model"] == "inception_v3"
+
+
+def test_style_layers_a_user_names_keep_style_transfers_default_model(make_image, tmp_path) -> None:
+    # block5_conv4 is VGG19's and not VGG16's: naming it must not switch the run to VGG16 and then refuse it
+    style = str(imageio.save_image(tmp_path / "style.png", make_image(48, 48)))
+    for name in ("style_layers", "content_layers"):
+        r = run("style-transfer", make_image(48, 48), style=style, steps=1, **{name: "block5_conv4"}).report
+        assert r["model"] == "vgg19" and r["weights"]["resolved"] == "random"
+    assert run("style-transfer", make_image(48, 48), style=style, steps=1).report["model"] == "vgg16"
 
 
 def test_without_the_trained_vgg16_the_default_model_stays(make_image, no_trained_vgg16) -> None:
