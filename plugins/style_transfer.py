@@ -42,6 +42,7 @@ from gradfx.engine import (
     ParameterError,
     Precision,
     RunContext,
+    flow,
     temporal,
 )
 
@@ -56,6 +57,9 @@ TV_REFERENCE_SIDE = 512
 INIT_CHOICES = ("content", "noise", "style")
 #: temporal_weight's default with the tutorial's loss weights, and VGG16's with its own (bench/RESULTS-video.md)
 TEMPORAL_WEIGHT, VGG_TEMPORAL_WEIGHT = 1e4, 1e2
+#: the aligned image of a video frame's pixels that entered the picture (1) and the weight, relative to
+#: style_weight, of their own style term (docs/video.md, "What enters the picture")
+ENTERING, ENTERING_WEIGHT = "temporal_entering", 0.5
 _TUTORIAL = "the TensorFlow style-transfer tutorial's, for VGG19"
 _TUNED = "tuned by looking, on the HED-fine-tuned VGG16 (a photograph and a painting, 256 px)"
 
@@ -234,23 +238,43 @@ class _Terms:
         return loss * self.area_fraction(c.image)
 
     def style(self, f: Mapping[str, Any], c: Any) -> Any:
+        return self._style(f, c)
+
+    def entering(self, f: Mapping[str, Any], c: Any) -> Any:
+        """The style loss of the pixels that entered the picture with this video frame, on their own (the
+        aligned image :data:`ENTERING`; see :meth:`StyleTransfer.build`). Reads the targets the style term
+        bound."""
+        return self._style(f, c, region=ENTERING)
+
+    def _style(self, f: Mapping[str, Any], c: Any, region: str = "") -> Any:
+        """Over the style layers, the mean squared difference of the Gram matrices to the targets. A region
+        (a masked style's mask, times the aligned image ``region`` if given) has its own Gram, the mean outer
+        product over its positions, and its term is weighted by its share of the canvas, so each of its
+        pixels is pushed as hard as in a whole-canvas term."""
         import tensorflow as tf
 
         from gradfx.engine.objectives import gram_matrix
 
         total = sum(self.style_layers.values())
+        blend = self.blend if self.masked else [1.0]
         terms = []
         for k, w in self.style_layers.items():
             if w <= 0:
                 continue
             feats = f[k]
-            if not self.masked:
+            if not (self.masked or region):
                 diff = gram_matrix(feats) - self.style_targets[0][k]
                 terms.append(w / total * tf.reduce_mean(tf.square(diff)))
                 continue
             size = tf.shape(feats)[1:3]
-            for s, (b, target) in enumerate(zip(self.blend, self.style_targets, strict=True)):
-                m = tf.clip_by_value(tf.image.resize(c.aligned[f"mask{s}"], size, method="area"), 0.0, 1.0)
+
+            def fit(name: str, size: Any = size) -> Any:
+                return tf.clip_by_value(tf.image.resize(c.aligned[name], size, method="area"), 0.0, 1.0)
+
+            for s, (b, target) in enumerate(zip(blend, self.style_targets, strict=True)):
+                m = fit(f"mask{s}") if self.masked else 1.0
+                if region:
+                    m = m * fit(region)
                 gram = tf.einsum("bijc,bijd->bcd", feats * m, feats) / (tf.reduce_sum(m) + 1e-6)
                 terms.append(b * w / total * tf.reduce_mean(m) * tf.reduce_mean(tf.square(gram - target[k])))
         return tf.add_n(terms) * self.area_fraction(c.image)
@@ -426,6 +450,7 @@ class StyleTransfer(Effect):
             m = guide.mask[..., None]
             init = (m * guide.warped + (1 - m) * (content if init is None else init)).astype(np.float32)
             aligned.update(temporal.aligned(guide))
+            aligned[ENTERING] = 1.0 - flow.sources_inside(guide.backward)[..., None].astype(np.float32)
             steps = temporal.follow_steps(params)
 
         terms = _Terms(content_layers=content_layers, style_layers=style_layers, styles=styles, blend=blend,
@@ -451,6 +476,13 @@ class StyleTransfer(Effect):
             raise ParameterError("style_weight and content_weight are both 0; set style_weight > 0")
         if follow and params["temporal_weight"] > 0:
             objective = objective + params["temporal_weight"] * temporal.loss(relative_to=objective)
+        if follow and params["style_weight"] > 0 and aligned[ENTERING].any():
+            # what enters the picture starts from the frame itself, and the style term alone leaves it pale: a
+            # Gram matrix is a mean over the canvas, already near the style's, so a new strip barely moves it;
+            # and once in, the temporal loss holds the strip as it was painted, so a pale band grows over the
+            # frames. Hold the strip to the style on its own too (after the style term, whose targets it reads)
+            objective = objective + ENTERING_WEIGHT * params["style_weight"] * Objective(
+                terms.entering, f"style(pixels entering the picture; {_layers_text(style_layers)})", style_layers)
 
         sizes = _stage_sizes(final, params["scales"], min_size)
         adam = params["optimizer"] == "adam"

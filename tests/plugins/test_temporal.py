@@ -147,6 +147,26 @@ def test_the_temporal_loss_holds_the_warped_previous_output_where_the_flow_is_re
     assert drift(1e3) < 0.5 * drift(0.0)
 
 
+def test_the_pixels_entering_the_picture_are_held_to_the_style_on_their_own(reg, scene, style, monkeypatch):
+    # the camera pans by (2, 1) px a frame: a strip enters at the right and bottom edges, starts from the frame
+    # itself, and its own style term paints it further from the photograph than the whole-canvas term alone
+    from gradfx.plugins import style_transfer
+
+    strong = dict(steps=10, optimizer="lbfgs", style_weight=1.0)  # the style must show on random weights
+    first = st(reg, scene.frames[0], style, **strong)
+    prev = Previous(scene.frames[0], first.image)
+    entering = ~flow.sources_inside(flow.optical_flow(scene.frames[1], scene.frames[0]))
+    assert 0 < entering.mean() < 0.1 and entering[:, -1].all() and entering[-1].all()
+
+    def painted():
+        out = st(reg, scene.frames[1], style, **strong, temporal="flow", temporal_steps=10, previous=prev).image
+        return float(np.abs(out - scene.frames[1])[entering].mean())
+
+    with_term = painted()
+    monkeypatch.setattr(style_transfer, "ENTERING_WEIGHT", 0.0)
+    assert with_term > 1.3 * painted()  # 1.6x here
+
+
 def test_a_frame_resumed_from_its_checkpoint_follows_the_same_previous_frame(reg, scene, style, tmp_path):
     from gradfx.engine import CancelToken, resume_run
 
