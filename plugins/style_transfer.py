@@ -58,7 +58,7 @@ INIT_CHOICES = ("content", "noise", "style")
 #: temporal_weight's default with the tutorial's loss weights, and VGG16's with its own (bench/RESULTS-video.md)
 TEMPORAL_WEIGHT, VGG_TEMPORAL_WEIGHT = 1e4, 1e2
 #: the aligned image of a video frame's pixels that entered the picture (1) and the weight, relative to
-#: style_weight, of their own style term (docs/video.md, "What enters the picture")
+#: style_weight, of their own style term (docs/video.md, "The fading, found and fixed")
 ENTERING, ENTERING_WEIGHT = "temporal_entering", 0.5
 _TUTORIAL = "the TensorFlow style-transfer tutorial's, for VGG19"
 _TUNED = "tuned by looking, on the HED-fine-tuned VGG16 (a photograph and a painting, 256 px)"
