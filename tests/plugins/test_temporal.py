@@ -286,11 +286,11 @@ def test_temporal_frames_out_of_range_is_one_line_naming_the_range(reg, scene, s
 
 
 @pytest.mark.slow
-def test_trained_backbone_video_flicker_halves_and_style_holds(tmp_path):
+def test_trained_backbone_video_flicker_halves_while_style_and_detail_hold(tmp_path):
     """Issue 18's figure, small: style-transfer's defaults on the trained VGG16 (--weights hed: L-BFGS, 60
     evaluations, then 30 per frame with temporal=flow), 6 frames at 96 px. Temporal mode at most half the
-    flicker of independent frames, each frame's style distance within 10% of its independent frame's, in
-    fewer evaluations (the suite never relies on timing; bench/video.py times the full figure)."""
+    flicker of independent frames, each frame's style distance and its finest detail within 10% of its
+    independent frame's, in fewer evaluations (the suite never relies on timing; bench/video.py times the full figure)."""
     import tensorflow as tf
 
     from gradfx.engine import gram_matrix, models
@@ -319,4 +319,8 @@ def test_trained_backbone_video_flicker_halves_and_style_holds(tmp_path):
 
     for a, b in zip(independent, followed):
         assert distance(b.image) <= 1.1 * distance(a.image)
+        # the look: no frame fades. Its finest detail within 10% of its independent frame's (0.95 here);
+        # with bilinear warps, DIS at half resolution and the entering pixels left to the whole-canvas style
+        # term it fell frame after frame, to 0.86 by frame 5, the disc smeared into a blob
+        assert flow.detail(b.image) >= 0.9 * flow.detail(a.image)
     assert sum(r.report["evaluations"] for r in followed) < sum(r.report["evaluations"] for r in independent)
