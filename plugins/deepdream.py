@@ -49,7 +49,7 @@ _AS_VGG16 = "VGG16's: the same layer names, and no trained VGG19 here to tune on
 #: temporal_weight's default: on random weights a fifth of the flicker with the dream as strong (docs/video.md)
 TEMPORAL_WEIGHT = 1e3
 #: temporal_carry's default: on VGG16's defaults the dream holds its strength over the frames (docs/video.md)
-TEMPORAL_CARRY = 0.8
+TEMPORAL_CARRY = 0.9
 
 
 @dataclass(frozen=True)
