@@ -320,10 +320,9 @@ def complete(p: Plan) -> Plan:
             error = type(exc)(f"{s.where}: {exc}") if s.where else exc
             error.step = i  # type: ignore[attr-defined]
             raise error from None
+
         try:  # the layers its parameters name, on the model it runs on: a chain's every step before any runs
-            check_spec(s.effect, s.params, spec, registry=p.registry, where=s.where)
-            if i == 1:
-                check_input_size(s, spec, p.image)
+            _check_on(s, spec, p, first=i == 1)
         except GradfxError as exc:
             exc.step = i  # type: ignore[attr-defined]
             # a check-only plan has not decided whether the default model follows the weights: refused only
@@ -333,14 +332,18 @@ def complete(p: Plan) -> Plan:
                 raise
             vgg16 = _on_trained_vgg16(s, spec)
             try:
-                check_spec(vgg16.effect, vgg16.params, p.registry.model(vgg16.model), registry=p.registry,
-                           where=s.where)
-                if i == 1:
-                    check_input_size(vgg16, p.registry.model(vgg16.model), p.image)
+                _check_on(vgg16, p.registry.model(vgg16.model), p, first=i == 1)
             except GradfxError:
                 raise exc from None
         steps.append(replace(s, spec=spec, weights=weights))
     return replace(p, steps=tuple(steps))
+
+
+def _check_on(s: PlannedStep, spec: ModelSpec, p: Plan, *, first: bool) -> None:
+    """Step ``s``'s checks against ``spec`` (:func:`check_spec`), and the input's size for the ``first``."""
+    check_spec(s.effect, s.params, spec, registry=p.registry, where=s.where)
+    if first:
+        check_input_size(s, spec, p.image)
 
 
 def _follows(p: Plan, s: PlannedStep, weights: ResolvedWeights) -> bool:
