@@ -268,13 +268,13 @@ class _Terms:
                 continue
             size = tf.shape(feats)[1:3]
 
-            def fit(name: str, size: Any = size) -> Any:
+            def at_layer(name: str, size: Any = size) -> Any:  # an aligned mask at this layer's resolution
                 return tf.clip_by_value(tf.image.resize(c.aligned[name], size, method="area"), 0.0, 1.0)
 
             for s, (b, target) in enumerate(zip(blend, self.style_targets, strict=True)):
-                m = fit(f"mask{s}") if self.masked else 1.0
+                m = at_layer(f"mask{s}") if self.masked else 1.0
                 if region:
-                    m = m * fit(region)
+                    m = m * at_layer(region)
                 gram = tf.einsum("bijc,bijd->bcd", feats * m, feats) / (tf.reduce_sum(m) + 1e-6)
                 terms.append(b * w / total * tf.reduce_mean(m) * tf.reduce_mean(tf.square(gram - target[k])))
         return tf.add_n(terms) * self.area_fraction(c.image)
