@@ -122,10 +122,12 @@ class Job:
 
             if self.recipe is not None:
                 p = plan_recipe(self.recipe, weights=self.weights, model=self.model, registry=registry,
-                                check_only=True, models=False, own_input=False)
+                                check_only=True, models=False, own_input=False, max_size=self.size)
             else:
+                # the caller's parameters only, as `gradfx run` gets them: the plan decides the model (and
+                # whether the default one follows the weights) and resolves the rest on it
                 p = draft([(self.effect, self.params)], model=self.model, weights=self.weights or "auto",
-                          registry=registry, chain=False, check_only=True)
+                          registry=registry, chain=False, check_only=True, max_size=self.size)
             self._plan = complete(replace(p, check_only=False))  # check_only only waived the input image
         return self._plan
 
@@ -169,9 +171,11 @@ class BatchEvent:
     skipped: int
     elapsed: float
     item: str | None = None
-    status: str = "step"  #: started | step | done | failed | video
+    status: str = "step"  #: notice | started | step | done | failed | video
     step: ProgressEvent | None = None
     error: str | None = None
+    #: with status "notice" (before any item runs): a fall-back the batch takes (the model, the weights)
+    message: str | None = None
     _finished: int = 0  # items finished in this session (the rate behind the ETA)
 
     @property
@@ -323,9 +327,11 @@ def make_job(target: str | os.PathLike, params: Mapping[str, Any] | None = None,
         from .plan import draft
 
         (step,) = draft([(text, job.params)], model=model, registry=registry, chain=False, check_only=True,
-                        base_dir=os.getcwd()).steps
-        job.effect, job.params = step.effect.name, step.params
-        desc = {"effect": step.effect.name, "params": step.params}
+                        base_dir=os.getcwd(), max_size=size).steps
+        # only what the caller set (their file paths now absolute): defaults are resolved by the plan, on the
+        # model it decides, exactly as for `gradfx run`
+        job.effect, job.params = step.effect.name, {k: v for k, v in step.params.items() if k in step.asked}
+        desc = {"effect": step.effect.name, "params": job.params}
         first = step.effect
     if first is not None and not first.needs_input:  # each item's image would be ignored
         raise ParameterError(f"effect {first.name!r} makes an image from nothing; a batch needs an effect that "
@@ -459,7 +465,7 @@ def sequences(job: Job, items: Sequence[Item]) -> list[list[Item]] | None:
     """With ``temporal=flow`` the items as ordered sequences, each frame following the one before: a video's
     frames; the images of one folder, by key. Every frame of a sequence runs with its first frame's seed (an
     effect with seeded random weights would otherwise get another network on every frame). Else None."""
-    if job.effect is None or job.params.get("temporal") != "flow":
+    if job.effect is None or job.plan().steps[0].params.get("temporal") != "flow":
         return None
     groups: dict[str, list[Item]] = {}
     for item in items:
@@ -581,10 +587,10 @@ def run_batch(
     finished = [0]
 
     def emit(status: str, item: str | None = None, step: ProgressEvent | None = None,
-             error: str | None = None) -> None:
+             error: str | None = None, message: str | None = None) -> None:
         if progress is not None:
             progress(BatchEvent(summary.total, len(summary.done), len(summary.failed), len(summary.skipped),
-                                time.perf_counter() - started, item, status, step, error, finished[0]))
+                                time.perf_counter() - started, item, status, step, error, message, finished[0]))
 
     def record(rec: Record) -> None:
         if rec.status == "cancelled":
@@ -599,9 +605,11 @@ def run_batch(
 
     ordered = sequences(job, items)
     keys = {item.key for item in todo}
-    keep = int(job.params.get("temporal_frames", 1)) if job.params else 1
+    keep = int(job.plan().steps[0].params.get("temporal_frames", 1)) if job.effect is not None else 1
     seqs = None if ordered is None else [FrameSequence(seq, keys, keep) for seq in ordered
                                          if keys & {i.key for i in seq}]
+    for line in job.plan().notices:  # said once, before any item computes
+        emit("notice", message=line)
     emit("started")
     if todo:
         if ray:

@@ -202,6 +202,13 @@ class Plan:
     name: str | None = None
 
     @property
+    def notices(self) -> list[str]:
+        """What the user must hear before any compute, once each: a step's default model followed the weights
+        (its note says it all), else the weights' own fall-back (ImageNet missing, random weights)."""
+        lines = [s.note or (s.weights.warning if s.weights is not None else None) for s in self.steps]
+        return list(dict.fromkeys(line for line in lines if line))
+
+    @property
     def complete(self) -> bool:
         """Whether every step has its model spec (and, unless ``check_only``, its weights)."""
         return all(s.spec is not None and (self.check_only or s.weights is not None) for s in self.steps)

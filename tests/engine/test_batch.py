@@ -266,3 +266,30 @@ def test_an_effect_that_makes_its_image_from_nothing_is_refused_alone_and_first_
     with pytest.raises(ParameterError, match=r"takes an input image \(.*r\.toml starts with it\)$"):
         run_batch(str(recipe), [tmp_path / "in"], tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("trained", [True, False], ids=["trained-vgg16", "random"])
+def test_default_model_and_weights_give_what_gradfx_run_gives(tmp_path, make_image, registry, capsys,
+                                                              monkeypatch, request, trained):
+    """Offline with `auto` weights and no --model, a batch item is what `gradfx run` writes with its seed: the
+    default model follows the weights to the trained VGG16 (or, without it, falls back to random weights), and
+    the batch says so once, before any item runs. (It ran InceptionV3 on random weights, silently.)"""
+    if not trained:
+        request.getfixturevalue("no_trained_vgg16")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))  # no ImageNet file here
+    write_images(tmp_path / "in", make_image, names=("a.png",))
+    quick = ["-p", "steps=1", "-p", "octaves=1", "-q"]
+    assert main(["batch", "deepdream", "in", "-o", "out", "--size", "96", *quick]) == 0
+    said = capsys.readouterr().err
+    (record,) = lines(tmp_path / "out")
+    assert main(["run", "deepdream", "in/a.png", "-o", "single.png", "--size", "96", "--seed", str(record["seed"]),
+                 "--report", "single.json", *quick]) == 0
+    report = json.loads(Path("single.json").read_text())
+    assert np.array_equal(imageio.load_image(record["output"]).rgb, imageio.load_image("single.png").rgb)
+    if trained:
+        assert report["model"] == "vgg16" and report["weights"]["resolved"] == "hed"
+        assert said.count("runs on vgg16 with the HED-fine-tuned weights") == 1
+    else:
+        assert report["model"] == "inception_v3" and report["weights"]["resolved"] == "random"
+        assert said.count("random") >= 1 and "warning" in said

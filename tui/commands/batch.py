@@ -78,6 +78,9 @@ class BatchBar:
             self._progress.stop()
 
     def update(self, ev: BatchEvent) -> None:
+        if ev.status == "notice":  # a fall-back, before any item runs: said even without bars
+            print(f"gradfx: warning: {ev.message}", file=sys.stderr)
+            return
         if self.disable:
             return
         with self._lock:
