@@ -51,6 +51,7 @@ import warnings
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
@@ -70,6 +71,9 @@ __all__ = [
     "output_folder",
     "get_max_pixels",
     "load_image",
+    "check_longest",
+    "check_pixels",
+    "longest_shape",
     "resize_longest",
     "save_image",
     "set_max_pixels",
@@ -215,9 +219,8 @@ def load_image(
     ``max_size`` resizes to exactly that longest side (up or down). ``max_pixels`` overrides the
     decompression-bomb limit for this call. Raises :class:`ImageError` for anything wrong with the image.
     """
-    if max_size is not None and (isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < 1):
-        raise ParameterError(f"the size limit (--size PX, max_size=) must be a positive whole number of pixels, "
-                             f"not {max_size!r}; e.g. --size 512")
+    if max_size is not None:
+        check_longest(max_size, "--size")
     if max_pixels is not None and (
         isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 1
     ):
@@ -239,9 +242,9 @@ def load_image(
         )
 
     if max_size is not None and max(loaded.size) != max_size:
-        loaded.rgb = resize_longest(loaded.rgb, max_size)
+        loaded.rgb = resize_longest(loaded.rgb, max_size, what="--size")
         if loaded.alpha is not None:
-            loaded.alpha = resize_longest(loaded.alpha, max_size)
+            loaded.alpha = resize_longest(loaded.alpha, max_size, what="--size")
     return loaded
 
 
@@ -520,22 +523,51 @@ def _nearby(path: str) -> str:
 # Array helpers
 
 
-def resize_longest(img: np.ndarray, longest: int) -> np.ndarray:
+def check_longest(longest: Any, what: str = "the longest side") -> int:
+    """``longest`` as an int, or a :class:`ParameterError` naming ``what`` (``--size``, a parameter) when it is
+    not a positive whole number of pixels."""
+    if isinstance(longest, bool) or not isinstance(longest, (int, np.integer)) or longest < 1:
+        raise ParameterError(f"{what} must be a positive whole number of pixels, not {longest!r}; e.g. {what} 512"
+                             if what.startswith("--") else
+                             f"{what} must be a positive whole number of pixels, not {longest!r}")
+    return int(longest)
+
+
+def longest_shape(h: int, w: int, longest: int) -> tuple[int, int]:
+    """(height, width) of an ``h`` x ``w`` image resized so its longest side is ``longest`` (aspect kept, the
+    short side rounded, never below 1 pixel): what :func:`resize_longest` makes."""
+    scale = longest / max(h, w)
+    return (longest if h > w else max(1, round(h * scale))), (longest if w >= h else max(1, round(w * scale)))
+
+
+def check_pixels(h: int, w: int, what: str) -> None:
+    """The one guard on the size of an image gradfx is asked to *make* (``--size``, an effect's ``size``): at
+    most the decompression-bomb limit a decoded input gets (:func:`get_max_pixels`), checked before a pixel of
+    it is allocated. ``what`` names the request in the error (e.g. ``--size 100000``)."""
+    limit = get_max_pixels()
+    if h * w > limit:
+        fits = int((limit * max(h, w) / min(h, w)) ** 0.5)
+        raise ParameterError(
+            f"{what} asks for a {w}x{h} image ({w * h:,} pixels), more than the limit of {limit:,} pixels "
+            f"({MAX_PIXELS_ENV}); use a size of at most {fits} for this image, or raise {MAX_PIXELS_ENV} if the "
+            "machine has the memory")
+
+
+def resize_longest(img: np.ndarray, longest: int, *, what: str | None = None) -> np.ndarray:
     """Resize ``img`` (H x W or H x W x C float) so its longest side is exactly ``longest`` pixels.
 
-    Keeps the aspect ratio (the short side is rounded, never below 1 pixel); Lanczos in Pillow's 32-bit
-    float mode, one channel at a time; the result is clipped to the input's value range so ringing
-    cannot push [0, 1] data out of range. Returns float32.
+    Keeps the aspect ratio (:func:`longest_shape`); Lanczos in Pillow's 32-bit float mode, one channel at a
+    time; the result is clipped to the input's value range so ringing cannot push [0, 1] data out of range.
+    Returns float32. The result's pixel count is checked first (:func:`check_pixels`; ``what`` names the
+    request, default ``size N``), so an absurd size fails in a line instead of filling the memory.
     """
-    if isinstance(longest, bool) or not isinstance(longest, (int, np.integer)) or longest < 1:
-        raise ParameterError(f"longest side must be a positive whole number of pixels, not {longest!r}")
+    longest = check_longest(longest, what or "size")
     arr = np.asarray(img)
     if arr.ndim not in (2, 3) or arr.shape[0] < 1 or arr.shape[1] < 1:
         raise ValueError(f"resize_longest expects an H x W or H x W x C array, got shape {arr.shape}")
     h, w = arr.shape[:2]
-    scale = int(longest) / max(h, w)
-    new_w = int(longest) if w >= h else max(1, round(w * scale))
-    new_h = int(longest) if h > w else max(1, round(h * scale))
+    new_h, new_w = longest_shape(h, w, longest)
+    check_pixels(new_h, new_w, f"{what or 'size'} {longest}")
     arr = arr.astype(np.float32, copy=False)
     if (new_h, new_w) == (h, w):
         return arr.copy()

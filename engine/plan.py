@@ -231,6 +231,10 @@ def _with_size(effect: Any, params: Mapping[str, Any] | None, max_size: int | No
     eff = registry.effects.get(effect) if isinstance(effect, str) else effect
     if eff is None or "size" not in eff.schema or eff.schema["size"].kind != "int":
         return params
+    q = eff.schema["size"]
+    if q.max is not None and max_size > q.max:  # said of --size, which the user typed, not of `size`
+        raise ParameterError(f"--size {max_size}: {eff.name} makes images of at most {int(q.max)} px on a side; "
+                             f"use --size {int(q.max)} or less")
     return {**(params or {}), "size": max_size}
 
 
@@ -253,6 +257,8 @@ def draft(steps: Sequence[Any], image: Any = None, *, model: str | None = None, 
     """
     registry = registry or get_registry()
     seed = check_seed(seed)
+    if max_size is not None:
+        max_size = imageio.check_longest(max_size, "--size")
     norm = [_as_step(s, i) for i, s in enumerate(steps, 1)]
     if not norm:
         raise ParameterError("a chain needs at least one step")

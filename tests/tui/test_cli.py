@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from PIL import Image as PILImage
 
+from gradfx.engine.errors import ParameterError
 from gradfx.tui.cli import main
 
 
@@ -96,3 +97,30 @@ def test_the_models_table_keeps_names_whole_at_80_columns(registry, monkeypatch,
     # each layer name whole in its cell (was "block1_conv1" then a lone ","; "HED-fine-tu" then "ned")
     assert all(layer in cells for layer in VGG16.default_layers) and "," not in cells
     assert any(cell.startswith("HED-fine-tuned") for cell in cells), table
+
+
+def test_a_size_beyond_the_pixel_limit_is_refused_in_a_line_before_any_pixel_is_made(registry, tmp_path,
+                                                                                     make_image, capsys,
+                                                                                     monkeypatch):
+    """`--size 100000` resized a photo to 100000 px and passed 10 GB in 33 s: the size a user asks for gets the
+    decompression-bomb limit too, before the resize allocates anything, and the error names --size."""
+    from gradfx.engine import imageio
+
+    photo = tmp_path / "photo.png"
+    imageio.save_image(photo, make_image(40, 60))
+
+    def no_resize(*args, **kwargs):
+        raise AssertionError("resized before the size was checked")
+
+    monkeypatch.setattr(PILImage.Image, "resize", no_resize)
+    assert main(["run", "deepdream", str(photo), "-o", str(tmp_path / "o.png"), "--size", "100000"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("gradfx: error: --size 100000 asks for a 100000x66667 image") and err.count("\n") == 1
+    assert "GRADFX_MAX_PIXELS" in err and "at most 16383" in err
+    # an effect whose own size parameter --size sets: said of --size, which the user typed
+    assert main(["run", "feature-vis", "-o", str(tmp_path / "f.png"), "--size", "9000"]) == 2
+    assert capsys.readouterr().err == ("gradfx: error: --size 9000: feature-vis makes images of at most 4096 px on "
+                                       "a side; use --size 4096 or less\n")
+    monkeypatch.setenv("GRADFX_MAX_PIXELS", "1000")  # the same limit as a decoded input's
+    with pytest.raises(ParameterError, match="size 64 asks for a 64x43 image"):
+        imageio.resize_longest(make_image(40, 60), 64)
