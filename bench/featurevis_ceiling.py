@@ -37,10 +37,12 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=128)
     args = ap.parse_args()
 
-    from gradfx.engine import imageio, models, run
+    from gradfx.engine import run
+    from gradfx.engine.images import imageio
+    from gradfx.engine.models import extractor
 
     layer = "block4_conv1"
-    ext = models.get_extractor("vgg19", (layer,), "random", seed=0)
+    ext = extractor.get_extractor("vgg19", (layer,), "random", seed=0)
     at = sorted({int(s) for s in args.at.split(",") if int(s) <= args.steps} | {args.steps})
     print(f"feature-vis, {args.size} px, {FV_PARAMS}, objective {FV_OBJECTIVE.format(layer=layer, channels='C')}",
           flush=True)

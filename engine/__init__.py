@@ -43,17 +43,20 @@ from .version import __version__
 
 _LAZY = {
     # name: module
-    "run": "api", "run_chain": "api", "resume_run": "api", "prepare": "api", "write_report": "api",
-    "Result": "api", "Step": "api",
-    "Problem": "solver", "Solution": "solver", "solve": "solver", "Transform": "solver",
+    "run": "running.api", "run_chain": "running.api", "resume_run": "running.api", "write_report": "running.result",
+    "prepare": "running.plan",
+    "Result": "running.result", "Step": "running.plan",
+    "Problem": "optimise.solver", "Solution": "optimise.solver", "solve": "optimise.solver",
+    "Transform": "optimise.solver",
     "Objective": "objectives", "objective": "objectives", "StepContext": "objectives",
     "BindContext": "objectives", "gram_matrix": "objectives",
-    "ModelSpec": "modelspecs", "get_extractor": "extractor", "load_model": "extractor",
-    "load_image": "imageio", "save_image": "imageio", "LoadedImage": "imageio",
+    "ModelSpec": "modelspecs", "get_extractor": "models.extractor", "load_model": "models.extractor",
+    "load_image": "images.imageio", "save_image": "images.imageio", "LoadedImage": "images.imageio",
     "get_registry": "registry", "Registry": "registry",
     "run_batch": "batch", "BatchSummary": "batch", "BatchEvent": "batch",
-    "Previous": "temporal", "run_frames": "temporal",
-    "Recipe": "recipes", "load_recipe": "recipes", "save_recipe": "recipes", "run_recipe": "recipes",
+    "Previous": "temporal.frames", "run_frames": "running.api",
+    "Recipe": "running.recipes", "load_recipe": "running.recipes", "save_recipe": "running.recipes",
+    "run_recipe": "running.recipes",
 }
 
 

@@ -31,11 +31,11 @@ import numpy as np
 from .params import Param, Schema
 
 if TYPE_CHECKING:
-    from .imageio import LoadedImage
+    from .images.imageio import LoadedImage
+    from .models.weights import ResolvedWeights
     from .modelspecs import ModelSpec
-    from .solver import Problem, Solution
-    from .temporal import Previous
-    from .weights import ResolvedWeights
+    from .optimise.solver import Problem, Solution
+    from .temporal.frames import Previous
 
 EFFECT_NAME = re.compile(r"^[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*$")
 

@@ -10,19 +10,20 @@ it when called.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .errors import ParameterError, UnknownEffectError, suggest
+from .errors import ParameterError, suggest
 
 if TYPE_CHECKING:
     import keras
     import tensorflow as tf
 
 __all__ = ["BUILTIN_MODELS", "INCEPTION_V3", "VGG16", "VGG19", "ModelSpec", "caffe_deprocess", "caffe_preprocess",
-           "check_layers", "check_min_size", "check_size", "clear_layer_names", "get_spec", "larger_size", "tf_deprocess",
+           "check_layers", "check_min_size", "check_size", "clear_layer_names", "larger_size", "network", "tf_deprocess",
            "tf_preprocess"]
 
 _KERAS_ORIGIN = "https://storage.googleapis.com/tensorflow/keras-applications/"
@@ -73,18 +74,19 @@ class ModelSpec:
         """(:meth:`layer_names`, every layer's name but the input's), from one build without weights."""
         import keras
 
-        from .extractor import build
 
         with _LOCK:
             hit = _LAYER_NAMES.get(id(self))
             if hit is not None and hit[0] is self:
                 return hit[1]
-        model = build(self, include_top=False, pooling=self.pooling_choices[0])
+        pooling = self.pooling_choices[0]
+        model = network(self, include_top=False, pooling=pooling)
         keep = self.layer_filter or _default_layer_filter
         layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
         names = (tuple(layer.name for layer in layers if keep(layer)), tuple(layer.name for layer in layers))
         with _LOCK:
             _LAYER_NAMES[id(self)] = (self, names)
+            _SPARE[(id(self), False, pooling)] = (self, model)  # for the run that follows: see network()
         return names
 
 
@@ -110,6 +112,62 @@ def _inception_layer_filter(layer: keras.layers.Layer) -> bool:
     import keras
 
     return isinstance(layer, (keras.layers.Activation, keras.layers.Concatenate))
+
+
+# ----------------------------------------------------------------------------------- the network
+
+
+def _snake_case(name: str) -> str:
+    """Keras' own rule for default layer names (``BatchNormalization`` -> ``batch_normalization``)."""
+    name = re.sub(r"\W+", "", name)
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+def _normalise_names(model: keras.Model) -> None:
+    """Give auto-named layers (``conv2d_94``) the names a fresh Keras session would (``conv2d``...).
+
+    Keras numbers unnamed layers with a process-wide (per-thread) counter, so a second build of InceptionV3
+    would call its layers ``activation_94``...; names effects read must not depend on what was built before.
+    """
+    groups: dict[str, list[tuple[int, keras.layers.Layer]]] = {}
+    for layer in model.layers:
+        prefix = _snake_case(type(layer).__name__)
+        if layer.name == prefix:
+            number = 0
+        elif layer.name.startswith(prefix + "_") and layer.name[len(prefix) + 1 :].isdigit():
+            number = int(layer.name[len(prefix) + 1 :])
+        else:
+            continue  # named explicitly (block1_conv1, mixed3): keep
+        groups.setdefault(prefix, []).append((number, layer))
+    # Keras' counter grows in creation order, which is not the graph's topological order: sort by it.
+    renamed = [
+        (layer, prefix if i == 0 else f"{prefix}_{i}")
+        for prefix, members in groups.items()
+        for i, (_, layer) in enumerate(sorted(members, key=lambda item: item[0]))
+    ]
+    kept = {layer.name for layer in model.layers} - {layer.name for layer, _ in renamed}
+    new = [name for _, name in renamed]
+    if len(set(new)) == len(new) and not kept & set(new):
+        for layer, name in renamed:
+            layer.name = name
+
+
+def network(spec: ModelSpec, *, include_top: bool, pooling: str) -> keras.Model:
+    """``spec``'s network without weights, its auto-named layers named as in a fresh Keras session. The network
+    built to list a model's layers (:meth:`ModelSpec.layer_names`) is handed to the first caller that asks for
+    the same one, so a run that checks its layers and then loads its weights builds the graph once."""
+    with _LOCK:
+        spare = _SPARE.pop((id(spec), include_top, pooling), None)
+    if spare is not None and spare[0] is spec:
+        return spare[1]
+    if pooling not in spec.pooling_choices:
+        raise ParameterError(
+            f"pooling {pooling!r} for model {spec.name}: choose from {', '.join(spec.pooling_choices)}"
+        )
+    model = spec.build(include_top=include_top, pooling=pooling)
+    _normalise_names(model)
+    return model
 
 
 # ------------------------------------------------------------------------------------- preprocessing
@@ -267,27 +325,16 @@ BUILTIN_MODELS: tuple[ModelSpec, ...] = (VGG19, VGG16, INCEPTION_V3)
 
 _LOCK = threading.RLock()
 _LAYER_NAMES: dict[int, tuple[ModelSpec, tuple[tuple[str, ...], tuple[str, ...]]]] = {}
+#: a network built to list its layers, kept for the first run that builds the same one (:func:`network`)
+_SPARE: dict[tuple[int, bool, str], tuple[ModelSpec, keras.Model]] = {}
 
 
 def clear_layer_names() -> None:
-    """Forget the cached layer lists (:meth:`ModelSpec.layer_names`)."""
+    """Forget the cached layer lists (:meth:`ModelSpec.layer_names`) and any network kept with them."""
     with _LOCK:
         _LAYER_NAMES.clear()
+        _SPARE.clear()
 
-
-
-def get_spec(name_or_spec: str | ModelSpec) -> ModelSpec:
-    """The spec for a model name (the process-wide registry's: built-in and installed plugins' models), or the
-    spec itself. The engine hands specs around (a plan's steps carry theirs); names are for API callers."""
-    if isinstance(name_or_spec, ModelSpec):
-        return name_or_spec
-    if not isinstance(name_or_spec, str):
-        raise UnknownEffectError(
-            f"a model is named by a string or given as a ModelSpec, not {name_or_spec!r}"
-        )
-    from .registry import get_registry
-
-    return get_registry().model(name_or_spec)
 
 
 def check_min_size(min_size: int, *, model: str = "the model", size: tuple[int, int] | None = None,

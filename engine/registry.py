@@ -29,6 +29,7 @@ import pluggy
 from . import hookspecs
 from .effect import EFFECT_NAME, Effect
 from .errors import PluginError, UnknownEffectError, suggest
+from .modelspecs import BUILTIN_MODELS, ModelSpec
 
 ENV_PLUGINS = "GRADFX_PLUGINS"
 ENTRY_POINT_GROUP = "gradfx"
@@ -330,8 +331,6 @@ class Registry:
         info.effects.append(name)
 
     def _register_model(self, info: PluginInfo, spec: Any) -> None:
-        from .modelspecs import ModelSpec
-
         if not isinstance(spec, ModelSpec):
             raise PluginError(f"register() got {spec!r}; a model must be a gradfx.engine.ModelSpec")
         if spec.name in self._models:
@@ -346,7 +345,7 @@ class Registry:
         """Registered model specs (loading the model hooks, and TensorFlow, on first access)."""
         with self._lock:
             if "__models__" not in self._models_loaded:
-                from .device import quiet_tensorflow
+                from .models.device import quiet_tensorflow
 
                 quiet_tensorflow()  # model specs import TensorFlow: keep its start-up noise off the terminal
                 self._models_loaded.add("__models__")
@@ -387,8 +386,6 @@ class Registry:
             builtin = self.plugins.get(BUILTIN)
             if builtin is None or not builtin.builtin:
                 return None
-        from .modelspecs import BUILTIN_MODELS
-
         return next((spec for spec in BUILTIN_MODELS if spec.name == name), None)
 
     def failures(self) -> Iterable[PluginInfo]:
@@ -419,6 +416,18 @@ def get_registry() -> Registry:
         if _registry is None:
             _registry = Registry()
         return _registry
+
+
+def get_spec(name_or_spec: str | ModelSpec) -> ModelSpec:
+    """The spec for a model name (the process-wide registry's: built-in and installed plugins' models), or the
+    spec itself. The engine hands specs around (a plan's steps carry theirs); names are for API callers."""
+    if isinstance(name_or_spec, ModelSpec):
+        return name_or_spec
+    if not isinstance(name_or_spec, str):
+        raise UnknownEffectError(
+            f"a model is named by a string or given as a ModelSpec, not {name_or_spec!r}"
+        )
+    return get_registry().model(name_or_spec)
 
 
 def reset_registry(registry: Registry | None = None) -> Registry | None:

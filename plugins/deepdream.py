@@ -31,9 +31,9 @@ from gradfx.engine import (
     Param,
     ParameterError,
     Precision,
-    temporal,
 )
 from gradfx.engine.params import parse_layer_weights
+from gradfx.engine.temporal import consistency as temporal
 
 if TYPE_CHECKING:
     from gradfx.engine import ModelSpec, Problem, RunContext

@@ -42,13 +42,13 @@ from gradfx.engine import (
     ParameterError,
     Precision,
     RunContext,
-    flow,
-    temporal,
 )
+from gradfx.engine.temporal import consistency as temporal
+from gradfx.engine.temporal import flow
 
 if TYPE_CHECKING:
     from gradfx.engine.modelspecs import ModelSpec
-    from gradfx.engine.solver import Problem, Solution
+    from gradfx.engine.optimise.solver import Problem, Solution
 
 DEFAULT_CONTENT_LAYERS = "block5_conv2"
 DEFAULT_STYLE_LAYERS = "block1_conv1,block2_conv1,block3_conv1,block4_conv1,block5_conv1"
@@ -142,7 +142,7 @@ def fit(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """``img`` resized to exactly ``size`` (height, width), antialiased bicubic, clipped to [0, 1]."""
     import tensorflow as tf
 
-    from gradfx.engine import schedule
+    from gradfx.engine.optimise import schedule
 
     if img.shape[:2] == tuple(size):
         return img
@@ -152,7 +152,7 @@ def fit(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 def _stage_sizes(final: tuple[int, int], scales: int, min_size: int) -> list[tuple[int, int]]:
     """Coarse-to-fine canvas sizes, a factor of 2 apart, never below the model's minimum."""
-    from gradfx.engine import schedule
+    from gradfx.engine.optimise import schedule
 
     return schedule.octave_sizes(final, scales, 2.0, min_size)
 
@@ -195,7 +195,7 @@ class _Terms:
     def bind_style(self, ctx: Any) -> None:
         import tensorflow as tf
 
-        from gradfx.engine import schedule
+        from gradfx.engine.optimise import schedule
 
         self.bind_canvas(ctx)
         longest = max(1, round(self.style_scale * max(ctx.size)))
@@ -294,7 +294,7 @@ def _global_grams(extract: Any, image: Any, layers: tuple[str, ...], tile: int,
     outer products is accumulated tile by tile (a Gram is a sum over positions), so memory stays bounded."""
     import tensorflow as tf
 
-    from gradfx.engine import schedule
+    from gradfx.engine.optimise import schedule
 
     h, w = int(image.shape[1]), int(image.shape[2])
     sums: dict[str, Any] = {}
@@ -396,9 +396,9 @@ class StyleTransfer(Effect):
 
     # --- build ---------------------------------------------------------------------------------------------
     def build(self, ctx: RunContext, params: Mapping[str, Any]) -> Problem:
-        from gradfx.engine import imageio
+        from gradfx.engine.images import imageio
         from gradfx.engine.objectives import Objective
-        from gradfx.engine.solver import Problem
+        from gradfx.engine.optimise.solver import Problem
 
         spec = ctx.spec
         min_size = spec.min_size

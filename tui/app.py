@@ -28,12 +28,14 @@ from textual.screen import ModalScreen
 from textual.widgets import Footer, Input, OptionList, Static
 from textual.worker import Worker, WorkerState
 
-from gradfx.engine import api, imageio
 from gradfx.engine.effect import Effect
 from gradfx.engine.errors import GradfxError
+from gradfx.engine.images import imageio
 from gradfx.engine.params import WEIGHT_MODES
 from gradfx.engine.progress import CancelToken
 from gradfx.engine.registry import BUILTIN, Registry, get_registry
+from gradfx.engine.running import api
+from gradfx.engine.running.plan import MAX_SEED
 
 from . import messages
 from .chain import ChainStep
@@ -194,7 +196,7 @@ class GradfxApp(RunMixin, SaveMixin, RecipeMixin, App[None]):
 
     @work(thread=True, exit_on_error=False, group="probe")
     def _probe_device(self) -> None:
-        from gradfx.engine import device as devices
+        from gradfx.engine.models import device as devices
 
         devices.quiet_tensorflow()
         try:
@@ -207,8 +209,8 @@ class GradfxApp(RunMixin, SaveMixin, RecipeMixin, App[None]):
     def _probe_follows(self) -> None:
         """Which effects' default models follow the weights to the trained VGG16 here (no ImageNet file for
         InceptionV3 offline...): their forms then show the defaults a run will use, not the default model's."""
-        from gradfx.engine import device as devices
-        from gradfx.engine.plan import followed_model
+        from gradfx.engine.models import device as devices
+        from gradfx.engine.running.plan import followed_model
 
         devices.quiet_tensorflow()
         weights, follows = self.weights, {}
@@ -260,8 +262,8 @@ class GradfxApp(RunMixin, SaveMixin, RecipeMixin, App[None]):
 
     def action_seed(self) -> None:
         def parse(text: str) -> int:
-            if not text.isdigit() or int(text) > api.MAX_SEED:
-                raise ValueError(f"{text!r} is not a whole number from 0 to {api.MAX_SEED}")
+            if not text.isdigit() or int(text) > MAX_SEED:
+                raise ValueError(f"{text!r} is not a whole number from 0 to {MAX_SEED}")
             return int(text)
 
         def chosen(seed: int | None) -> None:

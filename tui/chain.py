@@ -4,7 +4,7 @@ Kept free of Textual so it is tested directly. Values stay as the user's text (o
 run or a recipe save, when each is coerced by its :class:`~gradfx.engine.params.Param`; a value that does not
 coerce is an inline error in the form, not an exception.
 
-Recipes are the chains' TOML format (``gradfx.engine.recipes``): one ``[[step]]`` table per step, holding
+Recipes are the chains' TOML format (``gradfx.engine.running.recipes``): one ``[[step]]`` table per step, holding
 ``effect`` and the parameters.
 """
 
@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gradfx.engine import api, recipes
-from gradfx.engine.api import Step
 from gradfx.engine.effect import Effect
 from gradfx.engine.errors import GradfxError, ParameterError
 from gradfx.engine.params import Param
+from gradfx.engine.running import api, recipes
+from gradfx.engine.running.api import Step
 
 
 @dataclass
@@ -31,7 +31,7 @@ class ChainStep:
     values: dict[str, Any] = field(default_factory=dict)
     model: str | None = None  #: a recipe step's own backbone, kept so a loaded recipe saves the same
     #: the model the effect's default follows the weights to on this machine (the app sets it from
-    #: :func:`gradfx.engine.plan.followed_model`), and the effect's parameters that name the default model's
+    #: :func:`gradfx.engine.running.plan.followed_model`), and the effect's parameters that name the default model's
     #: layers (setting one keeps the default model, as a run does)
     follows: str | None = field(default=None, compare=False)
     layer_params: frozenset[str] = field(default=frozenset(), compare=False)
@@ -103,7 +103,7 @@ class ChainStep:
     def problems(self, effect: Effect) -> dict[str, str]:
         """What stops this step from running, by parameter name: every value that does not coerce; when
         all do, the first problem the run's own check finds (a file that does not exist, values the effect
-        refuses together: :func:`gradfx.engine.api.prepare`), under the parameter it names, or ``""``."""
+        refuses together: :func:`gradfx.engine.running.api.prepare`), under the parameter it names, or ``""``."""
         errors = self.errors(effect)
         if errors:
             return errors
@@ -127,7 +127,7 @@ class LoadedRecipe:
 
 
 def load_recipe(path: str | os.PathLike, path_params: Mapping[str, Iterable[Param]] | None = None) -> LoadedRecipe:
-    """Read a recipe (:func:`gradfx.engine.recipes.load_recipe`). ``path_params`` maps effect names to their
+    """Read a recipe (:func:`gradfx.engine.running.recipes.load_recipe`). ``path_params`` maps effect names to their
     parameters that hold file paths (``Param.has_paths``), whose relative paths are made absolute against the
     recipe's folder."""
     recipe = recipes.load_recipe(path)
@@ -152,7 +152,7 @@ def _as_text(value: Any) -> Any:
 
 def save_recipe(path: str | os.PathLike, steps: Iterable[tuple[str, Mapping[str, Any], str | None]], *,
                 input: str | None = None, seed: int | None = None, weights: str | None = None) -> Path:
-    """Write ``(effect, params, model)`` steps as a recipe, atomically (:func:`gradfx.engine.recipes.save_recipe`)."""
+    """Write ``(effect, params, model)`` steps as a recipe, atomically (:func:`gradfx.engine.running.recipes.save_recipe`)."""
     recipe = recipes.Recipe(steps=[Step(e, dict(p), m) for e, p, m in steps], input=input, seed=seed,
                             weights=weights)
     return Path(recipes.save_recipe(recipe, path))

@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 from textual.message import Message
 
-from gradfx.engine import api
 from gradfx.engine.progress import ProgressEvent
+from gradfx.engine.running import api
 
 from .chain import ChainStep
 

@@ -10,11 +10,11 @@ from typing import Any
 
 from textual import work
 
-from gradfx.engine import api
 from gradfx.engine.errors import GradfxError
-from gradfx.engine.execute import execute
-from gradfx.engine.plan import Plan, draft
 from gradfx.engine.progress import CancelToken, ProgressEvent
+from gradfx.engine.running import api
+from gradfx.engine.running.execute import execute
+from gradfx.engine.running.plan import Plan, draft
 
 from .messages import PreviewReady, RunFailed, RunFinished, RunProgress, RunStarted
 from .preview import shrink
@@ -103,7 +103,7 @@ class RunMixin:
 
     @work(thread=True, exit_on_error=False, group="run", name="run")
     def _run(self, plan: Plan, token: CancelToken) -> None:
-        from gradfx.engine import device as devices
+        from gradfx.engine.models import device as devices
 
         devices.quiet_tensorflow()
         losses: list[float] = []  # the current chain step's: the sparkline shows one step's curve

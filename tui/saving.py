@@ -9,8 +9,8 @@ from pathlib import Path
 
 from textual import work
 
-from gradfx.engine import imageio
 from gradfx.engine.errors import GradfxError
+from gradfx.engine.images import imageio
 
 from .messages import OutputSaved
 from .screens import PathPrompt

@@ -11,8 +11,8 @@ from helpers import TinyDream, TinyPlugin
 from PIL import Image as PILImage
 
 from gradfx.engine import run, run_chain
-from gradfx.engine.api import Result
 from gradfx.engine.errors import ImageError, OutputError, ParameterError, PluginError, UnknownEffectError
+from gradfx.engine.running.api import Result
 from gradfx.tui.cli import main
 
 
@@ -206,7 +206,7 @@ def test_missing_file_fails_fast_without_tensorflow(tmp_path):
 
 def test_cli_init_and_direction_paths_resolve_against_the_working_folder(registry, tmp_path, monkeypatch,
                                                                           make_image, capsys):
-    from gradfx.engine import imageio
+    from gradfx.engine.images import imageio
 
     for name, kind in (("content", "blobs"), ("style", "stripes"), ("start", "gradient")):
         imageio.save_image(tmp_path / f"{name}.png", make_image(32, 32, kind))
@@ -234,7 +234,7 @@ def test_cli_init_and_direction_paths_resolve_against_the_working_folder(registr
 def test_every_name_the_api_exports_is_a_lazy_name_of_the_package():
     # resume_run was in api.__all__ but `from gradfx.engine import resume_run` raised ImportError
     import gradfx.engine
-    from gradfx.engine import api
+    from gradfx.engine.running import api
 
     for name in api.__all__:
         assert name in gradfx.engine.__all__, name

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from helpers import TinyPlugin, make_video
 
-from gradfx.engine import imageio
 from gradfx.engine.batch import BatchEvent, discover, item_seed, run_batch
 from gradfx.engine.errors import GradfxError, ImageError, OutputError, ParameterError
+from gradfx.engine.images import imageio
 from gradfx.engine.progress import CancelToken
 from gradfx.tui.cli import main
 
@@ -119,14 +119,14 @@ def test_rerun_skips_done_items_and_retries_failed_ones(tmp_path, make_image, ti
 
 
 def test_each_model_is_built_once_for_the_batch(tmp_path, make_image, tiny, monkeypatch):
-    from gradfx.engine import extractor
+    from gradfx.engine.models import extractor
 
     weights = tmp_path / "vgg16.weights.h5"
     extractor.load_model("vgg16", "random", seed=1).model.save_weights(weights)
     extractor.clear_cache()
     built = []
-    real = extractor.build
-    monkeypatch.setattr(extractor, "build", lambda spec, **kw: built.append(spec.name) or real(spec, **kw))
+    real = extractor.network
+    monkeypatch.setattr(extractor, "network", lambda spec, **kw: built.append(spec.name) or real(spec, **kw))
     write_images(tmp_path / "in", make_image, names=[f"{i}.png" for i in range(4)])
     summary = run_batch("tiny-dream", [tmp_path / "in"], tmp_path / "out", params=PARAMS, weights=str(weights))
     assert len(summary.done) == 4 and summary.ok
@@ -134,7 +134,7 @@ def test_each_model_is_built_once_for_the_batch(tmp_path, make_image, tiny, monk
 
 
 def test_random_weights_are_seeded_per_item_and_not_kept(tmp_path, make_image, tiny):
-    from gradfx.engine import extractor
+    from gradfx.engine.models import extractor
 
     write_images(tmp_path / "in", make_image, names=("a.png", "b.png"))
     summary = run_batch("tiny-dream", [tmp_path / "in"], tmp_path / "out", params=PARAMS, weights="random")
@@ -156,7 +156,7 @@ def test_several_workers_share_the_items_and_give_the_same_outputs(tmp_path, mak
 def test_one_local_worker_per_gpu(monkeypatch):
     import tensorflow as tf
 
-    from gradfx.engine import batch
+    from gradfx.engine.batch import runner as batch
 
     monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: ["g0", "g1"] if kind == "GPU" else [])
     assert batch.local_devices() == ["gpu:0", "gpu:1"]
@@ -242,7 +242,7 @@ def test_a_recipe_batch_gives_what_gradfx_chain_gives(tmp_path, make_image, tiny
 
 
 def test_ray_workers_are_sized_by_the_clusters_resources():
-    from gradfx.engine.ray_runner import size_workers
+    from gradfx.engine.batch.ray_runner import size_workers
 
     assert size_workers({"CPU": 16, "GPU": 4}, None, None, 100) == (4, 1.0)  # a GPU per item where there are GPUs
     assert size_workers({"CPU": 16, "GPU": 4}, 0.5, None, 100) == (8, 0.5)

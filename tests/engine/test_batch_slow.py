@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from helpers import make_video
 
-from gradfx.engine import imageio, video
 from gradfx.engine.batch import item_seed, run_batch
+from gradfx.engine.images import imageio, video
 from gradfx.tui.cli import main
 
 pytestmark = pytest.mark.slow

@@ -10,8 +10,9 @@ import json
 import numpy as np
 import pytest
 
-from gradfx.engine import ParameterError, Previous, imageio, run, samples
+from gradfx.engine import ParameterError, Previous, run
 from gradfx.engine.batch import item_seed, run_batch
+from gradfx.engine.images import imageio, samples
 
 DREAM = {"layers": "block1_conv2", "octaves": 1, "steps": 2, "temporal": "flow"}
 OPTS = {"params": DREAM, "model": "vgg16", "weights": "random", "seed": 4}

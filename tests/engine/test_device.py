@@ -7,8 +7,8 @@ import logging
 import pytest
 import tensorflow as tf
 
-from gradfx.engine.device import device_name, quiet_tensorflow, select_device
 from gradfx.engine.errors import DeviceError
+from gradfx.engine.models.device import device_name, quiet_tensorflow, select_device
 
 HAS_GPU = bool(tf.config.list_physical_devices("GPU"))
 no_gpu_only = pytest.mark.skipif(HAS_GPU, reason="this machine has a GPU")

@@ -8,7 +8,9 @@ import sys
 import numpy as np
 import pytest
 
-from gradfx.engine import GradfxError, flow, samples
+from gradfx.engine import GradfxError
+from gradfx.engine.images import samples
+from gradfx.engine.temporal import flow
 
 
 @pytest.fixture(scope="module")

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from gradfx.engine import gradients
 from gradfx.engine.errors import ParameterError
+from gradfx.engine.optimise import gradients
 
 G = [tf.constant(np.random.default_rng(1).normal(scale=3, size=(4, 5, 3)).astype(np.float32)),
      tf.constant(np.random.default_rng(2).normal(scale=2, size=(6,)).astype(np.float32))]

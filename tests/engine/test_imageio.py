@@ -1,4 +1,4 @@
-"""Tests for gradfx.engine.imageio: every mode in and out, hostile files, bombs, atomic and safe saving.
+"""Tests for gradfx.engine.images.imageio: every mode in and out, hostile files, bombs, atomic and safe saving.
 
 All images are generated here, in tmp_path; no binary fixtures are committed.
 """
@@ -22,9 +22,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from gradfx.engine import atomic, imageio
 from gradfx.engine.errors import ImageError, OutputError, ParameterError
-from gradfx.engine.imageio import (
+from gradfx.engine.images import atomic, imageio
+from gradfx.engine.images.imageio import (
     LoadedImage,
     atomic_write,
     check_output_path,
@@ -753,7 +753,7 @@ def test_loaded_image_size():
 
 
 def test_import_does_not_load_tensorflow():
-    code = "import sys, gradfx.engine.imageio; sys.exit('tensorflow' in sys.modules)"
+    code = "import sys, gradfx.engine.images.imageio; sys.exit('tensorflow' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0
 
 

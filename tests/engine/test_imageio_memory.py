@@ -9,7 +9,7 @@ import tracemalloc
 import numpy as np
 from PIL import Image
 
-from gradfx.engine import imageio
+from gradfx.engine.images import imageio
 
 
 def _peak(fn) -> int:

@@ -11,8 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gradfx.engine import Float, Schema, Str, imageio, run
+from gradfx.engine import Float, Schema, Str, run
 from gradfx.engine.errors import ParameterError
+from gradfx.engine.images import imageio
 
 
 @pytest.fixture(autouse=True)
@@ -91,7 +92,7 @@ def test_without_the_trained_vgg16_the_default_model_stays(make_image, no_traine
 
 def test_a_chain_step_without_a_model_follows_too(make_image) -> None:
     from gradfx.engine import run_chain
-    from gradfx.engine.api import Step
+    from gradfx.engine.running.api import Step
 
     image = make_image(48, 48)
     result = run_chain([Step("deepdream", {"steps": 1, "octaves": 1}),
@@ -103,8 +104,8 @@ def test_a_chain_step_without_a_model_follows_too(make_image) -> None:
 
 def test_followed_model_tells_a_front_end_the_model_a_run_will_use() -> None:
     # what the TUI shows before a run: the same decision as the plan's, without a run (and without downloading)
-    from gradfx.engine.plan import followed_model
     from gradfx.engine.registry import get_registry
+    from gradfx.engine.running.plan import followed_model
 
     reg = get_registry()
     dream, style = reg.effect("deepdream"), reg.effect("style-transfer")

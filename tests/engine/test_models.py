@@ -15,20 +15,20 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from gradfx.engine import models as zoo
 from gradfx.engine.errors import ParameterError, UnknownEffectError, WeightsError
-from gradfx.engine.models import (
+from gradfx.engine.models.extractor import clear_cache, get_extractor, load_model
+from gradfx.engine.models.weights import keras_models_dir, resolve_weights
+from gradfx.engine.modelspecs import (
     BUILTIN_MODELS,
     INCEPTION_V3,
     VGG16,
     VGG19,
     ModelSpec,
     check_size,
-    get_extractor,
-    get_spec,
-    load_model,
-    resolve_weights,
+    tf_deprocess,
+    tf_preprocess,
 )
+from gradfx.engine.registry import get_spec
 
 
 @pytest.fixture(autouse=True)
@@ -44,7 +44,7 @@ def offline_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture(scope="module", autouse=True)
 def _free_models_after_module():
     yield
-    zoo.clear_cache()
+    clear_cache()
 
 
 def _weights(model: keras.Model) -> list[np.ndarray]:
@@ -162,7 +162,7 @@ def test_gradient_flows_from_features_to_pixels() -> None:
 
 def test_random_weights_are_seeded() -> None:
     a = load_model("vgg16", "random", seed=7).model
-    zoo.clear_cache()
+    clear_cache()
     b = load_model("vgg16", "random", seed=7).model
     assert a is not b and _same_weights(a, b)
     c = load_model("vgg16", "random", seed=8).model
@@ -333,9 +333,9 @@ def test_unknown_weights_mode_lists_the_modes() -> None:
 def test_keras_home_is_read_at_call_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     other = tmp_path / "elsewhere"
     monkeypatch.setenv("KERAS_HOME", str(other))
-    assert zoo.keras_models_dir() == os.path.join(str(other), "models")
+    assert keras_models_dir() == os.path.join(str(other), "models")
     monkeypatch.delenv("KERAS_HOME")
-    assert zoo.keras_models_dir() == os.path.join(os.path.expanduser("~"), ".keras", "models")
+    assert keras_models_dir() == os.path.join(os.path.expanduser("~"), ".keras", "models")
 
 
 def test_keras_application_file_names_and_origins() -> None:
@@ -480,8 +480,8 @@ def test_a_name_is_looked_up_in_the_process_registry(registry) -> None:
                 keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="c1"),
             ]
         ),
-        preprocess=zoo.tf_preprocess,
-        deprocess=zoo.tf_deprocess,
+        preprocess=tf_preprocess,
+        deprocess=tf_deprocess,
         input_range=(-1.0, 1.0),
         min_size=8,
     )
@@ -503,7 +503,7 @@ def test_a_name_is_looked_up_in_the_process_registry(registry) -> None:
 
 def test_one_rule_says_whether_a_weights_value_is_a_file() -> None:
     # recipes, the weights resolution and the plan each had their own rule; this one reads only the value
-    from gradfx.engine.weights import is_weights_file
+    from gradfx.engine.models.weights import is_weights_file
 
     for value in ("w.h5", "sub/w", "./w", "~/w.weights.h5", "w.keras", "w.bin"):
         assert is_weights_file(value), value
@@ -517,7 +517,7 @@ def test_specs_and_weights_resolution_import_no_tensorflow() -> None:
     import subprocess
     import sys
 
-    code = ("import sys, gradfx.engine.modelspecs, gradfx.engine.weights, gradfx.engine.plan, gradfx.engine.execute; "
+    code = ("import sys, gradfx.engine.modelspecs, gradfx.engine.models.weights, gradfx.engine.running.plan, gradfx.engine.running.execute; "
             "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -8,8 +8,8 @@ import tensorflow as tf
 
 from gradfx.engine import objectives as O
 from gradfx.engine.errors import ParameterError
-from gradfx.engine.objective_expr import parse_objective
 from gradfx.engine.objectives import StepContext
+from gradfx.plugins.feature_vis.objective_language import parse_objective
 
 CHANNELS = {"mixed4": 768, "mixed5": 768, "block4_conv1": 512}
 
@@ -118,6 +118,6 @@ def test_parsing_does_not_need_tensorflow():
     import subprocess
     import sys
 
-    code = ("import sys; from gradfx.engine.objective_expr import parse_objective; "
+    code = ("import sys; from gradfx.plugins.feature_vis.objective_language import parse_objective; "
             "parse_objective('mixed4:0-3 - 0.5*layer(mixed5)'); assert 'tensorflow' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -6,8 +6,13 @@ import tensorflow as tf
 
 from gradfx.engine.errors import ParameterError
 from gradfx.engine.objectives import channel
-from gradfx.engine.parameterizations import PARAMETERIZATIONS, Lucid, make_parameterization, rfft2d_freqs
-from gradfx.engine.solver import Problem, solve
+from gradfx.engine.optimise.parameterizations import (
+    PARAMETERIZATIONS,
+    Lucid,
+    make_parameterization,
+    rfft2d_freqs,
+)
+from gradfx.engine.optimise.solver import Problem, solve
 
 LUCID = ("fft", "decorrelated", "fft+decorrelated")
 

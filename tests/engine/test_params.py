@@ -142,7 +142,7 @@ def test_one_layer_weight_parser_and_its_rules(text, negative, fragment):
 
 def test_both_effects_declare_their_layers_with_the_one_parser(registry):
     from gradfx.engine.params import LayerWeights
-    from gradfx.engine.plan import prepare
+    from gradfx.engine.running.plan import prepare
 
     for effect, name, negative in (("deepdream", "layers", True), ("style-transfer", "style_layers", False),
                                    ("style-transfer", "content_layers", False)):

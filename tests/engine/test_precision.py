@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from gradfx.engine import models
 from gradfx.engine.errors import ParameterError
+from gradfx.engine.models import extractor as models
 from gradfx.engine.objectives import Objective, gram_matrix
-from gradfx.engine.solver import Problem, Solver
+from gradfx.engine.optimise.solver import Problem, Solver
 
 LAYERS = ("block1_conv1", "block2_conv1", "block3_conv1")
 
@@ -74,7 +74,9 @@ EFFECTS = ("style-transfer", "deepdream", "feature-vis")
 
 def test_one_list_of_precisions():
     # it was written out three times (params, solver, models); now every user imports the one in params
-    from gradfx.engine import extractor, params, solver
+    from gradfx.engine import params
+    extractor = models
+    from gradfx.engine.optimise import solver
 
     assert solver.PRECISIONS is params.PRECISIONS and extractor.PRECISIONS is params.PRECISIONS
 
@@ -114,7 +116,7 @@ def test_deepdream_and_feature_vis_pass_precision_to_the_engine(registry, make_i
 
 
 def test_cli_runs_style_transfer_in_bfloat16(registry, tmp_path, make_image, spy):
-    from gradfx.engine import imageio
+    from gradfx.engine.images import imageio
     from gradfx.tui.cli import main
 
     content = imageio.save_image(tmp_path / "content.png", make_image(40, 40))
@@ -135,7 +137,7 @@ def test_cli_refuses_bfloat16_lbfgs_in_one_line_without_tensorflow(tmp_path, mak
     import subprocess
     import sys
 
-    from gradfx.engine import imageio
+    from gradfx.engine.images import imageio
 
     content = imageio.save_image(tmp_path / "content.png", make_image(40, 40))
     code = ("import sys; from gradfx.tui.cli import main; "
@@ -147,8 +149,8 @@ def test_cli_refuses_bfloat16_lbfgs_in_one_line_without_tensorflow(tmp_path, mak
 
 
 def test_recipes_and_the_tui_form_take_precision(registry, tmp_path, make_image):
-    from gradfx.engine import imageio
-    from gradfx.engine.recipes import loads_recipe, validate_recipe
+    from gradfx.engine.images import imageio
+    from gradfx.engine.running.recipes import loads_recipe, validate_recipe
     from gradfx.tui.chain import ChainStep
 
     imageio.save_image(tmp_path / "s.png", make_image(32, 32))

@@ -14,8 +14,9 @@ import pytest
 from helpers import TinyDream, TinyPlugin
 from PIL import Image as PILImage
 
-from gradfx.engine import Effect, Image, ImageError, Output, ParameterError, RecipeError, execute, run_chain
-from gradfx.engine.recipes import load_recipe, loads_recipe, run_recipe, save_recipe, validate_recipe
+from gradfx.engine import Effect, Image, ImageError, Output, ParameterError, RecipeError, run_chain
+from gradfx.engine.running import execute
+from gradfx.engine.running.recipes import load_recipe, loads_recipe, run_recipe, save_recipe, validate_recipe
 from gradfx.tui.cli import main
 
 
@@ -230,7 +231,7 @@ def test_a_recipe_path_that_is_a_folder_or_binary_says_so(tmp_path):
 
 
 def test_a_recipe_weights_file_resolves_against_the_recipe_folder(reg, tmp_path, monkeypatch):
-    from gradfx.engine import recipes
+    from gradfx.engine.running import recipes
 
     (tmp_path / "a").mkdir()
     png(tmp_path / "a" / "in.png")
@@ -396,7 +397,7 @@ def test_the_tui_loads_init_and_direction_paths_against_the_recipe(registry, tmp
 
 
 def test_objective_paths_are_requoted_and_bad_text_left_alone():
-    from gradfx.engine.objective_expr import map_paths
+    from gradfx.plugins.feature_vis.objective_language import map_paths
 
     assert map_paths("direction(a, 'v.npy') + direction(b, \"w.npy\")", str.upper) == \
         "direction(a, 'V.NPY') + direction(b, 'W.NPY')"

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from gradfx.engine import Effect, Float, Int, hookimpl
 from gradfx.engine.errors import GradfxError, RecipeError
-from gradfx.engine.recipes import dumps_recipe, loads_recipe, parse_recipe, validate_recipe
+from gradfx.engine.running.recipes import dumps_recipe, loads_recipe, parse_recipe, validate_recipe
 
 
 class Dial(Effect):

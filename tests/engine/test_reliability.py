@@ -15,10 +15,10 @@ from helpers import HERE, TinyPlugin
 from PIL import Image as PILImage
 
 from gradfx.engine import Effect, Int, Problem
-from gradfx.engine.api import resume_run, run
 from gradfx.engine.errors import GradfxError
 from gradfx.engine.objectives import Objective
 from gradfx.engine.progress import CancelToken
+from gradfx.engine.running.api import resume_run, run
 from gradfx.tui.cli import main
 
 #: many small Adam ascent steps (its state is checkpointed) over two octaves with lost-detail re-injection

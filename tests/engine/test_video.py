@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from helpers import make_video
 
-from gradfx.engine import video
 from gradfx.engine.errors import ImageError, OutputError
+from gradfx.engine.images import video
 
 av = pytest.importorskip("av")
 

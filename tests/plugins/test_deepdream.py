@@ -12,7 +12,7 @@ import pytest
 from PIL import Image as PILImage
 
 from gradfx.engine import ParameterError, run
-from gradfx.engine.api import prepare
+from gradfx.engine.running.api import prepare
 from gradfx.tui.cli import main
 
 # mechanics on random weights, at the Keras example's step size (VGG's own default, 0.002, is tuned for trained
@@ -24,7 +24,7 @@ def _score(image, model, layers):
     """The effect's objective, sum_l w_l * mean(a_l ** 2), on the whole image."""
     import tensorflow as tf
 
-    from gradfx.engine.models import get_extractor
+    from gradfx.engine.models.extractor import get_extractor
 
     ext = get_extractor(model, [name for name, _ in layers], "random", seed=0)
     feats = ext(tf.convert_to_tensor(image[None], tf.float32))
@@ -32,7 +32,7 @@ def _score(image, model, layers):
 
 
 def _features(image, layer, channel=None):
-    from gradfx.engine.models import get_extractor
+    from gradfx.engine.models.extractor import get_extractor
 
     f = get_extractor("vgg16", [layer], "random", seed=0)(image[None])[layer].numpy()
     return f.reshape(-1, f.shape[-1]) if channel is None else f[..., channel]
@@ -69,7 +69,7 @@ def test_max_loss_stops_each_octave_early(registry, make_image):
 
 def test_tiled_and_whole_image_reach_comparable_objectives_without_seams(registry, make_image):
     from gradfx.engine import solve
-    from gradfx.engine.models import get_extractor
+    from gradfx.engine.models.extractor import get_extractor
     from gradfx.plugins.deepdream import DeepDream
 
     img = make_image(256, 256, "blobs")

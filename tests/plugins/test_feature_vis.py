@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from gradfx.engine import ParameterError, prepare, run
-from gradfx.engine.models import get_extractor
-from gradfx.engine.parameterizations import make_parameterization
+from gradfx.engine.models.extractor import get_extractor
+from gradfx.engine.optimise.parameterizations import make_parameterization
 
 LAYER = "block3_conv3"
 SIZE, STEPS, BATCH_STEPS = 64, 40, 25
@@ -168,7 +168,7 @@ def test_mistakes_are_one_line_parameter_errors(params, fragment):
 
 
 def test_a_size_below_the_model_minimum_names_the_parameter_before_the_model_is_built(monkeypatch):
-    from gradfx.engine import extractor
+    from gradfx.engine.models import extractor
 
     def built(*args, **kwargs):
         raise AssertionError("the model was built")

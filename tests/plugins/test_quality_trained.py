@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 from photos import photo
 
-from gradfx.engine import imageio, run, samples
+from gradfx.engine import run
+from gradfx.engine.images import imageio, samples
 from gradfx.engine.params import parse_layer_weights
 from gradfx.engine.registry import get_registry
 
@@ -29,7 +30,7 @@ def offline_without_imagenet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
 def _features(layers, images):
     import tensorflow as tf
 
-    from gradfx.engine.models import get_extractor
+    from gradfx.engine.models.extractor import get_extractor
 
     ext = get_extractor("vgg16", tuple(layers), "hed")
     return [ext(tf.constant(np.asarray(x, np.float32)[None])) for x in images]
@@ -86,7 +87,7 @@ def _own_channel_ranks(objective: str) -> tuple[list[int], dict]:
     image, the rank of its own channel among the layer's by mean activation (0 = strongest)."""
     import tensorflow as tf
 
-    from gradfx.engine.models import get_extractor
+    from gradfx.engine.models.extractor import get_extractor
 
     result = run("feature-vis", model="vgg16", objective=objective)
     images = [imageio.to_uint8(v) for k, v in result.extras.items() if not isinstance(v, list)

@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gradfx.engine import ParameterError, imageio, run
+from gradfx.engine import ParameterError, run
+from gradfx.engine.images import imageio
 from gradfx.plugins import style_transfer as st
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -70,7 +71,7 @@ class Oracle:
     """Content and Gram distances, and the effect's total loss, measured on whole images."""
 
     def __init__(self, style_layers: str, content_layer: str) -> None:
-        from gradfx.engine.models import get_extractor
+        from gradfx.engine.models.extractor import get_extractor
 
         self.style_layers = style_layers.split(",")
         self.content_layer = content_layer
@@ -224,7 +225,7 @@ def test_objective_follows_the_problems_tile_not_the_parameter(reg, files):
 def test_style_grams_accumulated_over_tiles_match_the_whole_image(files):
     import tensorflow as tf
 
-    from gradfx.engine.models import get_extractor
+    from gradfx.engine.models.extractor import get_extractor
     from gradfx.engine.objectives import gram_matrix
 
     layers = ("block1_conv1", "block2_conv1")
@@ -239,11 +240,11 @@ def test_style_grams_accumulated_over_tiles_match_the_whole_image(files):
 
 
 def test_bfloat16_runs_the_network_in_bfloat16_and_lands_near_float32(reg, files, light, monkeypatch):
-    from gradfx.engine import models
+    from gradfx.engine.models.extractor import Extractor
 
     seen = []
-    call = models.Extractor.__call__
-    monkeypatch.setattr(models.Extractor, "__call__", lambda self, x: seen.append(self.precision) or call(self, x))
+    call = Extractor.__call__
+    monkeypatch.setattr(Extractor, "__call__", lambda self, x: seen.append(self.precision) or call(self, x))
     low = style_run(reg, files["content"], style=files["stripes"], **LIGHT, precision="bfloat16")
     assert set(seen) == {"bfloat16"}  # targets and every traced step: the solver's bfloat16 extractor
     assert low.report["params"]["precision"] == "bfloat16" and light.report["params"]["precision"] == "float32"
@@ -277,7 +278,7 @@ def test_init_from_the_style_or_a_file(reg, files, init):
 @pytest.mark.parametrize(("params", "word"), [({"style_blend": "1,2"}, "style_blend"), ({"style_blend": "0"},
                          "sums to 0"), ({"mask": "{stripes},{left}"}, "mask"), ({"levels": 1}, "levels")])
 def test_cross_parameter_mistakes_fail_in_prepare_without_a_model(reg, files, params, word):
-    from gradfx.engine.api import prepare
+    from gradfx.engine.running.api import prepare
 
     params = {k: v.format(**files) if isinstance(v, str) else v for k, v in params.items()}
     with pytest.raises(ParameterError, match=word):  # they were found only in build, after TensorFlow loaded,

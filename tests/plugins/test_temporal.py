@@ -13,13 +13,12 @@ from gradfx.engine import (
     Output,
     ParameterError,
     Previous,
-    flow,
-    imageio,
     run,
     run_frames,
-    samples,
-    temporal,
 )
+from gradfx.engine.images import imageio, samples
+from gradfx.engine.temporal import consistency as temporal
+from gradfx.engine.temporal import flow
 
 
 @pytest.fixture(scope="module")
@@ -184,7 +183,7 @@ def test_a_frame_resumed_from_its_checkpoint_follows_the_same_previous_frame(reg
               checkpoint_every=2)
     assert part.partial
     # the checkpoint keeps every previous frame given (long-term consistency's earlier ones too)
-    from gradfx.engine.checkpoint import Checkpoint
+    from gradfx.engine.running.checkpoint import Checkpoint
 
     chain = Previous.chain([prev, Previous(scene.frames[2], scene.frames[0])])
     kept = Checkpoint(tmp_path / "other")

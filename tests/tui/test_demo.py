@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import tomli_w
 
-from gradfx.engine import samples
-from gradfx.engine.recipes import loads_recipe, validate_recipe
+from gradfx.engine.images import samples
+from gradfx.engine.running.recipes import loads_recipe, validate_recipe
 from gradfx.tui.cli import main
 from gradfx.tui.commands import demo
 
@@ -98,7 +98,7 @@ def test_demo_writes_samples_recipes_outputs_and_an_overview_and_says_weights_we
 
 # ----------------------------------------------------------------------- labels on the sheets, never cut short
 def test_wrapped_labels_fit_their_width_and_lose_nothing():
-    from gradfx.engine import sheets
+    from gradfx.engine.images import sheets
 
     font = sheets.label_font(10)
     label = "feature-vis: direction(block3_conv1, 'vectors/a-long-name.npy') - 0.5*tv"

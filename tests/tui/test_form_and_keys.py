@@ -259,8 +259,9 @@ async def test_at_120_columns_the_form_gets_the_room_and_at_200_summaries_are_wh
 
 async def test_a_weights_error_gives_the_tui_s_advice_not_the_command_line_s(tiny_registry, sample, recording_app,
                                                                             wait_for):
-    from gradfx.engine import modelspecs, weights
+    from gradfx.engine import modelspecs
     from gradfx.engine.errors import WeightsError
+    from gradfx.engine.models import weights
 
     spec = modelspecs.BUILTIN_MODELS[0]
     message = f"ImageNet weights for {spec.name} not found: offline; {weights._imagenet_fix(spec, False)}"

@@ -1,5 +1,5 @@
 """``gradfx chain RECIPE.toml [INPUT] -o OUTPUT [--snapshots DIR]``: run a recipe of effects, each step's output
-feeding the next. The whole recipe is checked before any compute; see ``gradfx.engine.recipes`` for the
+feeding the next. The whole recipe is checked before any compute; see ``gradfx.engine.running.recipes`` for the
 format."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ import os
 import sys
 from pathlib import Path
 
-from gradfx.engine.execute import execute
-from gradfx.engine.recipes import load_recipe, plan_recipe, recipe_input
 from gradfx.engine.registry import get_registry
+from gradfx.engine.running.execute import execute
+from gradfx.engine.running.recipes import load_recipe, plan_recipe, recipe_input
 
 from .. import progressbar
 from .run import Interrupt, add_common, check_output

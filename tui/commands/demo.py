@@ -20,10 +20,11 @@ from typing import Any
 
 import numpy as np
 
-from gradfx.engine import atomic, imageio, samples, sheets, trained_vgg16
-from gradfx.engine.execute import execute
-from gradfx.engine.recipes import load_recipe, plan_recipe
+from gradfx.engine.images import atomic, imageio, samples, sheets
+from gradfx.engine.models import trained_vgg16
 from gradfx.engine.registry import get_registry
+from gradfx.engine.running.execute import execute
+from gradfx.engine.running.recipes import load_recipe, plan_recipe
 
 from .. import progressbar
 from .run import WEIGHTS_HELP, Interrupt

@@ -8,7 +8,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from gradfx.engine import trained_vgg16
+from gradfx.engine.models import trained_vgg16
 from gradfx.engine.registry import get_registry
 
 
@@ -19,7 +19,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from gradfx.engine.device import quiet_tensorflow
+    from gradfx.engine.models.device import quiet_tensorflow
 
     quiet_tensorflow()
     reg = get_registry()
@@ -30,7 +30,7 @@ def main(args: argparse.Namespace) -> int:
         console.print("layers: " + ", ".join(spec.layer_names()))
         console.print(f"weights now (auto): {weights_now(spec)}")
         if spec.imagenet_file:  # where a machine without the download site gets the file
-            from gradfx.engine.weights import keras_models_dir
+            from gradfx.engine.models.weights import keras_models_dir
 
             where = f", from {spec.imagenet_origin}" if spec.imagenet_origin else ""
             console.print(f"ImageNet file: {spec.imagenet_file} in {keras_models_dir()}{where}", soft_wrap=True)
@@ -53,7 +53,7 @@ def main(args: argparse.Namespace) -> int:
 
 def weights_now(spec: Any) -> str:
     """Which weights a run with ``--weights auto`` would get right now, in a few words (never downloads)."""
-    from gradfx.engine.weights import preview_auto
+    from gradfx.engine.models.weights import preview_auto
 
     resolved = preview_auto(spec)
     if resolved.mode == "imagenet":

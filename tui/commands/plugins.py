@@ -30,7 +30,7 @@ def _origin(i: PluginInfo) -> str:
 
 
 def main(args: argparse.Namespace) -> int:
-    from gradfx.engine.device import quiet_tensorflow
+    from gradfx.engine.models.device import quiet_tensorflow
 
     quiet_tensorflow()
     reg = get_registry()

@@ -8,8 +8,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from gradfx.engine import api, imageio
-from gradfx.engine.checkpoint import Checkpoint
+from gradfx.engine.images import imageio
+from gradfx.engine.running import api
+from gradfx.engine.running.checkpoint import Checkpoint
 
 from .. import progressbar
 from .run import Interrupt

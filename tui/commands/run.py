@@ -12,14 +12,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from gradfx.engine import imageio
-from gradfx.engine.checkpoint import Checkpoint
 from gradfx.engine.errors import OutputError, ParameterError
-from gradfx.engine.execute import execute
+from gradfx.engine.images import imageio
 from gradfx.engine.params import parse_assignments
-from gradfx.engine.plan import complete, draft
 from gradfx.engine.progress import CancelToken
 from gradfx.engine.registry import get_registry
+from gradfx.engine.running.checkpoint import Checkpoint
+from gradfx.engine.running.execute import execute
+from gradfx.engine.running.plan import complete, draft
 
 from .. import progressbar
 

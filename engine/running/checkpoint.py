@@ -1,0 +1,198 @@
+"""Checkpoints: a run's description and its optimisation state, written atomically so a run can resume.
+
+A checkpoint folder holds ``run.json`` (effect, resolved parameters, model, weights, seed, device, where the
+output goes), ``input.npz`` (the exact input pixels), ``previous.npz`` (a video frame's previous frame, its
+input and output, for ``temporal=flow``: a resumed frame follows the same warped previous output), ``state-K.npz`` (the latest state of the K-th solve of
+the run: stage, step, image variables, optimiser slots, loss history) and ``solution-K.npz`` for each solve
+that finished. Randomness in the engine is a pure function of ``(seed, step)``, so on the CPU a resumed run
+writes the same bytes as one that was never interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..errors import GradfxError
+from ..images import atomic, imageio
+
+if TYPE_CHECKING:
+    from ..temporal.frames import Previous
+    from .plan import Plan
+
+RUN_FILE = "run.json"
+INPUT_FILE = "input.npz"
+PREVIOUS_FILE = "previous.npz"
+#: what run.json must hold for a resume
+SPEC_KEYS = ("effect", "params", "model", "weights", "seed")
+
+
+def _read_npz(path: Path, read: Any) -> Any:
+    """``read(data)`` on the arrays of a checkpoint file; a damaged file is a one-line GradfxError."""
+    try:
+        with np.load(path) as data:
+            return read(data)
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        raise GradfxError(f"checkpoint file {str(path)!r} is damaged or truncated; start the run again") from None
+
+
+class Checkpoint:
+    """One checkpoint folder; see the module docstring."""
+
+    def __init__(self, folder: str | os.PathLike, every: int = 10) -> None:
+        self.folder = Path(folder)
+        self.every = int(every)
+        if self.every < 1:
+            raise GradfxError(f"checkpoint interval (--checkpoint-every N) {every!r} must be at least 1 step; "
+                              "e.g. --checkpoint-every 10")
+
+    # --- the run's description -------------------------------------------------------------------------------
+    def start(self, spec: dict[str, Any], image: imageio.LoadedImage | None, previous: Previous | None = None
+              ) -> None:
+        """Begin a fresh checkpoint: the run description, input and previous frame (if any); stale state from
+        an older run is removed."""
+        atomic.output_folder(self.folder, "checkpoint folder")
+        for old in list(self.folder.glob("state-*.npz")) + list(self.folder.glob("solution-*.npz")):
+            old.unlink()
+        (self.folder / PREVIOUS_FILE).unlink(missing_ok=True)
+        if previous is not None:
+            self._write_npz(self.folder / PREVIOUS_FILE, {
+                f"{what}_{k}": getattr(frame, what) for k, frame in enumerate(previous.frames())
+                for what in ("input", "output")})
+        text = json.dumps({**spec, "checkpoint_every": self.every, "done": False}, indent=2)
+        atomic.atomic_write(self.folder / RUN_FILE, lambda tmp: Path(tmp).write_text(text))
+        if image is not None:
+            arrays = {"rgb": image.rgb}
+            if image.alpha is not None:
+                arrays["alpha"] = image.alpha
+            self._write_npz(self.folder / INPUT_FILE, arrays)
+
+    @classmethod
+    def for_plan(cls, plan: Plan, folder: str | os.PathLike, every: int = 10, *, resume: bool = False,
+                 info: dict[str, Any] | None = None, previous: Previous | None = None) -> Checkpoint:
+        """The checkpoint of a one-effect plan; unless ``resume``, started afresh with the plan's description
+        (``info`` adds fields to it: the CLI records the output path there) and the ``previous`` frame the run
+        follows."""
+        from .result import jsonable_params
+
+        ckpt = cls(folder, every)
+        if not resume:
+            (step,) = plan.steps
+            ckpt.start({"effect": step.effect.name, "params": jsonable_params(step.params), "model": step.model,
+                        "weights": str(plan.weights), "seed": plan.seed, "device": plan.device, **(info or {})},
+                       plan.image, previous)
+        return ckpt
+
+    @classmethod
+    def open(cls, folder: str | os.PathLike) -> tuple[Checkpoint, dict[str, Any], imageio.LoadedImage | None]:
+        """An existing checkpoint, its run description and its input image."""
+        folder = Path(folder)
+        spec = cls.read_spec(folder)
+        image = None
+        if (folder / INPUT_FILE).is_file():
+            image = _read_npz(folder / INPUT_FILE, lambda data: imageio.LoadedImage(
+                data["rgb"], data["alpha"] if "alpha" in data else None, str(folder / INPUT_FILE), "RGB"))
+        return cls(folder, spec.get("checkpoint_every", 10)), spec, image
+
+    def load_previous(self) -> Previous | None:
+        """The previous video frame the checkpointed run follows (``temporal=flow``), or None."""
+        from ..temporal.frames import Previous
+
+        path = self.folder / PREVIOUS_FILE
+        if not path.is_file():
+            return None
+        return _read_npz(path, lambda data: Previous.chain([
+            Previous(data[f"input_{k}"], data[f"output_{k}"]) for k in range(len(data.files) // 2)]))
+
+    @staticmethod
+    def read_spec(folder: str | os.PathLike) -> dict[str, Any]:
+        """A checkpoint's run description (``run.json``), without its input image; errors say what is wrong."""
+        folder = Path(folder)
+        run_file = folder / RUN_FILE
+        if not run_file.is_file():
+            raise GradfxError(f"{str(folder)!r} is not a gradfx checkpoint (no {RUN_FILE}); start one with "
+                              f"'gradfx run ... --checkpoint {folder}'")
+        try:
+            spec = json.loads(run_file.read_text())
+        except (OSError, ValueError) as exc:
+            raise GradfxError(f"checkpoint {str(run_file)!r} is unreadable ({exc}); start the run again") from None
+        missing = [key for key in SPEC_KEYS if key not in spec] if isinstance(spec, dict) else list(SPEC_KEYS)
+        if missing:
+            raise GradfxError(f"checkpoint {str(run_file)!r} is damaged (no {', '.join(missing)}); start the run "
+                              "again")
+        return spec
+
+    def mark_done(self) -> None:
+        spec = json.loads((self.folder / RUN_FILE).read_text())
+        spec["done"] = True
+        text = json.dumps(spec, indent=2)
+        atomic.atomic_write(self.folder / RUN_FILE, lambda tmp: Path(tmp).write_text(text))
+
+    # --- solver state ----------------------------------------------------------------------------------------
+    def save_state(self, index: int, state: dict[str, Any]) -> None:
+        arrays: dict[str, Any] = {
+            "stage": np.int64(state["stage"]),
+            "step": np.int64(state["step"]),
+            "losses": np.asarray(state["losses"], np.float64),
+            "step_seconds": np.asarray(state["step_seconds"], np.float64),
+        }
+        for i, v in enumerate(state["variables"]):
+            arrays[f"var_{i}"] = v
+        for slot, values in state["optimizer"].items():
+            for i, v in enumerate(values):
+                arrays[f"opt_{slot}_{i}"] = v
+        self._write_npz(self.folder / f"state-{index}.npz", arrays)
+
+    def load_state(self, index: int) -> dict[str, Any] | None:
+        path = self.folder / f"state-{index}.npz"
+        if not path.is_file():
+            return None
+        return _read_npz(path, self._state_from)
+
+    @staticmethod
+    def _state_from(data: Any) -> dict[str, Any]:
+        keys = list(data.keys())
+        variables = [data[f"var_{i}"] for i in range(sum(k.startswith("var_") for k in keys))]
+        optimizer: dict[str, list] = {}
+        for key in sorted((k for k in keys if k.startswith("opt_")), key=lambda k: int(k.rsplit("_", 1)[1])):
+            slot = key[4:].rsplit("_", 1)[0]
+            optimizer.setdefault(slot, []).append(data[key])
+        return {"stage": int(data["stage"]), "step": int(data["step"]), "variables": variables,
+                "optimizer": optimizer, "losses": data["losses"].tolist(),
+                "step_seconds": data["step_seconds"].tolist()}
+
+    def save_solution(self, index: int, solution: Any) -> None:
+        self._write_npz(self.folder / f"solution-{index}.npz", {
+            "image": solution.image,
+            "losses": np.asarray(solution.losses, np.float64),
+            "step_seconds": np.asarray(solution.step_seconds, np.float64),
+            "sizes": np.asarray(solution.sizes, np.int64),
+            "status": np.str_(solution.status),
+            "message": np.str_(solution.message),
+            "evaluations": np.int64(solution.evaluations),
+        })
+        (self.folder / f"state-{index}.npz").unlink(missing_ok=True)
+
+    def load_solution(self, index: int) -> Any | None:
+        from ..optimise.solver import Solution
+
+        path = self.folder / f"solution-{index}.npz"
+        if not path.is_file():
+            return None
+        return _read_npz(path, lambda data: Solution(
+            data["image"], data["losses"].tolist(), data["step_seconds"].tolist(),
+            [tuple(s) for s in data["sizes"].tolist()], str(data["status"]), str(data["message"]),
+            int(data["evaluations"])))
+
+    @staticmethod
+    def _write_npz(path: Path, arrays: dict[str, Any]) -> None:
+        def write(tmp: Any) -> None:
+            with open(tmp, "wb") as f:
+                np.savez(f, **arrays)
+
+        atomic.atomic_write(path, write)

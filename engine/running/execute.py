@@ -1,0 +1,288 @@
+"""Executing a :class:`~gradfx.engine.plan.Plan`: each step's effect runs with a :class:`RunContext` that carries
+its model spec and resolved weights, the solver's out-of-memory retry, the run report, and a chain's hand-over
+of each step's 8-bit output to the next step. Nothing here checks what a user asked for: :mod:`.plan` did."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import platform
+import re
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from ..effect import Output, RunContext
+from ..errors import GradfxError, ImageError, PluginError
+from ..images import imageio
+from ..progress import CancelToken, ProgressCallback
+from ..temporal.frames import Previous
+from ..version import __version__
+from .plan import Plan, PlannedStep, complete
+from .result import Result, jsonable_params
+
+
+def execute(plan: Plan, *, progress: ProgressCallback | None = None, cancel: CancelToken | None = None,
+            checkpoint: Any = None, stage_prefix: str = "", previous: Previous | None = None) -> Result:
+    """Run ``plan`` (a :func:`~gradfx.engine.plan.draft` is completed first) and return its :class:`Result`.
+
+    ``progress`` receives a :class:`ProgressEvent` per step; ``cancel`` stops after the current step (the
+    result then holds the image so far, ``report["partial"]`` true). ``checkpoint`` (a
+    :class:`~gradfx.engine.checkpoint.Checkpoint`, one-effect plans only) saves and restores solver state;
+    ``stage_prefix`` goes before every progress event's stage name. ``previous`` (one-effect plans only): the
+    video frame before this one, for ``temporal=flow`` (``RunContext.previous``).
+    """
+    if plan.check_only:
+        raise GradfxError("a check-only plan cannot run; plan again without check_only")
+    plan = complete(plan)
+    cancel = cancel or CancelToken()
+    resolutions: dict[tuple[str, bool], Any] = {(s.spec.name, False): s.weights for s in plan.steps}
+    if not plan.chain:
+        result = _run_step(plan, plan.steps[0], plan.image, progress=progress, cancel=cancel,
+                           stage_prefix=stage_prefix, checkpoint=checkpoint, resolutions=resolutions,
+                           previous=previous)
+        if checkpoint is not None and not result.partial:
+            checkpoint.mark_done()
+        return result
+    current = plan.image
+    reports, result, n = [], None, len(plan.steps)
+    for i, step in enumerate(plan.steps, 1):
+        eff = step.effect
+        try:
+            result = _run_step(plan, step, current, progress=progress, cancel=cancel,
+                               stage_prefix=f"{stage_prefix}step {i}/{n} {eff.name} · ", resolutions=resolutions)
+        except GradfxError as exc:  # a bad style image, layer or weights file: say which step (for the effect)
+            # keep what caused it (a decoder's or TensorFlow's error: the TUI's details, the CLI's --debug)
+            raise type(exc)(f"step {i} ({eff.name}): {str(exc).removeprefix(f'effect {eff.name!r}: ')}") \
+                from exc.__cause__
+        reports.append(result.report)
+        if plan.snapshots is not None:
+            imageio.save_image(plan.snapshots / f"step{i:02d}-{eff.name}.png", result.image, alpha=result.alpha)
+        # Hand over what a saved file would hold (8 bits per channel), so a chain gives exactly the image of
+        # its steps run one by one with `gradfx run`, and a snapshot is exactly the next step's input.
+        rgb, alpha = _as_8bit(result.image), None if result.alpha is None else _as_8bit(result.alpha)
+        if alpha is not None and float(alpha.min()) >= 1.0:
+            alpha = None
+        current = imageio.LoadedImage(rgb, alpha, f"<step {i} output>", "RGB")
+        if result.partial or cancel.cancelled:  # cancelled as this step ended: the next one must not start
+            break
+    assert result is not None
+    cut_short = len(reports) < n
+    chain_report = {
+        "chain": [r["effect"] for r in reports],
+        "steps_run": len(reports),
+        "steps_total": n,
+        "partial": cut_short or any(r.get("partial") for r in reports),
+        "status": next((r["status"] for r in reports if r.get("status") != "done"),
+                       "cancelled" if cut_short else "done"),
+        "warnings": list(dict.fromkeys(w for r in reports for w in r.get("warnings", []))),
+        "messages": [f"step {i}: {m}" for i, r in enumerate(reports, 1) for m in r.get("messages", [])],
+        "weights": reports[0].get("weights"),
+        "seconds": round(sum(r["seconds"] for r in reports), 4),
+        "seed": plan.seed,
+        "reports": reports,
+    }
+    if plan.name is not None:
+        chain_report["recipe"] = plan.name
+    return Result(result.image, chain_report, result.alpha, result.extras)
+
+
+def _as_8bit(image: np.ndarray) -> np.ndarray:
+    return imageio.to_uint8(image).astype(np.float32) / 255.0
+
+
+def _run_step(plan: Plan, step: PlannedStep, loaded: imageio.LoadedImage | None, *,
+              progress: ProgressCallback | None, cancel: CancelToken, stage_prefix: str,
+              resolutions: dict[tuple[str, bool], Any], checkpoint: Any = None,
+              previous: Previous | None = None) -> Result:
+    """One effect of the plan on ``loaded``; ``resolutions`` holds the weights decided per (model, top), so
+    each is decided once per plan (the plan decided each step's own model without the top)."""
+    from ..models import device as devices
+    from ..models import extractor as extractors
+    from ..models import weights
+    from ..optimise import solver
+
+    devices.quiet_tensorflow()
+    import keras
+    import tensorflow as tf
+
+    eff, params, registry, seed = step.effect, step.params, plan.registry, plan.seed
+    tf_device = devices.select_device(plan.device)
+    keras.utils.set_random_seed(seed)
+    used_weights: dict[str, Any] = {}
+    images: dict[str, imageio.LoadedImage] = {}
+
+    def load(path: str) -> imageio.LoadedImage:
+        if path not in images:
+            try:
+                images[path] = imageio.load_image(path)
+            except ImageError as exc:  # say which parameter named the file (style, guide, mask...)
+                names = [p.name for p in eff.schema if path == params.get(p.name) or (
+                    isinstance(params.get(p.name), (list, tuple)) and path in params[p.name])]
+                if not names:
+                    raise
+                raise type(exc)(f"effect {eff.name!r}: parameter {names[0]!r}: {exc}") from None
+        return images[path]
+
+    def spec_of(model_name: str) -> Any:
+        return step.spec if model_name == step.model else registry.model(model_name)
+
+    def extractor(layers: tuple[str, ...], model_name: str, **options: Any) -> Any:
+        spec = spec_of(model_name)
+        top = bool(options.get("include_top", False))
+        if (spec.name, top) not in resolutions:  # another model, or the classifier top: decided once per plan
+            resolutions[spec.name, top] = weights.resolve_weights(spec, plan.weights, include_top=top)
+        resolved = resolutions[spec.name, top]
+        ext = extractors.get_extractor(spec, layers, resolved, seed=seed, device=tf_device, **options)
+        used_weights.setdefault(model_name, resolved)
+        return ext
+
+    solves = [0]
+
+    def solve(problem: solver.Problem, *, stage_prefix: str = "") -> solver.Solution:
+        index = solves[0]
+        solves[0] += 1
+        spec = spec_of(problem.model or step.model)
+        ext = None
+        if problem.objective.layers:
+            ext = extractor(tuple(sorted(problem.objective.layers)), problem.model or step.model,
+                            pooling=problem.pooling, include_top=problem.include_top)
+        hooks: dict[str, Any] = {}
+        if checkpoint is not None:
+            done = checkpoint.load_solution(index)
+            if done is not None:
+                return done
+            hooks = {"checkpoint": lambda state: checkpoint.save_state(index, state),
+                     "checkpoint_every": checkpoint.every, "resume": checkpoint.load_state(index)}
+        while True:
+            try:
+                solution = solver.Solver(problem, ext, seed=seed, progress=progress, cancel=cancel,
+                                         min_size=spec.min_size, stage_prefix=stage_prefix, **hooks).run()
+                break
+            except tf.errors.ResourceExhaustedError:
+                tile = solver.smaller_tile(problem, spec.min_size)
+                if tile is None:
+                    raise GradfxError(
+                        f"effect {eff.name!r} ran out of device memory even with "
+                        f"{f'{problem.tile} px tiles' if problem.tile else 'the whole image'}; use a smaller "
+                        f"size, or --device cpu") from None
+                ctx.warn(f"out of device memory; retrying with {tile} px tiles")
+                problem = dataclasses.replace(problem, tile=tile)
+                hooks["resume"] = None
+        if checkpoint is not None and not solution.partial:
+            checkpoint.save_solution(index, solution)
+        return solution
+
+    ctx = RunContext(input=loaded, model=step.model, weights=plan.weights, seed=seed, device=tf_device,
+                     load_image=load, spec=step.spec, resolved_weights=step.weights,
+                     # an effect's own prefix ("frame 3/10 · ") goes after the chain's ("step 2/3 deepdream · ")
+                     solve=lambda p, stage_prefix="", outer=stage_prefix: solve(p, stage_prefix=outer + stage_prefix),
+                     extractor=extractor, previous=previous)
+    if step.note:  # the default model followed the weights: said first, once
+        ctx.warn(step.note)
+    started = time.perf_counter()
+    with tf.device(tf_device):
+        try:
+            output = eff.run(ctx, params)
+        except GradfxError as exc:
+            layer = getattr(exc, "layer", None)
+            named = [p.name for p in eff.schema if layer and _names_layer(params.get(p.name), layer)]
+            if named and "parameter " not in str(exc):  # -p layer=no_such_layer: say which parameter
+                raise type(exc)(f"effect {eff.name!r}: parameter {named[0]!r}: {exc}") from exc.__cause__
+            raise
+        except Exception as exc:  # noqa: BLE001 - a plugin's bug is reported as the plugin's failure
+            plugin = registry.effect_plugin.get(eff.name, "?")
+            error = PluginError(f"effect {eff.name!r} (plugin {plugin!r}) failed: {_exception_line(exc)}")
+            if not ctx.solutions:
+                raise error from exc
+            # after the optimisation (in finish, or between two solves of run): keep the image it made
+            ctx.warn(f"{error}; the image before it is kept (partial output)")
+            image = np.asarray(ctx.solutions[-1].image, np.float32)
+            output = Output(image[0] if image.ndim == 4 else image,
+                            report={"partial": True, "status": "failed", "error": str(error)})
+    if not isinstance(output, Output):
+        raise PluginError(f"effect {eff.name!r} returned {type(output).__name__}, not gradfx.engine.Output")
+    shape = np.shape(output.image)
+    if len(shape) != 3 or shape[2] != 3:
+        plugin = registry.effect_plugin.get(eff.name, "?")
+        raise PluginError(f"effect {eff.name!r} (plugin {plugin!r}) returned an image of shape {shape}; "
+                          f"expected height x width x 3 floats in [0, 1]")
+    seconds = time.perf_counter() - started
+    report = _report(plan, step, ctx, output, used_weights, tf_device, seconds, loaded)
+    alpha = None
+    if loaded is not None and loaded.alpha is not None:
+        h, w = output.image.shape[:2]
+        alpha = imageio.resize_longest(loaded.alpha, max(h, w)) if loaded.alpha.shape != (h, w) else loaded.alpha
+        if alpha.shape != (h, w):
+            alpha = None
+    return Result(np.asarray(output.image, np.float32), report, alpha, dict(output.extras))
+
+
+def _exception_line(exc: BaseException) -> str:
+    """``Type: message`` in one line. TensorFlow wraps an error raised while tracing in pages of "in user
+    code" context whose last line is already ``Type: message``: keep that line, without naming the type
+    twice (``KeyError: KeyError: 'x'``)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    last = lines[-1] if lines else ""
+    name = type(exc).__name__
+    return last if last.startswith(f"{name}:") else f"{name}: {last}"
+
+
+def _names_layer(value: Any, layer: str) -> bool:
+    """Whether a parameter value (``block3_conv3``, ``mixed4:1.0,mixed5``...) names ``layer``."""
+    return isinstance(value, str) and re.search(rf"(?<![\w]){re.escape(layer)}(?![\w])", value) is not None
+
+
+def _report(plan: Plan, step: PlannedStep, ctx: RunContext, output: Output, used_weights: Mapping[str, Any],
+            tf_device: str, seconds: float, loaded: imageio.LoadedImage | None) -> dict[str, Any]:
+    import tensorflow as tf
+
+    from ..models import device as devices
+
+    eff, model = step.effect, step.model
+    sols = ctx.solutions
+    statuses = [s.status for s in sols]
+    partial = any(s.partial for s in sols)
+    rw = used_weights.get(model) or next(iter(used_weights.values()), None)
+    warnings = list(ctx.warnings)
+    for w in used_weights.values():
+        if getattr(w, "warning", None) and w.warning not in warnings:
+            warnings.append(w.warning)
+    losses = [x for s in sols for x in s.losses]
+    return {
+        "gradfx": __version__,
+        "effect": eff.name,
+        "plugin": plan.registry.effect_plugin.get(eff.name),
+        "model": model,
+        "weights": {
+            "requested": plan.weights,
+            "resolved": getattr(rw, "mode", None),
+            "description": getattr(rw, "description", None),
+            "path": getattr(rw, "path", None),
+            "fell_back_to_random": bool(getattr(rw, "fell_back", False)),
+        },
+        "params": jsonable_params(step.params),
+        "seed": plan.seed,
+        "device": tf_device,
+        "device_name": devices.device_name(tf_device),
+        "input": None if loaded is None else {"source": loaded.source, "size": list(loaded.size),
+                                              "mode": loaded.mode},
+        "output_size": [int(output.image.shape[1]), int(output.image.shape[0])],
+        "seconds": round(seconds, 4),
+        "steps": len(losses),
+        "evaluations": sum(s.evaluations for s in sols),
+        "step_seconds": [round(x, 5) for s in sols for x in s.step_seconds],
+        "losses": [x if math.isfinite(x) else None for x in losses],
+        "status": next((s for s in statuses if s in ("non-finite", "cancelled")), "done"),
+        "messages": [s.message for s in sols if s.message],
+        "partial": partial,
+        "warnings": warnings,
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        **output.report,
+    }
+
+
+__all__ = ["execute"]

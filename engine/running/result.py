@@ -1,0 +1,95 @@
+"""What a run returns and how its files are written: :class:`Result` (the image, its alpha, extras and the run
+report), the JSON report and numbered frames, all written atomically."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..images import atomic, imageio
+
+
+@dataclass
+class Result:
+    """An effect's output image (H x W x 3 floats in [0, 1]), its alpha if the input had one, extra outputs
+    (contact sheets, frames) and the run report (a JSON-able dict)."""
+
+    image: np.ndarray
+    report: dict[str, Any]
+    alpha: np.ndarray | None = None
+    extras: dict[str, np.ndarray | list[np.ndarray]] = field(default_factory=dict)
+
+    @property
+    def partial(self) -> bool:
+        return bool(self.report.get("partial"))
+
+    def save(self, path: str | os.PathLike, *, overwrite: bool = True, protect: Sequence[str] = (),
+             report: str | os.PathLike | None = None) -> list[Path]:
+        """Write the image (atomically), its extras beside it, and the report if a path is given.
+
+        ``protect`` lists paths never to write (the inputs); writing over one raises an ``OutputError``.
+        """
+        path = Path(path)
+        written = [imageio.save_image(path, self.image, alpha=self.alpha, overwrite=overwrite, protect=protect)]
+        for suffix, extra in self.extras.items():
+            if isinstance(extra, list):
+                written += write_frames(path.with_name(f"{path.stem}-{suffix}"), extra, protect=protect)
+            else:
+                written.append(imageio.save_image(path.with_name(f"{path.stem}-{suffix}.png"), extra,
+                                                  protect=protect))
+        self.report["outputs"] = [str(p) for p in written]
+        if report is not None:
+            written.append(write_report(report, self.report, protect=[*protect, *written]))
+        return written
+
+
+def write_report(path: str | os.PathLike, report: Mapping[str, Any], *,
+                 protect: Sequence[str | os.PathLike] = ()) -> Path:
+    """Write a run report as JSON, atomically; never over one of the ``protect`` paths (inputs, outputs)."""
+    target = imageio.check_output_path(path, protect=protect, image=False)
+    text = json.dumps(report, indent=2, default=_json_default)
+    return atomic.atomic_write(target, lambda tmp: Path(tmp).write_text(text + "\n"))
+
+
+def write_frames(folder: Path, frames: Sequence[np.ndarray], *, protect: Sequence[str] = (),
+                 duration_ms: int = 100) -> list[Path]:
+    """Numbered PNG frames in ``folder`` plus an animated WebP ``folder.webp`` beside it."""
+    from PIL import Image
+
+    atomic.output_folder(folder, "frames folder")
+    written = [imageio.save_image(folder / f"{i:04d}.png", f, protect=protect) for i, f in enumerate(frames, 1)]
+    pil = [Image.fromarray(imageio.to_uint8(f)) for f in frames]
+    anim = folder.with_suffix(".webp")
+
+    def write(tmp: Any) -> None:
+        pil[0].save(tmp, format="WEBP", save_all=True, append_images=pil[1:], duration=duration_ms, loop=0,
+                    lossless=False, quality=90)
+
+    written.append(atomic.atomic_write(anim, write))
+    return written
+
+
+def jsonable_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Parameters as JSON holds them (tuples as lists): the report's and a checkpoint's ``params``."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in params.items()}
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, (tuple, set, frozenset)):
+        return list(value)
+    if isinstance(value, Path):
+        return str(value)
+    return repr(value)
+
+
+__all__ = ["Result", "jsonable_params", "write_frames", "write_report"]

@@ -1,0 +1,314 @@
+"""Feature visualisation: images that a channel, neuron, layer, direction or class responds to most.
+
+lucid's toolbox on TensorFlow 2 / Keras 3, as one problem for the shared engine: an objective expression
+(``mixed4:97``, ``block4_conv1:12 - 0.5*block4_conv1:3``, ``layer(mixed5)``, ``logit(207)``... see
+``gradfx.plugins.feature_vis.objective_language``), lucid's image parameterisation (``fft+decorrelated``, ``fft``,
+``decorrelated`` or plain ``pixel``), lucid's transformation robustness (``standard``: pad, jitter, scale,
+rotate, jitter), L1 / total-variation / blur regularisers, Adam at lr 0.05. A channel range such as
+``mixed4:0-15`` optimises one image per channel in one batch, written as a labelled contact sheet and as
+separate images; ``thresholds`` keeps the image at chosen steps. Any ReLU layer can be read before its ReLU
+as ``LAYER_pre_relu`` (lucid's ``mixed4a_pre_relu``), so a channel dead on the start image still gets a
+gradient.
+
+Defaults are lucid's for ImageNet models (512 steps, 128 px, lr 0.05, fft+decorrelated with decay power 1,
+standard transforms); the default model is InceptionV3 with objective ``mixed4:97`` (``block4_conv1:12`` on
+VGG). VGG16 has its own (88 steps, decay 0.6, no transforms, bfloat16), tuned on the HED-fine-tuned VGG16.
+
+TensorFlow is imported only inside ``run``, so listing effects stays fast.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from gradfx.engine import Choice, Effect, Float, Floats, Int, Output, Param, ParameterError, Precision, Str
+
+from .objective_language import ParsedObjective, map_paths, parse_objective
+
+if TYPE_CHECKING:
+    from gradfx.engine import ModelSpec, Problem, RunContext
+
+PARAMS = ("fft+decorrelated", "fft", "decorrelated", "pixel")
+_LUCID = "lucid's, for ImageNet models"
+_TUNED = "tuned by looking, on the HED-fine-tuned VGG16 (block4_conv1:0-15 at 128 px)"
+#: steps and fft decay power on VGG16 (tuned on the HED-fine-tuned VGG16, see docs/feature-vis.md)
+VGG16_STEPS = 88
+VGG16_DECAY = 0.6
+_SLUG = re.compile(r"[^A-Za-z0-9_.]+")
+
+
+@dataclass(frozen=True)
+class _Objective(Param):
+    """The objective text, parsed when parameters are resolved, so a typo fails before TensorFlow loads."""
+
+    def allowed(self) -> str:
+        return "an objective expression (grammar: docs/feature-vis.md)"
+
+    def map_paths(self, value: Any, fn: Any) -> Any:  # direction(L, 'v.npy'): resolved like image paths
+        return map_paths(value, fn) if isinstance(value, str) else value
+
+    def coerce(self, value: Any, where: str = "") -> Any:
+        out = super().coerce(value, where)
+        if out is not None:
+            try:
+                parse_objective(out)
+            except ParameterError as exc:
+                raise _objective_error(exc, where) from None
+        return out
+
+
+def _objective_error(exc: ParameterError, where: str = "effect 'feature-vis'") -> ParameterError:
+    """``WHERE: parameter 'objective': DETAIL`` for any objective mistake, from a typo to an unknown layer, with
+    no second ``objective 'TEXT'`` (a positioned error's ``here:`` part shows the text)."""
+    return ParameterError(f"{where + ': ' if where else ''}parameter 'objective': {getattr(exc, 'detail', exc)}")
+
+
+class FeatureVis(Effect):
+    name = "feature-vis"
+    summary = "Feature visualisation (lucid for Keras 3): an image a channel, neuron, layer or class loves"
+    needs_input = False
+    model = "inception_v3"
+    params = (
+        _Objective("objective", "str", None,
+                   "what to maximise: mixed4:97, mixed4:0-15 (one image per channel), neuron(mixed4, 97), "
+                   "layer(mixed5), logit(207), '... - 0.5*tv', mixed4_pre_relu:97 (before the ReLU: wakes "
+                   "channels that never fire) (docs/feature-vis.md); on another model: its last default "
+                   "layer's channel 0", files=True).per_model(
+            names_layers=True,
+            inception_v3=("mixed4:97", "a mid-level InceptionV3 channel, as lucid's favourite is InceptionV1's "
+                                       "mixed4a:476"),
+            vgg16=("block4_conv1:12", "a block-4 channel with a clear texture on the HED-fine-tuned VGG16"),
+            vgg19=("block4_conv1:12", "VGG16's channel: the same layer names")),
+        Choice("param", "fft+decorrelated", PARAMS,
+               "image parameterisation: spectral with 1/f decay (fft), decorrelated colour, both, or pixels"),
+        Float("decay", 1.0, "the fft parameterisations' decay power: coefficients scaled by 1/f**decay (lucid's "
+                            "fft_image decay_power); lower leaves fine detail as easy to reach as coarse",
+              min=0.0, max=4.0).per_model(
+            _LUCID, vgg16=(VGG16_DECAY, f"{_TUNED}: with lucid's 1 channel 4 comes 6th at 64 to 128 steps; with "
+                                        "0.6 every image's own channel is among the layer's 5 strongest at 40-56 "
+                                        "and 80-96 steps (seed 0), in finer textures")),
+        Str("transforms", "standard",
+            "standard (pad 12, jitter 8, scale 0.9-1.1, rotate -10..10, jitter 4), none, or a list like "
+            "'pad(12), jitter(8), scale(0.95, 1.05), rotate(-5, 0, 5), jitter(4)'").per_model(
+            _LUCID, vgg16=("none", f"{_TUNED}: without transforms each image's own channel wins more often "
+                                   "(15 of 16 among the 5 strongest against 12) and the textures stay sharp")),
+        Int("steps", 512, "optimisation steps", min=1, max=100_000).per_model(
+            _LUCID, vgg16=(VGG16_STEPS, f"{_TUNED}: with decay 0.6 all 16 images have their own channel "
+                                        "among the 5 strongest and their colours have saturated (at 48 steps "
+                                        "too, but muted), in under the Keras filter-visualisation example's "
+                                        "time for 16 channels")),
+        Int("size", 128, "image size in px (square)", min=16, max=4096, model_min=True),
+        Float("lr", 0.05, "Adam learning rate", min=1e-6, max=10.0),
+        Int("batch", 1, "images optimised together (a channel range such as mixed4:0-15 sets it)", min=1,
+            max=1024),
+        Floats("thresholds", None, "steps at which to keep a snapshot, e.g. 64,128,256", min=1),
+        Float("l1", 0.0, "weight of the L1 penalty (pixels' distance from mid-grey)", min=0.0),
+        Float("tv", 0.0, "weight of the total-variation penalty", min=0.0),
+        Float("blur", 0.0, "weight of the blur penalty (distance from the 3x3-blurred image)", min=0.0),
+        Precision().per_model(
+            "float32, the engine's", vgg16=("bfloat16", f"{_TUNED}: 4-5x faster per step than float32 on a CPU "
+                                                       "with AMX / AVX512-BF16, the same textures; use float32 on "
+                                                       "a CPU without them")),
+    )
+
+    def check(self, params: Mapping[str, Any]) -> None:
+        """Thresholds against steps need no model: checked at once (and by a recipe's --check)."""
+        _thresholds(params.get("thresholds"), params["steps"])
+
+    def check_spec(self, params: Mapping[str, Any], spec: ModelSpec) -> None:
+        """The objective's layers are the model's (with a classifier top, logit(), the extractor's check on
+        the network with its top: it has more layers)."""
+        if not params.get("objective"):  # the model's own default
+            return
+        parsed = parse_objective(params["objective"])
+        if parsed.needs_top:
+            return
+        for layer, pos in parsed.layers.items():
+            real, _ = _real_layer(spec, layer)
+            try:
+                spec.check_layers((real,))
+            except ParameterError as exc:
+                raise _objective_error(_layer_error(parsed, pos, real, exc), "") from None
+
+    # --- building the problem ----------------------------------------------------------------------------
+    def build(self, ctx: RunContext, params: Mapping[str, Any]) -> Problem:
+        return self._plan(ctx, params)[0]
+
+    def _plan(self, ctx: RunContext, params: Mapping[str, Any]) -> tuple[Problem, ParsedObjective, list[str]]:
+        from gradfx.engine import objectives as O  # noqa: N812
+        from gradfx.engine.optimise.parameterizations import make_parameterization
+        from gradfx.engine.optimise.solver import Problem
+        from gradfx.engine.transforms import parse_transforms
+
+        spec = ctx.spec
+        size = int(params["size"])  # at least the model's minimum input: the plan checked it (Param.model_min)
+        text = params.get("objective")  # the model's own default when not given (per-model defaults)
+        if not text:
+            if not spec.default_layers:
+                raise ParameterError(f"effect 'feature-vis': model {ctx.model} has no default objective; give "
+                                     f"one, e.g. -p objective=LAYER:0 (`gradfx models {ctx.model}` lists layers)")
+            text = f"{spec.default_layers[-1]}:0"
+        steps = int(params["steps"])
+        thresholds = _thresholds(params.get("thresholds"), steps)
+        transforms = parse_transforms(params["transforms"])
+        try:
+            parsed, batch, objective, virtual = self._objective(ctx, spec, text, int(params["batch"]), transforms)
+        except ParameterError as exc:
+            raise _objective_error(exc) from None
+        for name, factory in (("l1", O.l1), ("tv", O.total_variation), ("blur", O.blur)):
+            if params[name]:
+                objective = objective - float(params[name]) * factory()
+        objective = O.with_virtual_layers(objective, virtual)
+        param = params["param"]
+        if "fft" in param:
+            param = make_parameterization(param, decay_power=float(params["decay"]))
+        problem = Problem(
+            objective=objective, size=(size, size), batch=batch, maximize=True, include_top=parsed.needs_top,
+            param=param, transforms=transforms, steps=steps, optimizer="adam", lr=float(params["lr"]),
+            snapshot_steps=thresholds, label="feature-vis", precision=params["precision"],
+        )
+        return problem, parsed, parsed.labels(batch)
+
+    @staticmethod
+    def _objective(ctx: RunContext, spec: Any, text: str, batch: int,
+                   transforms: list) -> tuple[ParsedObjective, int, Any, list]:
+        """The parsed objective, its batch, the engine objective (checked against the model) and its virtual
+        pre-ReLU layers; appends the resize a classifier top needs to ``transforms``."""
+        from gradfx.engine import objectives as O  # noqa: N812
+        from gradfx.engine.transforms import resize_to
+
+        parsed = parse_objective(text)
+        batch = _batch_size(parsed, batch)
+        top = parsed.needs_top
+        channels, virtual = {}, []
+        for layer, pos in parsed.layers.items():
+            real, pre_relu = _real_layer(spec, layer)
+            try:
+                ext = ctx.extractor((real,), include_top=top)
+            except ParameterError as exc:
+                raise _layer_error(parsed, pos, real, exc) from None
+            if pre_relu:
+                try:
+                    virtual.append(O.pre_relu_layer(ext.model, layer))
+                except ParameterError as exc:
+                    raise parsed.error(pos, f"{exc} @") from None
+                channels[layer] = virtual[-1].channels
+            else:
+                channels[layer] = int(ext.model.get_layer(layer).output.shape[-1])
+        logit = None
+        if top:
+            if not spec.top_size:
+                raise parsed.error(0, f"logit() @ needs a classifier top, and model {ctx.model} has none")
+            logit = _logit_factory(ctx)
+            transforms.append(resize_to((spec.top_size, spec.top_size)))
+        return parsed, batch, parsed.build(channels, logit=logit), virtual
+
+    # --- running and output --------------------------------------------------------------------------------
+    def run(self, ctx: RunContext, params: Mapping[str, Any]) -> Output:
+        problem, parsed, labels = self._plan(ctx, params)
+        solution = ctx.solve(problem)
+        images = _as_batch(solution.image)
+        extras: dict[str, np.ndarray | list[np.ndarray]] = {}
+        if len(images) > 1:
+            for i, (image, label) in enumerate(zip(images, labels, strict=True)):
+                extras[_slug(label) if parsed.channel_range else f"{i + 1:02d}"] = image
+        taken = [t for t in problem.snapshot_steps if t <= solution.steps]
+        for step, snap in zip(taken, solution.snapshots, strict=False):
+            snap_images = _as_batch(snap)
+            extras[f"step{step:04d}"] = snap_images[0] if len(snap_images) == 1 else contact_sheet(snap_images, labels)
+        main = images[0] if len(images) == 1 else contact_sheet(images, labels)
+        report = {
+            "objective": str(problem.objective),
+            "labels": labels,
+            "batch": len(images),
+            "param": problem.param if isinstance(problem.param, str) else problem.param.name,
+            "transforms": [repr(t) for t in problem.transforms],
+            "thresholds": taken,
+        }
+        return Output(main, extras, {"feature_vis": report})
+
+
+def _real_layer(spec: ModelSpec, layer: str) -> tuple[str, bool]:
+    """The network layer an objective's ``layer`` reads, and whether before its ReLU (``LAYER_pre_relu``,
+    lucid's ``mixed4a_pre_relu``, for a model without such a layer of its own)."""
+    from gradfx.engine.objectives import PRE_RELU
+
+    pre_relu = layer.endswith(PRE_RELU) and layer not in spec.layer_names()
+    return (layer[: -len(PRE_RELU)] if pre_relu else layer), pre_relu
+
+
+def _layer_error(parsed: ParsedObjective, pos: int, real: str, exc: ParameterError) -> ParameterError:
+    """The model's unknown-layer error (:meth:`~gradfx.engine.ModelSpec.check_layers`), pointing at ``pos``."""
+    return parsed.error(pos, str(exc).replace(f"unknown layer {real!r}", f"unknown layer {real!r} @", 1))
+
+
+def _batch_size(parsed: ParsedObjective, batch: int) -> int:
+    if parsed.channel_range is None:
+        return batch
+    layer, chans, pos = parsed.channel_range
+    if batch not in (1, len(chans)):
+        raise parsed.error(pos, f"the channel range {layer}:{chans[0]}-{chans[-1]} @ makes a batch of "
+                           f"{len(chans)}, but batch={batch} was asked for; drop batch or make them agree")
+    return len(chans)
+
+
+def _thresholds(values: Sequence[float] | None, steps: int) -> tuple[int, ...]:
+    if not values:
+        return ()
+    out = []
+    for v in values:
+        if not float(v).is_integer() or not 1 <= v <= steps:
+            raise ParameterError(f"parameter 'thresholds': {v:g} is not allowed; "
+                                 f"expected whole step numbers from 1 to steps ({steps})")
+        out.append(int(v))
+    return tuple(sorted(set(out)))
+
+
+def _logit_factory(ctx: RunContext) -> Any:
+    """``logit(n)`` for the run's model: the final dense layer's weights applied to its input layer."""
+    from gradfx.engine import objectives as O  # noqa: N812
+
+    ext = ctx.extractor(("predictions",), include_top=True)
+    dense = ext.model.get_layer("predictions")
+    kernel = dense.kernel.numpy()
+    bias = dense.bias.numpy() if getattr(dense, "bias", None) is not None else None
+    history = getattr(dense.input, "_keras_history", None)
+    penultimate = history[0].name if history else None
+    if penultimate is None:
+        raise ParameterError(f"model {ctx.model}: cannot find the layer feeding its 'predictions' layer")
+
+    def logit(n: int) -> Any:
+        if not 0 <= n < kernel.shape[1]:
+            raise ParameterError(f"logit({n}): model {ctx.model} has classes 0 to {kernel.shape[1] - 1}")
+        return O.logit(n, penultimate, kernel, bias)
+
+    return logit
+
+
+def _as_batch(image: np.ndarray) -> np.ndarray:
+    image = np.asarray(image, np.float32)
+    return image[None] if image.ndim == 3 else image
+
+
+def _slug(label: str) -> str:
+    return _SLUG.sub("-", label).strip("-") or "image"
+
+
+def contact_sheet(images: Sequence[np.ndarray] | np.ndarray, labels: Sequence[str], *, gap: int = 2,
+                  columns: int | None = None) -> np.ndarray:
+    """The images in a grid, each with its label below it (wrapped to the image's width, never cut short), on
+    white: H x W x 3."""
+    from gradfx.engine.images import sheets
+
+    images = [np.clip(np.asarray(im, np.float32), 0.0, 1.0) for im in images]
+    cols = columns or math.ceil(math.sqrt(len(images)))
+    return sheets.labelled_sheet(list(zip(labels, images, strict=True)), columns=cols, gap=gap)
+
+
+EFFECTS = (FeatureVis(),)
