@@ -509,7 +509,7 @@ def _subprocess_json(cmd: list[str]) -> dict | None:
 
 def dream_vgg16_layers() -> dict[str, float]:
     """The layers and weights gradfx's deepdream uses on VGG16 (its per-model default, read from the effect)."""
-    from gradfx.engine.params import parse_layer_weights
+    from gradfx.engine.layers import parse_layer_weights
     from gradfx.engine.registry import get_registry
 
     text = get_registry().effect("deepdream").schema["layers"].default_for("vgg16")

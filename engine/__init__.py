@@ -23,6 +23,7 @@ from .errors import (
     WeightsError,
 )
 from .hookspecs import hookimpl
+from .layers import LayerList, Layers, parse_layer_weights
 from .params import (
     Bool,
     Choice,
@@ -32,7 +33,6 @@ from .params import (
     ImageOr,
     Images,
     Int,
-    Layers,
     Param,
     Precision,
     Schema,
@@ -44,7 +44,7 @@ from .version import __version__
 _LAZY = {
     # name: module
     "run": "running.api", "run_chain": "running.api", "resume_run": "running.api", "write_report": "running.result",
-    "prepare": "running.plan",
+    "resolve_params": "running.plan",
     "Result": "running.result", "Step": "running.plan",
     "Problem": "optimise.solver", "Solution": "optimise.solver", "solve": "optimise.solver",
     "Transform": "optimise.solver",
@@ -71,7 +71,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "__version__", "Effect", "Output", "RunContext", "hookimpl", "Param", "Schema", "Int", "Float", "Floats", "Bool", "Str",
-    "Choice", "Image", "ImageOr", "Images", "Layers", "Precision", "CancelToken", "ProgressCallback", "ProgressEvent", "GradfxError",
+    "Choice", "Image", "ImageOr", "Images", "Layers", "LayerList", "parse_layer_weights", "Precision", "CancelToken", "ProgressCallback", "ProgressEvent", "GradfxError",
     "ImageError", "ParameterError", "UnknownEffectError", "PluginError", "WeightsError", "DeviceError",
     "RecipeError", "NumericalError", "OutputError", *_LAZY,
 ]

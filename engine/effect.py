@@ -67,7 +67,7 @@ class Effect:
     #: whether the effect transforms an input image (False: it makes one from nothing, e.g. feature-vis).
     needs_input: bool = True
     #: whether it solves at its input's size (deepdream): an input below the model's minimum is then refused
-    #: before any compute (:func:`gradfx.engine.plan.check_input_size`), not once the model is built.
+    #: before any compute (:func:`gradfx.engine.running.plan.check_input_size`), not once the model is built.
     at_input_size: bool = False
 
     @property

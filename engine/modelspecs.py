@@ -55,6 +55,9 @@ class ModelSpec:
     imagenet_origin: str | None = None
     imagenet_top_file: str | None = None
     imagenet_top_origin: str | None = None
+    #: the MD5 of the ImageNet files (Keras' own ``file_hash``): a download is trusted only when it matches
+    imagenet_md5: str | None = None
+    imagenet_top_md5: str | None = None
     top_size: int | None = None
     pooling_choices: tuple[str, ...] = ("max",)
     layer_filter: Callable[[keras.layers.Layer], bool] | None = None
@@ -279,6 +282,8 @@ VGG19 = ModelSpec(
     imagenet_origin=_origin("vgg19/vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"),
     imagenet_top_file="vgg19_weights_tf_dim_ordering_tf_kernels.h5",
     imagenet_top_origin=_origin("vgg19/vgg19_weights_tf_dim_ordering_tf_kernels.h5"),
+    imagenet_md5="253f8cb515780f3b799900260a226db6",
+    imagenet_top_md5="cbe5617147190e668d6c5d5026f83318",
     top_size=224,
     pooling_choices=("max", "avg"),
 )
@@ -296,6 +301,8 @@ VGG16 = ModelSpec(
     imagenet_origin=_origin("vgg16/vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"),
     imagenet_top_file="vgg16_weights_tf_dim_ordering_tf_kernels.h5",
     imagenet_top_origin=_origin("vgg16/vgg16_weights_tf_dim_ordering_tf_kernels.h5"),
+    imagenet_md5="6d6bbae143d832006294945121d1f1fc",
+    imagenet_top_md5="64373286793e3c8b2b4e3219cbf3544b",
     top_size=224,
     pooling_choices=("max", "avg"),
 )
@@ -313,6 +320,8 @@ INCEPTION_V3 = ModelSpec(
     imagenet_origin=_origin("inception_v3/inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"),
     imagenet_top_file="inception_v3_weights_tf_dim_ordering_tf_kernels.h5",
     imagenet_top_origin=_origin("inception_v3/inception_v3_weights_tf_dim_ordering_tf_kernels.h5"),
+    imagenet_md5="bcbd6486424b2319ff4ef7d526e38f63",
+    imagenet_top_md5="9a0d58056eeedaa3f26cb7ebd46da564",
     top_size=299,
     pooling_choices=("max",),
     layer_filter=_inception_layer_filter,

@@ -15,7 +15,7 @@ Every bad value raises :class:`~gradfx.engine.errors.ParameterError` naming the 
 is allowed.
 
 File paths inside values (image parameters, an ``ImageOr`` that is not a keyword, a path a subclass finds in
-its text with :meth:`Param.map_paths`) are resolved in one place, ``gradfx.engine.plan.prepare``: against a
+its text with :meth:`Param.map_paths`) are resolved in one place, ``gradfx.engine.running.plan.resolve_params``: against a
 recipe's folder when the values come from a recipe, else the working folder; they must exist before any
 compute, and a saved recipe rewrites them for its new folder.
 """
@@ -23,7 +23,6 @@ compute, and a saved recipe rewrites them for its new folder.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -62,7 +61,7 @@ class Param:
     #: the value names layers of the model (deepdream's ``layers``, feature-vis's ``objective``)
     names_layers: bool = False
     #: the value is a size in pixels that the model's smallest input (``ModelSpec.min_size``) bounds, checked
-    #: by the plan before TensorFlow loads (:func:`gradfx.engine.plan.check_spec`); a text allows 0 and says
+    #: by the plan before TensorFlow loads (:func:`gradfx.engine.running.plan.check_sizes`); a text allows 0 and says
     #: what 0 means (``"off"``)
     model_min: bool | str = False
 
@@ -90,7 +89,11 @@ class Param:
             if not (isinstance(pair, tuple) and len(pair) == 2 and isinstance(pair[1], str)):
                 raise ValueError(f"parameter {self.name!r}: the default for model {model!r} must be a (value, "
                                  f"origin) pair, not {pair!r}")
-            pairs.append((model, self.coerce(pair[0]) if pair[0] is not None else None, pair[1]))
+            value = pair[0]
+            if value is not None:  # checked like the default; text stays as declared (resolving parses it)
+                value = value if isinstance(value, str) else self.coerce(value)
+                self.coerce(value)
+            pairs.append((model, value, pair[1]))
         return replace(self, origin=origin or self.origin, model_defaults=tuple(pairs),
                        names_layers=names_layers or self.names_layers)
 
@@ -209,6 +212,28 @@ class Param:
                 raise self._fail(value, "out of range", where)
         return out
 
+    def layer_names(self, value: Any) -> tuple[str, ...]:
+        """The layers of the model a (coerced) value names, which the plan checks against the step's model
+        once (:meth:`check_layers`): none, unless the parameter holds layers (:func:`~gradfx.engine.Layers`)."""
+        return ()
+
+    def check_layers(self, value: Any, spec: Any, where: str = "") -> None:
+        """Whether ``spec``'s model has every layer ``value`` names (:meth:`layer_names`): a
+        :class:`ParameterError` naming this parameter, the layer and a close match, else nothing. Called once
+        per run by the plan; a parameter with its own way of pointing at the mistake overrides it."""
+        try:
+            spec.check_layers(self.layer_names(value))
+        except ParameterError as exc:
+            loc = f"{where}: " if where else ""
+            error = ParameterError(f"{loc}parameter {self.name!r}: {exc}")
+            error.layer = getattr(exc, "layer", None)  # type: ignore[attr-defined]
+            raise error from None
+
+    def to_json(self, value: Any) -> Any:
+        """A coerced value as JSON and TOML hold it (a report's, a checkpoint's, a recipe's): lists for
+        tuples; a parameter whose value is parsed text (layer lists, objectives) gives the text back."""
+        return list(value) if isinstance(value, tuple) else value
+
     def format(self, value: Any) -> str:
         """The command-line text for a value (inverse of :meth:`coerce`)."""
         if value is None:
@@ -308,73 +333,6 @@ def Choice(name: str, default: str, choices: Sequence[str], help: str = "") -> P
     return Param(name, "choice", default, help, choices=tuple(choices))
 
 
-_LAYER_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_./-]*$")
-
-
-def parse_layer_weights(text: str, *, negative: bool = False) -> tuple[tuple[str, float], ...]:
-    """The one ``layer:weight`` list parser (deepdream's ``layers``, style transfer's ``content_layers`` and
-    ``style_layers``): ``"block1_conv1,block2_conv1:0.5"`` -> ``(("block1_conv1", 1.0), ("block2_conv1", 0.5))``.
-
-    Items are separated by commas, none empty; each is a layer name, optionally ``:weight`` (default 1.0), a
-    finite number, at least 0 unless ``negative``; a layer is listed once; not every weight is zero. Raises
-    ValueError saying what is wrong (names and numbers are parsed one by one, no ``eval``). Whether the model
-    has the layers is checked when the model is known.
-    """
-    out: dict[str, float] = {}
-    items = [item.strip() for item in text.split(",")]
-    if not any(items):
-        raise ValueError("no layers")
-    for item in items:
-        if not item:
-            raise ValueError("empty item between commas")
-        name, sep, weight_text = (part.strip() for part in item.partition(":"))
-        if not _LAYER_NAME.match(name):
-            raise ValueError(f"{name!r} is not a layer name")
-        try:
-            weight = float(weight_text) if sep else 1.0
-        except ValueError:
-            raise ValueError(f"weight {weight_text!r} of layer {name!r} is not a number") from None
-        if not math.isfinite(weight):
-            raise ValueError(f"weight of layer {name!r} is not finite")
-        if weight < 0 and not negative:
-            raise ValueError(f"weight {weight_text!r} of layer {name!r} is negative")
-        if name in out:
-            raise ValueError(f"layer {name!r} is listed twice")
-        out[name] = weight
-    if not any(out.values()):
-        raise ValueError("every weight is zero")
-    return tuple(out.items())
-
-
-@dataclass(frozen=True)
-class LayerWeights(Param):
-    """A ``layer:weight`` list, checked by :func:`parse_layer_weights` when parameters are resolved (before
-    TensorFlow loads); ``negative`` allows weights below zero (DeepDream can push a layer down)."""
-
-    negative: bool = False
-
-    def allowed(self) -> str:
-        return ("layer names with optional weights, name:weight,... (e.g. block3_conv1:1.0,block4_conv1:1.5)"
-                + ("" if self.negative else ", weights >= 0"))
-
-    def coerce(self, value: Any, where: str = "") -> Any:
-        out = super().coerce(value, where)
-        if out is None:
-            return None
-        try:
-            parse_layer_weights(out, negative=self.negative)
-        except ValueError as exc:
-            raise self._fail(value, str(exc), where) from None
-        return out
-
-
-def Layers(name: str, default: str, help: str = "", *, negative: bool = False,  # noqa: N802
-           names_layers: bool = False) -> Param:
-    """Layers of the backbone with weights, ``name:weight,...`` (see :func:`parse_layer_weights`);
-    ``names_layers``: a value set by the caller keeps the effect's default model (:attr:`Param.names_layers`)."""
-    return LayerWeights(name, "str", default, help, negative=negative, names_layers=names_layers)
-
-
 def Precision(help: str = "") -> Param:  # noqa: N802
     """The ``precision`` parameter: the backbone's compute dtype, passed on as ``Problem.precision``."""
     return Choice("precision", "float32", PRECISIONS, help or (
@@ -455,6 +413,21 @@ class Schema:
             if name not in self._by_name:
                 raise self.unknown(name, where)
         return {p.name: p.coerce(values.get(p.name, p.default_for(model)), where) for p in self.params}
+
+    def parse(self, values: Mapping[str, Any] | None = None, where: str = "") -> dict[str, Any]:
+        """The values a caller gave (text, TOML or Python values), each coerced to its parameter's type once;
+        no defaults (:meth:`resolve` adds them, on the model the step runs on). Unknown names are an error."""
+        where = where or (f"effect {self.owner!r}" if self.owner else "")
+        out = {}
+        for name, value in (values or {}).items():
+            if name not in self._by_name:
+                raise self.unknown(name, where)
+            out[name] = self._by_name[name].coerce(value, where)
+        return out
+
+    def to_json(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """Coerced parameters as JSON and TOML hold them (:meth:`Param.to_json`; unknown names as they are)."""
+        return {k: self._by_name[k].to_json(v) if k in self._by_name else v for k, v in params.items()}
 
     def files(self, resolved: Mapping[str, Any]) -> list[tuple[str, str]]:
         """(parameter name, path) for every file path in a parameter set: images, an ``ImageOr``'s file,

@@ -13,7 +13,7 @@ TensorFlow is imported only inside ``build``/``run``, so listing effects stays f
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -32,11 +32,10 @@ from gradfx.engine import (
     ParameterError,
     Precision,
 )
-from gradfx.engine.params import parse_layer_weights
 from gradfx.engine.temporal import consistency as temporal
 
 if TYPE_CHECKING:
-    from gradfx.engine import ModelSpec, Problem, RunContext
+    from gradfx.engine import Problem, RunContext
 
 #: The Keras DeepDream example's InceptionV3 layers and weights.
 DEFAULT_LAYERS = "mixed4:1.0,mixed5:1.5,mixed6:2.0,mixed7:2.5"
@@ -53,27 +52,49 @@ TEMPORAL_CARRY = 0.9
 
 
 @dataclass(frozen=True)
-class _Spec(Param):
-    """The channel list, its syntax checked when parameters are resolved (before TensorFlow loads)."""
-
-    syntax: str = ""
+class Channels(Param):
+    """A channel list, ``12,40-45``: parsed once when parameters resolve (before TensorFlow loads) into the
+    sorted channel indices, ``(12, 40, 41, 42, 43, 44, 45)``, which :meth:`format` writes back as ranges."""
 
     def allowed(self) -> str:
-        return self.syntax
+        return "channel indices or ranges separated by commas (e.g. 12,40-45)"
 
     def coerce(self, value: Any, where: str = "") -> Any:
-        out = super().coerce(value, where)
-        if out is None:
-            return None
+        if value is None or isinstance(value, str):
+            value = super().coerce(value, where)
+            if not value:
+                return None
         try:
-            parse_channels(out)
-        except ValueError as exc:
+            return parse_channels(value)
+        except (ValueError, TypeError) as exc:
             raise self._fail(value, str(exc), where) from None
-        return out
+
+    def to_json(self, value: Any) -> Any:
+        return None if value is None else self.format(value)
+
+    def format(self, value: Any) -> str:
+        return format_channels(value) if value else ""
 
 
-def parse_channels(text: str) -> tuple[int, ...]:
-    """``"3,10-12"`` -> ``(3, 10, 11, 12)``: channel indices and inclusive ranges, sorted, no repeats."""
+def format_channels(channels: Iterable[int]) -> str:
+    """``(3, 10, 11, 12)`` -> ``"3,10-12"``: the text :func:`parse_channels` reads back."""
+    runs: list[list[int]] = []
+    for c in channels:
+        if runs and c == runs[-1][-1] + 1:
+            runs[-1].append(c)
+        else:
+            runs.append([c])
+    return ",".join(str(r[0]) if len(r) == 1 else f"{r[0]}-{r[-1]}" for r in runs)
+
+
+def parse_channels(text: str | Iterable[int]) -> tuple[int, ...]:
+    """``"3,10-12"`` -> ``(3, 10, 11, 12)``: channel indices and inclusive ranges, sorted, no repeats (a
+    sequence of indices is checked and sorted the same way)."""
+    if not isinstance(text, str):
+        indices = [int(c) for c in text if not isinstance(c, bool) and int(c) == c and c >= 0]
+        if len(indices) != len(list(text)) or not indices:
+            raise ValueError("not a list of channel indices")
+        return tuple(sorted(set(indices)))
     out: set[int] = set()
     for item in (part.strip() for part in text.split(",")):
         if not item:
@@ -98,8 +119,7 @@ class DeepDream(Effect):
                "damps a layer)", negative=True).per_model(
             _KERAS, names_layers=True, vgg16=(VGG_LAYERS, f"{_TUNED}: eye-like motifs"),
             vgg19=(VGG_LAYERS, _AS_VGG16)),
-        _Spec("channels", "str", None, "only these channels of the listed layers, e.g. 12,40-45 (default: all)",
-              syntax="channel indices or ranges separated by commas (e.g. 12,40-45)"),
+        Channels("channels", "str", None, "only these channels of the listed layers, e.g. 12,40-45 (default: all)"),
         Int("octaves", 3, "number of scales, coarse to fine", min=1, max=20),
         Float("octave_scale", 1.4, "size ratio between octaves", min=1.01, max=4.0),
         Int("steps", 20, "gradient-ascent steps per octave", min=1, max=10_000),
@@ -142,40 +162,27 @@ class DeepDream(Effect):
             raise ParameterError("parameter 'jitter': temporal=flow compares the image with the warped previous "
                                  "frame pixel for pixel, which a jittered image is not; use jitter=0")
 
-    def check_spec(self, params: Mapping[str, Any], spec: ModelSpec) -> None:
-        """The layers to amplify are the model's (a channel's range is checked on the built model)."""
-        try:
-            spec.check_layers(name for name, _ in parse_layer_weights(params["layers"], negative=True))
-        except ParameterError as exc:
-            raise ParameterError(f"parameter 'layers': {exc}") from None
-
     # --- problem ---------------------------------------------------------------------------------------------
     def build(self, ctx: RunContext, params: Mapping[str, Any], init: np.ndarray | None = None) -> Problem:
         from gradfx.engine import Problem
 
-        layers = parse_layer_weights(params["layers"], negative=True)
-        names = tuple(name for name, _ in layers)
-        extractor = ctx.extractor(tuple(sorted(names)))  # the same (cached) extractor the engine builds
+        layers = params["layers"]  # a LayerList, its layers checked against the model by the plan
+        extractor = ctx.extractor(tuple(sorted(layers.names)))  # the same (cached) extractor the engine builds
         channels = self._channels(extractor, params)
         image = ctx.input.rgb if init is None else init
         guide = ctx.image(params["guide"]).rgb if params.get("guide") else None
         objective = _objective(layers, channels, guide, tile=params["tile"])
         jitter = params["jitter"]
         steps, aligned = params["steps"], {}
-        if temporal.active(ctx, params):
-            # a video frame after the first: the previous dream, warped, where the flow is reliable; the new
-            # frame where it is not (disoccluded, entering the picture); then keep near the warped dream
-            frame = image.astype(np.float32) / 255.0 if image.dtype == np.uint8 else np.asarray(image, np.float32)
-            follow = temporal.prepare(ctx, frame, params["temporal_frames"])
-            # carry only part of the previous dream over (start and temporal target): each frame dreams on,
-            # so carrying all of it makes the dream grow with every frame
-            follow.warped = frame + params["temporal_carry"] * (follow.warped - frame)
-            m = follow.mask[..., None]
-            image = np.clip(m * follow.warped + (1 - m) * frame, 0.0, 1.0).astype(np.float32)
-            aligned = temporal.aligned(follow)
-            steps = temporal.follow_steps(params)
-            if params["temporal_weight"] > 0:
-                objective = objective - params["temporal_weight"] * temporal.loss(relative_to=objective)
+        # a video frame after the first: the previous dream, warped, where the flow is reliable; the new frame
+        # where it is not (disoccluded, entering the picture); then keep near the warped dream. Only part of
+        # the previous dream is carried over (start and temporal target): each frame dreams on, so carrying
+        # all of it makes the dream grow with every frame
+        frame = image.astype(np.float32) / 255.0 if image.dtype == np.uint8 else np.asarray(image, np.float32)
+        follow = temporal.follow(ctx, params, frame, frame, carry=params["temporal_carry"])
+        if follow is not None:
+            image, aligned, steps = follow.init, follow.aligned, follow.steps
+            objective = follow.hold(objective, params["temporal_weight"], maximize=True)
         return Problem(
             objective=objective,
             init=image,
@@ -227,12 +234,12 @@ class DeepDream(Effect):
     def _channels(extractor: Any, params: Mapping[str, Any]) -> tuple[int, ...] | None:
         if not params.get("channels"):
             return None
-        channels = parse_channels(params["channels"])
+        channels = params["channels"]
         for name in extractor.layers:
             depth = int(extractor.model.get_layer(name).output.shape[-1])
             if channels[-1] >= depth:
                 raise ParameterError(
-                    f"effect 'deepdream': parameter 'channels': {params['channels']!r} is not allowed (layer "
+                    f"effect 'deepdream': parameter 'channels': {format_channels(channels)!r} is not allowed (layer "
                     f"{name!r} has {depth} channels); expected channel indices from 0 to {depth - 1}"
                 )
         return channels

@@ -47,7 +47,6 @@ from gradfx.engine.temporal import consistency as temporal
 from gradfx.engine.temporal import flow
 
 if TYPE_CHECKING:
-    from gradfx.engine.modelspecs import ModelSpec
     from gradfx.engine.optimise.solver import Problem, Solution
 
 DEFAULT_CONTENT_LAYERS = "block5_conv2"
@@ -124,20 +123,6 @@ def restore_chroma(image: np.ndarray, content: np.ndarray) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------------- parameter helpers
-def parse_layers(name: str, text: str, spec: ModelSpec) -> dict[str, float]:
-    """``"block1_conv1,block2_conv1:0.5"`` -> ``{"block1_conv1": 1.0, "block2_conv1": 0.5}``: the parameter's
-    layers (their syntax and weights checked by :func:`~gradfx.engine.params.parse_layer_weights` when the
-    parameters were resolved), each one that ``spec``'s model has (:meth:`~gradfx.engine.ModelSpec.check_layers`)."""
-    from gradfx.engine.params import parse_layer_weights
-
-    out = dict(parse_layer_weights(text))
-    try:
-        spec.check_layers(out)
-    except ParameterError as exc:
-        raise ParameterError(f"parameter {name!r}: {exc}") from None
-    return out
-
-
 def fit(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """``img`` resized to exactly ``size`` (height, width), antialiased bicubic, clipped to [0, 1]."""
     import tensorflow as tf
@@ -389,11 +374,6 @@ class StyleTransfer(Effect):
             raise ParameterError("parameter 'precision': bfloat16 does not work with optimizer=lbfgs (its line "
                                  "search needs float32 gradients); use optimizer=adam, or precision=float32")
 
-    def check_spec(self, params: Mapping[str, Any], spec: ModelSpec) -> None:
-        """The content and style layers are the model's."""
-        for name in ("content_layers", "style_layers"):
-            parse_layers(name, params[name], spec)
-
     # --- build ---------------------------------------------------------------------------------------------
     def build(self, ctx: RunContext, params: Mapping[str, Any]) -> Problem:
         from gradfx.engine.images import imageio
@@ -406,8 +386,8 @@ class StyleTransfer(Effect):
         n = len(styles_paths)
         blend = params["style_blend"] or (1.0,) * n  # its length and sum: see check()
         masks_paths = params["mask"] or ()
-        content_layers = parse_layers("content_layers", params["content_layers"], spec)
-        style_layers = parse_layers("style_layers", params["style_layers"], spec)
+        # LayerLists, their layers checked against the model by the plan
+        content_layers, style_layers = dict(params["content_layers"]), dict(params["style_layers"])
         init_choice = params["init"]  # a keyword, or a file that prepare() found (against a recipe's folder)
 
         assert ctx.input is not None
@@ -440,28 +420,25 @@ class StyleTransfer(Effect):
         for s, path in enumerate(masks_paths):
             aligned[f"mask{s}"] = fit(ctx.image(path).rgb, final).mean(axis=-1, keepdims=True)
         steps = params["steps"]
-        follow = temporal.active(ctx, params)
-        if follow:  # a video frame after the first: start from the previous output, warped, and stay near it
-            guide = temporal.prepare(ctx, frame, params["temporal_frames"])
-            if colors == "luminance":
-                guide.warped = grey3(luminance(guide.warped))
-            # where the warp cannot be trusted (uncovered background, what enters the picture) start from the
-            # frame itself: a warped start there drags the previous frame's content along as a trail
-            m = guide.mask[..., None]
-            init = (m * guide.warped + (1 - m) * (content if init is None else init)).astype(np.float32)
-            aligned.update(temporal.aligned(guide))
-            aligned[ENTERING] = 1.0 - flow.sources_inside(guide.backward)[..., None].astype(np.float32)
-            steps = temporal.follow_steps(params)
+        # a video frame after the first: start from the previous output, warped, and stay near it; where the
+        # warp cannot be trusted (uncovered background, what enters the picture) start from the frame itself:
+        # a warped start there drags the previous frame's content along as a trail
+        follow = temporal.follow(ctx, params, frame, content if init is None else init,
+                                 look=(lambda img: grey3(luminance(img))) if colors == "luminance" else None)
+        if follow is not None:
+            init, steps = follow.init, follow.steps
+            aligned.update(follow.aligned)
+            aligned[ENTERING] = 1.0 - flow.sources_inside(follow.guide.backward)[..., None].astype(np.float32)
 
         terms = _Terms(content_layers=content_layers, style_layers=style_layers, styles=styles, blend=blend,
                        masked=bool(masks_paths), style_scale=params["style_scale"], min_size=min_size)
         parts = []
         if params["content_weight"] > 0:
-            obj = Objective(terms.content, f"content({_layers_text(content_layers)})", content_layers,
+            obj = Objective(terms.content, f"content({params['content_layers']})", content_layers,
                             terms.bind_content)
             parts.append(params["content_weight"] * obj)
         if params["style_weight"] > 0:
-            obj = Objective(terms.style, f"style({_layers_text(style_layers)}; {n} image(s))", style_layers,
+            obj = Objective(terms.style, f"style({params['style_layers']}; {n} image(s))", style_layers,
                             terms.bind_style)
             parts.append(params["style_weight"] * obj)
         if params["tv_weight"] > 0:
@@ -474,15 +451,15 @@ class StyleTransfer(Effect):
             objective = objective + part
         if not objective.layers:  # tv only: the engine binds objectives only when there is an extractor
             raise ParameterError("style_weight and content_weight are both 0; set style_weight > 0")
-        if follow and params["temporal_weight"] > 0:
-            objective = objective + params["temporal_weight"] * temporal.loss(relative_to=objective)
-        if follow and params["style_weight"] > 0 and aligned[ENTERING].any():
+        if follow is not None:
+            objective = follow.hold(objective, params["temporal_weight"])
+        if follow is not None and params["style_weight"] > 0 and aligned[ENTERING].any():
             # what enters the picture starts from the frame itself, and the style term alone leaves it pale: a
             # Gram matrix is a mean over the canvas, already near the style's, so a new strip barely moves it;
             # and once in, the temporal loss holds the strip as it was painted, so a pale band grows over the
             # frames. Hold the strip to the style on its own too (after the style term, whose targets it reads)
             objective = objective + ENTERING_WEIGHT * params["style_weight"] * Objective(
-                terms.entering, f"style(pixels entering the picture; {_layers_text(style_layers)})", style_layers)
+                terms.entering, f"style(pixels entering the picture; {params['style_layers']})", style_layers)
 
         sizes = _stage_sizes(final, params["scales"], min_size)
         adam = params["optimizer"] == "adam"
@@ -524,10 +501,6 @@ class StyleTransfer(Effect):
 
 def _fmt(values: Sequence[float]) -> str:
     return ",".join(f"{v:g}" for v in values)
-
-
-def _layers_text(layers: Mapping[str, float]) -> str:
-    return ", ".join(k if w == 1 else f"{k}:{w:g}" for k, w in layers.items())
 
 
 EFFECTS = (StyleTransfer(),)

@@ -210,7 +210,7 @@ class GradfxApp(RunMixin, SaveMixin, RecipeMixin, App[None]):
         """Which effects' default models follow the weights to the trained VGG16 here (no ImageNet file for
         InceptionV3 offline...): their forms then show the defaults a run will use, not the default model's."""
         from gradfx.engine.models import device as devices
-        from gradfx.engine.running.plan import followed_model
+        from gradfx.engine.models.choice import followed_model
 
         devices.quiet_tensorflow()
         weights, follows = self.weights, {}

@@ -19,8 +19,8 @@ from typing import Any
 from gradfx.engine.effect import Effect
 from gradfx.engine.errors import GradfxError, ParameterError
 from gradfx.engine.params import Param
-from gradfx.engine.running import api, recipes
-from gradfx.engine.running.api import Step
+from gradfx.engine.running import recipes
+from gradfx.engine.running.plan import Step, resolve_params
 
 
 @dataclass
@@ -31,7 +31,7 @@ class ChainStep:
     values: dict[str, Any] = field(default_factory=dict)
     model: str | None = None  #: a recipe step's own backbone, kept so a loaded recipe saves the same
     #: the model the effect's default follows the weights to on this machine (the app sets it from
-    #: :func:`gradfx.engine.running.plan.followed_model`), and the effect's parameters that name the default model's
+    #: :func:`gradfx.engine.models.choice.followed_model`), and the effect's parameters that name the default model's
     #: layers (setting one keeps the default model, as a run does)
     follows: str | None = field(default=None, compare=False)
     layer_params: frozenset[str] = field(default=frozenset(), compare=False)
@@ -103,12 +103,12 @@ class ChainStep:
     def problems(self, effect: Effect) -> dict[str, str]:
         """What stops this step from running, by parameter name: every value that does not coerce; when
         all do, the first problem the run's own check finds (a file that does not exist, values the effect
-        refuses together: :func:`gradfx.engine.running.api.prepare`), under the parameter it names, or ``""``."""
+        refuses together: :func:`gradfx.engine.running.plan.resolve_params`), under the parameter it names, or ``""``."""
         errors = self.errors(effect)
         if errors:
             return errors
         try:
-            api.prepare(effect, self.params(effect))
+            resolve_params(effect, self.params(effect))
         except GradfxError as exc:
             message = str(exc)
             return {next((p.name for p in effect.schema if f"parameter {p.name!r}" in message), ""): message}

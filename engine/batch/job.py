@@ -36,21 +36,20 @@ class Job:
     _plan: Any = field(default=None, repr=False, compare=False)
 
     def plan(self, registry: Registry | None = None) -> Any:
-        """The batch's checked :class:`~gradfx.engine.plan.Plan` without an image (each item gets its own
-        image and seed): built once per process, weights resolved once; a Ray worker builds its own."""
-        if self._plan is None:
-            from ..running.plan import complete, draft
-            from ..running.recipes import plan_recipe
+        """The batch's checked :class:`~gradfx.engine.running.plan.Plan` without an image (each item gets its
+        own image and seed): planned once per process, as `gradfx run` or `gradfx chain` plan, weights decided
+        once; a Ray worker plans its own from this description."""
+        from ..running.plan import complete, draft
+        from ..running.recipes import plan_recipe
 
+        if self._plan is None:
             if self.recipe is not None:
-                p = plan_recipe(self.recipe, weights=self.weights, model=self.model, registry=registry,
-                                check_only=True, models=False, own_input=False, max_size=self.size)
-            else:
-                # the caller's parameters only, as `gradfx run` gets them: the plan decides the model (and
-                # whether the default one follows the weights) and resolves the rest on it
-                p = draft([(self.effect, self.params)], model=self.model, weights=self.weights or "auto",
-                          registry=registry, chain=False, check_only=True, max_size=self.size)
-            self._plan = complete(replace(p, check_only=False))  # check_only only waived the input image
+                self._plan = plan_recipe(self.recipe, weights=self.weights, model=self.model, registry=registry,
+                                         models=False, image_later=True, max_size=self.size)
+            else:  # the caller's parameters only: the plan decides the model and resolves the rest on it
+                self._plan = draft([(self.effect, self.params)], model=self.model, weights=self.weights or "auto",
+                                   registry=registry, chain=False, image_later=True, max_size=self.size)
+        self._plan = complete(self._plan)
         return self._plan
 
     def __getstate__(self) -> dict[str, Any]:  # to Ray workers: the description, not this process's plan
@@ -79,15 +78,15 @@ def make_job(target: str | os.PathLike, params: Mapping[str, Any] | None = None,
         first = (registry or get_registry()).effects.get(recipe.steps[0].effect)  # unknown: job.plan says so
     else:
         # files named by parameters made absolute (base_dir): Ray workers run in other folders
-        job = Job(text, dict(params or {}), model=model, weights=weights or "auto", size=size)
         from ..running.plan import draft
 
-        (step,) = draft([(text, job.params)], model=model, registry=registry, chain=False, check_only=True,
-                        base_dir=os.getcwd(), max_size=size).steps
-        # only what the caller set (their file paths now absolute): defaults are resolved by the plan, on the
-        # model it decides, exactly as for `gradfx run`
+        job = Job(text, {}, model=model, weights=weights or "auto", size=size)
+        job._plan = draft([(text, dict(params or {}))], model=model, weights=job.weights, registry=registry,
+                          chain=False, image_later=True, base_dir=os.getcwd(), max_size=size)
+        (step,) = job._plan.steps
+        # what the caller set, parsed and with absolute paths: a Ray worker plans from it as `gradfx run` would
         job.effect, job.params = step.effect.name, {k: v for k, v in step.params.items() if k in step.asked}
-        desc = {"effect": step.effect.name, "params": job.params}
+        desc = {"effect": step.effect.name, "params": step.effect.schema.to_json(job.params)}
         first = step.effect
     if first is not None and not first.needs_input:  # each item's image would be ignored
         raise ParameterError(f"effect {first.name!r} makes an image from nothing; a batch needs an effect that "

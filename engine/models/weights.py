@@ -12,9 +12,11 @@ import TensorFlow.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import os
+import tempfile
 import urllib.parse
 import urllib.request
 import zlib
@@ -103,23 +105,37 @@ def _reachable(origin: str, timeout: float = 5.0) -> str | None:
     return None
 
 
-def _download(fname: str, origin: str, models_dir: str) -> str:
-    """Fetch ``fname`` into ``models_dir``; returns its path or raises OSError with the reason."""
+def _download(fname: str, origin: str, models_dir: str, md5: str | None) -> str:
+    """Fetch ``fname`` from ``origin`` into ``models_dir`` (created for the user alone when missing); returns its
+    path or raises OSError with the reason. The file is trusted only once its MD5 is the pinned ``md5`` (Keras'
+    own ``file_hash`` for its application files): it is written to a temporary file beside the target and
+    moved into place after the check, so a cut or tampered download leaves nothing behind."""
     target = os.path.join(models_dir, fname)
     if target in _FAILED_DOWNLOADS:
         raise OSError(_FAILED_DOWNLOADS[target])
-    reason = _reachable(origin)
+    reason = "the model pins no hash for it, so gradfx does not download it" if not md5 else _reachable(origin)
     if reason is None:
         try:
-            os.makedirs(models_dir, exist_ok=True)
-            import keras
-
-            # No file_hash: a file already present is used as is; Keras downloads to models_dir.
-            return keras.utils.get_file(
-                fname, origin, cache_subdir="models", cache_dir=os.path.dirname(models_dir)
-            )
-        except Exception as exc:  # Keras wraps URL errors in a bare Exception
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            os.makedirs(models_dir, mode=0o700, exist_ok=True)
+            digest = hashlib.md5(usedforsecurity=False)
+            with tempfile.NamedTemporaryFile(dir=models_dir, prefix=f".{fname}.", delete=False) as tmp:
+                try:
+                    with urllib.request.urlopen(origin, timeout=60) as response:  # noqa: S310 - a pinned https origin
+                        while chunk := response.read(1 << 20):
+                            digest.update(chunk)
+                            tmp.write(chunk)
+                    tmp.flush()
+                    os.fsync(tmp.fileno())
+                    if digest.hexdigest() != md5:
+                        raise OSError(f"the download's MD5 {digest.hexdigest()} is not the pinned {md5}")
+                    os.replace(tmp.name, target)
+                    return target
+                finally:
+                    if os.path.exists(tmp.name):
+                        os.unlink(tmp.name)
+        except OSError as exc:  # URLError is an OSError; a socket's own words only with --debug
+            logging.getLogger("gradfx").debug("download of %s failed: %r", origin, exc)
+            reason = str(getattr(exc, "reason", None) or exc).splitlines()[0] or type(exc).__name__
     _FAILED_DOWNLOADS[target] = reason
     raise OSError(reason)
 
@@ -128,6 +144,10 @@ def _imagenet_names(spec: ModelSpec, include_top: bool) -> tuple[str | None, str
     if include_top:
         return spec.imagenet_top_file, spec.imagenet_top_origin
     return spec.imagenet_file, spec.imagenet_origin
+
+
+def _imagenet_md5(spec: ModelSpec, include_top: bool) -> str | None:
+    return spec.imagenet_top_md5 if include_top else spec.imagenet_md5
 
 
 def _locate_imagenet(spec: ModelSpec, include_top: bool, *, download: bool = True) -> tuple[str | None, str]:
@@ -147,7 +167,7 @@ def _locate_imagenet(spec: ModelSpec, include_top: bool, *, download: bool = Tru
     if not download:
         return None, f"{fname} is not in {models_dir} and its download site does not answer"
     try:
-        return _download(fname, origin, models_dir), ""
+        return _download(fname, origin, models_dir, _imagenet_md5(spec, include_top)), ""
     except OSError as exc:  # the URL is in `gradfx models NAME` and the README, not in every warning
         return None, f"{fname} is not in {models_dir} and could not be downloaded: {exc}"
 

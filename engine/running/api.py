@@ -22,7 +22,7 @@ from ..progress import CancelToken, ProgressCallback, ProgressEvent
 from ..registry import Registry
 from ..temporal.frames import Previous
 from .execute import execute
-from .plan import Step, plan, prepare
+from .plan import Step, plan, resolve_params
 from .result import Result, write_report
 
 
@@ -121,5 +121,5 @@ def run_frames(effect: Any, frames: Iterable[Any], *, progress_frame: Callable[[
         history = [Previous(loaded.rgb, result.image), *history][:keep]
 
 
-__all__ = ["Result", "Step", "run", "run_chain", "run_frames", "resume_run", "prepare", "write_report", "ProgressEvent"]
+__all__ = ["Result", "Step", "run", "run_chain", "run_frames", "resume_run", "resolve_params", "write_report", "ProgressEvent"]
 

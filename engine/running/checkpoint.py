@@ -78,12 +78,10 @@ class Checkpoint:
         """The checkpoint of a one-effect plan; unless ``resume``, started afresh with the plan's description
         (``info`` adds fields to it: the CLI records the output path there) and the ``previous`` frame the run
         follows."""
-        from .result import jsonable_params
-
         ckpt = cls(folder, every)
         if not resume:
             (step,) = plan.steps
-            ckpt.start({"effect": step.effect.name, "params": jsonable_params(step.params), "model": step.model,
+            ckpt.start({"effect": step.effect.name, "params": step.effect.schema.to_json(step.params), "model": step.model,
                         "weights": str(plan.weights), "seed": plan.seed, "device": plan.device, **(info or {})},
                        plan.image, previous)
         return ckpt

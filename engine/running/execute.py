@@ -17,11 +17,12 @@ import numpy as np
 from ..effect import Output, RunContext
 from ..errors import GradfxError, ImageError, PluginError
 from ..images import imageio
+from ..params import Param
 from ..progress import CancelToken, ProgressCallback
 from ..temporal.frames import Previous
 from ..version import __version__
 from .plan import Plan, PlannedStep, complete
-from .result import Result, jsonable_params
+from .result import Result
 
 
 def execute(plan: Plan, *, progress: ProgressCallback | None = None, cancel: CancelToken | None = None,
@@ -188,7 +189,7 @@ def _run_step(plan: Plan, step: PlannedStep, loaded: imageio.LoadedImage | None,
             output = eff.run(ctx, params)
         except GradfxError as exc:
             layer = getattr(exc, "layer", None)
-            named = [p.name for p in eff.schema if layer and _names_layer(params.get(p.name), layer)]
+            named = [p.name for p in eff.schema if layer and _names_layer(p, params.get(p.name), layer)]
             if named and "parameter " not in str(exc):  # -p layer=no_such_layer: say which parameter
                 raise type(exc)(f"effect {eff.name!r}: parameter {named[0]!r}: {exc}") from exc.__cause__
             raise
@@ -230,8 +231,13 @@ def _exception_line(exc: BaseException) -> str:
     return last if last.startswith(f"{name}:") else f"{name}: {last}"
 
 
-def _names_layer(value: Any, layer: str) -> bool:
-    """Whether a parameter value (``block3_conv3``, ``mixed4:1.0,mixed5``...) names ``layer``."""
+def _names_layer(p: Param, value: Any, layer: str) -> bool:
+    """Whether parameter ``p``'s value names ``layer``: a layer list's or an objective's layer, or a plain text
+    value (a plugin's ``Str("layer", ...)``) that holds the name."""
+    if value is None:
+        return False
+    if layer in p.layer_names(value):
+        return True
     return isinstance(value, str) and re.search(rf"(?<![\w]){re.escape(layer)}(?![\w])", value) is not None
 
 
@@ -263,7 +269,7 @@ def _report(plan: Plan, step: PlannedStep, ctx: RunContext, output: Output, used
             "path": getattr(rw, "path", None),
             "fell_back_to_random": bool(getattr(rw, "fell_back", False)),
         },
-        "params": jsonable_params(step.params),
+        "params": step.effect.schema.to_json(step.params),
         "seed": plan.seed,
         "device": tf_device,
         "device_name": devices.device_name(tf_device),

@@ -25,7 +25,7 @@ Each ``[[step]]`` table holds ``effect``, optionally ``model``, and the effect's
 names the file, the step and the parameter.
 
 Every file a parameter names (:meth:`~gradfx.engine.params.Param.map_paths`) resolves against the recipe's
-folder, in :func:`gradfx.engine.plan.prepare`, as image parameters do; the command line's resolve against the
+folder, in :func:`gradfx.engine.running.plan.resolve_params`, as image parameters do; the command line's resolve against the
 working folder.
 """
 
@@ -225,18 +225,18 @@ def _rebase(recipe: Recipe, target: Path, registry: Registry | None) -> Recipe:
 def plan_recipe(recipe: Recipe, image: Any = None, *, seed: int | None = None, weights: str | None = None,
                 model: str | None = None, device: str | None = None, registry: Registry | None = None,
                 snapshots: str | os.PathLike | None = None, max_size: int | None = None,
-                check_only: bool = False, models: bool = True, own_input: bool = True) -> Plan:
+                check_only: bool = False, models: bool = True, image_later: bool = False) -> Plan:
     """The recipe's :class:`~gradfx.engine.plan.Plan` on ``image`` (default: the recipe's ``input``): every
     step checked (effect, parameters and files against the recipe's folder, model, weights) once, before any
     compute. ``seed``, ``weights`` and ``model`` override the recipe's. ``check_only`` (``gradfx chain
     --check``) needs no input image and never downloads weights. ``models=False`` stops at the
-    TensorFlow-free :func:`~gradfx.engine.plan.draft` (executing it looks the models up). ``own_input=False``
-    leaves the recipe's ``input`` aside (a batch gives its items instead)."""
-    return (plan if models else draft)(recipe.steps, recipe_input(recipe, image) if own_input else image, model=model or recipe.model,
+    network-free :func:`~gradfx.engine.running.plan.draft` (executing it checks the layers).
+    ``image_later``: the recipe's ``input`` is left aside, each run gets its own image (a batch's items)."""
+    return (plan if models else draft)(recipe.steps, None if image_later else recipe_input(recipe, image), model=model or recipe.model,
                 weights=weights or recipe.resolved_weights() or "auto",
                 seed=seed if seed is not None else (recipe.seed or 0), device=device, registry=registry,
                 base_dir=recipe.base_dir, max_size=max_size, source=recipe.source, name=recipe.name or recipe.source,
-                snapshots=snapshots, check_only=check_only,
+                snapshots=snapshots, check_only=check_only, image_later=image_later,
                 input_fix="give one on the command line or set input = \"photo.jpg\" in the recipe",
                 model_fix="set model = \"...\" in the step")
 

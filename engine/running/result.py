@@ -75,11 +75,6 @@ def write_frames(folder: Path, frames: Sequence[np.ndarray], *, protect: Sequenc
     return written
 
 
-def jsonable_params(params: Mapping[str, Any]) -> dict[str, Any]:
-    """Parameters as JSON holds them (tuples as lists): the report's and a checkpoint's ``params``."""
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in params.items()}
-
-
 def _json_default(value: Any) -> Any:
     if isinstance(value, (np.floating, np.integer)):
         return value.item()
@@ -92,4 +87,4 @@ def _json_default(value: Any) -> Any:
     return repr(value)
 
 
-__all__ = ["Result", "jsonable_params", "write_frames", "write_report"]
+__all__ = ["Result", "write_frames", "write_report"]

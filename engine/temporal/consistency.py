@@ -25,7 +25,8 @@ output, and the earlier ones), which the caller running the frames in order pass
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -72,7 +73,7 @@ def active(ctx: RunContext, p: Mapping[str, Any]) -> bool:
     return p.get("temporal", "none") == "flow" and getattr(ctx, "previous", None) is not None
 
 
-def prepare(ctx: RunContext, current: np.ndarray, frames: int = 1) -> Guide:
+def flow_guide(ctx: RunContext, current: np.ndarray, frames: int = 1) -> Guide:
     """Flow between the previous and the current input frame, brought to ``current``'s size (the canvas the
     effect optimises), the consistency mask, and the previous output warped onto it.
 
@@ -101,6 +102,45 @@ def prepare(ctx: RunContext, current: np.ndarray, frames: int = 1) -> Guide:
         covered += g.mask
     mean = np.where(total[..., None] > 1e-6, target / np.maximum(total, 1e-6)[..., None], guides[0].warped)
     return flow.Guide(mean.astype(np.float32), np.minimum(total, 1.0), guides[0].backward)
+
+
+@dataclass
+class Following:
+    """A video frame after the first, run with ``temporal=flow``: where it starts (:attr:`init`: the previous
+    output warped where the flow is trusted, the frame's own start elsewhere), the aligned images the
+    temporal loss reads, its steps per stage, and the :class:`~.flow.Guide` (flow, mask, warped output)."""
+
+    init: np.ndarray
+    aligned: dict[str, np.ndarray]
+    steps: int
+    guide: Guide
+
+    def hold(self, objective: Objective, weight: float, *, maximize: bool = False) -> Objective:
+        """``objective`` with the temporal loss (weighted, relative to it, see :func:`loss`) pulling towards
+        the warped previous output: added when minimising, subtracted when maximising (DeepDream)."""
+        if weight <= 0:
+            return objective
+        term = weight * loss(relative_to=objective)
+        return objective - term if maximize else objective + term
+
+
+def follow(ctx: RunContext, params: Mapping[str, Any], frame: np.ndarray, start: np.ndarray, *,
+           look: Callable[[np.ndarray], np.ndarray] | None = None, carry: float = 1.0) -> Following | None:
+    """The one "follow the previous frame" step every temporal effect takes, or None when this run does not
+    (:func:`active`): the flow guide from the previous frame to ``frame`` (the canvas, in [0, 1]), the warped
+    previous output optionally passed through ``look`` (the effect's own colour handling) and carried only
+    ``carry`` of the way from ``frame`` (1: all of it; DeepDream carries part so the dream does not grow with
+    every frame), blended with ``start`` (the effect's own start) where the flow cannot be trusted."""
+    if not active(ctx, params):
+        return None
+    guide = flow_guide(ctx, frame, params["temporal_frames"])
+    if look is not None:
+        guide.warped = look(guide.warped)
+    if carry != 1.0:
+        guide.warped = frame + carry * (guide.warped - frame)
+    m = guide.mask[..., None]
+    init = np.clip(m * guide.warped + (1 - m) * start, 0.0, 1.0).astype(np.float32)
+    return Following(init, aligned(guide), follow_steps(params), guide)
 
 
 def aligned(guide: Guide) -> dict[str, np.ndarray]:

@@ -44,23 +44,51 @@ _SLUG = re.compile(r"[^A-Za-z0-9_.]+")
 
 
 @dataclass(frozen=True)
-class _Objective(Param):
-    """The objective text, parsed when parameters are resolved, so a typo fails before TensorFlow loads."""
+class ObjectiveParam(Param):
+    """The objective: its text parsed once when parameters resolve (so a typo fails before TensorFlow loads)
+    into a :class:`ParsedObjective`, the value the effect reads; the plan checks its layers against the model
+    once (:meth:`check_layers`)."""
 
     def allowed(self) -> str:
         return "an objective expression (grammar: docs/feature-vis.md)"
 
     def map_paths(self, value: Any, fn: Any) -> Any:  # direction(L, 'v.npy'): resolved like image paths
+        if isinstance(value, ParsedObjective):
+            mapped = map_paths(value.text, fn)
+            return value if mapped == value.text else parse_objective(mapped)
         return map_paths(value, fn) if isinstance(value, str) else value
 
     def coerce(self, value: Any, where: str = "") -> Any:
+        if isinstance(value, ParsedObjective):
+            return value
         out = super().coerce(value, where)
-        if out is not None:
+        if not out:
+            return None
+        try:
+            return parse_objective(out)
+        except ParameterError as exc:
+            raise _objective_error(exc, where) from None
+
+    def format(self, value: Any) -> str:
+        return "" if value is None else getattr(value, "text", value)
+
+    def to_json(self, value: Any) -> Any:
+        return None if value is None else getattr(value, "text", value)
+
+    def layer_names(self, value: Any) -> tuple[str, ...]:
+        return () if value is None else tuple(value.layers)
+
+    def check_layers(self, value: Any, spec: Any, where: str = "") -> None:
+        """Each layer the objective names is the model's, the error pointing at it in the text (with a
+        classifier top, logit(), the extractor checks on the network with its top: it has more layers)."""
+        if value is None or value.needs_top:
+            return
+        for layer, pos in value.layers.items():
+            real, _ = _real_layer(spec, layer)
             try:
-                parse_objective(out)
+                spec.check_layers((real,))
             except ParameterError as exc:
-                raise _objective_error(exc, where) from None
-        return out
+                raise _objective_error(_layer_error(value, pos, real, exc), where) from None
 
 
 def _objective_error(exc: ParameterError, where: str = "effect 'feature-vis'") -> ParameterError:
@@ -75,7 +103,7 @@ class FeatureVis(Effect):
     needs_input = False
     model = "inception_v3"
     params = (
-        _Objective("objective", "str", None,
+        ObjectiveParam("objective", "str", None,
                    "what to maximise: mixed4:97, mixed4:0-15 (one image per channel), neuron(mixed4, 97), "
                    "layer(mixed5), logit(207), '... - 0.5*tv', mixed4_pre_relu:97 (before the ReLU: wakes "
                    "channels that never fire) (docs/feature-vis.md); on another model: its last default "
@@ -121,21 +149,6 @@ class FeatureVis(Effect):
         """Thresholds against steps need no model: checked at once (and by a recipe's --check)."""
         _thresholds(params.get("thresholds"), params["steps"])
 
-    def check_spec(self, params: Mapping[str, Any], spec: ModelSpec) -> None:
-        """The objective's layers are the model's (with a classifier top, logit(), the extractor's check on
-        the network with its top: it has more layers)."""
-        if not params.get("objective"):  # the model's own default
-            return
-        parsed = parse_objective(params["objective"])
-        if parsed.needs_top:
-            return
-        for layer, pos in parsed.layers.items():
-            real, _ = _real_layer(spec, layer)
-            try:
-                spec.check_layers((real,))
-            except ParameterError as exc:
-                raise _objective_error(_layer_error(parsed, pos, real, exc), "") from None
-
     # --- building the problem ----------------------------------------------------------------------------
     def build(self, ctx: RunContext, params: Mapping[str, Any]) -> Problem:
         return self._plan(ctx, params)[0]
@@ -148,17 +161,17 @@ class FeatureVis(Effect):
 
         spec = ctx.spec
         size = int(params["size"])  # at least the model's minimum input: the plan checked it (Param.model_min)
-        text = params.get("objective")  # the model's own default when not given (per-model defaults)
-        if not text:
+        parsed = params.get("objective")  # the model's own default when not given (per-model defaults)
+        if parsed is None:
             if not spec.default_layers:
                 raise ParameterError(f"effect 'feature-vis': model {ctx.model} has no default objective; give "
                                      f"one, e.g. -p objective=LAYER:0 (`gradfx models {ctx.model}` lists layers)")
-            text = f"{spec.default_layers[-1]}:0"
+            parsed = parse_objective(f"{spec.default_layers[-1]}:0")
         steps = int(params["steps"])
         thresholds = _thresholds(params.get("thresholds"), steps)
         transforms = parse_transforms(params["transforms"])
         try:
-            parsed, batch, objective, virtual = self._objective(ctx, spec, text, int(params["batch"]), transforms)
+            batch, objective, virtual = self._objective(ctx, spec, parsed, int(params["batch"]), transforms)
         except ParameterError as exc:
             raise _objective_error(exc) from None
         for name, factory in (("l1", O.l1), ("tv", O.total_variation), ("blur", O.blur)):
@@ -176,14 +189,13 @@ class FeatureVis(Effect):
         return problem, parsed, parsed.labels(batch)
 
     @staticmethod
-    def _objective(ctx: RunContext, spec: Any, text: str, batch: int,
-                   transforms: list) -> tuple[ParsedObjective, int, Any, list]:
-        """The parsed objective, its batch, the engine objective (checked against the model) and its virtual
-        pre-ReLU layers; appends the resize a classifier top needs to ``transforms``."""
+    def _objective(ctx: RunContext, spec: Any, parsed: ParsedObjective, batch: int,
+                   transforms: list) -> tuple[int, Any, list]:
+        """The objective's batch, the engine objective (checked against the model) and its virtual pre-ReLU
+        layers; appends the resize a classifier top needs to ``transforms``."""
         from gradfx.engine import objectives as O  # noqa: N812
         from gradfx.engine.transforms import resize_to
 
-        parsed = parse_objective(text)
         batch = _batch_size(parsed, batch)
         top = parsed.needs_top
         channels, virtual = {}, []
@@ -207,7 +219,7 @@ class FeatureVis(Effect):
                 raise parsed.error(0, f"logit() @ needs a classifier top, and model {ctx.model} has none")
             logit = _logit_factory(ctx)
             transforms.append(resize_to((spec.top_size, spec.top_size)))
-        return parsed, batch, parsed.build(channels, logit=logit), virtual
+        return batch, parsed.build(channels, logit=logit), virtual
 
     # --- running and output --------------------------------------------------------------------------------
     def run(self, ctx: RunContext, params: Mapping[str, Any]) -> Output:

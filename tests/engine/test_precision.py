@@ -154,8 +154,10 @@ def test_recipes_and_the_tui_form_take_precision(registry, tmp_path, make_image)
     from gradfx.tui.chain import ChainStep
 
     imageio.save_image(tmp_path / "s.png", make_image(32, 32))
+    # optimizer said: offline the step runs on the trained VGG16, whose default optimizer is L-BFGS
     text = '[[step]]\neffect = "style-transfer"\nstyle = "s.png"\nprecision = "bfloat16"\n'
-    (_, resolved, _), = validate_recipe(loads_recipe(text, source="r.toml", base_dir=tmp_path))
+    adam = text + 'optimizer = "adam"\n'
+    (_, resolved, _), = validate_recipe(loads_recipe(adam, source="r.toml", base_dir=tmp_path))
     assert resolved["precision"] == "bfloat16"
     with pytest.raises(ParameterError, match=r"r.toml: step 1 \(style-transfer\): parameter "
                                                              r"'precision': bfloat16 does not work with"):

@@ -351,7 +351,7 @@ def test_init_and_direction_files_resolve_relative_to_the_recipe(registry, tmp_p
     monkeypatch.chdir(tmp_path)  # neither file is here
     (fv, fv_params, _), (st, st_params, _) = validate_recipe(load_recipe(recipe))
     assert st_params["init"] == str(tmp_path / "r" / "start.png")
-    assert fv_params["objective"] == f"direction(block1_conv2, '{tmp_path / 'r' / 'vec' / 'v.npy'}') - 0.1*tv"
+    assert fv_params["objective"].text == f"direction(block1_conv2, '{tmp_path / 'r' / 'vec' / 'v.npy'}') - 0.1*tv"
     result = run_recipe(recipe)  # both steps run from the other folder
     assert result.report["steps_run"] == 2
     start = np.asarray(PILImage.open(tmp_path / "r" / "start.png").convert("RGB"), np.float32) / 255

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image as PILImage
 
 from gradfx.engine import ParameterError, run
-from gradfx.engine.running.api import prepare
+from gradfx.engine.running.plan import resolve_params
 from gradfx.tui.cli import main
 
 # mechanics on random weights, at the Keras example's step size (VGG's own default, 0.002, is tuned for trained
@@ -182,7 +182,7 @@ def test_cli_frames(registry, make_image, tmp_path):
 ])
 def test_bad_parameters_are_named_before_any_compute(registry, params, words):
     with pytest.raises(ParameterError) as err:
-        prepare("deepdream", params)
+        resolve_params("deepdream", params)
     for word in words:
         assert word in str(err.value), str(err.value)
 

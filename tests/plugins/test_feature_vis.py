@@ -12,7 +12,7 @@ import sys
 import numpy as np
 import pytest
 
-from gradfx.engine import ParameterError, prepare, run
+from gradfx.engine import ParameterError, resolve_params, run
 from gradfx.engine.models.extractor import get_extractor
 from gradfx.engine.optimise.parameterizations import make_parameterization
 
@@ -145,7 +145,7 @@ def test_defaults_regularisers_and_same_seed_repeats():
     assert a.report["feature_vis"]["objective"] == (
         "channel(block4_conv1, 12) - 0.5 * l1() - 0.5 * total_variation() - 0.5 * blur()"
     )
-    effect, params = prepare("feature-vis")
+    effect, params = resolve_params("feature-vis")
     assert effect.needs_input is False and effect.model == "inception_v3"
     assert (params["steps"], params["size"], params["lr"], params["param"], params["decay"], params["transforms"]) == (
         512, 128, 0.05, "fft+decorrelated", 1.0, "standard")
@@ -182,15 +182,15 @@ def test_a_size_below_the_model_minimum_names_the_parameter_before_the_model_is_
 
 def test_thresholds_beyond_steps_fail_in_prepare_without_a_model():
     with pytest.raises(ParameterError) as info:  # found only in build, after TensorFlow loaded; --check missed it
-        prepare("feature-vis", {"thresholds": "50", "steps": 10})
+        resolve_params("feature-vis", {"thresholds": "50", "steps": 10})
     assert str(info.value) == ("effect 'feature-vis': parameter 'thresholds': 50 is not allowed; expected whole "
                                "step numbers from 1 to steps (10)")
 
 
 def test_a_malformed_objective_fails_when_parameters_resolve_without_tensorflow():
     code = ("import sys\n"
-            "from gradfx.engine import prepare, ParameterError\n"
-            "try:\n    prepare('feature-vis', {'objective': 'mixed4:9x7'})\n"
+            "from gradfx.engine import resolve_params, ParameterError\n"
+            "try:\n    resolve_params('feature-vis', {'objective': 'mixed4:9x7'})\n"
             "except ParameterError as e:\n    print(e)\n"
             "assert 'tensorflow' not in sys.modules\n")
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True,

@@ -15,7 +15,7 @@ from photos import photo
 
 from gradfx.engine import run
 from gradfx.engine.images import imageio, samples
-from gradfx.engine.params import parse_layer_weights
+from gradfx.engine.layers import parse_layer_weights
 from gradfx.engine.registry import get_registry
 
 pytestmark = pytest.mark.slow

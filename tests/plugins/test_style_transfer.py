@@ -278,11 +278,11 @@ def test_init_from_the_style_or_a_file(reg, files, init):
 @pytest.mark.parametrize(("params", "word"), [({"style_blend": "1,2"}, "style_blend"), ({"style_blend": "0"},
                          "sums to 0"), ({"mask": "{stripes},{left}"}, "mask"), ({"levels": 1}, "levels")])
 def test_cross_parameter_mistakes_fail_in_prepare_without_a_model(reg, files, params, word):
-    from gradfx.engine.running.api import prepare
+    from gradfx.engine.running.plan import resolve_params
 
     params = {k: v.format(**files) if isinstance(v, str) else v for k, v in params.items()}
     with pytest.raises(ParameterError, match=word):  # they were found only in build, after TensorFlow loaded,
-        prepare("style-transfer", {"style": files["stripes"], **params}, registry=reg)  # so --check missed them
+        resolve_params("style-transfer", {"style": files["stripes"], **params}, registry=reg)  # so --check missed them
 
 
 @pytest.mark.parametrize(

@@ -101,14 +101,14 @@ def test_long_term_consistency_follows_the_most_recent_frame_where_a_pixel_was_v
         previous = Previous.chain([Previous(o, o) for o in outputs])
 
     current = np.zeros((1, 4, 3), np.float32)
-    one = temporal.prepare(Ctx, current, frames=1)
+    one = temporal.flow_guide(Ctx, current, frames=1)
     assert np.array_equal(one.mask, masks[0]) and np.allclose(one.warped, 0.1)
-    g = temporal.prepare(Ctx, current, frames=3)
+    g = temporal.flow_guide(Ctx, current, frames=3)
     # pixel 0: the previous frame alone; 1: the one before; 2: the oldest; 3: half the previous frame and
     # the other half of the one before
     assert np.allclose(g.mask, [[1, 1, 1, 1]])
     assert np.allclose(g.warped[0, :, 0], [0.1, 0.5, 0.9, 0.3])
-    assert np.allclose(temporal.prepare(Ctx, current, frames=2).mask, [[1, 1, 0, 1]])
+    assert np.allclose(temporal.flow_guide(Ctx, current, frames=2).mask, [[1, 1, 0, 1]])
 
 
 def test_a_later_frame_starts_from_the_warped_previous_output_with_fewer_steps(reg, scene, style):

@@ -286,7 +286,7 @@ async def test_forms_show_the_defaults_of_the_model_the_default_follows_to(tiny_
     # offline with the trained VGG16 installed, an effect whose default model has no trained weights runs on
     # VGG16 with VGG16's defaults: the about text, the form and the chain say so before the run (the probe)
     from gradfx.engine import Float
-    from gradfx.engine.running import plan as plans
+    from gradfx.engine.models import choice as plans
 
     _register(tiny_registry, "far-dream", Float("lr", 0.02, "step size").per_model("tiny", vgg19=(0.5, "tuned")))
     asked = []
