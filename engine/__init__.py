@@ -20,6 +20,8 @@ from .errors import (
     PluginError,
     RecipeError,
     UnknownEffectError,
+    UnknownModelError,
+    UnknownNameError,
     WeightsError,
 )
 from .hookspecs import hookimpl
@@ -72,6 +74,6 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "__version__", "Effect", "Output", "RunContext", "hookimpl", "Param", "Schema", "Int", "Float", "Floats", "Bool", "Str",
     "Choice", "Image", "ImageOr", "Images", "Layers", "LayerList", "parse_layer_weights", "Precision", "CancelToken", "ProgressCallback", "ProgressEvent", "GradfxError",
-    "ImageError", "ParameterError", "UnknownEffectError", "PluginError", "WeightsError", "DeviceError",
+    "ImageError", "ParameterError", "UnknownEffectError", "UnknownModelError", "UnknownNameError", "PluginError", "WeightsError", "DeviceError",
     "RecipeError", "NumericalError", "OutputError", *_LAZY,
 ]

@@ -20,8 +20,16 @@ class ParameterError(GradfxError):
     """A parameter value is of the wrong type, out of range, or unknown to the effect."""
 
 
-class UnknownEffectError(GradfxError):
-    """No registered effect (or model) has the requested name."""
+class UnknownNameError(GradfxError):
+    """No registered effect or model has the requested name."""
+
+
+class UnknownEffectError(UnknownNameError):
+    """No registered effect has the requested name."""
+
+
+class UnknownModelError(UnknownNameError):
+    """No registered model has the requested name."""
 
 
 class PluginError(GradfxError):

@@ -28,7 +28,7 @@ import pluggy
 
 from . import hookspecs
 from .effect import EFFECT_NAME, Effect
-from .errors import PluginError, UnknownEffectError, suggest
+from .errors import PluginError, UnknownEffectError, UnknownModelError, suggest
 from .modelspecs import BUILTIN_MODELS, ModelSpec
 
 ENV_PLUGINS = "GRADFX_PLUGINS"
@@ -372,7 +372,7 @@ class Registry:
         try:
             return models[name]
         except KeyError:
-            raise UnknownEffectError(
+            raise UnknownModelError(
                 f"unknown model {name!r}{suggest(name, models)}; available: {', '.join(models) or 'none'}"
             ) from None
 
@@ -424,7 +424,7 @@ def get_spec(name_or_spec: str | ModelSpec) -> ModelSpec:
     if isinstance(name_or_spec, ModelSpec):
         return name_or_spec
     if not isinstance(name_or_spec, str):
-        raise UnknownEffectError(
+        raise UnknownModelError(
             f"a model is named by a string or given as a ModelSpec, not {name_or_spec!r}"
         )
     return get_registry().model(name_or_spec)

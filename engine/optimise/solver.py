@@ -124,7 +124,6 @@ class Solution:
         return self.status in ("cancelled", "non-finite")
 
 
-ExtractorFactory = Callable[[Problem], Any]
 
 
 class Solver:

@@ -56,7 +56,6 @@ else:  # pragma: no cover - Python 3.10
 #: top-level keys a recipe may have (besides ``step``)
 TOP_KEYS = ("name", "description", "input", "seed", "weights", "model")
 #: keys of a step table that are not effect parameters
-STEP_KEYS = ("effect", "model")
 
 
 @dataclass

@@ -11,7 +11,14 @@ from helpers import TinyDream, TinyPlugin
 from PIL import Image as PILImage
 
 from gradfx.engine import run, run_chain
-from gradfx.engine.errors import ImageError, OutputError, ParameterError, PluginError, UnknownEffectError
+from gradfx.engine.errors import (
+    ImageError,
+    OutputError,
+    ParameterError,
+    PluginError,
+    UnknownEffectError,
+    UnknownModelError,
+)
 from gradfx.engine.running.api import Result
 from gradfx.tui.cli import main
 
@@ -77,7 +84,7 @@ def test_user_errors(reg, photo, tmp_path):
         run("tiny-dream")
     with pytest.raises(ImageError, match="nope.png"):
         run("tiny-dream", tmp_path / "nope.png")
-    with pytest.raises(UnknownEffectError, match="unknown model"):
+    with pytest.raises(UnknownModelError, match="unknown model"):
         run("tiny-dream", photo, model="resnet9000")
     with pytest.raises(PluginError, match="'broken-fx'.*plugin 'tiny'.*ZeroDivisionError"):
         run("broken-fx", photo, weights="random")

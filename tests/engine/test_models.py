@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from gradfx.engine.errors import ParameterError, UnknownEffectError, WeightsError
+from gradfx.engine.errors import ParameterError, UnknownModelError, WeightsError
 from gradfx.engine.models.extractor import clear_cache, get_extractor, load_model
 from gradfx.engine.models.weights import keras_models_dir, resolve_weights
 from gradfx.engine.modelspecs import (
@@ -460,7 +460,7 @@ def test_vgg_layer_names_in_network_order() -> None:
 
 
 def test_unknown_model_name() -> None:
-    with pytest.raises(UnknownEffectError) as info:
+    with pytest.raises(UnknownModelError) as info:
         get_spec("vgg91")
     message = str(info.value)
     assert "'vgg91'" in message and "did you mean 'vgg19'" in message and "inception_v3" in message
@@ -497,7 +497,7 @@ def test_a_name_is_looked_up_in_the_process_registry(registry) -> None:
     assert ext.weights.fell_back and "tiny has no ImageNet weights file" in (ext.weights.warning or "")
     assert ext(tf.zeros((1, 8, 8, 3)))["c1"].shape == (1, 8, 8, 4)
     registry.remove_plugin("tiny-model")
-    with pytest.raises(UnknownEffectError):
+    with pytest.raises(UnknownModelError):
         get_spec("tiny")
 
 

@@ -11,7 +11,7 @@ from helpers import TinyDream, TinyPlugin
 from PIL import Image as PILImage
 
 import gradfx.engine
-from gradfx.engine import Effect, Output, ParameterError, UnknownEffectError, WeightsError
+from gradfx.engine import Effect, Output, ParameterError, UnknownModelError, WeightsError
 from gradfx.engine.errors import GradfxError
 from gradfx.engine.running.plan import check_input, check_model, check_seed, draft, plan
 from gradfx.tui.cli import main
@@ -143,7 +143,7 @@ def test_model_names_and_the_weights_value_are_checked_before_any_compute(reg, p
     from gradfx.engine.running import execute
 
     monkeypatch.setattr(execute, "_run_step", lambda *a, **k: pytest.fail("computed before planning"))
-    with pytest.raises(UnknownEffectError, match=r"^step 2 \(tiny-dream\): unknown model 'vgg91' \(did you mean"):
+    with pytest.raises(UnknownModelError, match=r"^step 2 \(tiny-dream\): unknown model 'vgg91' \(did you mean"):
         plan([("tiny-dream", {}), {"effect": "tiny-dream", "model": "vgg91"}], photo, weights="random")
     with pytest.raises(WeightsError, match="not found; check the path") as err:
         plan([("tiny-dream", {})], photo, weights=str(tmp_path / "gone.weights.h5"))
