@@ -25,7 +25,7 @@ from .errors import ArchiveError, FingerprintError
 if TYPE_CHECKING:
     import keras
 
-__all__ = ["RTOL", "Converter", "convert", "fingerprint", "fingerprint_input", "verify"]
+__all__ = ["RTOL", "Converter", "check", "convert", "fingerprint", "fingerprint_input", "verify"]
 
 #: relative tolerance of a fingerprint check: float32 runs on different machines differ by ~1e-6
 RTOL = 1e-3
@@ -58,8 +58,9 @@ def fingerprint(model: keras.Model, layers: Sequence[str], inputs: np.ndarray) -
     outputs = probe(inputs, training=False)
     if len(layers) == 1:
         outputs = [outputs]
-    return {name: (float(np.mean(out, dtype=np.float64)), float(np.std(out, dtype=np.float64)))
-            for name, out in zip(layers, outputs, strict=True)}
+    with np.errstate(invalid="ignore", over="ignore"):  # wrong weights may overflow: nan, which never matches
+        return {name: (float(np.mean(out, dtype=np.float64)), float(np.std(out, dtype=np.float64)))
+                for name, out in zip(layers, outputs, strict=True)}
 
 
 def convert(converter: Converter, tensors: Mapping[str, np.ndarray], target: Path, what: str) -> None:
@@ -74,12 +75,18 @@ def convert(converter: Converter, tensors: Mapping[str, np.ndarray], target: Pat
 
 def verify(converter: Converter, path: Path, expected: Mapping[str, tuple[float, float]], what: str,
            rtol: float = RTOL) -> dict[str, tuple[float, float]]:
-    """Load ``path`` into a fresh model and check each pinned (mean, std); returns what was measured.
+    """Load the weights file ``path`` into a fresh model and :func:`check` it; returns what was measured."""
+    model = converter.build()
+    model.load_weights(str(path))
+    return check(model, converter, expected, what, rtol)
+
+
+def check(model: keras.Model, converter: Converter, expected: Mapping[str, tuple[float, float]], what: str,
+          rtol: float = RTOL) -> dict[str, tuple[float, float]]:
+    """Compare ``model``'s fingerprint with the pinned (mean, std) of each layer; returns what was measured.
 
     Raises :class:`FingerprintError` naming the first layer that differs.
     """
-    model = converter.build()
-    model.load_weights(str(path))
     measured = fingerprint(model, tuple(expected), converter.probe())
     for name, want in expected.items():
         if not np.allclose(measured[name], want, rtol=rtol, atol=0.0):
