@@ -57,7 +57,7 @@ from .errors import (
     UnknownArchiveError,
     UnknownNetworkError,
 )
-from .fetch import Status, fetch, import_archive, status
+from .fetching import Status, fetch, import_archive, status
 from .networks import Network, Package, catalogue, default_names, network
 
 __all__ = ["ArchiveError", "DiskFullError", "FetchError", "FingerprintError", "ForbiddenGlobalError",
