@@ -141,9 +141,11 @@ def make_dir(folder: Path) -> Path:
     return folder
 
 
-def disk_full(exc: OSError, folder: Path, need: int) -> FetchError:
-    """The error for a failed write: :class:`DiskFullError` when the disk is full, else a plain FetchError."""
-    if getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT):
+def disk_full(exc: BaseException, folder: Path, need: int) -> FetchError:
+    """The error for a failed write (an OSError, or the OutputError wrapping one): :class:`DiskFullError`
+    when the disk is full, else a plain :class:`FetchError` naming the folder."""
+    cause = exc if isinstance(exc, OSError) else exc.__cause__
+    if getattr(cause, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or "No space left" in str(exc):
         return DiskFullError(f"no space left in {folder}: fetching needs about {need / 1e6:.0f} MB there; free "
                              "some space or set KERAS_HOME to a folder on a larger disk")
     return FetchError(f"cannot write in {folder} ({one_line(exc)}); check the folder or set KERAS_HOME")
@@ -157,12 +159,8 @@ def place(entry: Network, write: Callable[[Path], None]) -> Path:
     make_dir(target.parent)
     try:
         return atomic_write(target, write)
-    except OSError as exc:
+    except (OSError, OutputError) as exc:  # OutputError: atomic_write's own wrapping of a failed fsync or rename
         raise disk_full(exc, target.parent, entry.cache_size) from None
-    except OutputError as exc:  # atomic_write's own wrapping of a failed fsync or rename
-        cause = exc.__cause__
-        raise disk_full(cause if isinstance(cause, OSError) else OSError(str(exc)), target.parent,
-                        entry.cache_size) from None
 
 
 def write_record(entry: Network, verified_as: dict[str, Any]) -> Path:
@@ -182,5 +180,5 @@ def write_record(entry: Network, verified_as: dict[str, Any]) -> Path:
     try:
         atomic_write(record_path(entry), lambda tmp: tmp.write_bytes(data))
     except (OSError, OutputError) as exc:
-        raise disk_full(exc if isinstance(exc, OSError) else OSError(str(exc)), path.parent, len(data)) from None
+        raise disk_full(exc, path.parent, len(data)) from None
     return path

@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from ...progress import ProgressCallback, ProgressEvent
 from .archive import copy_capped, extract_member
@@ -36,7 +37,7 @@ from .cache import (
 )
 from .client import Client
 from .convert import Converter, convert, verify
-from .errors import ArchiveError, FetchError, OfflineError, UnknownArchiveError
+from .errors import ArchiveError, FetchError, HashMismatchError, OfflineError, UnknownArchiveError
 from .networks import Network, by_archive, by_member, catalogue, default_names, network
 from .pipconfig import read as read_pip_config
 
@@ -55,7 +56,7 @@ class Status:
 
     network: Network
     path: Path
-    state: str
+    state: Literal["cached", "unverified", "missing"]
     size: int | None
 
 
@@ -121,7 +122,7 @@ def import_archive(path: str | os.PathLike[str], *, progress: ProgressCallback |
             digest, _size = copy_capped(stream.read, copy, cap, str(source))
         except OSError as exc:
             raise disk_full(exc, work, source.stat().st_size) from None
-        except FetchError:  # larger than anything in the catalogue
+        except HashMismatchError:  # larger than anything in the catalogue
             raise UnknownArchiveError(_unknown(source, None)) from None
         archives, members = by_archive(digest), by_member(digest)
         if not archives and not members:
@@ -174,19 +175,23 @@ def _ready(entry: Network, report: _Reporter) -> bool:
     if not path.is_file():
         return False
     report.say(f"{entry.name}: checking the file already at {path}")
-    try:
-        if entry.converter is None:
-            hashes = file_hashes(path, entry.member_size + 1)
-            proof = {"sha256": entry.member_sha256, **({"md5": entry.md5} if entry.md5 else {})}
-            if any(hashes[key] != value for key, value in proof.items()):
-                raise ArchiveError("not the pinned file")
-            write_record(entry, hashes)
-        else:
-            write_record(entry, {"fingerprint": _verify(entry, path)})
-    except Exception:  # a damaged, foreign or unreadable file is simply fetched again
+    proof = _check_existing(entry, path)
+    if proof is None:
         report.say(f"{entry.name}: the file at {path} is not the verified network; fetching it again")
         return False
+    write_record(entry, proof)
     return True
+
+
+def _check_existing(entry: Network, path: Path) -> dict[str, object] | None:
+    """What proves a cache file found without its record right (its hashes, or its fingerprint), or None."""
+    if entry.converter is None:
+        hashes = file_hashes(path, entry.member_size + 1)
+        return hashes if all(hashes[key] == value for key, value in entry.proof.items()) else None
+    try:
+        return {"fingerprint": _verify(entry, path)}
+    except Exception:  # a damaged, foreign or unreadable file (h5py and Keras fail in many ways) is fetched again
+        return None
 
 
 def _install(archive: Path, entries: Sequence[Network], work: Path, report: _Reporter) -> None:
@@ -202,7 +207,7 @@ def _install_member(entry: Network, member: Path, report: _Reporter) -> None:
     if entry.converter is None:
         hashes = file_hashes(member)
         if entry.md5 and hashes["md5"] != entry.md5:
-            raise ArchiveError(f"{entry.member} has MD5 {hashes['md5']}, not Keras' {entry.md5}")
+            raise HashMismatchError(f"{entry.member} has MD5 {hashes['md5']}, not Keras' {entry.md5}")
         place(entry, lambda tmp: os.replace(member, tmp))
         write_record(entry, hashes)
     else:
