@@ -230,7 +230,11 @@ def _install_member(entry: Network, member: Path, report: _Reporter) -> None:
 
 
 def _converter(entry: Network) -> Converter:
-    """The entry's converter: a ``"module:NAME"`` in this package, imported now, or the object itself."""
+    """The entry's converter: a ``"module:NAME"`` in this package, imported now, or the object itself.
+    TensorFlow's start-up log is quieted first (the converters build Keras models)."""
+    from ..device import quiet_tensorflow
+
+    quiet_tensorflow()
     if not isinstance(entry.converter, str):
         return entry.converter
     module, _, name = entry.converter.partition(":")
@@ -238,9 +242,6 @@ def _converter(entry: Network) -> Converter:
 
 
 def _verify(entry: Network, path: Path) -> dict[str, tuple[float, float]]:
-    from ..device import quiet_tensorflow
-
-    quiet_tensorflow()
     return verify(_converter(entry), path, entry.fingerprint, entry.name)
 
 
