@@ -105,7 +105,7 @@ class _Bar:
 
     def __init__(self) -> None:
         self._console = Console(stderr=True)
-        self._progress = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+        self._progress = Progress(TextColumn("{task.description}"), BarColumn(bar_width=16), DownloadColumn(),
                                   TransferSpeedColumn(), TimeRemainingColumn(), console=self._console,
                                   transient=True, disable=not self._console.is_interactive)
         self._task: Any = None
@@ -126,5 +126,6 @@ class _Bar:
             if self._task is not None:
                 self._progress.remove_task(self._task)
             self._stage = event.stage
-            self._task = self._progress.add_task(event.stage, total=event.steps)
+            name = event.stage.removeprefix("downloading ")  # the line before names it whole, with its source
+            self._task = self._progress.add_task(name if len(name) <= 24 else name[:23] + "…", total=event.steps)
         self._progress.update(self._task, completed=event.step)
