@@ -76,7 +76,24 @@ def cached(name: str) -> Path | None:
     a file that no longer matches is treated as missing. Never downloads, never hashes the file, never
     imports TensorFlow. An unknown name raises :class:`~.errors.UnknownNetworkError`.
     """
-    entry = network(name)
+    found = _current(network(name))
+    return found[0] if found else None
+
+
+def verified(entry: Network) -> Path | None:
+    """:func:`cached`, plus the whole file's sha256 against its record (a file changed in place is caught)."""
+    found = _current(entry)
+    if found is None:
+        return None
+    path, record = found
+    try:
+        return path if file_hashes(path)["sha256"] == record.get("sha256") else None
+    except OSError:
+        return None
+
+
+def _current(entry: Network) -> tuple[Path, dict[str, Any]] | None:
+    """The cache file and its record, while the record matches the pins and the file's size and mtime."""
     record = read_record(entry)
     if record is None:
         return None
@@ -87,19 +104,7 @@ def cached(name: str) -> Path | None:
         return None
     if stat.st_size != record.get("size") or stat.st_mtime_ns != record.get("mtime_ns"):
         return None
-    return path
-
-
-def verified(entry: Network) -> Path | None:
-    """:func:`cached`, plus the whole file's sha256 against its record (a file changed in place is caught)."""
-    path = cached(entry.name)
-    if path is None:
-        return None
-    record = read_record(entry) or {}
-    try:
-        return path if file_hashes(path)["sha256"] == record.get("sha256") else None
-    except OSError:
-        return None
+    return path, record
 
 
 def file_hashes(path: Path, limit: int | None = None) -> dict[str, str]:

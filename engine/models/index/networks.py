@@ -22,7 +22,7 @@ from .errors import UnknownNetworkError
 
 __all__ = ["NETWORKS", "Network", "Package", "by_archive", "by_member", "catalogue", "default_names", "network"]
 
-#: KERAS' ``file_hash`` of ``vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5`` (keras.applications.vgg19)
+#: Keras' ``file_hash`` of ``vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5`` (keras.applications.vgg19)
 VGG19_NOTOP_MD5 = "253f8cb515780f3b799900260a226db6"
 
 
