@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     import tensorflow as tf
 
 __all__ = ["BUILTIN_MODELS", "INCEPTION_V3", "VGG16", "VGG19", "ModelSpec", "caffe_deprocess", "caffe_preprocess",
-           "check_layers", "check_min_size", "check_size", "clear_layer_names", "larger_size", "network", "tf_deprocess",
+           "check_layers", "check_min_size", "check_size", "clear_layer_names", "larger_size", "network", "normalised", "tf_deprocess",
            "tf_preprocess"]
 
 _KERAS_ORIGIN = "https://storage.googleapis.com/tensorflow/keras-applications/"
@@ -168,7 +168,11 @@ def network(spec: ModelSpec, *, include_top: bool, pooling: str) -> keras.Model:
         raise ParameterError(
             f"pooling {pooling!r} for model {spec.name}: choose from {', '.join(spec.pooling_choices)}"
         )
-    model = spec.build(include_top=include_top, pooling=pooling)
+    return normalised(spec.build(include_top=include_top, pooling=pooling))
+
+
+def normalised(model: keras.Model) -> keras.Model:
+    """``model`` with its auto-named layers named as in a fresh Keras session (see :func:`_normalise_names`)."""
     _normalise_names(model)
     return model
 

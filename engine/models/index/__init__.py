@@ -42,6 +42,8 @@ differs by about 25 %) and expects ``(x - 128) / 128``; ``efficientnet_lite0-ima
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .cache import cached, models_dir
 from .errors import (
     ArchiveError,
@@ -57,10 +59,30 @@ from .errors import (
     UnknownArchiveError,
     UnknownNetworkError,
 )
-from .fetching import Status, fetch, import_archive, status
+from .fetching import Status, converter, fetch, import_archive, status
 from .networks import Network, Package, catalogue, default_names, network
+from .pipconfig import read as _read_pip_config
+
+if TYPE_CHECKING:
+    import keras
+
+
+def graph(name: str) -> keras.Model:
+    """A converted network's own Keras graph, without weights (its cache file loads into it; InceptionV3's 2015
+    graph differs from ``keras.applications.InceptionV3`` in mixed10's pool). Imports TensorFlow."""
+    return converter(network(name)).build()
+
+
+def index_urls() -> tuple[str, ...]:
+    """The package indexes of the user's pip configuration, in the order pip asks them; none without a
+    working pip or with ``no-index`` (for a probe of whether a fetch could reach one)."""
+    try:
+        config = _read_pip_config()
+    except NoPipError:
+        return ()
+    return () if config.no_index else config.index_urls
 
 __all__ = ["ArchiveError", "DiskFullError", "FetchError", "FingerprintError", "ForbiddenGlobalError",
            "HashMismatchError", "IndexUnreachableError", "Network", "NoPipError", "NotOnIndexError",
            "OfflineError", "Package", "Status", "UnknownArchiveError", "UnknownNetworkError", "cached",
-           "catalogue", "default_names", "fetch", "import_archive", "models_dir", "network", "status"]
+           "catalogue", "converter", "default_names", "fetch", "graph", "import_archive", "index_urls", "models_dir", "network", "status"]

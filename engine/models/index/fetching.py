@@ -221,7 +221,7 @@ def _install_member(entry: Network, member: Path, report: _Reporter) -> None:
         measured: dict[str, tuple[float, float]] = {}
 
         def write(tmp: Path) -> None:
-            convert(_converter(entry), tensors, tmp, entry.name)
+            convert(converter(entry), tensors, tmp, entry.name)
             measured.update(_verify(entry, tmp))
 
         place(entry, write)
@@ -229,7 +229,7 @@ def _install_member(entry: Network, member: Path, report: _Reporter) -> None:
     report.say(f"{entry.name}: verified, cached at {cache_path(entry)}")
 
 
-def _converter(entry: Network) -> Converter:
+def converter(entry: Network) -> Converter:
     """The entry's converter: a ``"module:NAME"`` in this package, imported now, or the object itself.
     TensorFlow's start-up log is quieted first (the converters build Keras models)."""
     from ..device import quiet_tensorflow
@@ -242,7 +242,7 @@ def _converter(entry: Network) -> Converter:
 
 
 def _verify(entry: Network, path: Path) -> dict[str, tuple[float, float]]:
-    return verify(_converter(entry), path, entry.fingerprint, entry.name)
+    return verify(converter(entry), path, entry.fingerprint, entry.name)
 
 
 @contextlib.contextmanager
