@@ -32,7 +32,9 @@ import numpy as np
 
 from ..effect import Effect
 from ..errors import GradfxError, ImageError, ParameterError, PluginError
-from ..images import atomic, imageio
+from ..images import atomic
+from ..images.arrays import check_longest
+from ..images.load import LoadedImage, check_image_file, load_image
 from ..modelspecs import check_min_size, check_size
 from ..params import Param
 from ..registry import Registry, get_registry
@@ -80,7 +82,7 @@ def prepare(effect: str | Effect, params: Mapping[str, Any] | None = None, *,
             raise ParameterError(f"{loc}parameter {p.name!r}: {what} {str(file)!r} does not exist; check the path")
         if p.picks_image:  # a text file, a Git LFS pointer or garbage: found from its header, not at its step
             try:
-                imageio.check_image_file(file)
+                check_image_file(file)
             except ImageError as exc:
                 raise ImageError(f"{loc}parameter {p.name!r}: {exc}") from None
         return str(file)
@@ -134,7 +136,7 @@ def check_input(effect: Effect, image: Any, *, where: str = "", fix: str = "") -
                              f"leave the input{name} out" + ("" if where else f" (gradfx run {effect.name} -o out.png)"))
 
 
-def check_input_size(step: PlannedStep, spec: ModelSpec, image: imageio.LoadedImage | None) -> None:
+def check_input_size(step: PlannedStep, spec: ModelSpec, image: LoadedImage | None) -> None:
     """The input (after ``--size``) of a chain's first step whose effect solves at its input's size
     (:attr:`Effect.at_input_size`) is at least the model's minimum (:func:`~gradfx.engine.modelspecs.check_size`,
     the message the solver would give once the model is built). Errors name the step."""
@@ -199,7 +201,7 @@ class Plan:
     steps' parameters name (outputs must not go over them); ``name`` is a recipe's, for the report."""
 
     steps: tuple[PlannedStep, ...]
-    image: imageio.LoadedImage | None
+    image: LoadedImage | None
     seed: int
     weights: str
     registry: Registry
@@ -267,7 +269,7 @@ def draft(steps: Sequence[Any], image: Any = None, *, model: str | None = None, 
     registry = registry or get_registry()
     seed = check_seed(seed)
     if max_size is not None:
-        max_size = imageio.check_longest(max_size, "--size")
+        max_size = check_longest(max_size, "--size")
     norm = [_as_step(s, i) for i, s in enumerate(steps, 1)]
     if not norm:
         raise ParameterError("a chain needs at least one step")
@@ -297,7 +299,7 @@ def draft(steps: Sequence[Any], image: Any = None, *, model: str | None = None, 
             exc.step = i  # type: ignore[attr-defined]
             raise
         planned.append(step)
-    loaded = None if image is None else imageio.load_image(image, max_size=max_size)
+    loaded = None if image is None else load_image(image, max_size=max_size)
     spec = registry.known_model(planned[0].model) if loaded is not None else None
     if spec is not None and not _may_follow(planned[0], weights):  # else complete() checks it
         try:
