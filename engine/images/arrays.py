@@ -1,6 +1,6 @@
-"""Array helpers for images as float arrays: the longest-side size (:func:`check_longest`,
-:func:`longest_shape`), Lanczos resizing to a longest side (:func:`resize_longest`, within the pixel limit) and
-float [0, 1] to uint8 (:func:`to_uint8`). NumPy and Pillow only."""
+"""Helpers for images as float arrays: the longest-side size (:func:`check_longest`, :func:`longest_shape`),
+Lanczos resizing to a longest side (:func:`resize_longest`, within the pixel limit) and float [0, 1] to uint8
+(:func:`to_uint8`). NumPy and Pillow only."""
 
 from __future__ import annotations
 

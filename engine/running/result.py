@@ -43,7 +43,8 @@ class Result:
             if isinstance(extra, list):
                 written += write_frames(path.with_name(f"{path.stem}-{suffix}"), extra, protect=protect)
             else:
-                written.append(save_image(path.with_name(f"{path.stem}-{suffix}.png"), extra, protect=protect))
+                written.append(save_image(path.with_name(f"{path.stem}-{suffix}.png"), extra,
+                                          protect=protect))
         self.report["outputs"] = [str(p) for p in written]
         if report is not None:
             written.append(write_report(report, self.report, protect=[*protect, *written]))
