@@ -51,12 +51,13 @@ print(json.dumps({"start": t1 - t0, "batch": t2 - t1}))
 
 
 def make_inputs(folder: Path, n: int, size: int) -> None:
-    from gradfx.engine.images import imageio, samples
+    from gradfx.engine.images import samples
+    from gradfx.engine.images.save import save_image
 
     folder.mkdir(parents=True)
     for i in range(n):
         draw = samples.landscape if i % 2 == 0 else samples.painting
-        imageio.save_image(folder / f"{i:02d}.png", draw(size, seed=i))
+        save_image(folder / f"{i:02d}.png", draw(size, seed=i))
 
 
 def trained_or_written(path: Path) -> str:

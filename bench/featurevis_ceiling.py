@@ -38,7 +38,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from gradfx.engine import run
-    from gradfx.engine.images import imageio
+    from gradfx.engine.images.arrays import to_uint8
     from gradfx.engine.models import extractor
 
     layer = "block4_conv1"
@@ -56,7 +56,7 @@ def main() -> None:
         seconds = time.perf_counter() - t0
         cells = []
         for s in at:
-            im = imageio.to_uint8(result.extras[f"step{s:04d}"])
+            im = to_uint8(result.extras[f"step{s:04d}"])
             cells.append(f"rank {strongest_rank(ext, layer, im, channel)}, "
                          f"{own_over_fifth(ext, layer, im, channel):.2f}x the 5th")
         print(f"| {channel} | " + " | ".join(cells) + f" | {seconds:.0f} |", flush=True)

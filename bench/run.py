@@ -616,7 +616,7 @@ def section_featurevis(cfg: dict, res: Results, vgg) -> None:
     from baselines import keras_filter_visualization
 
     from gradfx.engine import run
-    from gradfx.engine.images import imageio
+    from gradfx.engine.images.arrays import to_uint8
     from gradfx.engine.models import extractor
 
     layer, size, k = "block4_conv1", cfg["fv_size"], cfg["fv_filters"]
@@ -630,7 +630,7 @@ def section_featurevis(cfg: dict, res: Results, vgg) -> None:
                      objective=objective, size=size, steps=cfg["fv_gradfx_steps"],
                      **FV_PARAMS)
         seconds = time.perf_counter() - t0
-        images = [imageio.to_uint8(v) for key, v in result.extras.items()  # in channel order
+        images = [to_uint8(v) for key, v in result.extras.items()  # in channel order
                   if not isinstance(v, list) and not key.startswith("step")]
         return seconds, images
 
@@ -747,14 +747,16 @@ def section_style_trained(cfg: dict, res: Results, bb: Backbone) -> None:
 
     import tensorflow as tf
 
-    from gradfx.engine.images import imageio, samples
+    from gradfx.engine.images import samples
+    from gradfx.engine.images.load import load_image
+    from gradfx.engine.images.save import save_image
     from gradfx.plugins.style_transfer import TV_REFERENCE_SIDE
 
     size, n, budget = cfg["trained_style_size"], cfg["trained_tutorial_steps"], cfg["trained_style_budget"]
     content = bb.image(size)
     style_path = str(Path(tempfile.mkdtemp(prefix="gradfx-bench-")) / "painting.png")
-    imageio.save_image(style_path, samples.painting(size))
-    style = imageio.load_image(style_path).rgb  # the 8-bit file's pixels, as the effect reads them
+    save_image(style_path, samples.painting(size))
+    style = load_image(style_path).rgb  # the 8-bit file's pixels, as the effect reads them
     vgg = bb.keras_model()
     measure = style_measures(bb, content, style)
     tv_scale = TV_REFERENCE_SIDE / math.sqrt(size * size)  # gradfx's TV term per 512 px canvas
@@ -871,7 +873,7 @@ def section_featurevis_trained(cfg: dict, res: Results, bb: Backbone) -> None:
     from baselines import keras_filter_visualization
 
     from gradfx.engine import run
-    from gradfx.engine.images import imageio
+    from gradfx.engine.images.arrays import to_uint8
     from gradfx.engine.models import extractor
 
     layer, k = "block4_conv1", cfg["trained_fv_filters"]
@@ -886,7 +888,7 @@ def section_featurevis_trained(cfg: dict, res: Results, bb: Backbone) -> None:
         result = run("feature-vis", None, model=bb.model, weights=bb.weights, seed=0, objective=objective,
                      **overrides)
         seconds = time.perf_counter() - t0
-        images = [imageio.to_uint8(v) for key, v in result.extras.items()  # in channel order
+        images = [to_uint8(v) for key, v in result.extras.items()  # in channel order
                   if not isinstance(v, list) and not key.startswith("step")]
         return seconds, images, result.report["params"]
 

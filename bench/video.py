@@ -151,7 +151,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import tempfile
 
-    from gradfx.engine.images import imageio, samples
+    from gradfx.engine.images import samples
+    from gradfx.engine.images.save import save_image
     from gradfx.engine.temporal import flow
 
     scene = samples.moving_scene(args.frames, args.size)
@@ -164,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     style = samples.painting(args.size)
     if args.effect == "style-transfer":
         tmp = Path(tempfile.mkdtemp())
-        base_params = {"style": str(imageio.save_image(tmp / "style.png", style)), "size": 0, **base_params}
+        base_params = {"style": str(save_image(tmp / "style.png", style)), "size": 0, **base_params}
     started = time.time()
     load = [os.getloadavg()[0]]
 

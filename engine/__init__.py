@@ -53,7 +53,7 @@ _LAZY = {
     "Objective": "objectives", "objective": "objectives", "StepContext": "objectives",
     "BindContext": "objectives", "gram_matrix": "objectives",
     "ModelSpec": "modelspecs", "get_extractor": "models.extractor", "load_model": "models.extractor",
-    "load_image": "images.imageio", "save_image": "images.imageio", "LoadedImage": "images.imageio",
+    "load_image": "images.load", "save_image": "images.save", "LoadedImage": "images.load",
     "get_registry": "registry", "Registry": "registry",
     "run_batch": "batch", "BatchSummary": "batch", "BatchEvent": "batch",
     "Previous": "temporal.frames", "run_frames": "running.api",

@@ -31,7 +31,7 @@ import numpy as np
 from .params import Param, Schema
 
 if TYPE_CHECKING:
-    from .images.imageio import LoadedImage
+    from .images.load import LoadedImage
     from .models.weights import ResolvedWeights
     from .modelspecs import ModelSpec
     from .optimise.solver import Problem, Solution

@@ -376,7 +376,7 @@ class StyleTransfer(Effect):
 
     # --- build ---------------------------------------------------------------------------------------------
     def build(self, ctx: RunContext, params: Mapping[str, Any]) -> Problem:
-        from gradfx.engine.images import imageio
+        from gradfx.engine.images.arrays import resize_longest
         from gradfx.engine.objectives import Objective
         from gradfx.engine.optimise.solver import Problem
 
@@ -393,7 +393,7 @@ class StyleTransfer(Effect):
         assert ctx.input is not None
         content = ctx.input.rgb
         if params["size"]:
-            content = imageio.resize_longest(content, params["size"])
+            content = resize_longest(content, params["size"])
         final = (int(content.shape[0]), int(content.shape[1]))
         frame = content
         styles = [ctx.image(p).rgb for p in styles_paths]

@@ -30,7 +30,7 @@ from textual.worker import Worker, WorkerState
 
 from gradfx.engine.effect import Effect
 from gradfx.engine.errors import GradfxError
-from gradfx.engine.images import imageio
+from gradfx.engine.images.load import LoadedImage, load_image
 from gradfx.engine.params import WEIGHT_MODES
 from gradfx.engine.progress import CancelToken
 from gradfx.engine.registry import BUILTIN, Registry, get_registry
@@ -133,7 +133,7 @@ class GradfxApp(RunMixin, SaveMixin, RecipeMixin, App[None]):
         super().__init__()
         self.registry = registry or get_registry()
         self.image_path = Path(image) if image is not None else None
-        self.loaded: imageio.LoadedImage | None = None
+        self.loaded: LoadedImage | None = None
         self.weights, self.seed, self.device, self.max_size = weights, seed, device, size
         self.device_label = "CPU" if (device or "").lower() == "cpu" else "…"
         self.graphics = graphics
@@ -283,10 +283,10 @@ class GradfxApp(RunMixin, SaveMixin, RecipeMixin, App[None]):
 
     @work(thread=True, exit_on_error=False, group="load")
     def _load_input(self, path: Path) -> None:
-        loaded = imageio.load_image(path, max_size=self.max_size)
+        loaded = load_image(path, max_size=self.max_size)
         self.call_from_thread(self._input_loaded, path, loaded)
 
-    def _input_loaded(self, path: Path, loaded: imageio.LoadedImage) -> None:
+    def _input_loaded(self, path: Path, loaded: LoadedImage) -> None:
         self.image_path, self.loaded = path, loaded
         if not self.running:
             self._show_input()

@@ -10,7 +10,7 @@ from pathlib import Path
 from textual import work
 
 from gradfx.engine.errors import GradfxError
-from gradfx.engine.images import imageio
+from gradfx.engine.images.save import check_output_path
 
 from .messages import OutputSaved
 from .screens import PathPrompt
@@ -71,11 +71,11 @@ class SaveMixin:
         """Why ``Result.save`` would refuse ``path`` (an unknown extension, a missing folder, an image the
         chain reads), in the TUI's words; None if it would not."""
         try:
-            imageio.check_output_path(path)
+            check_output_path(path)
         except GradfxError as exc:
             return str(exc)
         try:
-            imageio.check_output_path(path, protect=self._protected())
+            check_output_path(path, protect=self._protected())
         except GradfxError:
             return f"{path} is an image the chain reads (the input or a parameter): choose another name"
         return None

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import GradfxError, ParameterError
-from ..images import atomic, imageio
+from ..images import atomic
+from ..images.load import load_image
 from ..progress import CancelToken, ProgressEvent
 from ..registry import Registry, get_registry
 from ..temporal.frames import FrameHistory
@@ -112,10 +113,10 @@ def run_item(job: Job, item: Item, payload: Any, *, device: str | None = None,
     try:
         if isinstance(payload, BaseException):
             raise payload
-        image = imageio.load_image(payload, max_size=job.size)
+        image = load_image(payload, max_size=job.size)
         follow = None if history is None else history.previous(
-            lambda source: imageio.load_image(source, max_size=job.size).rgb,
-            lambda output: imageio.load_image(output).rgb)
+            lambda source: load_image(source, max_size=job.size).rgb,
+            lambda output: load_image(output).rgb)
         # what `gradfx run` / `gradfx chain` execute for this image and seed, from the batch's one plan
         result = execute(replace(job.plan(registry), image=image, seed=item.seed, device=device),
                          progress=progress, cancel=cancel, previous=follow)

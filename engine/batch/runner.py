@@ -57,7 +57,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import GradfxError, OutputError, ParameterError
-from ..images import atomic, imageio, video
+from ..images import atomic, video
+from ..images.load import load_image
 from ..progress import CancelToken, ProgressEvent
 from ..registry import Registry, get_registry
 from ..temporal.frames import FrameHistory
@@ -308,7 +309,7 @@ def _encode(job: VideoJob, manifest: Manifest, summary: BatchSummary, settings: 
                      f"{'...' if len(failed) > 10 else ''} failed; rerun the batch to retry them")
     else:
         try:
-            video.write_video(job.output, (imageio.load_image(i.output).rgb for i in job.frames), job.fps,
+            video.write_video(job.output, (load_image(i.output).rgb for i in job.frames), job.fps,
                               audio_from=job.source if job.has_audio else None)
             rec.status = "done"
             summary.videos.append(job.output)

@@ -1,6 +1,6 @@
 """Atomic file writes: a temporary file beside the target, fsynced, then moved into place with ``os.replace``,
 so a reader never sees a half-written file and a failed write leaves neither a partial output nor a temporary
-file. Images (:func:`gradfx.engine.imageio.save_image`), reports, recipes and checkpoints are all written
+file. Images (:func:`gradfx.engine.images.save.save_image`), reports, recipes and checkpoints are all written
 through :func:`atomic_write`; :func:`output_folder` and :func:`check_target` let commands fail before any
 compute.
 """

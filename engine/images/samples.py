@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import imageio
+from .save import save_image
 
 
 def _grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
@@ -155,7 +155,7 @@ def write_samples(folder: str | os.PathLike, size: int = 256) -> dict[str, Path]
     """Write every sample as ``<name>.png`` in ``folder`` (created if missing); returns name -> path."""
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
-    return {name: imageio.save_image(out / f"{name}.png", make(size)) for name, make in SAMPLES.items()}
+    return {name: save_image(out / f"{name}.png", make(size)) for name, make in SAMPLES.items()}
 
 
 __all__ = ["landscape", "painting", "moving_scene", "MovingScene", "write_samples", "SAMPLES"]

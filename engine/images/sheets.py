@@ -9,7 +9,7 @@ from collections.abc import Iterable
 import numpy as np
 from PIL import Image
 
-from .imageio import to_uint8
+from .arrays import to_uint8
 
 __all__ = ["label_font", "labelled_sheet", "wrap_label"]
 

@@ -26,7 +26,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import GradfxError, ImageError, OutputError, one_line
-from . import atomic, imageio
+from . import atomic
+from .arrays import to_uint8
 
 #: file extensions read as videos, and the FFmpeg container each is written as
 VIDEO_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm",
@@ -122,10 +123,10 @@ def _even(frame: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
     if size is not None and frame.shape[:2] != size:
         from PIL import Image
 
-        frame = np.asarray(Image.fromarray(imageio.to_uint8(frame)).resize((size[1], size[0]), Image.LANCZOS))
+        frame = np.asarray(Image.fromarray(to_uint8(frame)).resize((size[1], size[0]), Image.LANCZOS))
     h, w = frame.shape[:2]
     frame = frame[: h - h % 2, : w - w % 2]
-    return frame if frame.dtype == np.uint8 else imageio.to_uint8(frame)
+    return frame if frame.dtype == np.uint8 else to_uint8(frame)
 
 
 def write_video(path: str | os.PathLike, frames: Iterable[np.ndarray], fps: Fraction | float | int, *,

@@ -29,7 +29,7 @@ from ..params import PRECISIONS
 from ..progress import CancelToken, ProgressCallback, ProgressEvent
 from . import gradients, lbfgs, schedule, tiling
 from .optimizers import OPTIMIZERS, make_optimizer
-from .parameterizations import Parameterization, make_parameterization
+from .parameterizations import Parameterization, Pixel, make_parameterization
 
 #: A differentiable image transform: (images (B, H, W, 3), seed int tensor of shape [2]) -> images.
 Transform = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
@@ -176,6 +176,13 @@ class Solver:
         check_min_size(min_size, model=model, param="tile", value=problem.tile or 0, zero="the whole image")
         if problem.tile and not self.param.pixel_space:
             raise ParameterError(f"tile needs the pixel parameterisation, not {self.param.name!r}")
+        # A tiled update runs band by band in DeepDream's case, SGD on a normalised, unclipped gradient of a
+        # pixel image: there the tile-gradient buffer is bfloat16 (only the gradient's direction matters once
+        # normalised) and no full-size temporary is made (tiling.make_band_apply).
+        self.banded = (type(self.param) is Pixel and problem.optimizer == "sgd"
+                       and problem.normalize not in (None, "none") and problem.clip in (None, "none")
+                       and problem.batch == 1)
+        self._tile_grads = tiling.GradBuffer()
         self.step_offset = step_offset
         self.snapshots: list[np.ndarray] = []
         self.total_steps = total_steps if total_steps is not None else problem.steps * len(self.sizes)
@@ -203,7 +210,7 @@ class Solver:
     def _make_whole_step(self, variables: list[tf.Variable], optimizer: Any, aligned: dict) -> Callable:
         @tf.function
         def step(seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-            self.traces += 1
+            self._count_trace()
             with tf.GradientTape() as tape:
                 loss = self._loss(self.param.to_image(variables), aligned, seed)
             grads = tape.gradient(loss, variables)
@@ -225,6 +232,36 @@ class Solver:
             return finite
 
         return apply
+
+    # --- the large-image and L-BFGS paths: when they apply, and what they are given ------------------------
+    def tiled(self, size: tuple[int, int]) -> bool:
+        """Whether a stage of ``size`` is computed tile by tile (it is larger than the tile)."""
+        return bool(self.p.tile) and max(size) > self.p.tile
+
+    def lean(self, size: tuple[int, int]) -> bool:
+        """Whether a stage of ``size`` is prepared band by band (:func:`tiling.lean_stage`): tiled and banded,
+        from an init image."""
+        return self.tiled(size) and self.banded and self.p.init is not None
+
+    def _count_trace(self) -> None:
+        self.traces += 1
+
+    def _tiling(self, size: tuple[int, int]) -> tiling.Tiling | None:
+        """What the tiled path needs for a stage of ``size``; None when the stage is not tiled."""
+        if not self.tiled(size):
+            return None
+        return tiling.Tiling(loss=self._loss, tile=self.p.tile, min_size=self.min_size, banded=self.banded,
+                             count_trace=self._count_trace, grads=self._tile_grads)
+
+    def _run_lbfgs(self, si: int, variables: list[tf.Variable], aligned: dict, losses: list[float],
+                   step_seconds: list[float]) -> tuple[str, str, int]:
+        if not self.param.pixel_space:
+            raise ParameterError("optimizer 'lbfgs' needs the pixel parameterisation")
+        stage = lbfgs.LbfgsStage(
+            loss=self._loss, stage=si, steps=self.p.steps, maximize=self.p.maximize, seed=self._step_seed(0),
+            cancel=self.cancel, emit=lambda n, loss: self._emit(si, n, loss, variables, len(losses)),
+            count_trace=self._count_trace, tiles=self._tiling(self.sizes[si]))
+        return lbfgs.run_lbfgs(stage, variables[0], aligned, losses, step_seconds)
 
     # --- the loop --------------------------------------------------------------------------------------------
     def _emit(self, stage_index: int, step: int, loss: float, variables: list[tf.Variable], done: int,
@@ -283,8 +320,9 @@ class Solver:
             resuming = resume is not None and si == first_stage
             if resuming:
                 variables = []  # made below, then given the saved values
-            elif tiling.lean(self, size):
-                variables = [tiling.lean_stage(self, variables[0] if variables else None, si)]
+            elif self.lean(size):
+                variables = [tiling.lean_stage(p.init, variables[0] if variables else None, size,
+                                               self.sizes[si - 1], p.reinject_detail)]
             elif si == 0:
                 image = None if p.init is None else schedule.resize(original(), size)
             else:
@@ -305,14 +343,14 @@ class Solver:
                 p.objective.bind(BindContext(size=size, features=self.extractor, stage=si, aligned=aligned,
                                              tile=tile))
             if p.optimizer == "lbfgs":
-                status, message, n = lbfgs.run_lbfgs(self, si, variables, aligned, losses, step_seconds)
+                status, message, n = self._run_lbfgs(si, variables, aligned, losses, step_seconds)
                 evaluations += n
             else:
                 status, message = self._run_first_order(si, variables, aligned, losses, step_seconds,
                                                          resume if resuming else None)
                 evaluations = len(losses)
-            self._tile_grad_buffer = None  # a stage's tile gradient buffer is not needed after it
-            if tiling.lean(self, size):  # its traced step functions hold it and the image in reference cycles: free
+            self._tile_grads.free()  # a stage's tile gradient buffer is not needed after it
+            if self.lean(size):  # its traced step functions hold it and the image in reference cycles: free
                 gc.collect()      # them now, so the next stage's canvases can reuse their memory
             if status in ("cancelled", "non-finite"):
                 break
@@ -322,7 +360,7 @@ class Solver:
         if p.levels:
             final = gradients.quantize(final, p.levels)
         # a banded (large, tiled) canvas is handed over without a second copy (a read-only array)
-        result = np.asarray(final) if tiling.lean(self, self.final_size) else final.numpy()
+        result = np.asarray(final) if self.lean(self.final_size) else final.numpy()
         del final
         if p.batch == 1:
             result = result[0]
@@ -338,11 +376,11 @@ class Solver:
         if resume is not None:
             optimizer.load_state(resume["optimizer"])
             first = int(resume["step"])
-        tiled = bool(p.tile) and max(self.sizes[si]) > p.tile
-        if tiled:
-            tile_grad = tiling.make_tile_grad(self)
-            apply = (tiling.make_band_apply(self, variables[0]) if tiling.banded(self)
-                     else self._make_apply(variables, optimizer))
+        tiles = self._tiling(self.sizes[si])
+        if tiles is not None:
+            tile_grad = tiling.make_tile_grad(tiles)
+            apply = (tiling.make_band_apply(variables[0], lr=p.lr, normalize=p.normalize, maximize=p.maximize)
+                     if tiles.banded else self._make_apply(variables, optimizer))
         else:
             step = self._make_whole_step(variables, optimizer, aligned)
         status, message = "done", ""
@@ -351,8 +389,8 @@ class Solver:
                 return "cancelled", f"cancelled at step {i} of stage {si + 1}"
             t0 = time.perf_counter()
             seed = self._step_seed(self.step_offset + len(losses))
-            if tiled:
-                loss_t, grad = tiling.tiled_value_and_grad(self, tile_grad, variables[0], aligned, seed,
+            if tiles is not None:
+                loss_t, grad = tiling.tiled_value_and_grad(tiles, tile_grad, variables[0], aligned, seed,
                                                           p.roll is not False)
                 finite = bool(apply(grad)) and math.isfinite(float(loss_t))
             else:

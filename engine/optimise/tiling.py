@@ -1,58 +1,83 @@
 """The solver's large-image paths: gradients computed tile by tile under a random roll, and for a canvas too
 large to copy (DeepDream at 4096 px), the update and each octave's preparation done band by band, with no
-full-size temporary. Functions of a :class:`~gradfx.engine.solver.Solver`, which decides when they apply.
+full-size temporary. The solver decides when they apply and gives them what they need: a :class:`Tiling` for
+a tiled stage, plain settings for the band-by-band update and octave preparation.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
 from . import gradients, schedule
-from .parameterizations import Pixel
-
-if TYPE_CHECKING:
-    from .solver import Solver
 
 #: rows per band when a tiled canvas is updated or prepared band by band (a 4096 px wide band: 6 MB)
 _BAND_ROWS = 128
 
+#: the solver's objective: (image (B, H, W, 3), aligned images, step seed) -> scalar loss
+Loss = Callable[[tf.Tensor, Mapping[str, tf.Tensor], tf.Tensor], tf.Tensor]
 
-def make_tile_grad(solver: Solver) -> Callable:
+
+class GradBuffer:
+    """The tile-gradient buffer: one variable per canvas size, kept from step to step (every tile overwrites
+    its part) and replaced when the size changes; the solver frees it after each stage."""
+
+    def __init__(self) -> None:
+        self._var: tf.Variable | None = None
+
+    def get(self, image: tf.Tensor, by_rows: bool) -> tf.Variable:
+        """The buffer for ``image`` (B, H, W, C): that shape in float32, or with ``by_rows`` (a banded
+        update) bfloat16 rows (H, W, C) of one image, read back a band at a time by the band update."""
+        shape = tuple(image.shape[1:]) if by_rows else tuple(image.shape)
+        if self._var is None or tuple(self._var.shape) != shape:
+            self._var = None  # free the old one before allocating
+            self._var = tf.Variable(tf.zeros(shape, tf.bfloat16 if by_rows else tf.float32), trainable=False,
+                                    name="tile_gradient")
+        return self._var
+
+    def free(self) -> None:
+        self._var = None
+
+
+@dataclass(frozen=True)
+class Tiling:
+    """What a tiled stage needs from the solver, which builds one for each stage larger than the tile."""
+
+    loss: Loss
+    tile: int  #: the tile size (px)
+    min_size: int  #: the model's minimum input: no tile span is made smaller
+    banded: bool  #: the update runs band by band (:func:`make_band_apply`), the buffer holds bfloat16 rows
+    count_trace: Callable[[], None]  #: called each time a step function is traced
+    grads: GradBuffer
+
+
+def make_tile_grad(tiling: Tiling) -> Callable:
     # Tiles come in up to four shapes per stage; relaxed shapes keep that to two traces (each trace of a
     # large backbone costs tens of MB).
     @tf.function(reduce_retracing=True)
     def tile_grad(crop: tf.Tensor, aligned: dict, seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        solver.traces += 1
+        tiling.count_trace()
         with tf.GradientTape() as tape:
             tape.watch(crop)
-            loss = solver._loss(crop, aligned, seed)
+            loss = tiling.loss(crop, aligned, seed)
         grad = tape.gradient(loss, crop)
         return loss, tf.zeros_like(crop) if grad is None else grad
 
     return tile_grad
 
 
-def banded(solver: Solver) -> bool:
-    """Whether the tiled update runs band by band (see :func:`make_band_apply`): DeepDream's case, SGD on a
-    normalised, unclipped gradient of a pixel image. There the tile-gradient buffer is bfloat16 (only the
-    gradient's direction matters once normalised) and no full-size temporary is made."""
-    p = solver.p
-    return (type(solver.param) is Pixel and p.optimizer == "sgd" and p.normalize not in (None, "none")
-            and p.clip in (None, "none") and p.batch == 1)
-
-
-def make_band_apply(solver: Solver, var: tf.Variable) -> Callable:
-    """``apply(buffer)`` for :func:`banded` problems: the same update as ``_update`` (normalise, step,
-    clip to [0, 1]), with the normalisation statistic reduced band by band and the step slice-assigned band
-    by band, so no temporary is larger than a band (the canvas may be 4096 px: 200 MB a float32 copy)."""
-    p = solver.p
+def make_band_apply(var: tf.Variable, *, lr: float, normalize: str, maximize: bool) -> Callable:
+    """``apply(buffer)`` for a banded stage (:attr:`Tiling.banded`): the same update as the solver's whole
+    one (normalise, step, clip to [0, 1]), with the normalisation statistic reduced band by band and the step
+    slice-assigned band by band, so no temporary is larger than a band (the canvas may be 4096 px: 200 MB a
+    float32 copy)."""
     bands = schedule.tile_spans(int(var.shape[1]), _BAND_ROWS)
     count = float(np.prod(var.shape))
-    sign = -1.0 if p.maximize else 1.0
+    sign = -1.0 if maximize else 1.0
 
     def rows(buf: tf.Variable, y0: int, y1: int, after: Any) -> tf.Tensor:
         # a gather reads only these rows; a sliced read would copy the whole buffer (tile writes leave it
@@ -64,19 +89,19 @@ def make_band_apply(solver: Solver, var: tf.Variable) -> Callable:
     @tf.function
     def apply(buf: tf.Variable) -> tf.Tensor:
         scale, finite = gradients.banded_divisor(lambda y0, y1, after: rows(buf, y0, y1, after), bands, count,
-                                                 p.normalize)
+                                                 normalize)
         if finite:
             done = scale
             for y0, y1 in bands:  # read by a gather, written in place: no full-size temporary
                 done = _write(var, (0, y0, 0, 0), tf.clip_by_value(
-                    _rows(var, y0, y1) - p.lr * (sign * (rows(buf, y0, y1, done) / scale)), 0.0, 1.0))
+                    _rows(var, y0, y1) - lr * (sign * (rows(buf, y0, y1, done) / scale)), 0.0, 1.0))
         return finite
 
     return apply
 
 
-def tiled_value_and_grad(solver: Solver, tile_grad: Callable, image: tf.Tensor, aligned: dict, seed: tf.Tensor,
-                          roll: bool) -> tuple[tf.Tensor, tf.Tensor]:
+def tiled_value_and_grad(tiling: Tiling, tile_grad: Callable, image: tf.Tensor, aligned: dict,
+                         seed: tf.Tensor, roll: bool) -> tuple[tf.Tensor, tf.Tensor]:
     """Objective and gradient summed over tiles of ``image``, under a random roll when ``roll``.
 
     Equivalent to tiling ``tf.roll(image, (dy, dx))`` and rolling the gradient back, but without any
@@ -90,14 +115,14 @@ def tiled_value_and_grad(solver: Solver, tile_grad: Callable, image: tf.Tensor, 
         dy, dx = int(shift[0]) % h, int(shift[1]) % w
     else:
         dy = dx = 0
-    buf = grad_buffer(solver, image)
+    buf = tiling.grads.get(image, tiling.banded)
     by_rows = buf.shape.rank == 3
     total = tf.constant(0.0)
-    for y0, y1 in schedule.tile_spans(h, solver.p.tile, solver.min_size):
+    for y0, y1 in schedule.tile_spans(h, tiling.tile, tiling.min_size):
         ys = _wrapped(y0, y1, dy, h)
         if by_rows:  # the tile row's band of the rolled image, read by one gather (see make_band_apply)
             band = _rows(image, y0 - dy, y1 - dy)
-        for x0, x1 in schedule.tile_spans(w, solver.p.tile, solver.min_size):
+        for x0, x1 in schedule.tile_spans(w, tiling.tile, tiling.min_size):
             xs = _wrapped(x0, x1, dx, w)
             crops = {k: _gather(v, ys, xs) for k, v in aligned.items()}
             crop = _gather(band, [(0, y1 - y0, 0, y1 - y0)], xs) if by_rows else _gather(image, ys, xs)
@@ -112,37 +137,19 @@ def tiled_value_and_grad(solver: Solver, tile_grad: Callable, image: tf.Tensor, 
     return total, buf
 
 
-def grad_buffer(solver: Solver, image: tf.Tensor) -> tf.Variable:
-    buf = getattr(solver, "_tile_grad_buffer", None)
-    by_rows = banded(solver)
-    shape = tuple(image.shape[1:]) if by_rows else tuple(image.shape)
-    if buf is None or tuple(buf.shape) != shape:
-        solver._tile_grad_buffer = buf = None  # free the old one before allocating
-        # banded: bfloat16 rows (H, W, 3), read back a band at a time by the band update
-        buf = tf.Variable(tf.zeros(shape, tf.bfloat16 if by_rows else tf.float32), trainable=False,
-                          name="tile_gradient")
-        solver._tile_grad_buffer = buf
-    return buf
-
-
-def lean(solver: Solver, size: tuple[int, int]) -> bool:
-    """Whether the stage of ``size`` is prepared by :func:`lean_stage` (a tiled, banded stage)."""
-    return bool(solver.p.tile) and max(size) > solver.p.tile and banded(solver) and solver.p.init is not None
-
-
-def lean_stage(solver: Solver, coarse: tf.Variable | None, si: int) -> tf.Variable:
-    """The image variable of stage ``si`` (a tiled, banded stage), written band by band into the variable, so
-    no full-size temporary exists beside it (a 4096 px float canvas is 200 MB).
+def lean_stage(init: np.ndarray, coarse: tf.Variable | None, size: tuple[int, int], prev: tuple[int, int],
+               reinject_detail: bool) -> tf.Variable:
+    """The image variable of a stage of ``size`` (a tiled, banded stage), written band by band into the
+    variable, so no full-size temporary exists beside it (a 4096 px float canvas is 200 MB).
 
     The first stage's is ``clip(resize(original, size))``; a later stage's is the general path's
     ``clip(resize(x, size) - resize(resize(original, prev), size) + resize(original, size))``, computed as
     ``clip(resize(x - resize(original, prev), size) + resize(original, size))`` (resizing is linear). Every
     term is resized band by band (:func:`schedule.resized_rows`) from rows of ``coarse`` (the previous
-    stage's variable ``x``) and of the original (converted from 8 bits a band at a time): equal to the
-    general path up to float rounding.
+    stage's variable ``x``, of size ``prev``) and of the original ``init`` (converted from 8 bits a band at a
+    time): equal to the general path up to float rounding.
     """
-    p, size, prev = solver.p, solver.sizes[si], solver.sizes[si - 1]
-    init = p.init if np.ndim(p.init) == 3 else p.init[0]
+    init = init if np.ndim(init) == 3 else init[0]
     src = tuple(init.shape[:2])
 
     def original(a: int, b: int) -> tf.Tensor:
@@ -150,7 +157,7 @@ def lean_stage(solver: Solver, coarse: tf.Variable | None, si: int) -> tf.Variab
 
     def detail(a: int, b: int) -> tf.Tensor:  # rows of x - resize(original, prev)
         x = _rows(coarse, a, b)
-        return x - schedule.resized_rows(original, src, prev, a, b) if p.reinject_detail else x
+        return x - schedule.resized_rows(original, src, prev, a, b) if reinject_detail else x
 
     var = tf.Variable(tf.zeros((1, *size, 3)), trainable=True, name="image")
     for y0, y1 in schedule.tile_spans(size[0], _BAND_ROWS):
@@ -158,7 +165,7 @@ def lean_stage(solver: Solver, coarse: tf.Variable | None, si: int) -> tf.Variab
             band = schedule.resized_rows(original, src, size, y0, y1)
         else:
             band = schedule.resized_rows(detail, prev, size, y0, y1)
-            if p.reinject_detail:
+            if reinject_detail:
                 band += schedule.resized_rows(original, src, size, y0, y1)
         _write(var, (0, y0, 0, 0), tf.clip_by_value(band, 0.0, 1.0))
     return var

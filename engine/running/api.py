@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from ..effect import Effect
-from ..images import imageio
+from ..images.load import load_image
 from ..progress import CancelToken, ProgressCallback, ProgressEvent
 from ..registry import Registry
 from ..temporal.frames import Previous
@@ -111,7 +111,7 @@ def run_frames(effect: Any, frames: Iterable[Any], *, progress_frame: Callable[[
     keep = int(options.get("temporal_frames", 1) or 1)
     history: list[Previous] = []  # the frames before, most recent first
     for i, frame in enumerate(frames):
-        loaded = imageio.load_image(frame)
+        loaded = load_image(frame)
         result = run(effect, loaded, previous=Previous.chain(history) if history else None, **options)
         if progress_frame is not None:
             progress_frame(i, result)

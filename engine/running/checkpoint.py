@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import GradfxError
-from ..images import atomic, imageio
+from ..images import atomic
+from ..images.load import LoadedImage
 
 if TYPE_CHECKING:
     from ..temporal.frames import Previous
@@ -52,7 +53,7 @@ class Checkpoint:
                               "e.g. --checkpoint-every 10")
 
     # --- the run's description -------------------------------------------------------------------------------
-    def start(self, spec: dict[str, Any], image: imageio.LoadedImage | None, previous: Previous | None = None
+    def start(self, spec: dict[str, Any], image: LoadedImage | None, previous: Previous | None = None
               ) -> None:
         """Begin a fresh checkpoint: the run description, input and previous frame (if any); stale state from
         an older run is removed."""
@@ -87,13 +88,13 @@ class Checkpoint:
         return ckpt
 
     @classmethod
-    def open(cls, folder: str | os.PathLike) -> tuple[Checkpoint, dict[str, Any], imageio.LoadedImage | None]:
+    def open(cls, folder: str | os.PathLike) -> tuple[Checkpoint, dict[str, Any], LoadedImage | None]:
         """An existing checkpoint, its run description and its input image."""
         folder = Path(folder)
         spec = cls.read_spec(folder)
         image = None
         if (folder / INPUT_FILE).is_file():
-            image = _read_npz(folder / INPUT_FILE, lambda data: imageio.LoadedImage(
+            image = _read_npz(folder / INPUT_FILE, lambda data: LoadedImage(
                 data["rgb"], data["alpha"] if "alpha" in data else None, str(folder / INPUT_FILE), "RGB"))
         return cls(folder, spec.get("checkpoint_every", 10)), spec, image
 

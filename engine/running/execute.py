@@ -16,7 +16,9 @@ import numpy as np
 
 from ..effect import Output, RunContext
 from ..errors import GradfxError, ImageError, PluginError
-from ..images import imageio
+from ..images.arrays import resize_longest, to_uint8
+from ..images.load import LoadedImage, load_image
+from ..images.save import save_image
 from ..params import Param
 from ..progress import CancelToken, ProgressCallback
 from ..temporal.frames import Previous
@@ -60,13 +62,13 @@ def execute(plan: Plan, *, progress: ProgressCallback | None = None, cancel: Can
                 from exc.__cause__
         reports.append(result.report)
         if plan.snapshots is not None:
-            imageio.save_image(plan.snapshots / f"step{i:02d}-{eff.name}.png", result.image, alpha=result.alpha)
+            save_image(plan.snapshots / f"step{i:02d}-{eff.name}.png", result.image, alpha=result.alpha)
         # Hand over what a saved file would hold (8 bits per channel), so a chain gives exactly the image of
         # its steps run one by one with `gradfx run`, and a snapshot is exactly the next step's input.
         rgb, alpha = _as_8bit(result.image), None if result.alpha is None else _as_8bit(result.alpha)
         if alpha is not None and float(alpha.min()) >= 1.0:
             alpha = None
-        current = imageio.LoadedImage(rgb, alpha, f"<step {i} output>", "RGB")
+        current = LoadedImage(rgb, alpha, f"<step {i} output>", "RGB")
         if result.partial or cancel.cancelled:  # cancelled as this step ended: the next one must not start
             break
     assert result is not None
@@ -91,10 +93,10 @@ def execute(plan: Plan, *, progress: ProgressCallback | None = None, cancel: Can
 
 
 def _as_8bit(image: np.ndarray) -> np.ndarray:
-    return imageio.to_uint8(image).astype(np.float32) / 255.0
+    return to_uint8(image).astype(np.float32) / 255.0
 
 
-def _run_step(plan: Plan, step: PlannedStep, loaded: imageio.LoadedImage | None, *,
+def _run_step(plan: Plan, step: PlannedStep, loaded: LoadedImage | None, *,
               progress: ProgressCallback | None, cancel: CancelToken, stage_prefix: str,
               resolutions: dict[tuple[str, bool], Any], checkpoint: Any = None,
               previous: Previous | None = None) -> Result:
@@ -113,12 +115,12 @@ def _run_step(plan: Plan, step: PlannedStep, loaded: imageio.LoadedImage | None,
     tf_device = devices.select_device(plan.device)
     keras.utils.set_random_seed(seed)
     used_weights: dict[str, Any] = {}
-    images: dict[str, imageio.LoadedImage] = {}
+    images: dict[str, LoadedImage] = {}
 
-    def load(path: str) -> imageio.LoadedImage:
+    def load(path: str) -> LoadedImage:
         if path not in images:
             try:
-                images[path] = imageio.load_image(path)
+                images[path] = load_image(path)
             except ImageError as exc:  # say which parameter named the file (style, guide, mask...)
                 names = [p.name for p in eff.schema if path == params.get(p.name) or (
                     isinstance(params.get(p.name), (list, tuple)) and path in params[p.name])]
@@ -215,7 +217,7 @@ def _run_step(plan: Plan, step: PlannedStep, loaded: imageio.LoadedImage | None,
     alpha = None
     if loaded is not None and loaded.alpha is not None:
         h, w = output.image.shape[:2]
-        alpha = imageio.resize_longest(loaded.alpha, max(h, w)) if loaded.alpha.shape != (h, w) else loaded.alpha
+        alpha = resize_longest(loaded.alpha, max(h, w)) if loaded.alpha.shape != (h, w) else loaded.alpha
         if alpha.shape != (h, w):
             alpha = None
     return Result(np.asarray(output.image, np.float32), report, alpha, dict(output.extras))
@@ -242,7 +244,7 @@ def _names_layer(p: Param, value: Any, layer: str) -> bool:
 
 
 def _report(plan: Plan, step: PlannedStep, ctx: RunContext, output: Output, used_weights: Mapping[str, Any],
-            tf_device: str, seconds: float, loaded: imageio.LoadedImage | None) -> dict[str, Any]:
+            tf_device: str, seconds: float, loaded: LoadedImage | None) -> dict[str, Any]:
     import tensorflow as tf
 
     from ..models import device as devices

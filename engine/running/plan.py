@@ -34,7 +34,9 @@ import numpy as np
 
 from ..effect import Effect
 from ..errors import GradfxError, ImageError, ParameterError, PluginError
-from ..images import atomic, imageio
+from ..images import atomic
+from ..images.arrays import check_longest
+from ..images.load import LoadedImage, check_image_file, load_image
 from ..models.choice import choose
 from ..modelspecs import check_min_size, check_size
 from ..params import Param
@@ -85,7 +87,7 @@ def resolve_params(effect: str | Effect, params: Mapping[str, Any] | None = None
             raise ParameterError(f"{loc}parameter {p.name!r}: {what} {str(file)!r} does not exist; check the path")
         if p.picks_image:  # a text file, a Git LFS pointer or garbage: found from its header, not at its step
             try:
-                imageio.check_image_file(file)
+                check_image_file(file)
             except ImageError as exc:
                 raise ImageError(f"{loc}parameter {p.name!r}: {exc}") from None
         return str(file)
@@ -144,7 +146,7 @@ def check_input(effect: Effect, image: Any, *, where: str = "", fix: str = "") -
                              f"leave the input{name} out" + ("" if where else f" (gradfx run {effect.name} -o out.png)"))
 
 
-def check_input_size(step: PlannedStep, image: imageio.LoadedImage | None) -> None:
+def check_input_size(step: PlannedStep, image: LoadedImage | None) -> None:
     """The input (after ``--size``) of a chain's first step whose effect solves at its input's size
     (:attr:`Effect.at_input_size`) is at least its model's minimum (:func:`~gradfx.engine.modelspecs.check_size`,
     the message the solver would give). Errors name the step."""
@@ -208,7 +210,7 @@ class Plan:
     ``layers_checked``: :func:`complete` has checked the steps against their models."""
 
     steps: tuple[PlannedStep, ...]
-    image: imageio.LoadedImage | None
+    image: LoadedImage | None
     seed: int
     weights: str
     registry: Registry
@@ -273,7 +275,7 @@ def draft(steps: Sequence[Any], image: Any = None, *, model: str | None = None, 
     registry = registry or get_registry()
     seed = check_seed(seed)
     if max_size is not None:
-        max_size = imageio.check_longest(max_size, "--size")
+        max_size = check_longest(max_size, "--size")
     norm = [_as_step(s, i) for i, s in enumerate(steps, 1)]
     if not norm:
         raise ParameterError("a chain needs at least one step")
@@ -306,7 +308,7 @@ def draft(steps: Sequence[Any], image: Any = None, *, model: str | None = None, 
             raise
         planned.append(PlannedStep(eff, resolved, choice.model, choice.spec, choice.weights, where,
                                    frozenset(given), choice.note))
-    loaded = None if image is None else imageio.load_image(image, max_size=max_size)
+    loaded = None if image is None else load_image(image, max_size=max_size)
     try:
         check_input_size(planned[0], loaded)
     except GradfxError as exc:

@@ -12,7 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from ..images import atomic, imageio
+from ..images import atomic
+from ..images.arrays import to_uint8
+from ..images.save import check_output_path, save_image
 
 
 @dataclass
@@ -36,13 +38,13 @@ class Result:
         ``protect`` lists paths never to write (the inputs); writing over one raises an ``OutputError``.
         """
         path = Path(path)
-        written = [imageio.save_image(path, self.image, alpha=self.alpha, overwrite=overwrite, protect=protect)]
+        written = [save_image(path, self.image, alpha=self.alpha, overwrite=overwrite, protect=protect)]
         for suffix, extra in self.extras.items():
             if isinstance(extra, list):
                 written += write_frames(path.with_name(f"{path.stem}-{suffix}"), extra, protect=protect)
             else:
-                written.append(imageio.save_image(path.with_name(f"{path.stem}-{suffix}.png"), extra,
-                                                  protect=protect))
+                written.append(save_image(path.with_name(f"{path.stem}-{suffix}.png"), extra,
+                                          protect=protect))
         self.report["outputs"] = [str(p) for p in written]
         if report is not None:
             written.append(write_report(report, self.report, protect=[*protect, *written]))
@@ -52,7 +54,7 @@ class Result:
 def write_report(path: str | os.PathLike, report: Mapping[str, Any], *,
                  protect: Sequence[str | os.PathLike] = ()) -> Path:
     """Write a run report as JSON, atomically; never over one of the ``protect`` paths (inputs, outputs)."""
-    target = imageio.check_output_path(path, protect=protect, image=False)
+    target = check_output_path(path, protect=protect, image=False)
     text = json.dumps(report, indent=2, default=_json_default)
     return atomic.atomic_write(target, lambda tmp: Path(tmp).write_text(text + "\n"))
 
@@ -63,8 +65,8 @@ def write_frames(folder: Path, frames: Sequence[np.ndarray], *, protect: Sequenc
     from PIL import Image
 
     atomic.output_folder(folder, "frames folder")
-    written = [imageio.save_image(folder / f"{i:04d}.png", f, protect=protect) for i, f in enumerate(frames, 1)]
-    pil = [Image.fromarray(imageio.to_uint8(f)) for f in frames]
+    written = [save_image(folder / f"{i:04d}.png", f, protect=protect) for i, f in enumerate(frames, 1)]
+    pil = [Image.fromarray(to_uint8(f)) for f in frames]
     anim = folder.with_suffix(".webp")
 
     def write(tmp: Any) -> None:

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import GradfxError
-from ..images import imageio
+from ..images.arrays import to_uint8
 
 METHODS = ("dis", "farneback")
 
@@ -50,7 +50,7 @@ def _grey8(image: np.ndarray) -> np.ndarray:
     rgb = np.asarray(image, np.float32)
     if rgb.ndim == 3:
         rgb = rgb @ np.float32([0.299, 0.587, 0.114])
-    return imageio.to_uint8(rgb)
+    return to_uint8(rgb)
 
 
 def optical_flow(a: np.ndarray, b: np.ndarray, method: str = "dis") -> np.ndarray:

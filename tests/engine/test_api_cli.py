@@ -213,10 +213,10 @@ def test_missing_file_fails_fast_without_tensorflow(tmp_path):
 
 def test_cli_init_and_direction_paths_resolve_against_the_working_folder(registry, tmp_path, monkeypatch,
                                                                           make_image, capsys):
-    from gradfx.engine.images import imageio
+    from gradfx.engine.images.save import save_image
 
     for name, kind in (("content", "blobs"), ("style", "stripes"), ("start", "gradient")):
-        imageio.save_image(tmp_path / f"{name}.png", make_image(32, 32, kind))
+        save_image(tmp_path / f"{name}.png", make_image(32, 32, kind))
     np.save(tmp_path / "v.npy", np.linspace(-1, 1, 64))
     monkeypatch.chdir(tmp_path)
     common = ["--model", "vgg16", "--weights", "random", "-q"]

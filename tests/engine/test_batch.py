@@ -15,7 +15,8 @@ from helpers import TinyPlugin, make_video
 
 from gradfx.engine.batch import BatchEvent, discover, item_seed, run_batch
 from gradfx.engine.errors import GradfxError, ImageError, OutputError, ParameterError
-from gradfx.engine.images import imageio
+from gradfx.engine.images.load import load_image
+from gradfx.engine.images.save import save_image
 from gradfx.engine.progress import CancelToken
 from gradfx.tui.cli import main
 
@@ -33,7 +34,7 @@ def write_images(folder: Path, make_image, names=("a.png", "sub/b.jpg", "sub/dee
     for i, name in enumerate(names):
         path = folder / name
         path.parent.mkdir(parents=True, exist_ok=True)
-        imageio.save_image(path, make_image(48, 40 + 8 * i, seed=i))
+        save_image(path, make_image(48, 40 + 8 * i, seed=i))
         out.append(path)
     return out
 
@@ -54,7 +55,7 @@ def test_discover_folders_globs_files_in_a_stable_order(tmp_path, make_image):
     (tmp_path / "in" / "notes.txt").write_text("not an image")
     (tmp_path / "in" / ".hidden.png").write_bytes(b"")
     extra = tmp_path / "one.png"
-    imageio.save_image(extra, make_image(32, 32))
+    save_image(extra, make_image(32, 32))
     items, videos = discover([tmp_path / "in", extra, str(tmp_path / "in" / "sub" / "*.jpg")], tmp_path / "out",
                              seed=3)
     assert [i.key for i in items] == ["a.png", "sub/b.jpg", "sub/deeper/c.png", "one.png", "b.jpg"]
@@ -63,7 +64,7 @@ def test_discover_folders_globs_files_in_a_stable_order(tmp_path, make_image):
     assert [i.seed for i in items] == [item_seed(3, i.key) for i in items] and not videos
     # a file named twice counts once; two files that would write the same output are refused
     assert len(discover([tmp_path / "in", tmp_path / "in" / "a.png"], tmp_path / "out")[0]) == 3
-    imageio.save_image(tmp_path / "in" / "a.jpg", make_image(32, 32))
+    save_image(tmp_path / "in" / "a.jpg", make_image(32, 32))
     with pytest.raises(OutputError, match="would both write .*a.png"):
         discover([tmp_path / "in"], tmp_path / "out")
     with pytest.raises(ImageError, match="does not exist"):
@@ -83,15 +84,15 @@ def test_outputs_are_those_of_gradfx_run_with_the_item_seed(tmp_path, make_image
         assert r["seed"] == item_seed(5, r["item"]) and r["seconds"] > 0 and r["error"] is None
         assert main(["run", "tiny-dream", str(Path("in") / r["item"]), "-o", "single.png", "-p", "steps=2",
                      "--weights", "random", "--seed", str(r["seed"]), "-q", "--overwrite"]) == 0
-        batch_out = imageio.load_image(r["output"]).rgb
-        assert np.array_equal(batch_out, imageio.load_image("single.png").rgb), r["item"]
-        assert not np.array_equal(batch_out, imageio.load_image(Path("in") / r["item"]).rgb)
+        batch_out = load_image(r["output"]).rgb
+        assert np.array_equal(batch_out, load_image("single.png").rgb), r["item"]
+        assert not np.array_equal(batch_out, load_image(Path("in") / r["item"]).rgb)
 
 
 def test_rerun_skips_done_items_and_retries_failed_ones(tmp_path, make_image, tiny, capsys):
     write_images(tmp_path / "in", make_image, names=("a.png", "b.png"))
     (tmp_path / "in" / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
-    imageio.save_image(tmp_path / "in" / "small.png", make_image(12, 12))
+    save_image(tmp_path / "in" / "small.png", make_image(12, 12))
     argv = ["batch", "tiny-dream", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "-p", "steps=2",
             "--weights", "random"]
     assert main(argv) == 1  # some items failed: exit status 1, the rest completed
@@ -106,7 +107,7 @@ def test_rerun_skips_done_items_and_retries_failed_ones(tmp_path, make_image, ti
     done_bytes = (tmp_path / "out" / "a.png").read_bytes()
 
     # fix one bad item; the rerun runs only the two failed ones, and the fixed one now succeeds
-    imageio.save_image(tmp_path / "in" / "corrupt.png", make_image(48, 48, seed=9))
+    save_image(tmp_path / "in" / "corrupt.png", make_image(48, 48, seed=9))
     assert main(argv) == 1
     second = lines(tmp_path / "out")[4:]
     assert sorted((r["item"], r["status"]) for r in second) == [("corrupt.png", "done"), ("small.png", "failed")]
@@ -199,7 +200,7 @@ def test_errors_before_any_compute(tmp_path, make_image, tiny):
     with pytest.raises(ParameterError, match="steps"):
         run_batch("tiny-dream", [tmp_path / "in"], tmp_path / "out", params={"steps": 0})
     (tmp_path / "out").mkdir()
-    imageio.save_image(tmp_path / "out" / "a.png", make_image(8, 8))
+    save_image(tmp_path / "out" / "a.png", make_image(8, 8))
     with pytest.raises(OutputError, match="not from this batch; pass --overwrite"):
         run_batch("tiny-dream", [tmp_path / "in"], tmp_path / "out", params=PARAMS, weights="random")
     with pytest.raises(OutputError, match="over the input"):
@@ -286,7 +287,7 @@ def test_default_model_and_weights_give_what_gradfx_run_gives(tmp_path, make_ima
     assert main(["run", "deepdream", "in/a.png", "-o", "single.png", "--size", "96", "--seed", str(record["seed"]),
                  "--report", "single.json", *quick]) == 0
     report = json.loads(Path("single.json").read_text())
-    assert np.array_equal(imageio.load_image(record["output"]).rgb, imageio.load_image("single.png").rgb)
+    assert np.array_equal(load_image(record["output"]).rgb, load_image("single.png").rgb)
     if trained:
         assert report["model"] == "vgg16" and report["weights"]["resolved"] == "hed"
         assert said.count("runs on vgg16 with the HED-fine-tuned weights") == 1

@@ -16,7 +16,9 @@ import pytest
 from helpers import make_video
 
 from gradfx.engine.batch import item_seed, run_batch
-from gradfx.engine.images import imageio, video
+from gradfx.engine.images import video
+from gradfx.engine.images.load import load_image
+from gradfx.engine.images.save import save_image
 from gradfx.tui.cli import main
 
 pytestmark = pytest.mark.slow
@@ -28,7 +30,7 @@ OPTS = {"params": DREAM, "model": "vgg16", "weights": "random", "seed": 4}
 def write_images(folder, make_image, n):
     folder.mkdir(parents=True, exist_ok=True)
     for i in range(n):
-        imageio.save_image(folder / f"{i}.png", make_image(40, 48, seed=i))
+        save_image(folder / f"{i}.png", make_image(40, 48, seed=i))
 
 
 def test_a_video_comes_back_as_a_video_with_its_frame_count_rate_and_audio(tmp_path, monkeypatch, capsys):
@@ -45,7 +47,7 @@ def test_a_video_comes_back_as_a_video_with_its_frame_count_rate_and_audio(tmp_p
     back = list(video.read_frames(tmp_path / "out" / "clip.mp4"))
     source = list(video.read_frames(tmp_path / "clip.mp4"))
     for i in (0, 11):
-        processed = imageio.load_image(frames[i]).rgb
+        processed = load_image(frames[i]).rgb
         assert np.abs(back[i] - processed).mean() < np.abs(back[i] - source[i]).mean()
     records = [json.loads(x) for x in (tmp_path / "out" / "manifest.jsonl").read_text().splitlines()]
     assert [r["item"] for r in records][-1] == "clip.mp4#video" and records[-1]["status"] == "done"
@@ -90,7 +92,7 @@ def test_ray_outputs_are_bit_identical_to_local_batch_and_gradfx_run(tmp_path, m
     assert main(["run", "deepdream", "in/1.png", "-o", "run.png", "--model", "vgg16", "--weights", "random",
                  "--seed", str(item_seed(4, "1.png")), "-p", "layers=block1_conv2", "-p", "octaves=1",
                  "-p", "steps=2", "-q"]) == 0
-    assert np.array_equal(imageio.load_image("run.png").rgb, imageio.load_image("ray/1.png").rgb)
+    assert np.array_equal(load_image("run.png").rgb, load_image("ray/1.png").rgb)
 
 
 def _kill_first_running_worker(killed: list[int], stop: threading.Event) -> None:

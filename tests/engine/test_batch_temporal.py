@@ -12,7 +12,9 @@ import pytest
 
 from gradfx.engine import ParameterError, Previous, run
 from gradfx.engine.batch import item_seed, run_batch
-from gradfx.engine.images import imageio, samples
+from gradfx.engine.images import samples
+from gradfx.engine.images.load import load_image
+from gradfx.engine.images.save import save_image
 
 DREAM = {"layers": "block1_conv2", "octaves": 1, "steps": 2, "temporal": "flow"}
 OPTS = {"params": DREAM, "model": "vgg16", "weights": "random", "seed": 4}
@@ -21,7 +23,7 @@ OPTS = {"params": DREAM, "model": "vgg16", "weights": "random", "seed": 4}
 def write_frames(folder, n=4, size=64, **motion):
     folder.mkdir(parents=True, exist_ok=True)
     scene = samples.moving_scene(frames=n, size=size, **motion)
-    return [imageio.save_image(folder / f"{i:04d}.png", f) for i, f in enumerate(scene.frames)]
+    return [save_image(folder / f"{i:04d}.png", f) for i, f in enumerate(scene.frames)]
 
 
 def records(outdir):
@@ -36,17 +38,17 @@ def test_a_folder_of_frames_runs_as_one_sequence_each_frame_following_the_last(t
     assert seeds == {item_seed(4, "0000.png")}  # one seed for the sequence: its first frame's
     out = sorted((tmp_path / "out").glob("*.png"))
     # frame 3 is exactly `run` with frame 2's input and output as the previous frame
-    prev = Previous(imageio.load_image(frames[1]).rgb, imageio.load_image(out[1]).rgb)
+    prev = Previous(load_image(frames[1]).rgb, load_image(out[1]).rgb)
     expected = run("deepdream", frames[2], model="vgg16", weights="random", seed=item_seed(4, "0000.png"),
                    previous=prev, **DREAM)
-    check = imageio.save_image(tmp_path / "expected.png", expected.image)
-    assert np.array_equal(imageio.load_image(check).rgb, imageio.load_image(out[2]).rgb)
+    check = save_image(tmp_path / "expected.png", expected.image)
+    assert np.array_equal(load_image(check).rgb, load_image(out[2]).rgb)
     alone = run("deepdream", frames[2], model="vgg16", weights="random", seed=item_seed(4, "0000.png"), **DREAM)
     assert np.abs(alone.image - expected.image).mean() > 1 / 255  # the previous frame made a difference
     # the first frame follows nothing: it is the plain run
     first = run("deepdream", frames[0], model="vgg16", weights="random", seed=item_seed(4, "0000.png"), **DREAM)
-    assert np.array_equal(imageio.load_image(imageio.save_image(tmp_path / "first.png", first.image)).rgb,
-                          imageio.load_image(out[0]).rgb)
+    assert np.array_equal(load_image(save_image(tmp_path / "first.png", first.image)).rgb,
+                          load_image(out[0]).rgb)
 
     # a rerun after losing frame 3 redoes only it, following frame 2's output on disk: the same bytes
     before = out[2].read_bytes()
@@ -67,12 +69,12 @@ def test_a_batch_stopped_mid_sequence_resumes_with_the_chain_intact(tmp_path, re
     run_batch("deepdream", [tmp_path / "in"], tmp_path / "whole", **opts)
     if kept == 2:  # long-term consistency: the last frame followed the two frames before it, most recent first
         out = sorted((tmp_path / "whole").glob("*.png"))
-        chain = Previous.chain([Previous(imageio.load_image(frames[t]).rgb, imageio.load_image(out[t]).rgb)
+        chain = Previous.chain([Previous(load_image(frames[t]).rgb, load_image(out[t]).rgb)
                                 for t in (2, 1)])
         expected = run("deepdream", frames[3], model="vgg16", weights="random", seed=item_seed(4, "0000.png"),
                        previous=chain, **opts["params"])
-        check = imageio.save_image(tmp_path / "expected.png", expected.image)
-        assert imageio.load_image(check).rgb.tobytes() == imageio.load_image(out[3]).rgb.tobytes()
+        check = save_image(tmp_path / "expected.png", expected.image)
+        assert load_image(check).rgb.tobytes() == load_image(out[3]).rgb.tobytes()
         short = run("deepdream", frames[3], model="vgg16", weights="random", seed=item_seed(4, "0000.png"),
                     previous=chain.frames()[0],
                     **opts["params"])

@@ -1,4 +1,5 @@
-"""Tests for gradfx.engine.images.imageio: every mode in and out, hostile files, bombs, atomic and safe saving.
+"""Tests for loading and saving images (gradfx.engine.images: load, convert, pixel_limit, arrays, save): every
+mode in and out, hostile files, bombs, atomic and safe saving.
 
 All images are generated here, in tmp_path; no binary fixtures are committed.
 """
@@ -23,17 +24,18 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from gradfx.engine.errors import ImageError, OutputError, ParameterError
-from gradfx.engine.images import atomic, imageio
-from gradfx.engine.images.imageio import (
-    LoadedImage,
-    atomic_write,
-    check_output_path,
-    load_image,
-    resize_longest,
-    save_image,
+from gradfx.engine.images import atomic
+from gradfx.engine.images import load as loading
+from gradfx.engine.images.arrays import resize_longest, to_uint8
+from gradfx.engine.images.atomic import atomic_write
+from gradfx.engine.images.load import LoadedImage, check_image_file, load_image
+from gradfx.engine.images.pixel_limit import (
+    DEFAULT_MAX_PIXELS,
+    MAX_PIXELS_ENV,
+    get_max_pixels,
     set_max_pixels,
-    to_uint8,
 )
+from gradfx.engine.images.save import check_output_path, save_image
 
 W, H = 24, 16  # deliberately not square, so a transposed result is visible
 
@@ -45,7 +47,7 @@ W, H = 24, 16  # deliberately not square, so a transposed result is visible
 @pytest.fixture(autouse=True)
 def _default_pixel_limit(monkeypatch):
     """Every test starts from the default limit and leaves the process-wide setting as it found it."""
-    monkeypatch.delenv(imageio.MAX_PIXELS_ENV, raising=False)
+    monkeypatch.delenv(MAX_PIXELS_ENV, raising=False)
     previous = set_max_pixels(None)
     pillow_limit = Image.MAX_IMAGE_PIXELS
     yield
@@ -419,7 +421,7 @@ def test_permission_denied(tmp_path, monkeypatch):
         def refuse(*args, **kwargs):
             raise PermissionError(13, "Permission denied", str(path))
 
-        monkeypatch.setattr(imageio, "open", refuse, raising=False)
+        monkeypatch.setattr(loading, "open", refuse, raising=False)
     else:
         path.chmod(0)
     try:
@@ -452,8 +454,8 @@ def test_bomb_header_is_refused_fast(tmp_path):
     assert time.perf_counter() - start < 1.0
     msg = assert_one_line_image_error(excinfo, "bomb.png")
     assert "100000x100000" in msg and "10,000,000,000" in msg  # the pixel count
-    assert f"{imageio.DEFAULT_MAX_PIXELS:,}" in msg  # the limit
-    assert imageio.MAX_PIXELS_ENV in msg and "set_max_pixels" in msg  # how to raise it
+    assert f"{DEFAULT_MAX_PIXELS:,}" in msg  # the limit
+    assert MAX_PIXELS_ENV in msg and "set_max_pixels" in msg  # how to raise it
 
 
 def test_limit_is_configurable(tmp_path, monkeypatch):
@@ -462,7 +464,7 @@ def test_limit_is_configurable(tmp_path, monkeypatch):
     assert load_image(path).size == (W, H)
 
     previous = set_max_pixels(300)
-    assert previous is None and imageio.get_max_pixels() == 300
+    assert previous is None and get_max_pixels() == 300
     with pytest.raises(ImageError) as excinfo:
         load_image(path)
     assert "384" in str(excinfo.value) and "300" in str(excinfo.value)
@@ -471,13 +473,13 @@ def test_limit_is_configurable(tmp_path, monkeypatch):
     assert load_image(path, max_pixels=384).size == (W, H)  # a per-call limit wins
     set_max_pixels(None)
 
-    monkeypatch.setenv(imageio.MAX_PIXELS_ENV, "383")
+    monkeypatch.setenv(MAX_PIXELS_ENV, "383")
     with pytest.raises(ImageError, match="383"):
         load_image(path)
-    monkeypatch.setenv(imageio.MAX_PIXELS_ENV, "1_000")
+    monkeypatch.setenv(MAX_PIXELS_ENV, "1_000")
     assert load_image(path).size == (W, H)
-    monkeypatch.setenv(imageio.MAX_PIXELS_ENV, "lots")
-    with pytest.raises(ParameterError, match=imageio.MAX_PIXELS_ENV):
+    monkeypatch.setenv(MAX_PIXELS_ENV, "lots")
+    with pytest.raises(ParameterError, match=MAX_PIXELS_ENV):
         load_image(path)
 
     for bad in (0, -1, 1.5, "10"):
@@ -660,7 +662,7 @@ def test_failed_save_leaves_no_partial_output_and_no_temp_file(tmp_path, monkeyp
     def replace_fails(src, dst):
         raise OSError(5, "Input/output error")
 
-    monkeypatch.setattr(imageio.os, "replace", replace_fails)
+    monkeypatch.setattr(os, "replace", replace_fails)
     with pytest.raises(OutputError, match="Input/output error"):
         save_image(path, np.ones((H, W, 3), np.float32))
     assert path.read_bytes() == before and leftovers(tmp_path) == []
@@ -753,7 +755,8 @@ def test_loaded_image_size():
 
 
 def test_import_does_not_load_tensorflow():
-    code = "import sys, gradfx.engine.images.imageio; sys.exit('tensorflow' in sys.modules)"
+    code = ("import sys, gradfx.engine.images.load, gradfx.engine.images.save; "
+            "sys.exit('tensorflow' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0
 
 
@@ -878,16 +881,16 @@ def test_corpus_through_the_cli_gives_an_output_or_one_line_and_no_file(tmp_path
 
 def test_the_header_check_refuses_what_load_image_refuses_without_decoding_pixels(tmp_path, monkeypatch):
     good = write(tmp_path, "good.png", _big_png())
-    imageio.check_image_file(good)
+    check_image_file(good)
     # pixel data is not read: a file cut short passes here and is refused when it decodes
-    imageio.check_image_file(write(tmp_path, "cut.png", _big_png()[:-30]))
+    check_image_file(write(tmp_path, "cut.png", _big_png()[:-30]))
     for name, data in (("noise.png", random.Random(1).randbytes(512)), ("notes.png", b"not a picture\n" * 4),
                        ("empty.png", b""), ("bomb.png", bomb_png())):
         path = write(tmp_path, name, data)
         with pytest.raises(ImageError) as header:
-            imageio.check_image_file(path)
+            check_image_file(path)
         with pytest.raises(ImageError) as loaded:
             load_image(path)
         assert str(header.value) == str(loaded.value)  # the one message for each
     with pytest.raises(ImageError, match="file not found"):
-        imageio.check_image_file(tmp_path / "gone.png")
+        check_image_file(tmp_path / "gone.png")

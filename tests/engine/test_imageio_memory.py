@@ -9,7 +9,8 @@ import tracemalloc
 import numpy as np
 from PIL import Image
 
-from gradfx.engine.images import imageio
+from gradfx.engine.images.arrays import to_uint8
+from gradfx.engine.images.load import load_image
 
 
 def _peak(fn) -> int:
@@ -30,16 +31,16 @@ def test_to_uint8_is_the_same_conversion_without_full_size_temporaries():
     rng = np.random.default_rng(0)
     image = rng.random((1200, 1600, 3), dtype=np.float32) * 1.4 - 0.2
     image[0, 0, 0], image[1, 1, 1], image[2, 2, 2] = np.nan, np.inf, -np.inf
-    assert np.array_equal(imageio.to_uint8(image), _reference_uint8(image))
-    assert np.array_equal(imageio.to_uint8(image[::3, 1::2]), _reference_uint8(image[::3, 1::2]))
+    assert np.array_equal(to_uint8(image), _reference_uint8(image))
+    assert np.array_equal(to_uint8(image[::3, 1::2]), _reference_uint8(image[::3, 1::2]))
     # was 3x the float image (three full-size float temporaries); now the uint8 output and chunk temporaries
-    assert _peak(lambda: imageio.to_uint8(image)) < 0.5 * image.nbytes
+    assert _peak(lambda: to_uint8(image)) < 0.5 * image.nbytes
 
 
 def test_decoding_converts_to_float_without_a_second_full_size_copy(tmp_path):
     pixels = (np.random.default_rng(1).random((1200, 1600, 3)) * 255).astype(np.uint8)
     Image.fromarray(pixels).save(tmp_path / "in.png")
     floats = pixels.size * 4
-    loaded = imageio.load_image(tmp_path / "in.png")
+    loaded = load_image(tmp_path / "in.png")
     np.testing.assert_array_equal(loaded.rgb, pixels.astype(np.float32) / 255.0)  # the same values
-    assert _peak(lambda: imageio.load_image(tmp_path / "in.png")) < 1.6 * floats  # was 2.06x
+    assert _peak(lambda: load_image(tmp_path / "in.png")) < 1.6 * floats  # was 2.06x

@@ -13,7 +13,7 @@ import pytest
 
 from gradfx.engine import Float, Schema, Str, run
 from gradfx.engine.errors import ParameterError
-from gradfx.engine.images import imageio
+from gradfx.engine.images.save import save_image
 
 
 @pytest.fixture(autouse=True)
@@ -80,7 +80,7 @@ def test_the_default_model_follows_the_weights(make_image) -> None:
 
 def test_style_layers_a_user_names_keep_style_transfers_default_model(make_image, tmp_path) -> None:
     # block5_conv4 is VGG19's and not VGG16's: naming it must not switch the run to VGG16 and then refuse it
-    style = str(imageio.save_image(tmp_path / "style.png", make_image(48, 48)))
+    style = str(save_image(tmp_path / "style.png", make_image(48, 48)))
     for name in ("style_layers", "content_layers"):
         r = run("style-transfer", make_image(48, 48), style=style, steps=1, **{name: "block5_conv4"}).report
         assert r["model"] == "vgg19" and r["weights"]["resolved"] == "random"

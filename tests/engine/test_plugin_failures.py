@@ -48,7 +48,7 @@ def test_an_exception_in_finish_keeps_the_solved_image_as_a_partial_output(regis
     np.testing.assert_array_equal(result.image, solved)  # every step's work, not lost
     assert any("the contact sheet broke" in w and "partial" in w for w in result.report["warnings"])
     # the command line writes it, says so, and fails
-    from gradfx.engine.images.imageio import save_image
+    from gradfx.engine.images.save import save_image
 
     save_image(tmp_path / "in.png", image)
     code = main(["run", "finish-fails", str(tmp_path / "in.png"), "-o", str(tmp_path / "out.png"),

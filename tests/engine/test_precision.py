@@ -116,11 +116,11 @@ def test_deepdream_and_feature_vis_pass_precision_to_the_engine(registry, make_i
 
 
 def test_cli_runs_style_transfer_in_bfloat16(registry, tmp_path, make_image, spy):
-    from gradfx.engine.images import imageio
+    from gradfx.engine.images.save import save_image
     from gradfx.tui.cli import main
 
-    content = imageio.save_image(tmp_path / "content.png", make_image(40, 40))
-    style = imageio.save_image(tmp_path / "style.png", make_image(40, 40, "stripes"))
+    content = save_image(tmp_path / "content.png", make_image(40, 40))
+    style = save_image(tmp_path / "style.png", make_image(40, 40, "stripes"))
     out, rep = tmp_path / "out.png", tmp_path / "report.json"
     code = main(["run", "style-transfer", str(content), "-o", str(out), "-p", f"style={style}", "-p",
                  "precision=bfloat16", "-p", "steps=2", "-p", "size=40", "-p", "style_layers=block1_conv1",
@@ -137,9 +137,9 @@ def test_cli_refuses_bfloat16_lbfgs_in_one_line_without_tensorflow(tmp_path, mak
     import subprocess
     import sys
 
-    from gradfx.engine.images import imageio
+    from gradfx.engine.images.save import save_image
 
-    content = imageio.save_image(tmp_path / "content.png", make_image(40, 40))
+    content = save_image(tmp_path / "content.png", make_image(40, 40))
     code = ("import sys; from gradfx.tui.cli import main; "
             f"rc = main(['run', 'style-transfer', {str(content)!r}, '-o', 'x.png', '-p', 'style={content}', "
             "'-p', 'optimizer=lbfgs', '-p', 'precision=bfloat16']); print(rc, 'tensorflow' in sys.modules)")
@@ -149,11 +149,11 @@ def test_cli_refuses_bfloat16_lbfgs_in_one_line_without_tensorflow(tmp_path, mak
 
 
 def test_recipes_and_the_tui_form_take_precision(registry, tmp_path, make_image):
-    from gradfx.engine.images import imageio
+    from gradfx.engine.images.save import save_image
     from gradfx.engine.running.recipes import loads_recipe, validate_recipe
     from gradfx.tui.chain import ChainStep
 
-    imageio.save_image(tmp_path / "s.png", make_image(32, 32))
+    save_image(tmp_path / "s.png", make_image(32, 32))
     # optimizer said: offline the step runs on the trained VGG16, whose default optimizer is L-BFGS
     text = '[[step]]\neffect = "style-transfer"\nstyle = "s.png"\nprecision = "bfloat16"\n'
     adam = text + 'optimizer = "adam"\n'

@@ -117,7 +117,7 @@ def test_banded_tiled_update_equals_the_whole_image_update_for_a_local_objective
     kw = dict(init=x, steps=3, optimizer="sgd", lr=0.01, normalize="std")
     whole = solve(Problem(obj, **kw), None)
     solver = Solver(Problem(obj, tile=16, **kw), None)
-    assert tiling.banded(solver)
+    assert solver.banded
     tiled = solver.run()
     np.testing.assert_allclose(tiled.image, whole.image, atol=5e-4)  # each step moves pixels by about 0.01
     np.testing.assert_allclose(tiled.losses, whole.losses, rtol=1e-5)
@@ -195,7 +195,7 @@ def test_banded_octave_preparation_equals_the_general_path(monkeypatch, reinject
     problem = Problem(channel("conv", 1), init=eight, maximize=True, steps=0, octaves=3, octave_scale=1.4,
                       reinject_detail=reinject, optimizer="sgd", lr=0.05, normalize="mean", tile=16)
     solver = Solver(problem, tiny)
-    assert all(tiling.lean(solver, size) for size in solver.sizes)
+    assert all(solver.lean(size) for size in solver.sizes)
     banded = solver.run().image
 
     original = tf.constant(eight[None].astype(np.float32) / 255.0)

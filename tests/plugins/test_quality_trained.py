@@ -14,7 +14,10 @@ import pytest
 from photos import photo
 
 from gradfx.engine import run
-from gradfx.engine.images import imageio, samples
+from gradfx.engine.images import samples
+from gradfx.engine.images.arrays import to_uint8
+from gradfx.engine.images.load import load_image
+from gradfx.engine.images.save import save_image
 from gradfx.engine.layers import parse_layer_weights
 from gradfx.engine.registry import get_registry
 
@@ -44,8 +47,8 @@ def test_style_transfer_defaults_carry_the_style_and_keep_the_content(tmp_path: 
 
     content = photo("astronaut", 256)
     style_path = tmp_path / "painting.png"
-    imageio.save_image(style_path, samples.painting(256))
-    style = imageio.load_image(style_path).rgb
+    save_image(style_path, samples.painting(256))
+    style = load_image(style_path).rgb
     # the effect's default model (vgg19) has no trained weights here: it follows them to the trained VGG16
     result = run("style-transfer", content, style=str(style_path), size=256)
     assert result.report["model"] == "vgg16" and result.report["weights"]["resolved"] == "hed"
@@ -90,7 +93,7 @@ def _own_channel_ranks(objective: str) -> tuple[list[int], dict]:
     from gradfx.engine.models.extractor import get_extractor
 
     result = run("feature-vis", model="vgg16", objective=objective)
-    images = [imageio.to_uint8(v) for k, v in result.extras.items() if not isinstance(v, list)
+    images = [to_uint8(v) for k, v in result.extras.items() if not isinstance(v, list)
               and not k.startswith("step")]
     assert len(images) == 16
     ext = get_extractor("vgg16", ("block4_conv1",), "hed")

@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 
 from gradfx.engine import ParameterError, run
-from gradfx.engine.images import imageio
+from gradfx.engine.images.load import load_image
+from gradfx.engine.images.save import save_image
 from gradfx.plugins import style_transfer as st
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -49,7 +50,7 @@ def files(tmp_path_factory):
         "noise": pattern(64, 64, "noise", seed=3),
         "left": np.repeat((np.mgrid[0:64, 0:64][1] < 32).astype(np.float32)[..., None], 3, -1),
     }.items():
-        out[name] = str(imageio.save_image(folder / f"{name}.png", img))
+        out[name] = str(save_image(folder / f"{name}.png", img))
     out["content"] = pattern(64, 64, "blobs")
     return out
 
@@ -101,7 +102,7 @@ class Oracle:
 
 
 def load(path):
-    return imageio.load_image(path).rgb
+    return load_image(path).rgb
 
 
 @pytest.fixture(scope="module")

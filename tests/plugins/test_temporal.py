@@ -16,7 +16,8 @@ from gradfx.engine import (
     run,
     run_frames,
 )
-from gradfx.engine.images import imageio, samples
+from gradfx.engine.images import samples
+from gradfx.engine.images.save import save_image
 from gradfx.engine.temporal import consistency as temporal
 from gradfx.engine.temporal import flow
 
@@ -33,7 +34,7 @@ def scene():
 
 @pytest.fixture(scope="module")
 def style(tmp_path_factory):
-    return str(imageio.save_image(tmp_path_factory.mktemp("video") / "style.png", samples.painting(64)))
+    return str(save_image(tmp_path_factory.mktemp("video") / "style.png", samples.painting(64)))
 
 
 LIGHT = dict(style_layers="block1_conv1,block2_conv1,block3_conv1", content_layers="block2_conv2",
@@ -296,7 +297,7 @@ def test_trained_backbone_video_flicker_halves_while_style_and_detail_hold(tmp_p
 
     scene = samples.moving_scene(frames=6, size=96)
     style = samples.painting(96)
-    path = str(imageio.save_image(tmp_path / "style.png", style))
+    path = str(save_image(tmp_path / "style.png", style))
 
     def video(mode):
         return list(run_frames("style-transfer", list(scene.frames), weights="hed", model="vgg16", seed=0,

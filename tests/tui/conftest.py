@@ -56,7 +56,7 @@ def tiny_registry():
 @pytest.fixture
 def sample(tmp_path, monkeypatch, make_image) -> Path:
     """``sample.png`` (48 x 40) in a temporary working folder, which the test runs in."""
-    from gradfx.engine.images.imageio import save_image
+    from gradfx.engine.images.save import save_image
 
     monkeypatch.chdir(tmp_path)
     save_image(tmp_path / "sample.png", make_image(40, 48, "blobs", seed=3))

@@ -12,7 +12,7 @@ import pytest
 pytest.importorskip("textual")
 tomllib = pytest.importorskip("tomllib")
 
-from gradfx.engine.images.imageio import load_image  # noqa: E402
+from gradfx.engine.images.load import load_image  # noqa: E402
 from gradfx.tui.app import GradfxApp  # noqa: E402
 from gradfx.tui.screens import ErrorDialog, PathPrompt  # noqa: E402
 from gradfx.tui.widgets import ChainView, ParamForm  # noqa: E402

@@ -74,7 +74,7 @@ def test_show_json_is_unchanged_by_the_width(registry, capsys, monkeypatch):
 def test_size_is_the_output_s_size_too_unless_the_effect_s_size_is_set(registry, tmp_path, make_image, capsys,
                                                                        monkeypatch):
     # --size 64 resized the input, and style-transfer's own size (512 by default) made a 512 px image
-    from gradfx.engine.images.imageio import save_image
+    from gradfx.engine.images.save import save_image
 
     monkeypatch.chdir(tmp_path)
     save_image("photo.png", make_image(60, 90))
@@ -104,10 +104,11 @@ def test_a_size_beyond_the_pixel_limit_is_refused_in_a_line_before_any_pixel_is_
                                                                                      monkeypatch):
     """`--size 100000` resized a photo to 100000 px and passed 10 GB in 33 s: the size a user asks for gets the
     decompression-bomb limit too, before the resize allocates anything, and the error names --size."""
-    from gradfx.engine.images import imageio
+    from gradfx.engine.images.arrays import resize_longest
+    from gradfx.engine.images.save import save_image
 
     photo = tmp_path / "photo.png"
-    imageio.save_image(photo, make_image(40, 60))
+    save_image(photo, make_image(40, 60))
 
     def no_resize(*args, **kwargs):
         raise AssertionError("resized before the size was checked")
@@ -123,4 +124,4 @@ def test_a_size_beyond_the_pixel_limit_is_refused_in_a_line_before_any_pixel_is_
                                        "a side; use --size 4096 or less\n")
     monkeypatch.setenv("GRADFX_MAX_PIXELS", "1000")  # the same limit as a decoded input's
     with pytest.raises(ParameterError, match="size 64 asks for a 64x43 image"):
-        imageio.resize_longest(make_image(40, 60), 64)
+        resize_longest(make_image(40, 60), 64)

@@ -20,7 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from gradfx.engine.images import atomic, imageio, samples, sheets
+from gradfx.engine.images import atomic, samples, sheets
+from gradfx.engine.images.arrays import to_uint8
+from gradfx.engine.images.load import load_image
+from gradfx.engine.images.save import save_image
 from gradfx.engine.models import trained_vgg16
 from gradfx.engine.registry import get_registry
 from gradfx.engine.running.execute import execute
@@ -87,7 +90,7 @@ def main(args: argparse.Namespace) -> int:
                 break
     weights = _weights_used(results)
     overview = out / "overview.png"
-    imageio.save_image(overview, overview_sheet(out, written, results, weights))
+    save_image(overview, overview_sheet(out, written, results, weights))
     seconds = time.perf_counter() - started
     report = {"seconds": round(seconds, 1), "weights": weights, "interrupted": interrupted,
               "recipes": {name: r.report for name, r in results.items()}}
@@ -117,14 +120,14 @@ def _weights_used(results: dict[str, Any]) -> str:
 def overview_sheet(out: Path, written: dict[str, Path], results: dict[str, Any], weights: str) -> np.ndarray:
     """One labelled sheet: the samples, each chain step, and the feature-vis contact sheet."""
     tiles: list[tuple[str, np.ndarray]] = [
-        ("content: landscape (generated)", imageio.load_image(written["landscape"]).rgb),
-        ("style: painting (generated)", imageio.load_image(written["painting"]).rgb),
+        ("content: landscape (generated)", load_image(written["landscape"]).rgb),
+        ("style: painting (generated)", load_image(written["painting"]).rgb),
     ]
     for name, result in results.items():
         steps = sorted((out / f"{name}-steps").glob("step*.png"))
         for i, (file, effect) in enumerate(zip(steps, result.report["chain"], strict=False), 1):
             if len(steps) > 1 or i < len(steps):
-                tiles.append((f"{name} {i}: {effect}", imageio.load_image(file).rgb))
+                tiles.append((f"{name} {i}: {effect}", load_image(file).rgb))
         if len(steps) <= 1:
             objective = result.report["reports"][-1]["params"].get("objective")
             tiles.append((f"{name}: {objective or ' -> '.join(result.report['chain'])}", result.image))
@@ -143,7 +146,7 @@ def _grid(tiles: list[tuple[str, np.ndarray]], *, title: list[str], height: int 
 
     scaled = []
     for label, rgb in tiles:
-        im = Image.fromarray(imageio.to_uint8(rgb))
+        im = Image.fromarray(to_uint8(rgb))
         im = im.resize((max(1, round(im.width * height / im.height)), height), Image.LANCZOS)
         scaled.append((label, np.asarray(im, np.float32) / 255.0))
     return sheets.labelled_sheet(scaled, columns=columns, gap=gap, font_size=13, title_size=15, min_width=640,

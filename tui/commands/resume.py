@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from gradfx.engine.images import imageio
+from gradfx.engine.images.save import check_output_path
 from gradfx.engine.running import api
 from gradfx.engine.running.checkpoint import Checkpoint
 
@@ -30,7 +30,7 @@ def main(args: argparse.Namespace) -> int:
     output = Path(args.output or spec.get("output") or "resumed.png")
     protect = spec.get("protect", [])
     # before any compute; the run's own output holds its partial image and is replaced, an -o file is not
-    imageio.check_output_path(output, protect=protect, overwrite=args.overwrite or not args.output)
+    check_output_path(output, protect=protect, overwrite=args.overwrite or not args.output)
     with Interrupt() as interrupt, progressbar.ProgressBar(disable=args.quiet) as bar:
         result, spec = api.resume_run(args.checkpoint, progress=bar.update, cancel=interrupt.token)
     result.save(output, overwrite=True, protect=protect, report=spec.get("report"))

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from gradfx.engine.errors import OutputError, ParameterError
-from gradfx.engine.images import imageio
+from gradfx.engine.images.save import check_output_path
 from gradfx.engine.params import parse_assignments
 from gradfx.engine.progress import CancelToken
 from gradfx.engine.registry import get_registry
@@ -92,13 +92,13 @@ def check_output(output: Path, inputs: list[str], overwrite: bool, report: str |
                  recipe: str | None = None) -> None:
     """Fail before any compute when the output would go over an input or an existing file, or the report
     (``--report``, replaced if it exists) over an input, the output or the recipe."""
-    imageio.check_output_path(output, protect=[] if overwrite else inputs, overwrite=overwrite)
+    check_output_path(output, protect=[] if overwrite else inputs, overwrite=overwrite)
     if report is not None:
         for what, path in (("the output image", output), ("the recipe", recipe)):
             if path is not None and Path(report).resolve() == Path(path).resolve():
                 raise OutputError(f"--report {report}: that is {what}; give the report its own file "
                                   "(e.g. report.json)")
-        imageio.check_output_path(report, protect=[] if overwrite else inputs, image=False)
+        check_output_path(report, protect=[] if overwrite else inputs, image=False)
 
 
 def main(args: argparse.Namespace) -> int:
