@@ -750,7 +750,7 @@ def section_style_trained(cfg: dict, res: Results, bb: Backbone) -> None:
     from gradfx.engine.images import samples
     from gradfx.engine.images.load import load_image
     from gradfx.engine.images.save import save_image
-    from gradfx.plugins.style_transfer import TV_REFERENCE_SIDE
+    from gradfx.plugins.style_transfer.terms import TV_REFERENCE_SIDE
 
     size, n, budget = cfg["trained_style_size"], cfg["trained_tutorial_steps"], cfg["trained_style_budget"]
     content = bb.image(size)

@@ -17,9 +17,10 @@ import numpy as np
 import pytest
 
 from gradfx.engine import ParameterError, run
+from gradfx.engine.images import colour
 from gradfx.engine.images.load import load_image
 from gradfx.engine.images.save import save_image
-from gradfx.plugins import style_transfer as st
+from gradfx.plugins.style_transfer import StyleTransfer, terms
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -138,7 +139,7 @@ def test_heavier_blend_weight_moves_toward_that_style(reg, files):
 
 
 def _chroma(img):
-    return st.rgb_to_yiq(img)[..., 1:]
+    return colour.rgb_to_yiq(img)[..., 1:]
 
 
 def test_preserve_colors_luminance_keeps_content_chroma(reg, files, light):
@@ -148,17 +149,17 @@ def test_preserve_colors_luminance_keeps_content_chroma(reg, files, light):
     free = np.abs(_chroma(light.image) - _chroma(content)).mean()
     assert err < 0.01  # only clipping to [0, 1] moves the chroma
     assert free > 3 * err  # without it, the style's colours come through
-    assert np.abs(st.luminance(kept.image) - st.luminance(content)).mean() > 0.005  # the luminance changed
+    assert np.abs(colour.luminance(kept.image) - colour.luminance(content)).mean() > 0.005  # the luminance changed
 
 
 def test_histogram_matching_gives_the_style_the_content_colours(files):
     content, style = files["content"], load(files["noise"])
-    matched = st.match_color_histogram(style, content)
+    matched = colour.match_color_histogram(style, content)
     px, pc = matched.reshape(-1, 3), content.reshape(-1, 3)
     assert np.abs(np.cov(style.reshape(-1, 3), rowvar=False) - np.cov(pc, rowvar=False)).max() > 0.03
     assert np.allclose(px.mean(0), pc.mean(0), atol=1e-3)
     assert np.allclose(np.cov(px, rowvar=False), np.cov(pc, rowvar=False), atol=1e-3)
-    assert st.match_luminance(np.array([0.0, 1.0]), np.array([0.4, 0.6])) == pytest.approx([0.4, 0.6])
+    assert colour.match_luminance(np.array([0.0, 1.0]), np.array([0.4, 0.6])) == pytest.approx([0.4, 0.6])
 
 
 def test_masked_style_changes_mostly_its_region(reg, files):
@@ -213,7 +214,7 @@ def test_objective_follows_the_problems_tile_not_the_parameter(reg, files):
     terms must follow the stage's tiling (BindContext.tile), not the ``tile`` parameter."""
     import dataclasses
 
-    class Retiled(st.StyleTransfer):
+    class Retiled(StyleTransfer):
         def run(self, ctx, params):
             problem = dataclasses.replace(self.build(ctx, params), tile=32)
             return self.finish(ctx, params, ctx.solve(problem))
@@ -233,7 +234,7 @@ def test_style_grams_accumulated_over_tiles_match_the_whole_image(files):
     ext = get_extractor("vgg16", layers, "random", seed=0)
     image = tf.image.resize(load(files["stripes"])[None], (128, 128))
     whole = ext(image)
-    tiled = st._global_grams(ext, image, layers, tile=64, min_size=32)
+    tiled = terms.global_grams(ext, image, layers, tile=64, min_size=32)
     for k in layers:
         ref = gram_matrix(whole[k]).numpy()
         rel = np.abs(tiled[k].numpy() - ref).mean() / np.abs(ref).mean()

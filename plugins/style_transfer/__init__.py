@@ -23,7 +23,6 @@ TensorFlow is imported only inside ``build``/``finish``, so listing effects stay
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -43,257 +42,34 @@ from gradfx.engine import (
     Precision,
     RunContext,
 )
+from gradfx.engine.images.colour import (
+    grey3,
+    luminance,
+    match_color_histogram,
+    match_luminance,
+    restore_chroma,
+)
 from gradfx.engine.temporal import consistency as temporal
 from gradfx.engine.temporal import flow
+
+from .geometry import fit, stage_sizes
+from .terms import ENTERING, Terms
 
 if TYPE_CHECKING:
     from gradfx.engine.optimise.solver import Problem, Solution
 
 DEFAULT_CONTENT_LAYERS = "block5_conv2"
 DEFAULT_STYLE_LAYERS = "block1_conv1,block2_conv1,block3_conv1,block4_conv1,block5_conv1"
-#: the side of the canvas the tutorial's total-variation weight was tuned on (its images' longest side)
-TV_REFERENCE_SIDE = 512
 INIT_CHOICES = ("content", "noise", "style")
 #: temporal_weight's default with the tutorial's loss weights, and VGG16's with its own (bench/RESULTS-video.md)
 TEMPORAL_WEIGHT, VGG_TEMPORAL_WEIGHT = 1e4, 1e2
-#: the aligned image of a video frame's pixels that entered the picture (1) and the weight, relative to
-#: style_weight, of their own style term (docs/video.md, "The fading, found and fixed")
-ENTERING, ENTERING_WEIGHT = "temporal_entering", 0.5
+#: the weight, relative to style_weight, of the style term of a video frame's pixels that entered the picture
+#: (docs/video.md, "The fading, found and fixed")
+ENTERING_WEIGHT = 0.5
 _TUTORIAL = "the TensorFlow style-transfer tutorial's, for VGG19"
 _TUNED = "tuned by looking, on the HED-fine-tuned VGG16 (a photograph and a painting, 256 px)"
 
 # RGB <-> YIQ (NTSC). Y is the luminance; I and Q carry the chroma that `preserve_colors=luminance` keeps.
-_RGB_TO_YIQ = np.array(
-    [[0.299, 0.587, 0.114], [0.595716, -0.274453, -0.321263], [0.211456, -0.522591, 0.311135]], np.float64
-)
-_YIQ_TO_RGB = np.linalg.inv(_RGB_TO_YIQ)
-
-
-# ----------------------------------------------------------------------------------------- colour helpers
-def rgb_to_yiq(rgb: np.ndarray) -> np.ndarray:
-    return np.asarray(rgb, np.float64) @ _RGB_TO_YIQ.T
-
-
-def yiq_to_rgb(yiq: np.ndarray) -> np.ndarray:
-    return np.asarray(yiq, np.float64) @ _YIQ_TO_RGB.T
-
-
-def luminance(rgb: np.ndarray) -> np.ndarray:
-    """The Y channel (H x W) of an RGB image."""
-    return rgb_to_yiq(rgb)[..., 0]
-
-
-def match_luminance(style_y: np.ndarray, content_y: np.ndarray) -> np.ndarray:
-    """Shift and scale a style's luminance to the content's mean and standard deviation (Gatys et al. 2016,
-    "Preserving Color in Neural Artistic Style Transfer", luminance-only transfer)."""
-    s_mean, s_std = float(style_y.mean()), float(style_y.std())
-    c_mean, c_std = float(content_y.mean()), float(content_y.std())
-    return (style_y - s_mean) * (c_std / max(s_std, 1e-6)) + c_mean
-
-
-def match_color_histogram(style: np.ndarray, content: np.ndarray) -> np.ndarray:
-    """Recolour ``style`` so its RGB mean and covariance equal ``content``'s (the colour-histogram matching
-    of Gatys et al. 2016, with the symmetric "Image Analogies" transform ``A = Cc^1/2 Cs^-1/2``)."""
-
-    def stats(img: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        px = np.asarray(img, np.float64).reshape(-1, 3)
-        return px.mean(0), np.cov(px, rowvar=False) + 1e-5 * np.eye(3)
-
-    def sqrtm(c: np.ndarray, power: float) -> np.ndarray:
-        vals, vecs = np.linalg.eigh(c)
-        return (vecs * np.maximum(vals, 1e-8) ** power) @ vecs.T
-
-    mu_s, cov_s = stats(style)
-    mu_c, cov_c = stats(content)
-    a = sqrtm(cov_c, 0.5) @ sqrtm(cov_s, -0.5)
-    out = (np.asarray(style, np.float64).reshape(-1, 3) - mu_s) @ a.T + mu_c
-    return np.clip(out.reshape(style.shape), 0.0, 1.0).astype(np.float32)
-
-
-def grey3(y: np.ndarray) -> np.ndarray:
-    """A luminance plane as a 3-channel image in [0, 1]."""
-    return np.repeat(np.clip(y, 0.0, 1.0)[..., None], 3, axis=-1).astype(np.float32)
-
-
-def restore_chroma(image: np.ndarray, content: np.ndarray) -> np.ndarray:
-    """``image``'s luminance with ``content``'s chroma (YIQ I and Q), clipped to [0, 1]."""
-    yiq = rgb_to_yiq(content)
-    yiq[..., 0] = luminance(image)
-    return np.clip(yiq_to_rgb(yiq), 0.0, 1.0).astype(np.float32)
-
-
-# --------------------------------------------------------------------------------------- parameter helpers
-def fit(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """``img`` resized to exactly ``size`` (height, width), antialiased bicubic, clipped to [0, 1]."""
-    import tensorflow as tf
-
-    from gradfx.engine.optimise import schedule
-
-    if img.shape[:2] == tuple(size):
-        return img
-    out = schedule.resize(tf.constant(img[None], tf.float32), tuple(size)).numpy()[0]
-    return np.clip(out, 0.0, 1.0)
-
-
-def _stage_sizes(final: tuple[int, int], scales: int, min_size: int) -> list[tuple[int, int]]:
-    """Coarse-to-fine canvas sizes, a factor of 2 apart, never below the model's minimum."""
-    from gradfx.engine.optimise import schedule
-
-    return schedule.octave_sizes(final, scales, 2.0, min_size)
-
-
-# ----------------------------------------------------------------------------------------------- losses
-class _Terms:
-    """The three loss terms of one run; they share the canvas size the engine binds per stage."""
-
-    def __init__(self, *, content_layers: Mapping[str, float], style_layers: Mapping[str, float],
-                 styles: Sequence[np.ndarray], blend: Sequence[float], masked: bool, style_scale: float,
-                 min_size: int) -> None:
-        self.content_layers = dict(content_layers)
-        self.style_layers = dict(style_layers)
-        self.styles = list(styles)
-        self.blend = list(blend)
-        self.masked = masked
-        self.style_scale = style_scale
-        self.min_size = min_size
-        self.canvas: tuple[int, int] = (1, 1)
-        self.extract: Any = None
-        self.content_target: dict[str, Any] | None = None
-        self.style_targets: list[dict[str, Any]] = []
-
-    # --- per stage ------------------------------------------------------------------------------------
-    def bind_canvas(self, ctx: Any) -> None:
-        self.canvas = tuple(ctx.size)
-        self.extract = ctx.features
-
-    def bind_content(self, ctx: Any) -> None:
-        import tensorflow as tf
-
-        self.bind_canvas(ctx)
-        # ctx.tile, not the parameter: the engine may retry a run with smaller tiles after running out of memory
-        if ctx.tile:  # each tile reads its own crop of the aligned content image, rolled with the canvas
-            self.content_target = None
-        else:
-            feats = ctx.features(ctx.aligned["content"])
-            self.content_target = {k: tf.stop_gradient(feats[k]) for k in self.content_layers}
-
-    def bind_style(self, ctx: Any) -> None:
-        import tensorflow as tf
-
-        from gradfx.engine.optimise import schedule
-
-        self.bind_canvas(ctx)
-        longest = max(1, round(self.style_scale * max(ctx.size)))
-        targets = []
-        for style in self.styles:
-            h, w = style.shape[:2]
-            k = longest / max(h, w)
-            k = max(k, self.min_size / min(h, w))  # never below the model's minimum input
-            size = (max(self.min_size, round(h * k)), max(self.min_size, round(w * k)))
-            image = schedule.resize(tf.constant(style[None]), size)
-            layers = tuple(self.style_layers)
-            targets.append(_global_grams(ctx.features, image, layers, ctx.tile, self.min_size))
-        if not self.masked:  # one blended target: sum_s b_s |G - G_s|^2 = |G - sum_s b_s G_s|^2 + const
-            total = sum(self.blend)
-            blended = {k: sum(b / total * t[k] for b, t in zip(self.blend, targets, strict=True))
-                       for k in self.style_layers}
-            targets = [blended]
-        self.style_targets = [{k: tf.stop_gradient(v) for k, v in t.items()} for t in targets]
-
-    # --- per step -------------------------------------------------------------------------------------
-    def area_fraction(self, image: Any) -> Any:
-        """The share of the canvas this step's image covers (1 untiled): tile losses are area-weighted so
-        their sum over the tiles of the canvas is comparable with the whole-image loss. Dynamic shapes:
-        the solver may trace tiles with relaxed shapes."""
-        import tensorflow as tf
-
-        shape = tf.shape(image)
-        return tf.cast(shape[1] * shape[2], tf.float32) / float(self.canvas[0] * self.canvas[1])
-
-    def content(self, f: Mapping[str, Any], c: Any) -> Any:
-        import tensorflow as tf
-
-        target = self.content_target
-        if target is None:
-            feats = self.extract(c.aligned["content"])
-            target = {k: tf.stop_gradient(feats[k]) for k in self.content_layers}
-        total = sum(self.content_layers.values())
-        loss = tf.add_n([w / total * tf.reduce_mean(tf.square(f[k] - target[k]))
-                         for k, w in self.content_layers.items() if w > 0])
-        return loss * self.area_fraction(c.image)
-
-    def style(self, f: Mapping[str, Any], c: Any) -> Any:
-        return self._style(f, c)
-
-    def entering(self, f: Mapping[str, Any], c: Any) -> Any:
-        """The style loss of the pixels that entered the picture with this video frame, on their own (the
-        aligned image :data:`ENTERING`; see :meth:`StyleTransfer.build`). Reads the targets the style term
-        bound."""
-        return self._style(f, c, region=ENTERING)
-
-    def _style(self, f: Mapping[str, Any], c: Any, region: str = "") -> Any:
-        """Over the style layers, the mean squared difference of the Gram matrices to the targets. A region
-        (a masked style's mask, times the aligned image ``region`` if given) has its own Gram, the mean outer
-        product over its positions, and its term is weighted by its share of the canvas, so each of its
-        pixels is pushed as hard as in a whole-canvas term."""
-        import tensorflow as tf
-
-        from gradfx.engine.objectives import gram_matrix
-
-        total = sum(self.style_layers.values())
-        blend = self.blend if self.masked else [1.0]
-        terms = []
-        for k, w in self.style_layers.items():
-            if w <= 0:
-                continue
-            feats = f[k]
-            if not (self.masked or region):
-                diff = gram_matrix(feats) - self.style_targets[0][k]
-                terms.append(w / total * tf.reduce_mean(tf.square(diff)))
-                continue
-            size = tf.shape(feats)[1:3]
-
-            def at_layer(name: str, size: Any = size) -> Any:  # an aligned mask at this layer's resolution
-                return tf.clip_by_value(tf.image.resize(c.aligned[name], size, method="area"), 0.0, 1.0)
-
-            for s, (b, target) in enumerate(zip(blend, self.style_targets, strict=True)):
-                m = at_layer(f"mask{s}") if self.masked else 1.0
-                if region:
-                    m = m * at_layer(region)
-                gram = tf.einsum("bijc,bijd->bcd", feats * m, feats) / (tf.reduce_sum(m) + 1e-6)
-                terms.append(b * w / total * tf.reduce_mean(m) * tf.reduce_mean(tf.square(gram - target[k])))
-        return tf.add_n(terms) * self.area_fraction(c.image)
-
-    def tv(self, f: Mapping[str, Any], c: Any) -> Any:
-        import tensorflow as tf
-
-        x = c.image
-        total = tf.reduce_sum(tf.abs(x[:, 1:] - x[:, :-1])) + tf.reduce_sum(
-            tf.abs(x[:, :, 1:] - x[:, :, :-1]))
-        return total * (TV_REFERENCE_SIDE / math.sqrt(self.canvas[0] * self.canvas[1]))
-
-
-def _global_grams(extract: Any, image: Any, layers: tuple[str, ...], tile: int,
-                  min_size: int) -> dict[str, Any]:
-    """Gram matrices of the whole ``image``, divided by its number of positions. With ``tile`` the sum of
-    outer products is accumulated tile by tile (a Gram is a sum over positions), so memory stays bounded."""
-    import tensorflow as tf
-
-    from gradfx.engine.optimise import schedule
-
-    h, w = int(image.shape[1]), int(image.shape[2])
-    sums: dict[str, Any] = {}
-    counts = dict.fromkeys(layers, 0)
-    step = max(tile, 2 * min_size) if tile else 0  # larger pieces: fewer border effects in the target
-    for y0, y1, x0, x1 in schedule.tiles((h, w), step, min_size):
-        feats = extract(image[:, y0:y1, x0:x1])
-        for k in layers:
-            fk = feats[k]
-            g = tf.einsum("bijc,bijd->bcd", fk, fk)
-            sums[k] = g if k not in sums else sums[k] + g
-            counts[k] += int(fk.shape[1]) * int(fk.shape[2])
-    return {k: sums[k] / float(counts[k]) for k in layers}
-
 
 # ----------------------------------------------------------------------------------------------- the effect
 class StyleTransfer(Effect):
@@ -430,7 +206,7 @@ class StyleTransfer(Effect):
             aligned.update(follow.aligned)
             aligned[ENTERING] = 1.0 - flow.sources_inside(follow.guide.backward)[..., None].astype(np.float32)
 
-        terms = _Terms(content_layers=content_layers, style_layers=style_layers, styles=styles, blend=blend,
+        terms = Terms(content_layers=content_layers, style_layers=style_layers, styles=styles, blend=blend,
                        masked=bool(masks_paths), style_scale=params["style_scale"], min_size=min_size)
         parts = []
         if params["content_weight"] > 0:
@@ -461,7 +237,7 @@ class StyleTransfer(Effect):
             objective = objective + ENTERING_WEIGHT * params["style_weight"] * Objective(
                 terms.entering, f"style(pixels entering the picture; {params['style_layers']})", style_layers)
 
-        sizes = _stage_sizes(final, params["scales"], min_size)
+        sizes = stage_sizes(final, params["scales"], min_size)
         adam = params["optimizer"] == "adam"
         return Problem(
             objective=objective,
