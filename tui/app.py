@@ -1,10 +1,10 @@
 """The gradfx terminal UI: choose effects, chain them, set their parameters, run with a live preview, save.
 
 This module holds the app's frame: layout, the command palette, the top bar, the input image, editing the
-chain, errors. Running is ``running.py`` (the engine in a thread worker whose progress callback never waits
+chain, errors. Running is ``app_run.py`` (the engine in a thread worker whose progress callback never waits
 for the UI: a message at most ten times a second, a preview copied off the device at most every
-:data:`~gradfx.tui.running.PREVIEW_INTERVAL`), saving the output ``saving.py``, recipes ``recipes.py``; each
-is a mixin of :class:`GradfxApp`. Everything the app does is announced by a message (``messages.py``:
+:data:`~gradfx.tui.app_run.PREVIEW_INTERVAL`), saving the output ``app_save.py``, recipes ``app_recipes.py``;
+each is a mixin of :class:`GradfxApp`. Everything the app does is announced by a message (``messages.py``:
 ``RunStarted``, ``RunProgress``, ``PreviewReady``, ``RunFinished``, ``RunFailed``, ``OutputSaved``,
 ``RecipeLoaded``, ``RecipeSaved``, also reachable as ``GradfxApp.RunStarted``...) so tests and embedders can
 follow it.
@@ -38,11 +38,11 @@ from gradfx.engine.running import api
 from gradfx.engine.running.plan import MAX_SEED
 
 from . import messages
-from .chain import ChainStep
+from .app_recipes import RecipeMixin
+from .app_run import RunMixin, tui_advice
+from .app_save import SaveMixin
+from .chain_model import ChainStep
 from .preview import shrink
-from .recipes import RecipeMixin
-from .running import RunMixin, tui_advice
-from .saving import SaveMixin
 from .screens import Confirm, ErrorDialog, FilePicker, HelpScreen, TextPrompt, suffix_list
 from .widgets import ChainView, EffectBrowser, ParamForm, Preview, RunPanel, short_path
 

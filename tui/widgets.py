@@ -26,7 +26,7 @@ from gradfx.engine.effect import Effect
 from gradfx.engine.params import Param
 from gradfx.engine.progress import ProgressEvent
 
-from .chain import ChainStep
+from .chain_model import ChainStep
 from .preview import HalfBlocks
 
 

@@ -12,7 +12,7 @@ pytest.importorskip("textual")
 from textual import events  # noqa: E402
 
 from gradfx.tui.app import GradfxApp  # noqa: E402
-from gradfx.tui.running import FIX_FIRST  # noqa: E402
+from gradfx.tui.app_run import FIX_FIRST  # noqa: E402
 from gradfx.tui.screens import Confirm, ErrorDialog  # noqa: E402
 from gradfx.tui.widgets import ChainView, EffectBrowser, ParamForm  # noqa: E402
 

@@ -12,7 +12,7 @@ import pytest
 from rich.console import Console
 
 from gradfx.engine.errors import ParameterError
-from gradfx.tui.chain import ChainStep, load_recipe, save_recipe
+from gradfx.tui.chain_model import ChainStep, load_recipe, save_recipe
 from gradfx.tui.preview import UPPER_HALF, HalfBlocks, fit, shrink
 
 
