@@ -42,9 +42,10 @@ from .app_recipes import RecipeMixin
 from .app_run import RunMixin, tui_advice
 from .app_save import SaveMixin
 from .chain_model import ChainStep
+from .paths import short_path
 from .preview import shrink
 from .screens import Confirm, ErrorDialog, FilePicker, HelpScreen, TextPrompt, suffix_list
-from .widgets import ChainView, EffectBrowser, ParamForm, Preview, RunPanel, short_path
+from .widgets import ChainView, EffectBrowser, ParamForm, Preview, RunPanel
 
 WEIGHT_SUFFIXES = (".h5", ".weights.h5", ".hdf5")  # what engine.models loads
 #: columns from which the three-column layout is used

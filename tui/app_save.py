@@ -13,8 +13,9 @@ from gradfx.engine.errors import GradfxError
 from gradfx.engine.images.save import check_output_path
 
 from .messages import OutputSaved
+from .paths import short_path
 from .screens import PathPrompt
-from .widgets import RunPanel, short_path
+from .widgets import RunPanel
 
 
 class SaveMixin:

@@ -274,7 +274,7 @@ async def test_a_weights_error_gives_the_tui_s_advice_not_the_command_line_s(tin
 
 
 def test_picked_and_shown_paths_are_normalised(tmp_path, monkeypatch):
-    from gradfx.tui.widgets import short_path
+    from gradfx.tui.paths import short_path
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "x").mkdir()

@@ -100,7 +100,7 @@ def test_run_fraction_spans_the_whole_chain():
     # run_chain counts total_step within each chain step: the bar went 0-100% per step, so a two-step chain
     # showed 100% halfway through
     from gradfx.engine.progress import ProgressEvent
-    from gradfx.tui.widgets import run_fraction
+    from gradfx.tui.run_status import run_fraction
 
     def event(stage: str, done: int, total: int) -> ProgressEvent:
         return ProgressEvent(stage, 0, 1, done, total, 1.0, 0.0, total_step=done, total_steps=total)
@@ -118,7 +118,7 @@ def _event(stage: str, step: int, steps: int, elapsed: float, total_step: int, t
 
 
 def test_the_status_says_each_thing_once():
-    from gradfx.tui.widgets import describe
+    from gradfx.tui.run_status import describe
 
     # the engine's stage text of a one-step chain with one stage: "step 1/1 feature-vis · feature-vis 1/1 (224x224)"
     assert describe(_event("step 1/1 feature-vis · feature-vis 1/1 (224x224)", 3, 20, 1, 3, 20)) == \
@@ -129,7 +129,7 @@ def test_the_status_says_each_thing_once():
 
 
 def test_the_eta_leaves_out_the_first_step_s_model_building():
-    from gradfx.tui.widgets import eta
+    from gradfx.tui.run_status import eta
 
     # the first step took 7 s (building and tracing the model), each later one 0.1 s: 0:37 was said for 8 s
     first = _event("octave 1/1 (64x48)", 1, 20, 7.0, 1, 20)
