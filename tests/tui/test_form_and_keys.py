@@ -110,7 +110,7 @@ async def test_panel_keys_escape_and_go_to_a_field_by_name(tiny_registry, sample
         assert app.query_one("#param-steps").value.endswith("2")
         await pilot.press("backspace", "escape", "1", "2")
         await wait_for(pilot, lambda: isinstance(app.focused, ChainView))
-        from gradfx.tui.app import GradfxCommands
+        from gradfx.tui.app_palette import GradfxCommands
 
         titles = [title for title, _, _ in GradfxCommands._commands(type("P", (), {"app": app})())]
         assert {"Go to lr", "Go to guide", "Go to chain"} <= set(titles)
