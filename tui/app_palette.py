@@ -46,7 +46,8 @@ class GradfxCommands(Provider):
         form = app.query_one(ParamForm)
         if form.effect is not None:  # jump to a field of the step being edited by its name
             out += [(f"Go to {p.name}", f"the {p.name} field of step {form.index + 1} ({form.effect.name})",
-                     partial(app.focus_param, p.name)) for p in form.effect.schema]
+                     partial(app.focus_param, p.name)) for p in form.effect.schema
+                    if form.step is None or form.step.applies(p, form.effect)]  # not a hidden field
         out += [(f"Go to {title}", f"focus the {title} panel ({key})", partial(app.action_panel, panel))
                 for title, key, panel in (("effects", "1", "effects"), ("chain", "2", "chain"),
                                           ("parameters", "3", "form"), ("run panel", "4", "run"))]

@@ -1,9 +1,14 @@
-"""What the run panel says about a run, from the engine's progress events: which chain step, how far the
-whole run is, the status line's parts, the time left. No Textual, so it is tested directly."""
+"""What the run panel shows of a run, from the engine's progress events: which chain step, how far the whole
+run is, the status line's parts, the time left, the losses the sparkline draws. No Textual, so it is tested
+directly."""
 
 from __future__ import annotations
 
+import math
 import re
+from collections.abc import Sequence
+
+import numpy as np
 
 from gradfx.engine.progress import ProgressEvent
 
@@ -66,3 +71,30 @@ def eta(event: ProgressEvent, start: tuple[float, int]) -> float | None:
     if event.total_step <= done or event.total_steps <= 0:
         return None
     return (event.elapsed - elapsed) / (event.total_step - done) * max(event.total_steps - event.total_step, 0)
+
+
+#: the sparkline draws at most this many of the latest losses
+SPARK_POINTS = 200
+#: a loss further than this many robust standard deviations (1.4826 x the median absolute deviation) from the
+#: median is an outlier for the sparkline
+SPARK_OUTLIER = 3.0
+
+
+def sparkline_losses(losses: Sequence[float], points: int = SPARK_POINTS) -> list[float]:
+    """The losses the sparkline draws: the latest ``points`` finite ones, outliers (:data:`SPARK_OUTLIER`)
+    drawn one level (an eighth of the height) beyond the others. The first losses are often orders of
+    magnitude above the rest (style transfer starts from the photograph), and a sparkline scaled from the
+    lowest to the highest drew everything after them as a flat line at the bottom; now they stand just above
+    and the rest fills the height. The status line keeps the real value."""
+    finite = [x for x in losses if math.isfinite(x)][-points:]
+    if len(finite) < 3:
+        return finite
+    values = np.asarray(finite)
+    median = float(np.median(values))
+    fence = SPARK_OUTLIER * 1.4826 * float(np.median(np.abs(values - median)))
+    inliers = values[np.abs(values - median) <= fence]
+    if fence == 0 or len(inliers) == len(values):  # most losses are one value, or none stands out
+        return finite
+    low, high = float(inliers.min()), float(inliers.max())
+    level = (high - low) / 8
+    return [min(max(x, low - level), high + level) for x in finite]

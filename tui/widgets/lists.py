@@ -8,7 +8,12 @@ from collections.abc import Sequence
 from rich.text import Text
 from textual import events
 from textual.binding import Binding
+from textual.content import Content
+from textual.css.styles import RulesMap
 from textual.message import Message
+from textual.strip import Strip
+from textual.style import Style
+from textual.visual import RenderOptions, Visual
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
@@ -79,6 +84,32 @@ class EffectBrowser(_StopAtEnds):
             self.highlighted = 0
 
 
+class OneLine(Visual):
+    """An option's text on one line at any width: the first of ``choices`` that fits, else the last one cut
+    with an ellipsis. A chain step "2. style-transfer (vgg16)  1 set" wrapped "set" onto a second line in the
+    chain panel at 80 columns; there it now drops the model, and is cut only if that is not enough. The width
+    is the list's when it renders, so a resize or a scroll bar is taken into account."""
+
+    def __init__(self, *choices: Text) -> None:
+        self.choices = [Content.from_rich_text(choice) for choice in choices]
+
+    def __str__(self) -> str:
+        return str(self.choices[0])
+
+    def fitted(self, width: int) -> Content:
+        fits = [c for c in self.choices if c.cell_length <= width]
+        return fits[0] if fits else self.choices[-1].truncate(max(width, 1), ellipsis=True)
+
+    def render_strips(self, width: int, height: int | None, style: Style, options: RenderOptions) -> list[Strip]:
+        return self.fitted(width).render_strips(width, height, style, options)
+
+    def get_optimal_width(self, rules: RulesMap, container_width: int) -> int:
+        return self.choices[0].get_optimal_width(rules, container_width)
+
+    def get_height(self, rules: RulesMap, width: int) -> int:
+        return 1
+
+
 class ChainView(_StopAtEnds):
     """The steps of the chain, in order. The highlighted step is the one the form edits."""
 
@@ -105,19 +136,16 @@ class ChainView(_StopAtEnds):
             return
         options = []
         for i, (step, eff) in enumerate(zip(steps, effects, strict=True), 1):
-            # the marker right after the number, and one line a step: at the end it wrapped onto a line of
-            # its own when the name and "N set" filled the panel
-            text = Text(f"{i}. ", style="dim", no_wrap=True, overflow="ellipsis")
-            bad = eff is None or bool(step.problems(eff))
-            if bad:
+            # the marker right after the number: at the end it wrapped onto a line of its own
+            text = Text(f"{i}. ", style="dim")
+            if eff is None or step.problems(eff):
                 text.append("✗ ", style="bold red")
             text.append(step.effect, style="bold")
             changed = len(step.values) if eff is None else step.changed(eff)
-            if step.defaults_model:  # named, or the one the default model follows the weights to
-                text.append(f" ({step.defaults_model})", style="dim")
-            if changed:
-                text.append(f"  {changed} set", style="dim")
-            options.append(Option(text))
+            count = Text(f"  {changed} set" if changed else "", style="dim")
+            # the model: named, or the one the default model follows the weights to (the form says it too)
+            model = Text(f" ({step.defaults_model})" if step.defaults_model else "", style="dim")
+            options.append(Option(OneLine(text + model + count, text + count)))
         self.set_options(options)
         if options:
             self.highlighted = min(max(highlight or 0, 0), len(options) - 1)

@@ -83,7 +83,7 @@ class ParamForm(VerticalScroll):
         width = min(max(map(len, beside), default=4) + 2, 20)
         for label in self.query(".param-name").exclude(".param-above"):
             label.styles.width = width
-        self._show_errors()
+        self._show_state()
         self.scroll_home(animate=False)  # a new step's form from its top, not where the last one was scrolled
     async def show_about(self, effect: Effect, plugin: str | None = None, follows: str | None = None) -> None:
         """What an effect does and what it takes, while the user browses effects; ``follows`` is the model
@@ -109,7 +109,8 @@ class ParamForm(VerticalScroll):
         for p in effect.schema:
             text.append(p.name, style="bold")
             default = p.format(p.default_for(follows))
-            text.append(f"  {p.kind}" + (f" = {default}" if default else ""), style="dim")
+            text.append(f"  {p.kind}" + (f" = {default}" if default else "")
+                        + (f" · only with {p.condition()}" if p.applies_when else ""), style="dim")
             text.append(f"\n  {p.help}\n" if p.help else "\n")
         text.append("\nenter adds it to the chain · type a name to jump to it", style="italic")
         await self.mount(Static(text, classes="about"))
@@ -140,8 +141,22 @@ class ParamForm(VerticalScroll):
         if self.step.model is None and model in (None, default):
             return  # the default echoed back by the selector
         # the effect's own default, chosen while the default follows the weights elsewhere, is kept as named
+        before = self.step.defaults_model
         self.step.model = None if model == default else model
+        self._model_changed(before)
+        self._show_state()
         self.post_message(self.Changed(self.index, "model"))
+
+    def _model_changed(self, before: str | None) -> None:
+        """After a change: when the step now runs on another model (one was chosen, or a value naming layers
+        keeps the effect's default), the untouched fields show that model's defaults, which can change what
+        applies (style-transfer's optimizer is L-BFGS on VGG16, Adam on VGG19). Their widgets echo the new
+        values back, which :meth:`_set` does not take for the user's."""
+        if self.step is None or self.effect is None or self.step.defaults_model == before:
+            return
+        for p in self.effect.schema:
+            if p.name not in self.step.values:
+                self.query_one(f"#param-{p.name}").value = self.step.text(p)  # type: ignore[attr-defined]
 
     def _row(self, p: Param, step: ChainStep) -> Widget:
         value = step.text(p)
@@ -171,7 +186,7 @@ class ParamForm(VerticalScroll):
                                     classes="param-line"))
         return Vertical(*lines, _under(Static(help_text, classes="param-help", markup=False)),
                         _under(Static("", classes="param-error", id=f"error-{p.name}", markup=False)),
-                        classes="param-row" + (" -path" if p.picks_image else ""))
+                        classes="param-row" + (" -path" if p.picks_image else ""), id=f"row-{p.name}")
 
     def _param(self, widget_id: str | None, prefix: str = "param-") -> Param | None:
         if self.effect is None or not widget_id or not widget_id.startswith(prefix):
@@ -179,9 +194,10 @@ class ParamForm(VerticalScroll):
         name = widget_id[len(prefix):]
         return self.effect.schema[name] if name in self.effect.schema else None
 
-    def _show_errors(self) -> None:
-        """Each field's problem in red under it (a value that does not coerce, a file that does not exist,
-        values that do not go together), and one that names no parameter under the summary."""
+    def _show_state(self) -> None:
+        """Only the fields that apply (:meth:`ChainStep.applies`: Adam's ``lr`` is hidden while the
+        optimizer is L-BFGS); each one's problem in red under it (a value that does not coerce, a file that
+        does not exist, values that do not go together), and one that names no parameter under the summary."""
         found = self.query("#step-error")
         if self.step is None or self.effect is None or not found:
             return  # between two forms: the rebuild shows them when it is done
@@ -190,6 +206,7 @@ class ParamForm(VerticalScroll):
         general.update("✗ " + problems.get("", ""))
         general.display = "" in problems
         for p in self.effect.schema:
+            self.query_one(f"#row-{p.name}").display = self.step.applies(p, self.effect)
             message = problems.get(p.name)
             label = self.query_one(f"#error-{p.name}", Static)
             label.update("✗ " + _short(message, p) if message else "")
@@ -209,8 +226,10 @@ class ParamForm(VerticalScroll):
             return
         if value == self.step.text(p) and p.name not in self.step.values:
             return  # the initial value echoed back by the widget: not a user change
+        before = self.step.defaults_model
         self.step.values[p.name] = value
-        self._show_errors()
+        self._model_changed(before)
+        self._show_state()
         self.post_message(self.Changed(self.index, p.name))
 
     @on(Input.Changed)

@@ -5,14 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import ProgressBar, Sparkline, Static
 
 from gradfx.engine.progress import ProgressEvent
 
-from ..run_status import BAR_TOTAL, chain_step, describe, eta, format_seconds, run_fraction
+from ..run_status import BAR_TOTAL, chain_step, describe, eta, format_seconds, run_fraction, sparkline_losses
 
 
 class RunPanel(Vertical):
@@ -46,6 +45,5 @@ class RunPanel(Vertical):
         parts = [head, where, f"step {event.step}/{event.steps}", f"ETA {format_seconds(eta(event, start))}{of_step}",
                  f"loss {event.loss:.4g}"]
         self.status(" · ".join(part for part in parts if part))
-        finite = [x for x in losses if np.isfinite(x)]
-        self.query_one("#losses", Sparkline).data = finite[-200:]
+        self.query_one("#losses", Sparkline).data = sparkline_losses(losses)
         self.border_subtitle = f"loss{of_step}"
