@@ -256,4 +256,3 @@ def _traceback(error: BaseException | None) -> str:
     if error is None:
         return ""
     return "".join(traceback.format_exception(type(error), error, error.__traceback__))
-

@@ -157,4 +157,3 @@ class ChainMixin:
         fields = self.query_one(ParamForm).query(f"#param-{name}")
         if fields:
             fields.first().focus()
-

@@ -93,4 +93,3 @@ class SaveMixin:
                                         + (f" and {len(written) - 1} more file(s)" if len(written) > 1 else ""))
         self.notify(f"saved {written[0]}" + (f" (+{len(written) - 1} more)" if len(written) > 1 else ""))
         self.post_message(OutputSaved(list(written)))
-

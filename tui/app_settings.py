@@ -137,4 +137,3 @@ class SettingsMixin:
     def _show_input(self) -> None:
         if self.loaded is not None:
             self._show_image(shrink(self.loaded.rgb), f"input {self.loaded.size[0]}×{self.loaded.size[1]}")
-

@@ -78,4 +78,3 @@ class RecipeSaved(Message, namespace="gradfx_app"):
     def __init__(self, path: Path) -> None:
         super().__init__()
         self.path = path
-

@@ -343,6 +343,11 @@ async def test_the_form_shows_only_the_parameters_that_apply(tiny_registry, samp
         await pilot.press("ctrl+a", "ctrl+k")
         await wait_for(pilot, lambda: app.query_one("#param-optimizer").value == "adam" and shown("lr"))
         assert app.chain[1].values == {}
+        model = app.query_one("#step-model")
+        model.value, model.value = "vgg16", "vgg161"  # a burst: the first defaults echo after the second model
+        await wait_for(pilot, lambda: app.chain[1].model == "vgg161")
+        await pilot.pause(0.3)
+        assert app.chain[1].values == {} and app.query_one("#param-optimizer").value == "adam"
 
         # the effect's description lists every parameter, with when it applies
         form = app.query_one(ParamForm)

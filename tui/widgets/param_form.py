@@ -56,6 +56,8 @@ class ParamForm(VerticalScroll):
         self.about: Effect | None = None
         self.can_focus = False
         self._rebuilding = asyncio.Lock()
+        #: parameter -> the defaults :meth:`_model_changed` put in its field that it has not echoed back yet
+        self._echoes: dict[str, list[Any]] = {}
 
     async def show(self, index: int, step: ChainStep | None, effect: Effect | None) -> None:
         """Rebuild the form for ``step`` (``effect``), or the empty-chain hint when ``step`` is None."""
@@ -65,6 +67,7 @@ class ParamForm(VerticalScroll):
 
     async def _show(self, index: int, step: ChainStep | None, effect: Effect | None) -> None:
         await self.remove_children()
+        self._echoes.clear()
         if step is None or effect is None:
             self.border_title = "Parameters"
             await self.mount(Static("Add an effect to the chain: choose one on the left and press enter.",
@@ -151,12 +154,17 @@ class ParamForm(VerticalScroll):
         """After a change: when the step now runs on another model (one was chosen, or a value naming layers
         keeps the effect's default), the untouched fields show that model's defaults, which can change what
         applies (style-transfer's optimizer is L-BFGS on VGG16, Adam on VGG19). Their widgets echo the new
-        values back, which :meth:`_set` does not take for the user's."""
+        values back, which :meth:`_set` does not take for the user's (even when the model has changed again
+        by the time the echo comes: keys typed in a burst)."""
         if self.step is None or self.effect is None or self.step.defaults_model == before:
             return
         for p in self.effect.schema:
             if p.name not in self.step.values:
-                self.query_one(f"#param-{p.name}").value = self.step.text(p)  # type: ignore[attr-defined]
+                field: Any = self.query_one(f"#param-{p.name}")  # an Input, a Select or a Checkbox
+                value = self.step.text(p)
+                if field.value != value:  # (setting the value it has sends nothing back)
+                    self._echoes.setdefault(p.name, []).append(value)
+                    field.value = value
 
     def _row(self, p: Param, step: ChainStep) -> Widget:
         value = step.text(p)
@@ -223,6 +231,10 @@ class ParamForm(VerticalScroll):
     def _set(self, widget: Widget, value: Any) -> None:
         p = self._param(widget.id)
         if p is None or self.step is None or not self._current(widget):
+            return
+        echoes = self._echoes.get(p.name, [])
+        if value in echoes:  # a model's default that _model_changed put there
+            echoes.remove(value)
             return
         if value == self.step.text(p) and p.name not in self.step.values:
             return  # the initial value echoed back by the widget: not a user change
