@@ -100,9 +100,9 @@ class Param:
                        names_layers=names_layers or self.names_layers)
 
     def only_when(self, **conditions: Any) -> Param:
-        """This parameter, taking effect only while each named parameter has the given value (or one of a tuple
-        of them): ``Float("lr", ...).only_when(optimizer="adam")``; front ends then show it only while it
-        :meth:`applies` (docs/plugins.md)."""
+        """This parameter, taking effect only while each named parameter has the given value (or one of a
+        tuple of them): ``Float("lr", ...).only_when(optimizer="adam")``; front ends then show it only while
+        it :meth:`applies` (docs/plugins.md)."""
         when = tuple((k, tuple(v) if isinstance(v, (tuple, list)) else (v,)) for k, v in conditions.items())
         return replace(self, applies_when=self.applies_when + when)
 
@@ -394,10 +394,10 @@ class Schema:
             self._by_name[p.name] = p
         for p in self.params:  # only_when names other parameters, with values as they hold them
             for name, allowed in p.applies_when:
-                other = self._by_name.get(name, p)
-                if other is p or [other.coerce(v, f"parameter {p.name!r}: only_when") for v in allowed] != [*allowed]:
-                    raise ValueError(f"{self.owner or 'schema'}: parameter {p.name!r}: only_when({name}=...) must "
-                                     f"name another parameter, with values as it holds them")
+                other, where = self._by_name.get(name, p), f"{self.owner or 'schema'}: parameter {p.name!r}"
+                if other is p or [other.coerce(v, f"{where}: only_when") for v in allowed] != [*allowed]:
+                    raise ValueError(f"{where}: only_when({name}=...) must name another parameter, with "
+                                     "values as it holds them")
 
     def __iter__(self):
         return iter(self.params)

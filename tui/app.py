@@ -6,10 +6,10 @@ image, weights, seed, device), ``app_chain.py`` editing the chain and its forms,
 engine in a thread worker whose progress callback never waits for the UI: a message at most ten times a
 second, a preview copied off the device at most every :data:`~gradfx.tui.app_run.PREVIEW_INTERVAL`),
 ``app_save.py`` saving the output, ``app_recipes.py`` loading and saving recipes; ``app_palette.py`` is the
-command palette. The panels are ``widgets/``. Everything the app does is announced by a message (``messages.py``:
-``RunStarted``, ``RunProgress``, ``PreviewReady``, ``RunFinished``, ``RunFailed``, ``OutputSaved``,
-``RecipeLoaded``, ``RecipeSaved``, also reachable as ``GradfxApp.RunStarted``...) so tests and embedders can
-follow it.
+command palette. The panels are ``widgets/``. Everything the app does is announced by a message
+(``messages.py``: ``RunStarted``, ``RunProgress``, ``PreviewReady``, ``RunFinished``, ``RunFailed``,
+``OutputSaved``, ``RecipeLoaded``, ``RecipeSaved``, also reachable as ``GradfxApp.RunStarted``...) so tests
+and embedders can follow it.
 """
 
 from __future__ import annotations
