@@ -64,6 +64,8 @@ class Param:
     #: by the plan before TensorFlow loads (:func:`gradfx.engine.running.plan.check_sizes`); a text allows 0 and says
     #: what 0 means (``"off"``)
     model_min: bool | str = False
+    #: when the parameter takes effect, ``((name, (value, ...)), ...)``: see :meth:`only_when`
+    applies_when: tuple[tuple[str, tuple[Any, ...]], ...] = ()
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -96,6 +98,21 @@ class Param:
             pairs.append((model, value, pair[1]))
         return replace(self, origin=origin or self.origin, model_defaults=tuple(pairs),
                        names_layers=names_layers or self.names_layers)
+
+    def only_when(self, **conditions: Any) -> Param:
+        """This parameter, taking effect only while each named parameter has the given value (or one of a
+        tuple of them): ``Float("lr", ...).only_when(optimizer="adam")``; front ends then show it only while
+        it :meth:`applies` (docs/plugins.md)."""
+        when = tuple((k, tuple(v) if isinstance(v, (tuple, list)) else (v,)) for k, v in conditions.items())
+        return replace(self, applies_when=self.applies_when + when)
+
+    def applies(self, values: Mapping[str, Any]) -> bool:
+        """Whether it takes effect with ``values`` (coerced); a condition on a name not in them holds."""
+        return all(k not in values or values[k] in allowed for k, allowed in self.applies_when)
+
+    def condition(self) -> str:
+        """When it applies, as the command line writes it (``optimizer=adam``), or ``""``."""
+        return " and ".join(f"{k}={' or '.join(map(_fmt, allowed))}" for k, allowed in self.applies_when)
 
     def default_for(self, model: str | None) -> Any:
         """The default on ``model`` (its own, when :meth:`per_model` names it; else :attr:`default`)."""
@@ -375,6 +392,12 @@ class Schema:
             if p.name in self._by_name:
                 raise ValueError(f"{self.owner or 'schema'}: parameter {p.name!r} is declared twice")
             self._by_name[p.name] = p
+        for p in self.params:  # only_when names other parameters, with values as they hold them
+            for name, allowed in p.applies_when:
+                other, where = self._by_name.get(name, p), f"{self.owner or 'schema'}: parameter {p.name!r}"
+                if other is p or [other.coerce(v, f"{where}: only_when") for v in allowed] != [*allowed]:
+                    raise ValueError(f"{where}: only_when({name}=...) must name another parameter, with "
+                                     "values as it holds them")
 
     def __iter__(self):
         return iter(self.params)

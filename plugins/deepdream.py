@@ -148,7 +148,7 @@ class DeepDream(Effect):
                          "times the objective's value there (so the weight means the same for any model)"),
         Float("temporal_carry", TEMPORAL_CARRY, "with temporal=flow, the share of the previous frame's dream (its "
               "difference from its input) a frame starts from and is held to: at 1 the dream grows with every "
-              "frame", min=0.0, max=1.0),
+              "frame", min=0.0, max=1.0).only_when(temporal="flow"),
     )
 
     # --- checks (before any compute) -------------------------------------------------------------------------

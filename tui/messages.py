@@ -13,7 +13,7 @@ from textual.message import Message
 from gradfx.engine.progress import ProgressEvent
 from gradfx.engine.running import api
 
-from .chain import ChainStep
+from .chain_model import ChainStep
 
 
 class RunStarted(Message, namespace="gradfx_app"):
@@ -78,4 +78,3 @@ class RecipeSaved(Message, namespace="gradfx_app"):
     def __init__(self, path: Path) -> None:
         super().__init__()
         self.path = path
-

@@ -54,11 +54,13 @@ def params(weight: float, weight_help: str, origin: str = "", **per_model: tuple
     return (
         Choice("temporal", "none", MODES, "over video frames: 'flow' starts each frame from the previous output "
                "warped by the optical flow and keeps it where the flow is reliable (no flicker)"),
-        temporal_weight.per_model(origin, **per_model) if per_model else temporal_weight,
-        Int("temporal_steps", 0, f"steps per stage for frames after the first with temporal=flow (0: "
-            f"{FOLLOW_FRACTION:g} x steps)", min=0, max=100_000),
-        Int("temporal_frames", 1, "long-term consistency: hold each pixel to the most recent of this many "
-            "previous outputs in which it was visible (1: the previous frame only)", min=1, max=MAX_FRAMES),
+        *(p.only_when(temporal="flow") for p in (
+            temporal_weight.per_model(origin, **per_model) if per_model else temporal_weight,
+            Int("temporal_steps", 0, f"steps per stage for frames after the first with temporal=flow (0: "
+                f"{FOLLOW_FRACTION:g} x steps)", min=0, max=100_000),
+            Int("temporal_frames", 1, "long-term consistency: hold each pixel to the most recent of this "
+                "many previous outputs in which it was visible (1: the previous frame only)", min=1,
+                max=MAX_FRAMES))),
     )
 
 

@@ -120,7 +120,8 @@ class FeatureVis(Effect):
               min=0.0, max=4.0).per_model(
             _LUCID, vgg16=(VGG16_DECAY, f"{_TUNED}: with lucid's 1 channel 4 comes 6th at 64 to 128 steps; with "
                                         "0.6 every image's own channel is among the layer's 5 strongest at 40-56 "
-                                        "and 80-96 steps (seed 0), in finer textures")),
+                                        "and 80-96 steps (seed 0), in finer textures")).only_when(
+            param=("fft+decorrelated", "fft")),
         Str("transforms", "standard",
             "standard (pad 12, jitter 8, scale 0.9-1.1, rotate -10..10, jitter 4), none, or a list like "
             "'pad(12), jitter(8), scale(0.95, 1.05), rotate(-5, 0, 5), jitter(4)'").per_model(

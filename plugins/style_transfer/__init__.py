@@ -99,7 +99,7 @@ class StyleTransfer(Effect):
             _TUTORIAL, vgg16=("lbfgs", f"{_TUNED}: the style shows after 40 evaluations, where Adam needs "
                                        "hundreds of steps")),
         Float("lr", 0.02, "Adam learning rate (tutorial: 0.02, with beta_1 0.99 and epsilon 0.1)",
-              min=1e-6, max=10),
+              min=1e-6, max=10).only_when(optimizer="adam"),
         Int("steps", 300, "optimisation steps per scale (L-BFGS: loss evaluations per scale)", min=1,
             max=100_000).per_model(_TUTORIAL, vgg16=(60, f"{_TUNED}: after 60 L-BFGS evaluations the Gram "
                                                          "distance to the style is down 24-fold")),

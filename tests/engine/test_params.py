@@ -164,3 +164,41 @@ def test_a_size_the_models_minimum_bounds_says_so_where_the_allowed_values_are_s
     assert main(["show", "feature-vis", "--json"]) == 0
     shown = {p["name"]: p["allowed"] for p in json.loads(capsys.readouterr().out)["params"]}
     assert "at least the model's minimum input" in shown["size"] and "minimum" not in shown["steps"]
+
+
+def test_a_parameter_can_apply_only_when_another_has_certain_values():
+    lr = Float("lr", 0.02, "Adam's step").only_when(optimizer="adam")
+    decay = Float("decay", 1.0).only_when(param=("fft", "fft+decorrelated"), steps=3)
+    schema = Schema((Choice("optimizer", "adam", ("adam", "lbfgs")), Choice("param", "fft", ("fft", "fft+decorrelated", "pixel")),
+                     Int("steps", 3), lr, decay), owner="fx")
+    assert lr.applies({"optimizer": "adam"}) and not lr.applies({"optimizer": "lbfgs"})
+    assert lr.applies({}) and Int("n", 1).applies({"anything": 1})  # no condition, or nothing to judge by
+    assert decay.applies(schema.resolve({"param": "fft"})) and not decay.applies(schema.resolve({"param": "pixel"}))
+    assert not decay.applies(schema.resolve({"steps": 4}))
+    assert (lr.condition(), decay.condition()) == ("optimizer=adam", "param=fft or fft+decorrelated and steps=3")
+    assert Int("n", 1).condition() == ""
+
+
+@pytest.mark.parametrize("condition", [{"optimizer": "Adam"}, {"nope": "adam"}, {"lr": 0.1}, {"steps": "3"}])
+def test_only_when_must_name_another_parameter_and_values_it_takes(condition):
+    # a typo would hide the parameter for good (or show it always): refused when the effect registers
+    with pytest.raises((ValueError, ParameterError), match="lr"):
+        Schema((Choice("optimizer", "adam", ("adam", "lbfgs")), Int("steps", 3),
+                Float("lr", 0.02).only_when(**condition)), owner="fx")
+
+
+def test_built_in_parameters_that_apply_only_sometimes_say_so(registry, capsys):
+    from gradfx.tui.cli import main
+
+    conditions = {(name, p.name): p.condition() for name in ("style-transfer", "deepdream", "feature-vis")
+                  for p in registry.effect(name).schema if p.applies_when}
+    assert conditions == {
+        ("style-transfer", "lr"): "optimizer=adam", ("feature-vis", "decay"): "param=fft+decorrelated or fft",
+        **{(effect, name): "temporal=flow" for effect in ("style-transfer", "deepdream")
+           for name in ("temporal_weight", "temporal_steps", "temporal_frames")},
+        ("deepdream", "temporal_carry"): "temporal=flow"}
+    assert main(["show", "style-transfer"]) == 0
+    assert "    only with optimizer=adam\n" in capsys.readouterr().out
+    assert main(["show", "style-transfer", "--json"]) == 0
+    shown = {p["name"]: p["only_when"] for p in json.loads(capsys.readouterr().out)["params"]}
+    assert shown["lr"] == "optimizer=adam" and shown["steps"] == ""

@@ -151,7 +151,7 @@ def test_cli_refuses_bfloat16_lbfgs_in_one_line_without_tensorflow(tmp_path, mak
 def test_recipes_and_the_tui_form_take_precision(registry, tmp_path, make_image):
     from gradfx.engine.images.save import save_image
     from gradfx.engine.running.recipes import loads_recipe, validate_recipe
-    from gradfx.tui.chain import ChainStep
+    from gradfx.tui.chain_model import ChainStep
 
     save_image(tmp_path / "s.png", make_image(32, 32))
     # optimizer said: offline the step runs on the trained VGG16, whose default optimizer is L-BFGS

@@ -386,7 +386,7 @@ def test_saving_elsewhere_rewrites_init_and_direction_paths_and_keeps_keywords(r
 
 
 def test_the_tui_loads_init_and_direction_paths_against_the_recipe(registry, tmp_path):
-    from gradfx.tui.chain import load_recipe as tui_load
+    from gradfx.tui.chain_model import load_recipe as tui_load
 
     path = _path_recipe(tmp_path / "r")
     params = {name: [p for p in eff.schema if p.has_paths] for name, eff in registry.effects.items()}

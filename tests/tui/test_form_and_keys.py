@@ -12,7 +12,7 @@ pytest.importorskip("textual")
 from textual import events  # noqa: E402
 
 from gradfx.tui.app import GradfxApp  # noqa: E402
-from gradfx.tui.running import FIX_FIRST  # noqa: E402
+from gradfx.tui.app_run import FIX_FIRST  # noqa: E402
 from gradfx.tui.screens import Confirm, ErrorDialog  # noqa: E402
 from gradfx.tui.widgets import ChainView, EffectBrowser, ParamForm  # noqa: E402
 
@@ -110,7 +110,7 @@ async def test_panel_keys_escape_and_go_to_a_field_by_name(tiny_registry, sample
         assert app.query_one("#param-steps").value.endswith("2")
         await pilot.press("backspace", "escape", "1", "2")
         await wait_for(pilot, lambda: isinstance(app.focused, ChainView))
-        from gradfx.tui.app import GradfxCommands
+        from gradfx.tui.app_palette import GradfxCommands
 
         titles = [title for title, _, _ in GradfxCommands._commands(type("P", (), {"app": app})())]
         assert {"Go to lr", "Go to guide", "Go to chain"} <= set(titles)
@@ -149,8 +149,8 @@ async def test_the_invalid_marker_stays_on_the_step_s_line(tiny_registry, sample
         app.chain[0].values["steps"] = "0"
         app.query_one(ChainView).show(app.chain, app._effects(), 0)
         await pilot.pause()
-        prompt = app.query_one(ChainView).get_option_at_index(0).prompt
-        assert str(prompt).startswith("1. ✗ tiny-dream") and prompt.no_wrap  # after the name, it wrapped
+        view = app.query_one(ChainView)
+        assert [view.render_line(y).text.strip() for y in range(2)] == ["1. ✗ tiny-dream  1 set", ""]
 
 
 async def test_a_long_value_shows_its_start_after_leaving_the_field(tiny_registry, sample, recording_app, wait_for):
@@ -274,7 +274,7 @@ async def test_a_weights_error_gives_the_tui_s_advice_not_the_command_line_s(tin
 
 
 def test_picked_and_shown_paths_are_normalised(tmp_path, monkeypatch):
-    from gradfx.tui.widgets import short_path
+    from gradfx.tui.paths import short_path
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "x").mkdir()
@@ -295,3 +295,102 @@ async def test_a_path_typed_in_the_file_picker_is_normalised(tiny_registry, samp
         await pilot.press(*"sub/../sample.png", "enter")
         await pilot.pause()
     assert picked == [Path("sample.png")]
+
+
+def _styled(registry) -> None:
+    """``tiny-styled``: style-transfer's optimizer (L-BFGS by default on VGG16, Adam on its own VGG19) and its
+    Adam-only learning rate."""
+    from gradfx.engine import Choice, Float, Int
+
+    _variant(registry, "tiny-styled", model="vgg19", params=(
+        Choice("optimizer", "adam", ("adam", "lbfgs"), "adam or lbfgs").per_model("", vgg16=("lbfgs", "tuned")),
+        Float("lr", 0.02, "Adam's learning rate", min=0.0, max=1.0).only_when(optimizer="adam"),
+        Int("steps", 2, "optimisation steps", min=1, max=50)))
+
+
+async def test_the_form_shows_only_the_parameters_that_apply(tiny_registry, sample, recording_app, wait_for):
+    # issue 27: Adam's lr was shown for a style-transfer step that runs L-BFGS
+    from gradfx.tui.app_palette import GradfxCommands
+
+    _styled(tiny_registry)
+    app = _app(recording_app, sample)
+
+    def shown(name: str) -> bool:
+        return bool(app.query_one(f"#row-{name}").display)
+
+    def go_to() -> set[str]:
+        return {t for t, _, _ in GradfxCommands._commands(type("P", (), {"app": app})()) if t.startswith("Go to ")}
+
+    async with app.run_test(size=SIZE) as pilot:
+        await _step(pilot, wait_for, "tiny-styled")
+        step, eff = app.chain[0], app.registry.effects["tiny-styled"]
+        assert shown("lr") and "Go to lr" in go_to()
+        app.query_one("#param-lr").value = "0.5"
+        app.query_one("#param-optimizer").value = "lbfgs"
+        await wait_for(pilot, lambda: not shown("lr"))
+        assert shown("steps") and step.params(eff) == {"optimizer": "lbfgs"} and "Go to lr" not in go_to()
+        assert str(app.query_one(ChainView).get_option_at_index(0).prompt).endswith("  1 set")  # lr not counted
+        app.query_one("#param-optimizer").value = "adam"  # back: lr with the value it had
+        await wait_for(pilot, lambda: shown("lr"))
+        assert app.query_one("#param-lr").value == "0.5" and step.params(eff) == {"lr": 0.5}
+
+        # a model whose default optimizer is L-BFGS: the untouched optimizer field shows it, and lr goes
+        await _step(pilot, wait_for, "tiny-styled")
+        app.query_one("#step-model").focus()
+        await pilot.press(*"vgg16")
+        await wait_for(pilot, lambda: app.query_one("#param-optimizer").value == "lbfgs" and not shown("lr"))
+        assert app.chain[1].values == {} and app.chain[1].params(eff) == {}  # shown, not set by the user
+        await pilot.press("ctrl+a", "ctrl+k")
+        await wait_for(pilot, lambda: app.query_one("#param-optimizer").value == "adam" and shown("lr"))
+        assert app.chain[1].values == {}
+        model = app.query_one("#step-model")
+        model.value, model.value = "vgg16", "vgg161"  # a burst: the first defaults echo after the second model
+        await wait_for(pilot, lambda: app.chain[1].model == "vgg161")
+        await pilot.pause(0.3)
+        assert app.chain[1].values == {} and app.query_one("#param-optimizer").value == "adam"
+
+        # the effect's description lists every parameter, with when it applies
+        form = app.query_one(ParamForm)
+        await form.show_about(eff)
+        assert "only with optimizer=adam" in str(form.query_one(".about").render())
+
+
+async def test_a_chain_step_stays_on_one_line_at_80_columns(tiny_registry, sample, recording_app, wait_for):
+    # issue 27: "2. style-transfer (vgg16)  1" / "set" in the chain panel
+    _variant(tiny_registry, "style-transfer")
+    _variant(tiny_registry, "tiny-dream-with-a-name-longer-than-the-panel")
+    app = _app(recording_app, sample)
+    async with app.run_test(size=SIZE) as pilot:
+        for effect in ("tiny-dream", "style-transfer", "tiny-dream-with-a-name-longer-than-the-panel"):
+            await _step(pilot, wait_for, effect)
+        for step in app.chain:
+            step.model, step.values["lr"] = "vgg19", "0.5"
+        del app.chain[0].values["lr"]
+        view = app.query_one(ChainView)
+        view.show(app.chain, app._effects(), 0)
+        await pilot.pause()
+        lines = [view.render_line(y).text.strip() for y in range(4)]
+        assert lines == ["1. tiny-dream (vgg19)",  # fits the panel's 26 columns: whole
+                         "2. style-transfer  1 set",  # the model goes first (the form shows it)
+                         "3. tiny-dream-with-a-name…", ""], lines
+        assert "(vgg19)" in str(view.get_option_at_index(1).prompt)  # the option keeps the whole text
+
+
+async def test_the_loss_sparkline_shows_the_shape_after_the_first_loss(tiny_registry, sample, recording_app):
+    # issue 27: the first loss (the photograph's, orders of magnitude larger) flattened the rest to a line
+    from textual.widgets import Sparkline
+
+    from gradfx.engine.progress import ProgressEvent
+    from gradfx.tui.widgets import RunPanel
+
+    losses = [4e7, *(3000.0 - 20 * i for i in range(60))]
+    app = _app(recording_app, sample)
+    async with app.run_test(size=SIZE) as pilot:
+        panel = app.query_one(RunPanel)
+        panel.reset("")
+        panel.show_event(ProgressEvent("scale 1/1 (48x40)", 0, 1, 61, 100, losses[-1], 3.0, total_step=61,
+                                       total_steps=100), losses)
+        await pilot.pause()
+        drawn = list(app.query_one("#losses", Sparkline).data)
+        assert drawn[1:] == losses[1:] and drawn[0] == max(drawn) < 4e7
+        assert (max(drawn[1:]) - min(drawn[1:])) / (max(drawn) - min(drawn)) > 0.8

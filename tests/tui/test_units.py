@@ -12,7 +12,7 @@ import pytest
 from rich.console import Console
 
 from gradfx.engine.errors import ParameterError
-from gradfx.tui.chain import ChainStep, load_recipe, save_recipe
+from gradfx.tui.chain_model import ChainStep, load_recipe, save_recipe
 from gradfx.tui.preview import UPPER_HALF, HalfBlocks, fit, shrink
 
 
@@ -100,7 +100,7 @@ def test_run_fraction_spans_the_whole_chain():
     # run_chain counts total_step within each chain step: the bar went 0-100% per step, so a two-step chain
     # showed 100% halfway through
     from gradfx.engine.progress import ProgressEvent
-    from gradfx.tui.widgets import run_fraction
+    from gradfx.tui.run_status import run_fraction
 
     def event(stage: str, done: int, total: int) -> ProgressEvent:
         return ProgressEvent(stage, 0, 1, done, total, 1.0, 0.0, total_step=done, total_steps=total)
@@ -118,7 +118,7 @@ def _event(stage: str, step: int, steps: int, elapsed: float, total_step: int, t
 
 
 def test_the_status_says_each_thing_once():
-    from gradfx.tui.widgets import describe
+    from gradfx.tui.run_status import describe
 
     # the engine's stage text of a one-step chain with one stage: "step 1/1 feature-vis · feature-vis 1/1 (224x224)"
     assert describe(_event("step 1/1 feature-vis · feature-vis 1/1 (224x224)", 3, 20, 1, 3, 20)) == \
@@ -129,7 +129,7 @@ def test_the_status_says_each_thing_once():
 
 
 def test_the_eta_leaves_out_the_first_step_s_model_building():
-    from gradfx.tui.widgets import eta
+    from gradfx.tui.run_status import eta
 
     # the first step took 7 s (building and tracing the model), each later one 0.1 s: 0:37 was said for 8 s
     first = _event("octave 1/1 (64x48)", 1, 20, 7.0, 1, 20)
@@ -163,3 +163,54 @@ def test_chain_step_shows_the_defaults_of_the_model_its_default_follows_to(tiny_
     del step.values["layers"]
     step.model = "inception_v3"  # named: its own defaults
     assert step.defaults_model == "inception_v3" and step.text(eff.schema["step"]) == "0.01"
+
+
+def test_a_value_that_does_not_apply_is_neither_passed_nor_counted_nor_checked():
+    from gradfx.engine import Choice, Float
+    from gradfx.engine.effect import Effect
+
+    class Styled(Effect):
+        name, model = "styled", "vgg19"
+        params = (Choice("optimizer", "adam", ("adam", "lbfgs"), "x").per_model("x", vgg16=("lbfgs", "tuned")),
+                  Float("lr", 0.02, "Adam's step", min=0, max=1).only_when(optimizer="adam"))
+
+    eff, step = Styled(), ChainStep("styled")
+    lr = eff.schema["lr"]
+    assert step.applies(lr, eff)
+    step.values["lr"] = "0.5"
+    assert step.params(eff) == {"lr": 0.5} and step.changed(eff) == 1
+    step.values["optimizer"] = "lbfgs"  # L-BFGS has no learning rate: lr is kept for later, not passed
+    assert not step.applies(lr, eff) and step.params(eff) == {"optimizer": "lbfgs"} and step.changed(eff) == 1
+    step.values["lr"] = "fast"
+    assert step.errors(eff) == {} and step.problems(eff) == {}  # a hidden field cannot hold up a run
+    step.values["optimizer"] = "adam"
+    assert "lr" in step.errors(eff)
+    del step.values["optimizer"]
+    step.model = "vgg16"  # its default optimizer is L-BFGS
+    assert not step.applies(lr, eff)
+    step.values["optimizer"] = "sgd"  # not a value optimizer takes: the field stays in view
+    assert step.applies(lr, eff)
+
+
+def test_the_sparkline_is_not_flattened_by_the_first_losses():
+    from gradfx.tui.run_status import SPARK_POINTS, sparkline_losses
+
+    def spread_of_the_rest(shown: list[float], skip: int) -> float:
+        """How much of the drawn height the losses after the first ``skip`` span (1: all of it)."""
+        rest = shown[skip:]
+        return (max(rest) - min(rest)) / (max(shown) - min(shown))
+
+    # style transfer from the photograph: the first loss 1e4 times the rest, which still fall by half
+    losses = [3e7, *(3000 - 15 * i for i in range(100))]
+    assert spread_of_the_rest(losses, 1) < 1e-3  # as drawn before: a flat line at the bottom
+    shown = sparkline_losses(losses)
+    assert spread_of_the_rest(shown, 1) > 0.7 and shown[0] == max(shown) and shown[1:] == losses[1:]
+    # a steep start over several steps, then a slow fall: the slow fall fills most of the height
+    steep = [1e6 / 4 ** i + 100 - i for i in range(60)]
+    assert spread_of_the_rest(sparkline_losses(steep), 10) > 0.5 > spread_of_the_rest(steep, 10) * 1e3
+    # an even curve is drawn as it is; non-finite losses are left out; at most the latest SPARK_POINTS
+    even = [float(100 - i) for i in range(50)]
+    assert sparkline_losses(even) == even
+    assert sparkline_losses([float("nan"), 5.0, float("inf"), 4.0]) == [5.0, 4.0]
+    assert sparkline_losses(even * 10)[-1] == even[-1] and len(sparkline_losses(even * 10)) == SPARK_POINTS
+    assert sparkline_losses([9e9, 2.0, 2.0, 2.0]) == [9e9, 2.0, 2.0, 2.0]  # nothing to judge an outlier by

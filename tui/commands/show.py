@@ -24,7 +24,7 @@ def main(args: argparse.Namespace) -> int:
     reg = get_registry()
     eff = reg.effect(args.effect)
     params = [{"name": p.name, "type": p.kind, "default": p.format(p.default), "allowed": p.allowed(),
-               "required": p.required, "help": p.help, "origin": p.origin,
+               "required": p.required, "help": p.help, "origin": p.origin, "only_when": p.condition(),
                "model_defaults": {model: {"default": p.format(value), "origin": origin}
                                   for model, value, origin in p.model_defaults}} for p in eff.schema]
     if args.json:
@@ -44,6 +44,7 @@ def main(args: argparse.Namespace) -> int:
                    else "default per model" if p["model_defaults"] else "no default")
         lines = wrap(f"{p['name']}  {p['type']} · {default} · {p['allowed']}")
         lines += wrap(p["help"], initial_indent="    ") if p["help"] else []
+        lines += wrap(f"only with {p['only_when']}", initial_indent="    ") if p["only_when"] else []
         # where each default comes from, and the models that have their own
         if p["origin"] and p["default"]:
             lines += wrap(f"default: {p['origin']}", initial_indent="    ")

@@ -13,8 +13,9 @@ from gradfx.engine.errors import GradfxError
 from gradfx.engine.images.save import check_output_path
 
 from .messages import OutputSaved
+from .paths import short_path
 from .screens import PathPrompt
-from .widgets import RunPanel, short_path
+from .widgets import RunPanel
 
 
 class SaveMixin:
@@ -92,4 +93,3 @@ class SaveMixin:
                                         + (f" and {len(written) - 1} more file(s)" if len(written) > 1 else ""))
         self.notify(f"saved {written[0]}" + (f" (+{len(written) - 1} more)" if len(written) > 1 else ""))
         self.post_message(OutputSaved(list(written)))
-

@@ -18,7 +18,8 @@ from gradfx.engine.running.plan import Plan, draft
 
 from .messages import PreviewReady, RunFailed, RunFinished, RunProgress, RunStarted
 from .preview import shrink
-from .widgets import RunPanel, chain_step
+from .run_status import chain_step
+from .widgets import RunPanel
 
 #: seconds between preview copies from the engine thread
 PREVIEW_INTERVAL = 0.4

@@ -87,18 +87,34 @@ class ChainStep:
         value = self._coerce(param)
         return value if value != param.default_for(self.defaults_model) else None
 
+    def applies(self, param: Param, effect: Effect) -> bool:
+        """Whether ``param`` takes effect with the step's values (:meth:`Param.only_when`: style-transfer's
+        ``lr`` with ``optimizer=adam``). A value that does not apply is neither shown nor passed nor checked;
+        the step keeps it for when it applies again. A condition on a value that does not coerce holds."""
+        values = {}
+        for name, _ in param.applies_when:
+            try:
+                values[name] = self._coerce(effect.schema[name])
+            except ParameterError:
+                pass
+        return param.applies(values)
+
+    def _applying(self, effect: Effect) -> list[Param]:
+        return [p for p in effect.schema if self.applies(p, effect)]
+
     def params(self, effect: Effect) -> dict[str, Any]:
-        """The values that differ from the defaults, coerced; raises ParameterError for the first bad one."""
-        return {p.name: value for p in effect.schema if (value := self._changed_value(p)) is not None}
+        """The values that apply and differ from the defaults, coerced; raises ParameterError for the first
+        bad one."""
+        return {p.name: value for p in self._applying(effect) if (value := self._changed_value(p)) is not None}
 
     def changed(self, effect: Effect) -> int:
         """How many values a run would pass (or that do not validate): a value typed back to its default,
-        or emptied, does not count."""
-        return sum(1 for p in effect.schema
+        or emptied, or one that does not apply, does not count."""
+        return sum(1 for p in self._applying(effect)
                    if p.name in self.values and (self.error(p) or self._changed_value(p) is not None))
 
     def errors(self, effect: Effect) -> dict[str, str]:
-        return {p.name: msg for p in effect.schema if (msg := self.error(p))}
+        return {p.name: msg for p in self._applying(effect) if (msg := self.error(p))}
 
     def problems(self, effect: Effect) -> dict[str, str]:
         """What stops this step from running, by parameter name: every value that does not coerce; when

@@ -1,6 +1,6 @@
 """Recipes in the TUI: loading one as the chain (f2, ``--recipe``) and saving the chain as one (f3), with file
 paths rebased on the recipe's folder. A mixin of :class:`~gradfx.tui.app.GradfxApp`; the file format itself is
-``tui/chain.py``'s and the engine's."""
+``tui/chain_model.py``'s and the engine's."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 from gradfx.engine.errors import GradfxError, ParameterError, UnknownEffectError, suggest
 from gradfx.engine.registry import Registry
 
-from .chain import load_recipe, save_recipe
+from .chain_model import load_recipe, save_recipe
 from .messages import RecipeLoaded, RecipeSaved
 from .screens import RECIPE_SUFFIXES, FilePicker
 from .widgets import ChainView
