@@ -76,7 +76,7 @@ class ResolvedWeights:
             return trained_vgg16.describe()
         if self.network is not None:
             entry = index.network(self.network)
-            return f"{entry.description}, from {entry.package.name} {entry.package.version} ({entry.licence})"
+            return f"{entry.description}; licence: {entry.licence}"
         return {"imagenet": "ImageNet (the Keras application file)",
                 "random": "random (seeded He-normal, untrained: no learned features)"}.get(
                     self.mode, f"the weights file {self.path}")
