@@ -1,17 +1,17 @@
 """Feature visualisation: images that a channel, neuron, layer, direction or class responds to most.
 
 lucid's toolbox on TensorFlow 2 / Keras 3, as one problem for the shared engine: an objective expression
-(``mixed4:97``, ``block4_conv1:12 - 0.5*block4_conv1:3``, ``layer(mixed5)``, ``logit(207)``... see
+(``mixed4_pre_relu:97``, ``block4_conv1:12 - 0.5*block4_conv1:3``, ``layer(mixed5)``, ``logit(207)``... see
 ``gradfx.plugins.feature_vis.objective_language``), lucid's image parameterisation (``fft+decorrelated``, ``fft``,
 ``decorrelated`` or plain ``pixel``), lucid's transformation robustness (``standard``: pad, jitter, scale,
 rotate, jitter), L1 / total-variation / blur regularisers, Adam at lr 0.05. A channel range such as
-``mixed4:0-15`` optimises one image per channel in one batch, written as a labelled contact sheet and as
+``mixed4_pre_relu:0-15`` optimises one image per channel in one batch, written as a labelled contact sheet and as
 separate images; ``thresholds`` keeps the image at chosen steps. Any ReLU layer can be read before its ReLU
 as ``LAYER_pre_relu`` (lucid's ``mixed4a_pre_relu``), so a channel dead on the start image still gets a
 gradient.
 
 Defaults are lucid's for ImageNet models (512 steps, 128 px, lr 0.05, fft+decorrelated with decay power 1,
-standard transforms); the default model is InceptionV3 with objective ``mixed4:97`` (``block4_conv1:12`` on
+standard transforms); the default model is InceptionV3 with objective ``mixed4_pre_relu:97`` (``block4_conv1:12`` on
 VGG). VGG16 has its own (88 steps, decay 0.6, no transforms, bfloat16), tuned on the HED-fine-tuned VGG16.
 
 TensorFlow is imported only inside ``run``, so listing effects stays fast.
@@ -109,8 +109,10 @@ class FeatureVis(Effect):
                    "channels that never fire) (docs/feature-vis.md); on another model: its last default "
                    "layer's channel 0", files=True).per_model(
             names_layers=True,
-            inception_v3=("mixed4:97", "a mid-level InceptionV3 channel, as lucid's favourite is InceptionV1's "
-                                       "mixed4a:476"),
+            inception_v3=("mixed4_pre_relu:97", "lucid's practice: a mid-level channel before its ReLU, as "
+                                                "lucid's favourite is InceptionV1's mixed4a_pre_relu:476; after "
+                                                "the ReLU, 2 of mixed4's first 16 channels never fire on Google's "
+                                                "InceptionV3 and stay grey"),
             vgg16=("block4_conv1:12", "a block-4 channel with a clear texture on the HED-fine-tuned VGG16"),
             vgg19=("block4_conv1:12", "VGG16's channel: the same layer names")),
         Choice("param", "fft+decorrelated", PARAMS,
