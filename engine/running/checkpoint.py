@@ -4,8 +4,11 @@ A checkpoint folder holds ``run.json`` (effect, resolved parameters, model, weig
 output goes), ``input.npz`` (the exact input pixels), ``previous.npz`` (a video frame's previous frame, its
 input and output, for ``temporal=flow``: a resumed frame follows the same warped previous output), ``state-K.npz`` (the latest state of the K-th solve of
 the run: stage, step, image variables, optimiser slots, loss history) and ``solution-K.npz`` for each solve
-that finished. Randomness in the engine is a pure function of ``(seed, step)``, so on the CPU a resumed run
-writes the same bytes as one that was never interrupted.
+that finished. A chain's checkpoint keeps each step's solver state in a folder of its own, ``stepNN/``
+(:meth:`Checkpoint.for_step`): a resumed chain takes the solutions of the steps that finished, so it repeats
+none of their optimisation and hands the same 8-bit images on. Randomness in the engine is a pure function of
+``(seed, step)``, so on the CPU a resumed run writes the same bytes as one that was never interrupted. In a
+folder only its owner may enter (a background job's) every file is written private (0600).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import GradfxError
+from ..errors import GradfxError, OutputError, one_line
 from ..images import atomic
 from ..images.load import LoadedImage
 
@@ -66,7 +69,7 @@ class Checkpoint:
                 f"{what}_{k}": getattr(frame, what) for k, frame in enumerate(previous.frames())
                 for what in ("input", "output")})
         text = json.dumps({**spec, "checkpoint_every": self.every, "done": False}, indent=2)
-        atomic.atomic_write(self.folder / RUN_FILE, lambda tmp: Path(tmp).write_text(text))
+        atomic.atomic_write(self.folder / RUN_FILE, lambda tmp: Path(tmp).write_text(text), mode=self._mode())
         if image is not None:
             arrays = {"rgb": image.rgb}
             if image.alpha is not None:
@@ -126,11 +129,23 @@ class Checkpoint:
                               "again")
         return spec
 
+    def for_step(self, index: int) -> Checkpoint:
+        """The solver state of a chain's step ``index`` (1-based), in its own folder ``stepNN/`` (created; private
+        if this one is), with this checkpoint's interval. A chain resumes by executing again with the same
+        checkpoint."""
+        folder = self.folder / f"step{index:02d}"
+        try:
+            folder.mkdir(mode=0o700 if self._mode() is not None else 0o777, parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"checkpoint folder {str(folder)!r} cannot be created ({one_line(exc)}); check the "
+                              "folder and free disk space") from None
+        return type(self)(folder, self.every)
+
     def mark_done(self) -> None:
         spec = json.loads((self.folder / RUN_FILE).read_text())
         spec["done"] = True
         text = json.dumps(spec, indent=2)
-        atomic.atomic_write(self.folder / RUN_FILE, lambda tmp: Path(tmp).write_text(text))
+        atomic.atomic_write(self.folder / RUN_FILE, lambda tmp: Path(tmp).write_text(text), mode=self._mode())
 
     # --- solver state ----------------------------------------------------------------------------------------
     def save_state(self, index: int, state: dict[str, Any]) -> None:
@@ -188,10 +203,17 @@ class Checkpoint:
             [tuple(s) for s in data["sizes"].tolist()], str(data["status"]), str(data["message"]),
             int(data["evaluations"])))
 
-    @staticmethod
-    def _write_npz(path: Path, arrays: dict[str, Any]) -> None:
+    def _mode(self) -> int | None:
+        """0o600 in a folder only its owner may enter (a background job's state is private: the folder's
+        mode says so), else None: the usual mode of a new file."""
+        try:
+            return 0o600 if self.folder.stat().st_mode & 0o077 == 0 else None
+        except OSError:
+            return None
+
+    def _write_npz(self, path: Path, arrays: dict[str, Any]) -> None:
         def write(tmp: Any) -> None:
             with open(tmp, "wb") as f:
                 np.savez(f, **arrays)
 
-        atomic.atomic_write(path, write)
+        atomic.atomic_write(path, write, mode=self._mode())

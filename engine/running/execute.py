@@ -33,7 +33,8 @@ def execute(plan: Plan, *, progress: ProgressCallback | None = None, cancel: Can
 
     ``progress`` receives a :class:`ProgressEvent` per step; ``cancel`` stops after the current step (the
     result then holds the image so far, ``report["partial"]`` true). ``checkpoint`` (a
-    :class:`~gradfx.engine.checkpoint.Checkpoint`, one-effect plans only) saves and restores solver state;
+    :class:`~gradfx.engine.running.checkpoint.Checkpoint`) saves and restores solver state, a chain's per step
+    (:meth:`~gradfx.engine.running.checkpoint.Checkpoint.for_step`);
     ``stage_prefix`` goes before every progress event's stage name. ``previous`` (one-effect plans only): the
     video frame before this one, for ``temporal=flow`` (``RunContext.previous``).
     """
@@ -55,7 +56,8 @@ def execute(plan: Plan, *, progress: ProgressCallback | None = None, cancel: Can
         eff = step.effect
         try:
             result = _run_step(plan, step, current, progress=progress, cancel=cancel,
-                               stage_prefix=f"{stage_prefix}step {i}/{n} {eff.name} · ", resolutions=resolutions)
+                               stage_prefix=f"{stage_prefix}step {i}/{n} {eff.name} · ", resolutions=resolutions,
+                               checkpoint=None if checkpoint is None else checkpoint.for_step(i))
         except GradfxError as exc:  # a bad style image, layer or weights file: say which step (for the effect)
             # keep what caused it (a decoder's or TensorFlow's error: the TUI's details, the CLI's --debug)
             raise type(exc)(f"step {i} ({eff.name}): {str(exc).removeprefix(f'effect {eff.name!r}: ')}") \
