@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import GradfxError, one_line
+from ..errors import GradfxError
 from ..images import imageio
 from ..progress import ProgressEvent
 from .store import PREVIEW, PROGRESS, Job
@@ -104,7 +104,7 @@ class ProgressWriter:
         if now - self._last >= self.interval or event.step >= event.steps:
             self._last = now
             self._write(event)
-        if now - self._last_preview >= self.preview_interval:
+        if now - self._last_preview >= self.preview_interval and time.monotonic() >= self._blocked_until:
             self._last_preview = now
             preview = event.preview()
             if preview is not None:
@@ -131,9 +131,9 @@ class ProgressWriter:
     def _guard(self, write: Any) -> None:
         try:
             write()
-        except GradfxError as exc:
-            print(f"gradfx: job {self.job.id}: progress not recorded ({one_line(exc)}); the run goes on; trying "
-                  f"again in {RETRY:.0f}s", file=sys.stderr, flush=True)
+        except GradfxError as exc:  # a JobError: "job ID: ..."
+            print(f"gradfx: {exc}; progress not recorded, the run goes on; trying again in {RETRY:.0f}s",
+                  file=sys.stderr, flush=True)
             self._blocked_until = time.monotonic() + RETRY
 
 

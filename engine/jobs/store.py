@@ -191,10 +191,12 @@ class Job:
         """Write a state file (0600, atomically); a deleted folder or a full disk is a :class:`JobError`."""
         try:
             write_private(self.folder / name, content)
-        except GradfxError as exc:
+        except (GradfxError, OSError) as exc:
             if not self.folder.is_dir():
                 raise self.gone() from None
-            raise JobError(f"job {self.id}: {exc}") from None
+            why = str(exc) if isinstance(exc, GradfxError) else \
+                f"{self.folder / name}: cannot write ({one_line(exc)}); free disk space"
+            raise JobError(f"job {self.id}: {why}") from None
 
     def update(self, **changes: Any) -> dict[str, Any]:
         """Change fields of the status under the lock; returns the new status."""
@@ -251,6 +253,9 @@ def all_jobs() -> list[Job]:
 def find(job_id: str) -> Job:
     """The job whose id is ``job_id`` or starts with it (a unique prefix)."""
     folder = root()
+    if not folder.is_dir():
+        raise JobError(f"no job {job_id!r}: the jobs' state folder {str(folder)!r} does not exist (deleted, or "
+                       f"{ENV} points elsewhere)")
     text = job_id.strip().lower()
     if text and (folder / text / REQUEST).is_file():
         return Job(folder / text)

@@ -15,10 +15,13 @@ Each returns an :class:`Outcome`; a gradfx error propagates (the worker records 
 from __future__ import annotations
 
 import shutil
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..errors import OutputError, one_line
 from ..progress import CancelToken
 from ..running.checkpoint import RUN_FILE, Checkpoint
 from .progressfile import ProgressWriter
@@ -52,6 +55,17 @@ def _from_result(result: Any, written: list[Any], cancel: CancelToken) -> Outcom
     return Outcome("done", outputs, report)
 
 
+def _checkpoint(job: Job, make: Callable[[], Checkpoint]) -> Checkpoint | None:
+    """``make()``'s checkpoint, or None when the folder cannot take one (a full disk, a deleted state folder):
+    said in the log, and the run goes on without."""
+    try:
+        return make()
+    except (OutputError, OSError) as exc:
+        print(f"gradfx: job {job.id}: no checkpoint ({one_line(exc)}); the run goes on, but cannot resume",
+              file=sys.stderr, flush=True)
+        return None
+
+
 def _private(folder: Path) -> Path:
     """The job's own checkpoint folder, created 0700 (its files are then written 0600)."""
     folder.mkdir(mode=0o700, exist_ok=True)
@@ -63,7 +77,8 @@ def run(job: Job, spec: dict[str, Any], progress: ProgressWriter, cancel: Cancel
     from ..running.execute import execute
     from ..running.plan import complete, draft
 
-    folder = Path(spec["checkpoint"]) if spec.get("checkpoint") else _private(job.folder / CHECKPOINT)
+    own = not spec.get("checkpoint")
+    folder = job.folder / CHECKPOINT if own else Path(spec["checkpoint"])
     protect, report = spec.get("protect") or [], spec.get("report")
     if resume and (folder / RUN_FILE).is_file():  # as `gradfx resume`: the input image is the checkpoint's
         result, _ = api.resume_run(folder, progress=progress, cancel=cancel)
@@ -72,7 +87,9 @@ def run(job: Job, spec: dict[str, Any], progress: ProgressWriter, cancel: Cancel
                               weights=spec.get("weights") or "auto", seed=spec.get("seed") or 0,
                               device=spec.get("device"), max_size=spec.get("size"), chain=False))
         info = {"output": spec["output"], "report": report, "protect": protect}
-        ckpt = Checkpoint.for_plan(plan, folder, spec.get("checkpoint_every") or CHECKPOINT_EVERY, info=info)
+        every = spec.get("checkpoint_every") or CHECKPOINT_EVERY
+        ckpt = _checkpoint(job, lambda: Checkpoint.for_plan(plan, _private(folder) if own else folder, every,
+                                                            info=info))
         result = execute(plan, progress=progress, cancel=cancel, checkpoint=ckpt)
     written = result.save(spec["output"], overwrite=True, protect=protect, report=report)
     return _from_result(result, written, cancel)
@@ -89,8 +106,8 @@ def chain(job: Job, spec: dict[str, Any], progress: ProgressWriter, cancel: Canc
     folder = job.folder / CHECKPOINT
     if not resume:
         shutil.rmtree(folder, ignore_errors=True)
-    result = execute(plan, progress=progress, cancel=cancel,
-                     checkpoint=Checkpoint(_private(folder), CHECKPOINT_EVERY))
+    ckpt = _checkpoint(job, lambda: Checkpoint(_private(folder), CHECKPOINT_EVERY))
+    result = execute(plan, progress=progress, cancel=cancel, checkpoint=ckpt)
     protect = spec.get("protect") or []
     written = result.save(spec["output"], overwrite=True, protect=protect, report=spec.get("report"))
     return _from_result(result, written, cancel)

@@ -60,6 +60,8 @@ def work(job: Job, request: dict[str, Any], cancel: CancelToken, resume: bool) -
         return TASKS[request["kind"]](job, request["spec"], ProgressWriter(job), cancel, resume)
     except GradfxError as exc:
         return Outcome("failed", error=str(exc))
+    except OSError as exc:  # a file the run writes (a report) on a full disk, a folder gone
+        return Outcome("failed", error=f"{one_line(exc)}; check the folder and free disk space")
     except Exception as exc:  # noqa: BLE001 - a bug: the traceback goes to the log, the job says where
         traceback.print_exc()
         return Outcome("failed", error=f"{type(exc).__name__}: {one_line(exc)} (a bug in gradfx or a plugin; the "

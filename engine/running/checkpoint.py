@@ -130,16 +130,10 @@ class Checkpoint:
         return spec
 
     def for_step(self, index: int) -> Checkpoint:
-        """The solver state of a chain's step ``index`` (1-based), in its own folder ``stepNN/`` (created; private
-        if this one is), with this checkpoint's interval. A chain resumes by executing again with the same
-        checkpoint."""
-        folder = self.folder / f"step{index:02d}"
-        try:
-            folder.mkdir(mode=0o700 if self._mode() is not None else 0o777, parents=True, exist_ok=True)
-        except OSError as exc:
-            raise OutputError(f"checkpoint folder {str(folder)!r} cannot be created ({one_line(exc)}); check the "
-                              "folder and free disk space") from None
-        return type(self)(folder, self.every)
+        """The solver state of a chain's step ``index`` (1-based), in a folder of its own, ``stepNN/`` (made
+        with its first file; private if this one is), with this checkpoint's interval. A chain resumes by
+        executing again with the same checkpoint."""
+        return type(self)(self.folder / f"step{index:02d}", self.every)
 
     def mark_done(self) -> None:
         spec = json.loads((self.folder / RUN_FILE).read_text())
@@ -205,15 +199,23 @@ class Checkpoint:
 
     def _mode(self) -> int | None:
         """0o600 in a folder only its owner may enter (a background job's state is private: the folder's
-        mode says so), else None: the usual mode of a new file."""
-        try:
-            return 0o600 if self.folder.stat().st_mode & 0o077 == 0 else None
-        except OSError:
-            return None
+        mode, or its parent's before it exists, says so), else None: the usual mode of a new file."""
+        for folder in (self.folder, self.folder.parent):
+            try:
+                return 0o600 if folder.stat().st_mode & 0o077 == 0 else None
+            except OSError:
+                continue
+        return None
 
     def _write_npz(self, path: Path, arrays: dict[str, Any]) -> None:
         def write(tmp: Any) -> None:
             with open(tmp, "wb") as f:
                 np.savez(f, **arrays)
 
-        atomic.atomic_write(path, write, mode=self._mode())
+        mode = self._mode()
+        try:  # a chain step's folder is made with its first file
+            self.folder.mkdir(mode=0o700 if mode is not None else 0o777, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"checkpoint folder {str(self.folder)!r} cannot be created ({one_line(exc)}); check "
+                              "the folder and free disk space") from None
+        atomic.atomic_write(path, write, mode=mode)
