@@ -18,15 +18,16 @@ from .tasks import TASKS
 
 
 def submit(kind: str, spec: dict[str, Any], *, what: str, devices: Sequence[str],
-           plugins: Iterable[str] = ()) -> Job:
+           plugins: Iterable[str] = (), source: str = "cli") -> Job:
     """Record a job (``kind`` run, chain or batch with its task's ``spec``, run in the working folder) and start
     its detached supervisor, which queues it on ``devices`` (:func:`.queue.device_keys`); returns at once.
-    ``plugins``: modules to load as plugins first (``gradfx tui --plugin``)."""
+    ``plugins``: modules to load as plugins first (``gradfx tui --plugin``); ``source``: who made it (``cli``,
+    ``tui``: the TUI reattaches to its own)."""
     if kind not in TASKS:
         raise JobError(f"unknown job kind {kind!r}; one of {', '.join(TASKS)}")
     now = time.time()
     request = {"kind": kind, "what": what, "spec": spec, "devices": list(devices), "cwd": os.getcwd(),
-               "plugins": list(plugins), "created": now, "gradfx": __version__}
+               "plugins": list(plugins), "source": source, "created": now, "gradfx": __version__}
     job = create(request, {"status": "queued", "queued_at": now, "resumes": 0})
     _start(job, {})
     return job

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -30,16 +30,20 @@ PREVIEW_INTERVAL = 2.0
 PREVIEW_SIZE = 320
 #: seconds before writing is tried again after it failed
 RETRY = 30.0
+#: losses kept for the loss curve
+LOSSES = 200
 
 
 @dataclass
 class Progress:
     """What ``progress.json`` holds: the latest step event, a batch's counts (``batch``: the
-    :class:`~gradfx.engine.batch.BatchEvent`'s fields), and when it was written (``time.time()``)."""
+    :class:`~gradfx.engine.batch.BatchEvent`'s fields), when it was written (``time.time()``) and the losses
+    of the running chain step (or run) so far, the last :data:`LOSSES` of them."""
 
     event: ProgressEvent | None
     batch: dict[str, Any] | None
     written: float
+    losses: list[float] = field(default_factory=list)
 
     @property
     def eta(self) -> float | None:
@@ -71,7 +75,8 @@ def read(job: Job) -> Progress | None:
         return None
     event = ProgressEvent.from_dict(data["event"]) if isinstance(data.get("event"), dict) else None
     batch = data.get("batch") if isinstance(data.get("batch"), dict) else None
-    return Progress(event, batch, float(data.get("written") or 0.0))
+    losses = [float(x) for x in data.get("losses") or [] if isinstance(x, (int, float))]
+    return Progress(event, batch, float(data.get("written") or 0.0), losses)
 
 
 def read_preview(job: Job) -> np.ndarray | None:
@@ -96,8 +101,14 @@ class ProgressWriter:
         self._last = self._last_preview = 0.0
         self._blocked_until = 0.0
         self._batch: dict[str, Any] | None = None
+        self._losses: list[float] = []
+        self._step: Any = None
 
     def __call__(self, event: ProgressEvent) -> None:
+        if (event.chain_step, self._batch and self._batch.get("item")) != self._step:  # another step or item
+            self._step = (event.chain_step, self._batch and self._batch.get("item"))
+            self._losses.clear()
+        self._losses = [*self._losses[-(LOSSES - 1):], event.loss]
         now = time.monotonic()
         if now < self._blocked_until:
             return
@@ -125,7 +136,7 @@ class ProgressWriter:
         import json
 
         data = {"event": event.to_dict() if event is not None else None, "batch": self._batch,
-                "written": time.time()}
+                "written": time.time(), "losses": self._losses}
         self._guard(lambda: self.job.write(PROGRESS, json.dumps(data, default=str)))
 
     def _guard(self, write: Any) -> None:
