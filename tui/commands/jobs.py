@@ -3,9 +3,9 @@ start (:mod:`gradfx.engine.jobs`).
 
 - ``list`` (the default): id, status, progress, device, start time, ETA and what each job runs; a failed job's
   reason under it. ``--json`` for scripts.
-- ``follow ID``: live progress as ``gradfx run`` shows it, until the job ends; then its closing lines and an
-  exit status as the command's own would be (0 done, 130 cancelled; a failed job: 2, or 3 for a non-finite
-  loss, or 1 when it was killed). Ctrl-C stops following; the job goes on.
+- ``follow ID``: live progress as ``gradfx run`` shows it, until the job ends; then its closing lines and its
+  exit status: 0 done, 130 cancelled, 3 a non-finite loss (as the command's own), 1 any other failure.
+  Ctrl-C stops following; the job goes on.
 - ``cancel ID...``: stop after the current step, writing the image so far (as Ctrl-C does).
 - ``resume ID``: start a failed or cancelled job again from its checkpoint (a batch: its manifest).
 - ``clean [ID...]``: remove finished jobs' state (not their outputs): every done job, with ``--all`` the
@@ -198,4 +198,4 @@ def _closing(job: jobs.Job, state: dict[str, Any], *, quiet: bool) -> int:
         print(f"gradfx: job {job.id} {status}: {error}", file=sys.stderr)
     if status in ("failed", "cancelled"):
         print(f"gradfx: to finish it, 'gradfx jobs resume {job.id}'", file=sys.stderr)
-    return code
+    return code if status != "failed" or code == 3 else 1
