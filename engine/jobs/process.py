@@ -88,15 +88,14 @@ def _state_and_start(pid: int) -> tuple[str | None, str | None]:
     return state[:1], " ".join(start.split()) or None
 
 
-def spawn(argv: Sequence[str], *, cwd: str | os.PathLike, log: Path, pass_fds: Sequence[int] = (),
-          env: dict[str, str] | None = None) -> subprocess.Popen:
+def spawn(argv: Sequence[str], *, cwd: str | os.PathLike, log: Path) -> subprocess.Popen:
     """Start ``argv`` detached: a session of its own (no controlling terminal: it outlives the terminal and
     ignores its hang-up), stdin from /dev/null, stdout and stderr appended to ``log`` (created 0600). A
     thread reaps it should this process outlive it (the TUI), so it never lingers as a zombie."""
     fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     try:
         proc = subprocess.Popen(list(argv), cwd=cwd, stdin=subprocess.DEVNULL, stdout=fd, stderr=fd,
-                                start_new_session=True, close_fds=True, pass_fds=tuple(pass_fds), env=env)
+                                start_new_session=True, close_fds=True)
     finally:
         os.close(fd)
     threading.Thread(target=proc.wait, name=f"reap-{proc.pid}", daemon=True).start()

