@@ -134,6 +134,9 @@ class Job:
             state = self.state()
             if state.get("status") in FINISHED or self.processes_alive(state):
                 return state
+            if state.get("cancel_requested"):  # SIGTERM came before a process could say how it ended
+                return self.write_state({**state, "status": "cancelled", "finished": time.time(),
+                                         "error": "cancelled before its process could save anything"})
             worker = ProcessId.from_dict(state.get("worker"))
             what = f"its process (pid {worker.pid})" if worker else "its queue process"
             reason = (f"{what} is gone without finishing: killed (SIGKILL, the out-of-memory killer) or the machine "

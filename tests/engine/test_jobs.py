@@ -129,6 +129,8 @@ def test_a_job_whose_processes_are_gone_is_failed_with_the_reason_and_the_logs_l
     assert job.state()["status"] == "failed", "recorded, not only shown"
     alive = _job(status="running", worker=process.identify().to_dict())
     assert alive.refresh()["status"] == "running"
+    asked = _job(status="queued", supervisor=gone, cancel_requested=True)  # SIGTERM before its handler was set
+    assert asked.refresh()["status"] == "cancelled"
 
 
 def test_the_devices_a_job_queues_on(monkeypatch):

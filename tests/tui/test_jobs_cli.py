@@ -149,6 +149,11 @@ def test_jobs_queue_per_device_and_a_cancelled_one_keeps_its_image_so_far(state,
     rows = {r["id"]: r for r in map(json.loads, capsys.readouterr().out.splitlines())}
     assert rows[first]["status"] == "running" and 0 < rows[first]["progress"] < 1 and rows[first]["eta"] > 0
     assert rows[second]["status"] == "queued" and rows[second]["progress"] is None
+    third = detach(capsys, "run", *RUN, "-p", "steps=3", "-o", "third.png")
+    assert main(["jobs", "cancel", third]) == 0  # while queued: it never starts
+    wait_until(lambda: status(third)["status"] == "cancelled", "the queued job to be cancelled")
+    assert status(third)["error"] in ("cancelled while queued", "cancelled before its process could save anything")
+    assert status(third).get("worker") is None
 
     assert main(["jobs", "cancel", first]) == 0
     assert "stops after its current step" in capsys.readouterr().out
@@ -163,9 +168,11 @@ def test_jobs_queue_per_device_and_a_cancelled_one_keeps_its_image_so_far(state,
         jobs.cancel(jobs.find(second))
 
     assert main(["jobs", "clean"]) == 0
-    assert "removed 1 job(s)" in capsys.readouterr().out and [j.id for j in jobs.all_jobs()] == [first]
+    out = capsys.readouterr().out
+    assert f"removed 1 job(s): {second}" in out and "kept 2 failed or cancelled" in out
+    assert {j.id for j in jobs.all_jobs()} == {first, third}
     assert main(["jobs", "clean", "--all"]) == 0 and jobs.all_jobs() == []
-    assert Path("first.png").is_file() and Path("second.png").is_file(), "outputs stay"
+    assert Path("first.png").is_file() and Path("second.png").is_file() and not Path("third.png").exists()
 
 
 def test_a_deleted_state_folder_is_a_clear_error_and_the_run_still_writes_its_output(state, capsys):
