@@ -20,7 +20,7 @@ from typing import Any
 
 from gradfx.engine import jobs
 from gradfx.engine.errors import GradfxError, JobError
-from gradfx.engine.images import imageio
+from gradfx.engine.images.load import load_image
 from gradfx.engine.jobs.store import PREVIEW
 from gradfx.engine.running.api import Step
 from gradfx.engine.running.recipes import Recipe, dumps_recipe
@@ -154,7 +154,7 @@ class JobsMixin:
         status, outputs = state.get("status"), state.get("outputs") or []
         report = job.report()
         if report is not None and outputs:
-            loaded = imageio.load_image(outputs[0])
+            loaded = load_image(outputs[0])
             self.post_message(RunFinished(Result(loaded.rgb, report, loaded.alpha), status == "cancelled"))
             self.post_message(JobFinished(job.id, str(status), list(outputs), state.get("error")))
             return
@@ -208,7 +208,7 @@ class JobsMixin:
             return
         if self.job is job or (self.job is not None and self.job.id == job.id):
             self._stop_following()
-        loaded = imageio.load_image(state["outputs"][0])
+        loaded = load_image(state["outputs"][0])
         self.result = Result(loaded.rgb, job.report() or {}, loaded.alpha)
         self._show_image(image, f"job {job.id} output {loaded.size[0]}×{loaded.size[1]}")
         self.notify(f"opened job {job.id}'s output {state['outputs'][0]}; ctrl+s saves a copy")

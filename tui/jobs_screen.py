@@ -20,7 +20,8 @@ from textual.widgets.option_list import Option
 
 from gradfx.engine import jobs
 from gradfx.engine.errors import GradfxError
-from gradfx.engine.images import imageio
+from gradfx.engine.images.load import load_image
+from gradfx.engine.images.save import SAVE_FORMATS
 from gradfx.engine.jobs.store import PREVIEW
 
 from .preview import shrink
@@ -44,11 +45,11 @@ def job_line(job: jobs.Job, state: dict[str, Any], progress: jobs.Progress | Non
 
 def output_image(state: dict[str, Any]) -> np.ndarray | None:
     """A finished job's first output, shrunk for the preview (None if it has none or it cannot be read)."""
-    outputs = [o for o in state.get("outputs") or [] if o.lower().endswith(tuple(imageio.SAVE_FORMATS))]
+    outputs = [o for o in state.get("outputs") or [] if o.lower().endswith(tuple(SAVE_FORMATS))]
     if not outputs:
         return None
     try:
-        return shrink(imageio.load_image(outputs[0]).rgb)
+        return shrink(load_image(outputs[0]).rgb)
     except (GradfxError, OSError):
         return None
 

@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import GradfxError
-from ..images import imageio
+from ..images.arrays import resize_longest, to_uint8
+from ..images.load import load_image
 from ..progress import ProgressEvent
 from .store import PREVIEW, PROGRESS, Job
 
@@ -85,7 +86,7 @@ def read_preview(job: Job) -> np.ndarray | None:
     if not path.is_file():
         return None
     try:
-        return imageio.to_uint8(imageio.load_image(path).rgb)
+        return to_uint8(load_image(path).rgb)
     except (GradfxError, OSError):  # replaced while read: the next look gets it
         return None
 
@@ -154,8 +155,8 @@ def _png(image: np.ndarray) -> Any:
 
     a = np.asarray(image)
     a = a[0] if a.ndim == 4 else a
-    a = imageio.resize_longest(a, PREVIEW_SIZE) if max(a.shape[:2]) > PREVIEW_SIZE else a
-    pixels = imageio.to_uint8(a)
+    a = resize_longest(a, PREVIEW_SIZE) if max(a.shape[:2]) > PREVIEW_SIZE else a
+    pixels = to_uint8(a)
     return lambda tmp: Image.fromarray(pixels).save(tmp, format="PNG")
 
 

@@ -293,21 +293,21 @@ def test_a_full_disk_under_the_state_folder_never_stops_the_run(jobs_dir, tiny, 
 
 def test_an_output_the_full_disk_refused_is_written_by_a_resume_without_computing_again(jobs_dir, tiny,
                                                                                       monkeypatch):
-    from gradfx.engine.images import imageio
+    from gradfx.engine.running import result
 
     job = _job(spec=tiny)
-    real = imageio.save_image
+    real = result.save_image
 
     def refuse(path, *args, **kwargs):
         if str(path) == tiny["output"]:
             raise GradfxError(f"{path}: cannot write (No space left on device); free disk space")
         return real(path, *args, **kwargs)
 
-    monkeypatch.setattr(imageio, "save_image", refuse)
+    monkeypatch.setattr(result, "save_image", refuse)  # what Result.save calls
     outcome = _work(job)
     assert outcome.status == "failed" and "No space left on device" in job.state()["error"]
     assert not Path(tiny["output"]).exists()
-    monkeypatch.setattr(imageio, "save_image", real)
+    monkeypatch.setattr(result, "save_image", real)
     steps = []
     monkeypatch.setattr(progressfile.ProgressWriter, "__call__", lambda self, ev: steps.append(ev))
     assert _work(job, resume=True).status == "done" and Path(tiny["output"]).is_file()

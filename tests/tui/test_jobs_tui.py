@@ -16,7 +16,7 @@ import pytest
 pytest.importorskip("textual")
 
 from gradfx.engine import jobs  # noqa: E402
-from gradfx.engine.images.imageio import save_image  # noqa: E402
+from gradfx.engine.images.save import save_image  # noqa: E402
 from gradfx.engine.jobs import process, progressfile, store  # noqa: E402
 from gradfx.engine.progress import ProgressEvent  # noqa: E402
 from gradfx.engine.running.result import report_json  # noqa: E402
