@@ -14,6 +14,7 @@ from .errors import (
     DeviceError,
     GradfxError,
     ImageError,
+    JobError,
     NumericalError,
     OutputError,
     ParameterError,
@@ -75,5 +76,5 @@ __all__ = [
     "__version__", "Effect", "Output", "RunContext", "hookimpl", "Param", "Schema", "Int", "Float", "Floats", "Bool", "Str",
     "Choice", "Image", "ImageOr", "Images", "Layers", "LayerList", "parse_layer_weights", "Precision", "CancelToken", "ProgressCallback", "ProgressEvent", "GradfxError",
     "ImageError", "ParameterError", "UnknownEffectError", "UnknownModelError", "UnknownNameError", "PluginError", "WeightsError", "DeviceError",
-    "RecipeError", "NumericalError", "OutputError", *_LAZY,
+    "RecipeError", "NumericalError", "OutputError", "JobError", *_LAZY,
 ]

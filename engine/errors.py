@@ -56,6 +56,10 @@ class OutputError(GradfxError):
     """An output cannot be written (it would overwrite an input, or the folder is missing)."""
 
 
+class JobError(GradfxError):
+    """A background job cannot be found, started, cancelled or resumed, or its state folder is unusable."""
+
+
 def one_line(exc: BaseException) -> str:
     """An exception's message on one line of at most 160 characters (for messages that quote a library's)."""
     text = " ".join(str(exc).split()) or type(exc).__name__

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 import numpy as np
 
@@ -42,6 +44,37 @@ class ProgressEvent:
 
     def preview(self) -> np.ndarray | None:
         return None if self._preview is None else self._preview()
+
+    @property
+    def chain_step(self) -> tuple[int, int] | None:
+        """Which step of a chain this event comes from, and of how many: a chain names it at the start of the
+        stage (``step 2/3 deepdream · octave 1/3 ...``) and counts ``total_step`` within that step. None
+        outside a chain."""
+        match = _CHAIN_STEP.match(self.stage)
+        return None if match is None else (int(match[1]), int(match[2]))
+
+    @property
+    def run_fraction(self) -> float:
+        """How far the whole run is, a chain's steps counted equal: step 2 of 2 starts at 50%."""
+        step = self.chain_step
+        if step is None:
+            return self.fraction
+        index, count = step
+        return (index - 1 + self.fraction) / max(count, 1)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The event's fields (not its preview) as JSON holds them: what a background job writes for the
+        processes that follow it (:meth:`from_dict` reads it back)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if not f.name.startswith("_")}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ProgressEvent:
+        """The event :meth:`to_dict` wrote (unknown keys, from a newer gradfx, are left aside)."""
+        names = {f.name for f in fields(cls) if not f.name.startswith("_")}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+_CHAIN_STEP = re.compile(r"step (\d+)/(\d+) ")
 
 
 ProgressCallback = Callable[[ProgressEvent], None]

@@ -36,6 +36,7 @@ from gradfx.engine.running import api
 
 from . import messages
 from .app_chain import ChainMixin
+from .app_jobs import JobsMixin
 from .app_palette import GradfxCommands
 from .app_recipes import RecipeMixin
 from .app_run import RunMixin, tui_advice
@@ -47,15 +48,16 @@ from .widgets import ChainView, EffectBrowser, ParamForm, Preview, RunPanel
 
 #: columns from which the three-column layout is used
 WIDE = 120
-_MAIN_SCREEN_ACTIONS = {"run", "save", "open", "load_recipe", "save_recipe", "toggle_view", "help"}
+_MAIN_SCREEN_ACTIONS = {"run", "save", "open", "load_recipe", "save_recipe", "toggle_view", "help", "jobs"}
 
 
-class GradfxApp(SettingsMixin, ChainMixin, RunMixin, SaveMixin, RecipeMixin, App[None]):
+class GradfxApp(JobsMixin, SettingsMixin, ChainMixin, RunMixin, SaveMixin, RecipeMixin, App[None]):
     """``gradfx tui [IMAGE]``."""
 
     RunStarted, RunProgress, PreviewReady = messages.RunStarted, messages.RunProgress, messages.PreviewReady
     RunFinished, RunFailed, OutputSaved = messages.RunFinished, messages.RunFailed, messages.OutputSaved
     RecipeLoaded, RecipeSaved, DeviceFound = messages.RecipeLoaded, messages.RecipeSaved, messages.DeviceFound
+    JobAttached, JobFinished = messages.JobAttached, messages.JobFinished
 
     CSS_PATH = Path(__file__).with_name("app.tcss")
     TITLE = "gradfx"
@@ -69,6 +71,7 @@ class GradfxApp(SettingsMixin, ChainMixin, RunMixin, SaveMixin, RecipeMixin, App
         Binding("f2", "load_recipe", "Load recipe", show=False),
         Binding("f3", "save_recipe", "Save recipe", show=False),
         Binding("f4", "toggle_view", "View"),
+        Binding("f6", "jobs", "Jobs"),
         Binding("f1", "help", "Keys"),
         # straight to a panel, as lazygit's number keys: the digit where no text field takes it, alt+digit anywhere
         Binding("1,alt+1", "panel('effects')", "Effects", show=False),
@@ -224,7 +227,7 @@ class GradfxApp(SettingsMixin, ChainMixin, RunMixin, SaveMixin, RecipeMixin, App
 
     # --- quitting, plugins ---------------------------------------------------------------------------------
     async def action_quit(self) -> None:
-        if not self.running:
+        if not self.running or self.use_jobs:  # a job goes on without the app (gradfx tui says so on the way out)
             self.exit()
             return
 

@@ -35,6 +35,7 @@ class GradfxCommands(Provider):
             ("Clear chain", "remove every step", app.action_clear_chain),
             ("Show plugin failures", "plugins that failed to load, and why", app.action_plugin_failures),
             ("Keys", "every key binding (f1)", app.action_help),
+            ("Jobs", "background jobs: follow, open an output, cancel, resume, remove (f6)", app.action_jobs),
         ]
         out += [(f"Weights: {mode}", f"use {mode} weights for the next run", partial(app.set_weights, mode))
                 for mode in WEIGHT_MODES]

@@ -18,7 +18,6 @@ from gradfx.engine.running.plan import Plan, draft
 
 from .messages import PreviewReady, RunFailed, RunFinished, RunProgress, RunStarted
 from .preview import shrink
-from .run_status import chain_step
 from .widgets import RunPanel
 
 #: seconds between preview copies from the engine thread
@@ -111,8 +110,8 @@ class RunMixin:
         last: dict[str, Any] = {"progress": 0.0, "preview": time.monotonic(), "step": None}
 
         def progress(event: ProgressEvent) -> None:
-            if chain_step(event) != last["step"]:
-                last["step"] = chain_step(event)
+            if event.chain_step != last["step"]:
+                last["step"] = event.chain_step
                 losses.clear()
             losses.append(event.loss)
             now = time.monotonic()

@@ -20,7 +20,7 @@ from gradfx.engine.errors import GradfxError, PluginError
 from gradfx.engine.version import __version__
 
 #: sub-command modules, in the order ``gradfx --help`` lists them
-COMMANDS = ("list_", "show", "run", "chain", "batch", "demo", "resume", "models", "weights", "plugins", "tui")
+COMMANDS = ("list_", "show", "run", "chain", "batch", "demo", "resume", "jobs", "models", "weights", "plugins", "tui")
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -78,3 +78,19 @@ class RecipeSaved(Message, namespace="gradfx_app"):
     def __init__(self, path: Path) -> None:
         super().__init__()
         self.path = path
+
+
+class JobAttached(Message, namespace="gradfx_app"):
+    """The app follows a background job (started with ctrl+r, reattached at start or from the jobs panel)."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__()
+        self.job_id = job_id
+
+
+class JobFinished(Message, namespace="gradfx_app"):
+    """The followed job ended having written ``outputs`` (after the ``RunFinished`` with its image)."""
+
+    def __init__(self, job_id: str, status: str, outputs: list[str], error: str | None) -> None:
+        super().__init__()
+        self.job_id, self.status, self.outputs, self.error = job_id, status, outputs, error

@@ -1,6 +1,6 @@
-"""What the run panel shows of a run, from the engine's progress events: which chain step, how far the whole
-run is, the status line's parts, the time left, the losses the sparkline draws. No Textual, so it is tested
-directly."""
+"""What the run panel shows of a run, from the engine's progress events (which chain step and how far the whole
+run is are the events' own ``chain_step`` and ``run_fraction``): the status line's parts, the time left, the
+losses the sparkline draws. No Textual, so it is tested directly."""
 
 from __future__ import annotations
 
@@ -22,26 +22,9 @@ def format_seconds(seconds: float | None) -> str:
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m:d}:{s:02d}"
 
 
-#: the run panel's bar counts in thousandths of the whole run
+#: the run panel's bar counts in thousandths of the whole run (``ProgressEvent.run_fraction``: a chain's
+#: steps counted equal)
 BAR_TOTAL = 1000
-_CHAIN_STEP = re.compile(r"step (\d+)/(\d+) ")
-
-
-def chain_step(event: ProgressEvent) -> tuple[int, int] | None:
-    """Which chain step ``event`` comes from, and of how many: ``run_chain`` names it in the stage (``step 2/3
-    deepdream · octave 1/3 ...``) and counts ``total_step``, ``eta`` and the losses within that step. None
-    outside a chain."""
-    match = _CHAIN_STEP.match(event.stage)
-    return None if match is None else (int(match[1]), int(match[2]))
-
-
-def run_fraction(event: ProgressEvent) -> float:
-    """How far the whole run is: step 2 of 2 starts at 50%."""
-    step = chain_step(event)
-    if step is None:
-        return event.fraction
-    index, count = step
-    return (index - 1 + event.fraction) / max(count, 1)
 
 
 _STEP_AND_EFFECT = re.compile(r"step (\d+)/(\d+) (\S+) · ")

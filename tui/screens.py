@@ -193,14 +193,18 @@ KEYS = """\
                      (not in a text field; alt+1… there)
   ctrl+o             open the input image
   ctrl+r or f5       run the chain
-  escape             cancel a run (keeps the image so far)
+  escape             cancel a run or the job followed
+                     (keeps the image so far)
   ctrl+s             save the output
   f2 / f3            load / save a recipe
   f4                 run panel or parameters (narrow)
+  f6                 jobs: follow, open an output, cancel,
+                     resume, remove
   ctrl+p             command palette: weights, seed,
                      "Go to NAME" for a field…
   f1                 this help
-  ctrl+q             quit (asks during a run)
+  ctrl+q             quit (a job goes on; a run inside the
+                     app, with --no-jobs, asks first)
 
 [b]Effects[/] (left)
   up / down          browse; the middle panel describes it

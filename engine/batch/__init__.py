@@ -11,7 +11,7 @@ from __future__ import annotations
 from .items import IMAGE_SUFFIXES, Item, VideoJob, discover, item_seed, payloads
 from .job import Job, make_job, run_item
 from .manifest import MANIFEST, Manifest, Record
-from .runner import BatchEvent, BatchSummary, run_batch
+from .runner import BatchEvent, BatchSummary, check_batch, run_batch
 
 __all__ = ["IMAGE_SUFFIXES", "MANIFEST", "BatchEvent", "BatchSummary", "Item", "Job", "Manifest", "Record",
-           "VideoJob", "discover", "item_seed", "make_job", "payloads", "run_batch", "run_item"]
+           "VideoJob", "check_batch", "discover", "item_seed", "make_job", "payloads", "run_batch", "run_item"]

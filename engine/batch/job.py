@@ -58,9 +58,10 @@ class Job:
 
 def make_job(target: str | os.PathLike, params: Mapping[str, Any] | None = None, *, model: str | None = None,
              weights: str | None = None, seed: int | None = None, size: int | None = None,
-             registry: Registry | None = None) -> Job:
+             registry: Registry | None = None, models: bool = True) -> Job:
     """Plan the effect (or recipe file, ``*.toml``) once, before any item runs: effect, parameters, files,
-    model and weights checked. ``weights`` and ``seed`` None: the recipe's, else ``auto`` and 0."""
+    model and weights checked. ``weights`` and ``seed`` None: the recipe's, else ``auto`` and 0.
+    ``models=False`` stops before the models and weights (the checks that import TensorFlow)."""
     from ..running.plan import check_seed
     from ..running.recipes import load_recipe
 
@@ -92,7 +93,8 @@ def make_job(target: str | os.PathLike, params: Mapping[str, Any] | None = None,
     if first is not None and not first.needs_input:  # each item's image would be ignored
         raise ParameterError(f"effect {first.name!r} makes an image from nothing; a batch needs an effect that "
                              "takes an input image" + (f" ({text} starts with it)" if job.recipe else ""))
-    job.plan(registry)  # every check, and the weights resolved, before any item runs
+    if models:
+        job.plan(registry)  # every check, and the weights resolved, before any item runs
     job.seed = check_seed(0 if seed is None else seed)
     blob = json.dumps({"job": desc, "model": model, "weights": str(job.weights), "seed": job.seed, "size": size},
                       sort_keys=True, default=str)

@@ -123,6 +123,28 @@ def local_devices() -> list[str]:
     gpus = tf.config.list_physical_devices("GPU")
     return [f"gpu:{i}" for i in range(len(gpus))] or ["cpu"]
 
+def _check_options(ray: Any, devices: Sequence[str] | None, gpus_per_item: float | None, workers: int | None
+                   ) -> None:
+    if ray and devices:
+        raise ParameterError("--device (devices=) chooses local workers; with --ray, --gpus-per-item chooses")
+    if not ray and (gpus_per_item is not None or workers is not None):
+        raise ParameterError("--gpus-per-item and --workers size Ray's workers; add --ray, or leave them out")
+
+
+def check_batch(target: str | os.PathLike, inputs: Sequence[str | os.PathLike], outdir: str | os.PathLike, *,
+                params: Mapping[str, Any] | None = None, model: str | None = None, seed: int | None = None,
+                size: int | None = None, devices: Sequence[str] | None = None, ray: Any = None,
+                gpus_per_item: float | None = None, workers: int | None = None,
+                registry: Registry | None = None) -> int:
+    """The checks of :func:`run_batch` that need no TensorFlow, for a batch that runs later (``gradfx batch
+    --detach``): the options, the effect or recipe with its parameters and files, the output folder (created)
+    and the inputs. Returns the number of items. The models and weights are checked when it runs."""
+    _check_options(ray, devices, gpus_per_item, workers)
+    job = make_job(target, params, model=model, seed=seed, size=size, registry=registry, models=False)
+    items, _ = discover(inputs, atomic.output_folder(outdir), seed=job.seed)
+    return len(items)
+
+
 def run_batch(
     target: str | os.PathLike,
     inputs: Sequence[str | os.PathLike],
@@ -154,10 +176,7 @@ def run_batch(
     ``gpus_per_item`` and ``workers`` size its actors. ``stop`` lets the items in flight finish and starts
     no more; ``cancel`` abandons them too (nothing of theirs is recorded, so a rerun does them).
     """
-    if ray and devices:
-        raise ParameterError("--device (devices=) chooses local workers; with --ray, --gpus-per-item chooses")
-    if not ray and (gpus_per_item is not None or workers is not None):
-        raise ParameterError("--gpus-per-item and --workers size Ray's workers; add --ray, or leave them out")
+    _check_options(ray, devices, gpus_per_item, workers)
     if ray:  # a missing Ray is the first thing said, before the checks that import TensorFlow
         from .ray_runner import import_ray
 

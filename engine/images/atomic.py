@@ -37,7 +37,7 @@ def check_target(target: pathlib.Path, overwrite: bool) -> None:
 
 
 def atomic_write(
-    path: PathLike, write_fn: Callable[[pathlib.Path], None], *, overwrite: bool = True
+    path: PathLike, write_fn: Callable[[pathlib.Path], None], *, overwrite: bool = True, mode: int | None = None
 ) -> pathlib.Path:
     """Write ``path`` atomically: ``write_fn(tmp_path)`` fills a temporary file, which then replaces ``path``.
 
@@ -45,8 +45,9 @@ def atomic_write(
     final file name, so suffix checks (``.weights.h5``, ``.png``) still pass. It is fsynced before the
     move and removed if anything fails, including an exception from ``write_fn``, which propagates
     unchanged. With ``overwrite=False`` an existing ``path`` is never replaced (checked atomically where
-    the file system supports hard links). The new file gets the mode of the file it replaces, or the
-    usual ``0o666 & ~umask``. Folder problems raise :class:`OutputError`.
+    the file system supports hard links). The new file gets ``mode`` if given (``0o600``: a private state
+    file), else the mode of the file it replaces, or the usual ``0o666 & ~umask``. Folder problems raise
+    :class:`OutputError`.
     """
     target = pathlib.Path(path)
     folder = target.parent
@@ -68,7 +69,9 @@ def atomic_write(
             os.fsync(fd)
         finally:
             os.close(fd)
-        os.chmod(tmp, existing_mode if existing_mode is not None else 0o666 & ~_umask())
+        if mode is None:
+            mode = existing_mode if existing_mode is not None else 0o666 & ~_umask()
+        os.chmod(tmp, mode)
         if overwrite:
             os.replace(tmp, target)
         else:

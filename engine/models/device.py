@@ -16,7 +16,7 @@ import threading
 
 from ..errors import DeviceError
 
-__all__ = ["DEVICE_FORMS", "device_name", "quiet_tensorflow", "select_device"]
+__all__ = ["DEVICE_FORMS", "device_name", "parse_device", "quiet_tensorflow", "select_device"]
 
 DEVICE_FORMS = "auto, cpu, gpu or gpu:N"
 _NO_GPU = "no GPU visible to TensorFlow; use --device cpu, or install tensorflow[and-cuda]"
@@ -69,7 +69,7 @@ def _import_silently(*modules: str) -> None:
             os.close(saved)
 
 
-def _parse(device: str | None) -> tuple[str, int | None]:
+def parse_device(device: str | None) -> tuple[str, int | None]:
     """("auto", None) | ("cpu", None) | ("gpu", N or None); DeviceError on bad syntax."""
     if device is None:
         return "auto", None
@@ -116,7 +116,7 @@ def select_device(device: str | None = None) -> str:
     ``None`` or ``"auto"`` picks the first GPU when there is one, else the CPU. Turns on memory growth for
     every visible GPU. Raises :class:`DeviceError` for bad syntax or a GPU that is not there.
     """
-    kind, index = _parse(device)
+    kind, index = parse_device(device)
     if kind == "cpu":
         return "/CPU:0"
     gpus = _gpus()

@@ -4,8 +4,11 @@ A checkpoint folder holds ``run.json`` (effect, resolved parameters, model, weig
 output goes), ``input.npz`` (the exact input pixels), ``previous.npz`` (a video frame's previous frame, its
 input and output, for ``temporal=flow``: a resumed frame follows the same warped previous output), ``state-K.npz`` (the latest state of the K-th solve of
 the run: stage, step, image variables, optimiser slots, loss history) and ``solution-K.npz`` for each solve
-that finished. Randomness in the engine is a pure function of ``(seed, step)``, so on the CPU a resumed run
-writes the same bytes as one that was never interrupted.
+that finished. A chain's checkpoint keeps each step's solver state in a folder of its own, ``stepNN/``
+(:meth:`Checkpoint.for_step`): a resumed chain takes the solutions of the steps that finished, so it repeats
+none of their optimisation and hands the same 8-bit images on. Randomness in the engine is a pure function of
+``(seed, step)``, so on the CPU a resumed run writes the same bytes as one that was never interrupted. In a
+folder only its owner may enter (a background job's) every file is written private (0600).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import GradfxError
+from ..errors import GradfxError, OutputError, one_line
 from ..images import atomic
 from ..images.load import LoadedImage
 
@@ -29,6 +32,8 @@ if TYPE_CHECKING:
 RUN_FILE = "run.json"
 INPUT_FILE = "input.npz"
 PREVIOUS_FILE = "previous.npz"
+#: steps between saves unless a run says (``--checkpoint-every``)
+EVERY = 10
 #: what run.json must hold for a resume
 SPEC_KEYS = ("effect", "params", "model", "weights", "seed")
 
@@ -45,7 +50,7 @@ def _read_npz(path: Path, read: Any) -> Any:
 class Checkpoint:
     """One checkpoint folder; see the module docstring."""
 
-    def __init__(self, folder: str | os.PathLike, every: int = 10) -> None:
+    def __init__(self, folder: str | os.PathLike, every: int = EVERY) -> None:
         self.folder = Path(folder)
         self.every = int(every)
         if self.every < 1:
@@ -66,7 +71,7 @@ class Checkpoint:
                 f"{what}_{k}": getattr(frame, what) for k, frame in enumerate(previous.frames())
                 for what in ("input", "output")})
         text = json.dumps({**spec, "checkpoint_every": self.every, "done": False}, indent=2)
-        atomic.atomic_write(self.folder / RUN_FILE, lambda tmp: Path(tmp).write_text(text))
+        atomic.atomic_write(self.folder / RUN_FILE, lambda tmp: Path(tmp).write_text(text), mode=self._mode())
         if image is not None:
             arrays = {"rgb": image.rgb}
             if image.alpha is not None:
@@ -74,7 +79,7 @@ class Checkpoint:
             self._write_npz(self.folder / INPUT_FILE, arrays)
 
     @classmethod
-    def for_plan(cls, plan: Plan, folder: str | os.PathLike, every: int = 10, *, resume: bool = False,
+    def for_plan(cls, plan: Plan, folder: str | os.PathLike, every: int = EVERY, *, resume: bool = False,
                  info: dict[str, Any] | None = None, previous: Previous | None = None) -> Checkpoint:
         """The checkpoint of a one-effect plan; unless ``resume``, started afresh with the plan's description
         (``info`` adds fields to it: the CLI records the output path there) and the ``previous`` frame the run
@@ -126,11 +131,17 @@ class Checkpoint:
                               "again")
         return spec
 
+    def for_step(self, index: int) -> Checkpoint:
+        """The solver state of a chain's step ``index`` (1-based), in a folder of its own, ``stepNN/`` (made
+        with its first file; private if this one is), with this checkpoint's interval. A chain resumes by
+        executing again with the same checkpoint."""
+        return type(self)(self.folder / f"step{index:02d}", self.every)
+
     def mark_done(self) -> None:
         spec = json.loads((self.folder / RUN_FILE).read_text())
         spec["done"] = True
         text = json.dumps(spec, indent=2)
-        atomic.atomic_write(self.folder / RUN_FILE, lambda tmp: Path(tmp).write_text(text))
+        atomic.atomic_write(self.folder / RUN_FILE, lambda tmp: Path(tmp).write_text(text), mode=self._mode())
 
     # --- solver state ----------------------------------------------------------------------------------------
     def save_state(self, index: int, state: dict[str, Any]) -> None:
@@ -188,10 +199,25 @@ class Checkpoint:
             [tuple(s) for s in data["sizes"].tolist()], str(data["status"]), str(data["message"]),
             int(data["evaluations"])))
 
-    @staticmethod
-    def _write_npz(path: Path, arrays: dict[str, Any]) -> None:
+    def _mode(self) -> int | None:
+        """0o600 in a folder only its owner may enter (a background job's state is private: the folder's
+        mode, or its parent's before it exists, says so), else None: the usual mode of a new file."""
+        for folder in (self.folder, self.folder.parent):
+            try:
+                return 0o600 if folder.stat().st_mode & 0o077 == 0 else None
+            except OSError:
+                continue
+        return None
+
+    def _write_npz(self, path: Path, arrays: dict[str, Any]) -> None:
         def write(tmp: Any) -> None:
             with open(tmp, "wb") as f:
                 np.savez(f, **arrays)
 
-        atomic.atomic_write(path, write)
+        mode = self._mode()
+        try:  # a chain step's folder is made with its first file
+            self.folder.mkdir(mode=0o700 if mode is not None else 0o777, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"checkpoint folder {str(self.folder)!r} cannot be created ({one_line(exc)}); check "
+                              "the folder and free disk space") from None
+        atomic.atomic_write(path, write, mode=mode)

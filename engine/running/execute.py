@@ -4,6 +4,7 @@ of each step's 8-bit output to the next step. Nothing here checks what a user as
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import platform
@@ -15,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..effect import Output, RunContext
-from ..errors import GradfxError, ImageError, PluginError
+from ..errors import GradfxError, ImageError, OutputError, PluginError, one_line
 from ..images.arrays import resize_longest, to_uint8
 from ..images.load import LoadedImage, load_image
 from ..images.save import save_image
@@ -33,7 +34,8 @@ def execute(plan: Plan, *, progress: ProgressCallback | None = None, cancel: Can
 
     ``progress`` receives a :class:`ProgressEvent` per step; ``cancel`` stops after the current step (the
     result then holds the image so far, ``report["partial"]`` true). ``checkpoint`` (a
-    :class:`~gradfx.engine.checkpoint.Checkpoint`, one-effect plans only) saves and restores solver state;
+    :class:`~gradfx.engine.running.checkpoint.Checkpoint`) saves and restores solver state, a chain's per step
+    (:meth:`~gradfx.engine.running.checkpoint.Checkpoint.for_step`);
     ``stage_prefix`` goes before every progress event's stage name. ``previous`` (one-effect plans only): the
     video frame before this one, for ``temporal=flow`` (``RunContext.previous``).
     """
@@ -47,7 +49,8 @@ def execute(plan: Plan, *, progress: ProgressCallback | None = None, cancel: Can
                            stage_prefix=stage_prefix, checkpoint=checkpoint, resolutions=resolutions,
                            previous=previous)
         if checkpoint is not None and not result.partial:
-            checkpoint.mark_done()
+            with contextlib.suppress(OutputError, OSError):  # unmarked, a resume finds every solution all the same
+                checkpoint.mark_done()
         return result
     current = plan.image
     reports, result, n = [], None, len(plan.steps)
@@ -55,7 +58,8 @@ def execute(plan: Plan, *, progress: ProgressCallback | None = None, cancel: Can
         eff = step.effect
         try:
             result = _run_step(plan, step, current, progress=progress, cancel=cancel,
-                               stage_prefix=f"{stage_prefix}step {i}/{n} {eff.name} · ", resolutions=resolutions)
+                               stage_prefix=f"{stage_prefix}step {i}/{n} {eff.name} · ", resolutions=resolutions,
+                               checkpoint=None if checkpoint is None else checkpoint.for_step(i))
         except GradfxError as exc:  # a bad style image, layer or weights file: say which step (for the effect)
             # keep what caused it (a decoder's or TensorFlow's error: the TUI's details, the CLI's --debug)
             raise type(exc)(f"step {i} ({eff.name}): {str(exc).removeprefix(f'effect {eff.name!r}: ')}") \
@@ -157,7 +161,7 @@ def _run_step(plan: Plan, step: PlannedStep, loaded: LoadedImage | None, *,
             done = checkpoint.load_solution(index)
             if done is not None:
                 return done
-            hooks = {"checkpoint": lambda state: checkpoint.save_state(index, state),
+            hooks = {"checkpoint": lambda state: keep(checkpoint.save_state, index, state),
                      "checkpoint_every": checkpoint.every, "resume": checkpoint.load_state(index)}
         while True:
             try:
@@ -175,8 +179,18 @@ def _run_step(plan: Plan, step: PlannedStep, loaded: LoadedImage | None, *,
                 problem = dataclasses.replace(problem, tile=tile)
                 hooks["resume"] = None
         if checkpoint is not None and not solution.partial:
-            checkpoint.save_solution(index, solution)
+            keep(checkpoint.save_solution, index, solution)
         return solution
+
+    def keep(save: Any, *args: Any) -> None:
+        """A checkpoint write that fails (a full disk, a deleted folder) is a warning, said once: the run goes on
+        and writes its output; only a resume from this checkpoint would start from an older state."""
+        try:
+            save(*args)
+        except (OutputError, OSError) as exc:
+            warning = f"checkpoint not written ({one_line(exc)}); the run goes on, but a resume would start from before"
+            if not any(w.startswith("checkpoint not written") for w in ctx.warnings):
+                ctx.warn(warning)
 
     ctx = RunContext(input=loaded, model=step.model, weights=plan.weights, seed=seed, device=tf_device,
                      load_image=load, spec=step.spec, resolved_weights=step.weights,

@@ -55,8 +55,13 @@ def write_report(path: str | os.PathLike, report: Mapping[str, Any], *,
                  protect: Sequence[str | os.PathLike] = ()) -> Path:
     """Write a run report as JSON, atomically; never over one of the ``protect`` paths (inputs, outputs)."""
     target = check_output_path(path, protect=protect, image=False)
-    text = json.dumps(report, indent=2, default=_json_default)
-    return atomic.atomic_write(target, lambda tmp: Path(tmp).write_text(text + "\n"))
+    text = report_json(report)
+    return atomic.atomic_write(target, lambda tmp: Path(tmp).write_text(text))
+
+
+def report_json(report: Mapping[str, Any]) -> str:
+    """A run report as the JSON text :func:`write_report` writes (NumPy values as numbers and lists)."""
+    return json.dumps(report, indent=2, default=_json_default) + "\n"
 
 
 def write_frames(folder: Path, frames: Sequence[np.ndarray], *, protect: Sequence[str] = (),
@@ -89,4 +94,4 @@ def _json_default(value: Any) -> Any:
     return repr(value)
 
 
-__all__ = ["Result", "write_frames", "write_report"]
+__all__ = ["Result", "report_json", "write_frames", "write_report"]

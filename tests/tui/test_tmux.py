@@ -1,4 +1,5 @@
-"""The real ``gradfx tui`` in tmux, driven with send-keys (tests/tui/tmux_drive.sh); skipped without tmux."""
+"""The real ``gradfx tui`` in tmux, driven with send-keys (tests/tui/tmux_drive.sh, tests/tui/tmux_jobs.sh);
+skipped without tmux."""
 
 from __future__ import annotations
 
@@ -10,17 +11,29 @@ from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).with_name("tmux_drive.sh")
+HERE = Path(__file__).parent
+needs_tmux = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 
 
-@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
-def test_drive_gradfx_tui_in_tmux(tmp_path):
+def _drive(script: str, tmp_path: Path, *args: str) -> str:
+    """Run a tmux script against the interpreter that runs the suite; its stdout."""
     # `python` and `gradfx` on PATH are someone else's (the system's, without PIL, when the suite runs as
     # venv/bin/python -m pytest): the script must drive the interpreter that runs the suite
     for name in ("python", "python3", "gradfx"):
         (tmp_path / name).write_text("#!/bin/sh\necho \"not this $0\" >&2; exit 97\n")
         (tmp_path / name).chmod(0o755)
     env = {**os.environ, "PATH": f"{tmp_path}{os.pathsep}{os.environ['PATH']}", "GRADFX_PYTHON": sys.executable}
-    done = subprocess.run(["bash", str(SCRIPT), "80x24"], capture_output=True, text=True, timeout=300, env=env)
+    done = subprocess.run(["bash", str(HERE / script), *args], capture_output=True, text=True, timeout=600,
+                          env=env)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "tmux_drive: ok" in done.stdout
+    return done.stdout
+
+
+@needs_tmux
+def test_drive_gradfx_tui_in_tmux(tmp_path):
+    assert "tmux_drive: ok" in _drive("tmux_drive.sh", tmp_path, "80x24")
+
+
+@needs_tmux
+def test_a_job_started_in_the_tui_outlives_its_terminal_and_two_new_tuis_follow_it(tmp_path):
+    assert "tmux_jobs: ok" in _drive("tmux_jobs.sh", tmp_path)

@@ -100,15 +100,14 @@ def test_run_fraction_spans_the_whole_chain():
     # run_chain counts total_step within each chain step: the bar went 0-100% per step, so a two-step chain
     # showed 100% halfway through
     from gradfx.engine.progress import ProgressEvent
-    from gradfx.tui.run_status import run_fraction
 
     def event(stage: str, done: int, total: int) -> ProgressEvent:
         return ProgressEvent(stage, 0, 1, done, total, 1.0, 0.0, total_step=done, total_steps=total)
 
-    assert run_fraction(event("step 1/2 deepdream · octave 1/1 (64x48)", 10, 10)) == 0.5
-    assert run_fraction(event("step 2/2 style-transfer · scale 1/1 (64x48)", 5, 10)) == 0.75
-    assert run_fraction(event("step 1/1 deepdream · octave 1/3 (64x48)", 3, 12)) == 0.25
-    assert run_fraction(event("octave 1/3 (64x48)", 3, 12)) == 0.25  # a run outside a chain
+    assert event("step 1/2 deepdream · octave 1/1 (64x48)", 10, 10).run_fraction == 0.5
+    assert event("step 2/2 style-transfer · scale 1/1 (64x48)", 5, 10).run_fraction == 0.75
+    assert event("step 1/1 deepdream · octave 1/3 (64x48)", 3, 12).run_fraction == 0.25
+    assert event("octave 1/3 (64x48)", 3, 12).run_fraction == 0.25  # a run outside a chain
 
 
 def _event(stage: str, step: int, steps: int, elapsed: float, total_step: int, total_steps: int):

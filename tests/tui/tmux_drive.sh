@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Drive the real `gradfx tui` in a tmux session as a user would: type an effect's name in the browser, add it,
-# run it on a sample image, save the output, quit; then check the written file.
+# run it on a sample image (as a background job, which writes its output), save a copy, quit; then check the
+# written files.
 #
 #   bash tests/tui/tmux_drive.sh [WIDTHxHEIGHT]      (default 80x24; exit 0 = passed)
 #
@@ -12,6 +13,7 @@ py="${GRADFX_PYTHON:-python}"
 size="${1:-80x24}"
 here="$(cd "$(dirname "$0")" && pwd)"
 work="$(mktemp -d)"
+export GRADFX_JOBS_DIR="$work/jobs"  # the run's job keeps its state here, not in the user's folder
 session="gradfx-drive-$$"
 tmux() { command tmux -L "$session" "$@"; }
 trap 'tmux kill-server 2>/dev/null || true; rm -rf "$work"' EXIT
@@ -49,18 +51,20 @@ sleep 0.5
 tmux send-keys -t "$session" Enter             # add it to the chain
 wait_for "1. tiny-dream" 10
 tmux send-keys -t "$session" C-r               # run
-wait_for "done in" 120
-tmux send-keys -t "$session" C-s               # save
+wait_for "done in" 120                         # the job wrote sample-tiny-dream.png
+tmux send-keys -t "$session" C-s               # save a copy
 wait_for "Save output as" 10
 tmux send-keys -t "$session" Enter
-wait_for "saved sample-tiny-dream.png" 20
+wait_for "saved sample-tiny-dream-2.png" 20
 tmux send-keys -t "$session" C-q
 wait_for "gradfx exited 0" 20
 
-"$py" - "$work/sample-tiny-dream.png" <<'EOF'
+"$py" - "$work/sample-tiny-dream.png" "$work/sample-tiny-dream-2.png" <<'EOF'
 import sys
 from PIL import Image
-with Image.open(sys.argv[1]) as im:
-    assert im.size == (48, 40), im.size
-print("tmux_drive: ok,", sys.argv[1].rsplit("/", 1)[-1], "written")
+for path in sys.argv[1:]:
+    with Image.open(path) as im:
+        assert im.size == (48, 40), im.size
+assert open(sys.argv[1], "rb").read() == open(sys.argv[2], "rb").read(), "the copy differs"
+print("tmux_drive: ok,", " and ".join(p.rsplit("/", 1)[-1] for p in sys.argv[1:]), "written")
 EOF

@@ -18,10 +18,11 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from gradfx.engine.batch import BatchEvent, BatchSummary, run_batch
+from gradfx.engine.batch import BatchEvent, BatchSummary, check_batch, run_batch
 from gradfx.engine.params import parse_assignments
 from gradfx.engine.progress import CancelToken
 
+from ..detach import add_detach, detach
 from .run import WEIGHTS_HELP
 
 
@@ -53,6 +54,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, metavar="N", help="with --ray: at most N workers (default: all that fit)")
     p.add_argument("--overwrite", action="store_true", help="replace files in OUTDIR this batch did not write")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    add_detach(p)
     p.set_defaults(func=main)
 
 
@@ -158,6 +160,16 @@ def summarize(summary: BatchSummary, argv: list[str] | None = None, *, quiet: bo
 
 def main(args: argparse.Namespace) -> int:
     params = parse_assignments(args.param)
+    if args.detach:  # the checks without TensorFlow here; the models and weights when it runs
+        count = check_batch(args.target, args.inputs, args.output, params=params, model=args.model, seed=args.seed,
+                            size=args.size, devices=[args.device] if args.device else None, ray=args.ray,
+                            gpus_per_item=args.gpus_per_item, workers=args.workers)
+        spec = {"target": args.target, "inputs": args.inputs, "output": args.output, "params": params,
+                "model": args.model, "weights": args.weights, "seed": args.seed, "size": args.size,
+                "device": args.device, "ray": args.ray, "gpus_per_item": args.gpus_per_item,
+                "workers": args.workers, "overwrite": args.overwrite}
+        what = f"batch {args.target} {' '.join(args.inputs)} -> {args.output} ({count} items)"
+        return detach("batch", spec, what=what, device=args.device, every_gpu=not args.ray, quiet=args.quiet)
     with Interrupts() as keys, BatchBar(disable=args.quiet) as bar:
         summary = run_batch(args.target, args.inputs, args.output, params=params, model=args.model,
                             weights=args.weights, seed=args.seed, size=args.size,

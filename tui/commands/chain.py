@@ -14,6 +14,7 @@ from gradfx.engine.running.execute import execute
 from gradfx.engine.running.recipes import load_recipe, plan_recipe, recipe_input
 
 from .. import progressbar
+from ..detach import add_detach, detach
 from .run import Interrupt, add_common, check_output
 
 
@@ -33,6 +34,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="only validate the recipe: effects, parameters, files, models, the layers the steps name and a "
                         "weights file (no compute)")
     add_common(p)
+    add_detach(p)
     p.set_defaults(func=main, seed=None, weights=None)  # None: the recipe's value (else 0 / auto)
 
 
@@ -52,6 +54,15 @@ def main(args: argparse.Namespace) -> int:
     output = Path(args.output) if args.output else Path(f"{stem}.png")
     inputs = ([source] if source else []) + list(plan.files)
     check_output(output, inputs, args.overwrite, args.report, recipe=args.recipe)
+    if args.detach:  # the recipe as it is now (its files resolve against its folder, as here)
+        spec = {"recipe": args.recipe, "recipe_dir": str(Path(args.recipe).resolve().parent),
+                "recipe_text": Path(args.recipe).read_text(encoding="utf-8"), "input": args.input,
+                "output": str(output.resolve()), "snapshots": args.snapshots, "seed": args.seed,
+                "weights": args.weights, "model": args.model, "device": args.device, "size": args.size,
+                "report": str(Path(args.report).resolve()) if args.report else None,
+                "protect": [] if args.overwrite else [str(Path(f).resolve()) for f in inputs]}
+        what = f"chain {args.recipe}{f' {source}' if source else ''} -> {output}"
+        return detach("chain", spec, what=what, device=args.device, quiet=args.quiet)
     with Interrupt() as interrupt, progressbar.ProgressBar(disable=args.quiet) as bar:
         result = execute(plan, progress=bar.update, cancel=interrupt.token)
     result.save(output, overwrite=True, protect=[] if args.overwrite else inputs, report=args.report)

