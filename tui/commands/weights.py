@@ -49,13 +49,13 @@ def main(args: argparse.Namespace) -> int:
         if not args.items or args.all:
             raise ParameterError("gradfx weights import takes the archive files to import: gradfx weights "
                                  "import FILE...")
-        with _Bar() as bar:
+        with FetchBar() as bar:
             paths = [path for item in args.items for path in index.import_archive(item, progress=bar.update)]
     else:
         if args.all and args.items:
             raise ParameterError("give network names or --all, not both")
         names = [entry.name for entry in index.catalogue()] if args.all else (args.items or None)
-        with _Bar() as bar:
+        with FetchBar() as bar:
             paths = index.fetch(names, progress=bar.update)
     for path in dict.fromkeys(paths):
         print(path)
@@ -100,7 +100,7 @@ def _as_dict(state: Any) -> dict[str, Any]:
     }
 
 
-class _Bar:
+class FetchBar:
     """The download's Rich bar on stderr (on a terminal only), and every other stage as a line."""
 
     def __init__(self) -> None:
@@ -111,7 +111,7 @@ class _Bar:
         self._task: Any = None
         self._stage = ""
 
-    def __enter__(self) -> _Bar:
+    def __enter__(self) -> FetchBar:
         self._progress.start()
         return self
 
