@@ -3,7 +3,7 @@
 A :class:`ModelSpec` describes a backbone once: how to build it (:mod:`.extractor` builds it), its
 differentiable preprocessing and the exact inverse, the smallest input it accepts (:func:`check_size`, the one
 minimum-size check), the layers effects may read and where its ImageNet weights live (:mod:`.weights`
-resolves them). :data:`BUILTIN_MODELS` are VGG19, VGG16 and InceptionV3; plugins register more through the
+resolves them). :data:`BUILTIN_MODELS` are VGG19, VGG16, InceptionV3 and EfficientNet-Lite0 (a classifier); plugins register more through the
 model hook. Importing this module does not import TensorFlow: the builders and preprocessing functions import
 it when called.
 """
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     import keras
     import tensorflow as tf
 
-__all__ = ["BUILTIN_MODELS", "INCEPTION_V3", "VGG16", "VGG19", "ModelSpec", "caffe_deprocess", "caffe_preprocess",
+__all__ = ["BUILTIN_MODELS", "EFFICIENTNET_LITE0", "INCEPTION_V3", "VGG16", "VGG19", "ModelSpec", "caffe_deprocess", "caffe_preprocess",
            "check_layers", "check_min_size", "check_size", "clear_layer_names", "larger_size", "network", "normalised", "tf_deprocess",
            "tf_preprocess"]
 
@@ -331,7 +331,55 @@ INCEPTION_V3 = ModelSpec(
     layer_filter=_inception_layer_filter,
 )
 
-BUILTIN_MODELS: tuple[ModelSpec, ...] = (VGG19, VGG16, INCEPTION_V3)
+def _build_efficientnet_lite0(include_top: bool = False, pooling: str = "max") -> keras.Model:
+    """EfficientNet-Lite0's graph without weights, always with its classifier (the extractor cuts it where
+    an objective reads: its top is a global average pool, so it reads any size)."""
+    from .models.index.efficientnet import build_efficientnet_lite0
+
+    if pooling != "max":
+        raise ParameterError(f"pooling {pooling!r} for efficientnet_lite0: only 'max' (its own pooling)")
+    return build_efficientnet_lite0()
+
+
+def _lite_preprocess(x: Any) -> tf.Tensor:
+    """EfficientNet-Lite's preprocessing: RGB in [0, 1] -> ``(255 x - 127) / 128``. Differentiable."""
+    import tensorflow as tf
+
+    x = _as_float(x)
+    return (x * tf.constant(255.0, x.dtype) - tf.constant(127.0, x.dtype)) / tf.constant(128.0, x.dtype)
+
+
+def _lite_deprocess(y: Any) -> tf.Tensor:
+    """Exact inverse of :func:`_lite_preprocess` (not clipped)."""
+    import tensorflow as tf
+
+    y = _as_float(y)
+    return (y * tf.constant(128.0, y.dtype) + tf.constant(127.0, y.dtype)) / tf.constant(255.0, y.dtype)
+
+
+def _lite_layer_filter(layer: keras.layers.Layer) -> bool:
+    """The layers worth reading: each block's output, the head's activation, the logits and predictions."""
+    name = layer.name
+    return (name.endswith(("_add", "_project_bn")) or name in ("stem_activation", "top_activation", "logits",
+                                                                "predictions"))
+
+
+EFFICIENTNET_LITE0 = ModelSpec(
+    name="efficientnet_lite0",
+    summary="EfficientNet-Lite0 (Tan & Le 2019, mobile variant): an ImageNet classifier with its 1000-class "
+            "head, for class objectives (feature-vis logit(N)); weights from the package index",
+    build=_build_efficientnet_lite0,
+    preprocess=_lite_preprocess,
+    deprocess=_lite_deprocess,
+    input_range=(-127.0 / 128.0, 1.0),
+    min_size=32,
+    default_layers=("block3b_add", "block4c_add", "block5c_add", "block6d_add"),
+    top_size=224,
+    pooling_choices=("max",),
+    layer_filter=_lite_layer_filter,
+)
+
+BUILTIN_MODELS: tuple[ModelSpec, ...] = (VGG19, VGG16, INCEPTION_V3, EFFICIENTNET_LITE0)
 
 
 # ----------------------------------------------------------------------------------------- lookup

@@ -243,10 +243,10 @@ def reporting_fetches(reporter: Callable[[], contextlib.AbstractContextManager[C
 
 
 def _index_entry(spec: ModelSpec, include_top: bool) -> index.Network | None:
-    """The package-index network that gives ``spec`` ImageNet weights (none with a classifier top yet)."""
-    if include_top:
-        return None
-    return next((entry for entry in index.catalogue() if entry.model == spec.name), None)
+    """The package-index network that gives ``spec`` ImageNet weights, with its classifier when
+    ``include_top`` (a network with its classifier serves both: the extractor cuts it)."""
+    return next((entry for entry in index.catalogue()
+                 if entry.model == spec.name and (entry.top or not include_top)), None)
 
 
 def _from_index(spec: ModelSpec, include_top: bool, *, fetch: bool = True) -> tuple[ResolvedWeights | None, str]:

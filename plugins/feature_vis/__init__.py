@@ -286,11 +286,16 @@ def _thresholds(values: Sequence[float] | None, steps: int) -> tuple[int, ...]:
 
 
 def _logit_factory(ctx: RunContext) -> Any:
-    """``logit(n)`` for the run's model: the final dense layer's weights applied to its input layer."""
+    """``logit(n)`` for the run's model: the final dense layer's weights applied to its input layer (Keras'
+    applications fold the softmax into that ``predictions`` layer; a classifier may also keep it apart)."""
+    import keras
+
     from gradfx.engine import objectives as O  # noqa: N812
 
     ext = ctx.extractor(("predictions",), include_top=True)
-    dense = ext.model.get_layer("predictions")
+    dense = next((layer for layer in reversed(ext.model.layers) if isinstance(layer, keras.layers.Dense)), None)
+    if dense is None:
+        raise ParameterError(f"model {ctx.model}: its classifier top has no dense layer to read a logit from")
     kernel = dense.kernel.numpy()
     bias = dense.bias.numpy() if getattr(dense, "bias", None) is not None else None
     history = getattr(dense.input, "_keras_history", None)

