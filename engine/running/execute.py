@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import platform
 import re
 import time
@@ -117,13 +118,15 @@ def _run_step(plan: Plan, step: PlannedStep, loaded: LoadedImage | None, *,
     used_weights: dict[str, Any] = {}
     images: dict[str, LoadedImage] = {}
 
-    def load(path: str) -> LoadedImage:
+    def load(value: Any) -> LoadedImage:
+        if isinstance(value, LoadedImage):  # an image the caller passed in memory, converted when parsed
+            return value
+        path = os.fspath(value)
         if path not in images:
             try:
                 images[path] = load_image(path)
             except ImageError as exc:  # say which parameter named the file (style, guide, mask...)
-                names = [p.name for p in eff.schema if path == params.get(p.name) or (
-                    isinstance(params.get(p.name), (list, tuple)) and path in params[p.name])]
+                names = [name for name, file in eff.schema.files(params) if file == path]
                 if not names:
                     raise
                 raise type(exc)(f"effect {eff.name!r}: parameter {names[0]!r}: {exc}") from None
