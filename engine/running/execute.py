@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..effect import Output, RunContext
-from ..errors import GradfxError, ImageError, PluginError
+from ..errors import GradfxError, ImageError, ParameterError, PluginError
 from ..images.arrays import resize_longest, to_uint8
 from ..images.load import LoadedImage, load_image
 from ..images.save import save_image
@@ -197,6 +197,9 @@ def _run_step(plan: Plan, step: PlannedStep, loaded: LoadedImage | None, *,
             named = [p.name for p in eff.schema if layer and _names_layer(p, params.get(p.name), layer)]
             if named and "parameter " not in str(exc):  # -p layer=no_such_layer: say which parameter
                 raise type(exc)(f"effect {eff.name!r}: parameter {named[0]!r}: {exc}") from exc.__cause__
+            if isinstance(exc, (ParameterError, ImageError)) and not str(exc).startswith(f"effect {eff.name!r}"):
+                # a bad value found in build() (or the Problem it made): say which effect
+                raise type(exc)(f"effect {eff.name!r}: {exc}") from exc.__cause__
             raise
         except Exception as exc:  # noqa: BLE001 - a plugin's bug is reported as the plugin's failure
             plugin = registry.effect_plugin.get(eff.name, "?")

@@ -184,6 +184,41 @@ def test_run_frames_takes_params_as_run_does(reg, make_image):
     assert [r.report["params"]["channel"] for r in results] == [7, 7]
 
 
+# --- 14: errors raised in build name the effect ----------------------------------------------------------------
+def test_a_parameter_error_raised_in_build_names_the_effect(registry, make_image):
+    class Picky(TinyDream):
+        name = "picky"
+
+        def build(self, ctx, params):
+            raise ParameterError("parameter 'steps': too few for this image")
+
+    registry.add_plugin(TinyPlugin(Picky()), "picky")
+    with pytest.raises(ParameterError) as err:
+        run("picky", make_image(40, 40), **ENGINE)
+    assert str(err.value) == "effect 'picky': parameter 'steps': too few for this image"
+    with pytest.raises(ParameterError, match=r"^step 1 \(picky\): parameter 'steps'"):
+        run_chain([("picky", {})], make_image(40, 40), weights="random")
+
+
+def test_style_transfer_refuses_nothing_to_match_before_tensorflow_loads(registry, make_image):
+    from gradfx.engine.running.plan import draft
+
+    with pytest.raises(ParameterError, match="'content_weight' and 'style_weight' are both 0"):
+        draft([("style-transfer", {"style": [make_image(8, 8)], "content_weight": 0, "style_weight": 0})],
+              make_image(40, 40), weights="random", chain=False)
+
+
+def test_style_transfer_minimises_the_public_style_loss(registry, make_image, monkeypatch):
+    from gradfx.engine.objectives import StyleLoss
+
+    bound = []
+    bind = StyleLoss._bind
+    monkeypatch.setattr(StyleLoss, "_bind", lambda self, ctx: bound.append(self) or bind(self, ctx))
+    run("style-transfer", make_image(40, 40), params={"style": make_image(32, 32), "steps": 1, "size": 40},
+        **ENGINE)
+    assert len(bound) == 1 and str(bound[0]).startswith("style(block1_conv1")
+
+
 def test_image_parameter_values_name_no_pixels_when_formatted():
     from gradfx.engine.images.load import load_image
 
