@@ -5,6 +5,7 @@ of each step's 8-bit output to the next step. Nothing here checks what a user as
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import os
 import platform
@@ -21,7 +22,7 @@ from ..images.arrays import resize_longest, to_uint8
 from ..images.load import LoadedImage, load_image
 from ..images.save import save_image
 from ..params import Param
-from ..progress import CancelToken, ProgressCallback
+from ..progress import CancelToken, ProgressCallback, ProgressEvent
 from ..temporal.frames import Previous
 from ..version import __version__
 from .plan import Plan, PlannedStep, complete
@@ -56,7 +57,8 @@ def execute(plan: Plan, *, progress: ProgressCallback | None = None, cancel: Can
         eff = step.effect
         try:
             result = _run_step(plan, step, current, progress=progress, cancel=cancel,
-                               stage_prefix=f"{stage_prefix}step {i}/{n} {eff.name} · ", resolutions=resolutions)
+                               stage_prefix=f"{stage_prefix}step {i}/{n} {eff.name} · ", resolutions=resolutions,
+                               step_index=i - 1)
         except GradfxError as exc:  # a bad style image, layer or weights file: say which step (for the effect)
             # keep what caused it (a decoder's or TensorFlow's error: the TUI's details, the CLI's --debug)
             raise type(exc)(f"step {i} ({eff.name}): {str(exc).removeprefix(f'effect {eff.name!r}: ')}") \
@@ -100,9 +102,10 @@ def _as_8bit(image: np.ndarray) -> np.ndarray:
 def _run_step(plan: Plan, step: PlannedStep, loaded: LoadedImage | None, *,
               progress: ProgressCallback | None, cancel: CancelToken, stage_prefix: str,
               resolutions: dict[tuple[str, bool], Any], checkpoint: Any = None,
-              previous: Previous | None = None) -> Result:
-    """One effect of the plan on ``loaded``; ``resolutions`` holds the weights decided per (model, top), so
-    each is decided once per plan (the plan decided each step's own model without the top)."""
+              previous: Previous | None = None, step_index: int = 0) -> Result:
+    """One effect of the plan (its ``step_index``, from 0) on ``loaded``; ``resolutions`` holds the weights
+    decided per (model, top), so each is decided once per plan (the plan decided each step's own model
+    without the top)."""
     from ..models import device as devices
     from ..models import extractor as extractors
     from ..models import weights
@@ -113,6 +116,8 @@ def _run_step(plan: Plan, step: PlannedStep, loaded: LoadedImage | None, *,
     import tensorflow as tf
 
     eff, params, registry, seed = step.effect, step.params, plan.registry, plan.seed
+    if progress is not None:  # each event says which effect, and which step of a chain, it comes from
+        progress = functools.partial(_tagged, progress, eff.name, step_index, len(plan.steps))
     tf_device = devices.select_device(plan.device)
     keras.utils.set_random_seed(seed)
     used_weights: dict[str, Any] = {}
@@ -227,6 +232,10 @@ def _run_step(plan: Plan, step: PlannedStep, loaded: LoadedImage | None, *,
         if alpha.shape != (h, w):
             alpha = None
     return Result(np.asarray(output.image, np.float32), report, alpha, dict(output.extras))
+
+
+def _tagged(progress: ProgressCallback, effect: str, index: int, count: int, event: ProgressEvent) -> None:
+    progress(dataclasses.replace(event, effect=effect, chain_index=index, chain_count=count))
 
 
 def _exception_line(exc: BaseException) -> str:

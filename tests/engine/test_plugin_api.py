@@ -18,12 +18,14 @@ from gradfx.engine import (
     ImageError,
     Images,
     Int,
+    OutputError,
     ParameterError,
     RecipeError,
     run,
     run_chain,
 )
 from gradfx.engine.params import RESERVED
+from gradfx.engine.running.result import Result
 
 ENGINE = {"model": "vgg16", "weights": "random", "seed": 3}
 
@@ -217,6 +219,49 @@ def test_style_transfer_minimises_the_public_style_loss(registry, make_image, mo
     run("style-transfer", make_image(40, 40), params={"style": make_image(32, 32), "steps": 1, "size": 40},
         **ENGINE)
     assert len(bound) == 1 and str(bound[0]).startswith("style(block1_conv1")
+
+
+# --- 15: progress per chain step, Result's views and save ------------------------------------------------------
+def test_progress_events_say_which_effect_and_chain_step(reg, photo):
+    events = []
+    run_chain([("tiny-dream", {"steps": 2}), ("pictures", {"steps": 1}), ("tiny-dream", {"steps": 1})], photo,
+              weights="random", progress=events.append)
+    assert [(e.effect, e.chain_index, e.chain_count) for e in events] == [
+        ("tiny-dream", 0, 3), ("tiny-dream", 0, 3), ("pictures", 1, 3), ("tiny-dream", 2, 3)]
+    single = []
+    run("tiny-dream", photo, params={"steps": 1}, **ENGINE, progress=single.append)
+    assert [(e.effect, e.chain_index, e.chain_count) for e in single] == [("tiny-dream", 0, 1)]
+
+
+def test_to_uint8_and_to_pil_are_the_pixels_save_writes(tmp_path):
+    rgb = np.random.default_rng(1).random((6, 7, 3)).astype(np.float32)
+    alpha = np.linspace(0, 1, 42, dtype=np.float32).reshape(6, 7)
+    for a in (None, alpha):
+        result = Result(rgb, {}, a)
+        (written,) = result.save(tmp_path / f"o{a is None}.png")
+        saved = np.asarray(PILImage.open(written))
+        assert result.to_uint8().dtype == np.uint8 and result.to_uint8().shape == (6, 7, 3)
+        assert np.array_equal(result.to_uint8(alpha=a is not None), saved)
+        assert np.array_equal(np.asarray(result.to_pil()), saved)
+        assert result.to_pil().mode == ("RGB" if a is None else "RGBA")
+    assert np.all(Result(rgb, {}).to_uint8(alpha=True)[..., 3] == 255)  # opaque where there was no alpha
+
+
+def test_save_never_replaces_a_file_unless_asked_and_a_refusal_writes_nothing(tmp_path):
+    frames = [np.full((8, 8, 3), v, np.float32) for v in (0.2, 0.8)]
+    result = Result(frames[-1], {}, extras={"sheet": frames[0], "frames": frames})
+    out = tmp_path / "o.png"
+    written = result.save(out)
+    assert sorted(p.name for p in written) == ["0001.png", "0002.png", "o-frames.webp", "o-sheet.png", "o.png"]
+    with pytest.raises(OutputError, match=r"o\.png: exists; pass overwrite=True to replace it"):
+        Result(frames[0], {}).save(out)
+    out.unlink()  # now only the extras are in the way
+    extras = {p: p.read_bytes() for p in written if p != out}
+    with pytest.raises(OutputError, match="o-sheet.png: exists"):
+        result.save(out)
+    assert not out.exists() and {p: p.read_bytes() for p in extras} == extras  # checked before any write
+    assert len(Result(frames[0], {}, extras={"sheet": frames[-1]}).save(out, overwrite=True)) == 2
+    assert np.asarray(PILImage.open(tmp_path / "o-sheet.png")).mean() > 150  # replaced by the 0.8 sheet
 
 
 def test_image_parameter_values_name_no_pixels_when_formatted():
