@@ -45,7 +45,7 @@ KINDS = ("int", "float", "bool", "str", "choice", "image", "images", "floats")
 PRECISIONS = ("float32", "bfloat16")
 #: names no effect parameter may have: :func:`gradfx.engine.run`'s own arguments (the engine's seed, model,
 #: weights, device...; a step table's ``effect`` and ``model``), so an effect's value and the engine's are never
-#: confused; registration refuses them (tests/engine/test_params.py keeps the list equal to run()'s arguments)
+#: confused; registration refuses them (tests/engine/test_plugin_api.py keeps it equal to run()'s arguments)
 RESERVED = ("effect", "image", "params", "model", "weights", "seed", "device", "progress", "cancel", "registry",
             "base_dir", "max_size", "stage_prefix", "checkpoint", "checkpoint_every", "resume", "checkpoint_info",
             "previous")
@@ -151,7 +151,8 @@ class Param:
                 return ",".join(fn(v.strip()) for v in value.split(",") if v.strip())
             if not isinstance(value, (list, tuple)):  # one image held in memory (or not yet coerced)
                 return value
-            return type(value)(fn(os.fspath(v).strip()) if isinstance(v, (str, os.PathLike)) else v for v in value)
+            return type(value)(fn(os.fspath(v).strip()) if isinstance(v, (str, os.PathLike)) else v
+                               for v in value)
         if isinstance(value, os.PathLike):
             value = os.fspath(value)
         if not isinstance(value, str) or not value.strip() or value.strip() in (self.choices or ()):
@@ -216,11 +217,13 @@ class Param:
                     items = list(value)
                 else:  # one path or one image held in memory
                     items = [value]
-                out = tuple(image_value(v, self.name, where) for v in items if not (isinstance(v, str) and not v.strip()))
+                out = tuple(image_value(v, self.name, where) for v in items
+                            if not (isinstance(v, str) and not v.strip()))
                 if not out:
                     raise ValueError("empty list")
             elif k == "image" or (self.picks_image and not isinstance(value, str)):
-                out = image_value(value, self.name, where)  # ImageOr: a keyword is text; a file or an image is an image
+                # an ImageOr's keyword is text; its file, or an image in memory, is an image
+                out = image_value(value, self.name, where)
             elif k in ("str", "choice"):
                 if not isinstance(value, str):
                     raise ValueError("not text")
@@ -228,8 +231,9 @@ class Param:
             else:  # pragma: no cover - guarded in __post_init__
                 raise AssertionError(k)
         except NotAnImage:
-            raise ParameterError(f"{where + ': ' if where else ''}parameter {self.name!r}: {shown(value)} is not an "
-                                 "image; pass a path, a NumPy array (height x width x 3) or a PIL image") from None
+            loc = f"{where}: " if where else ""
+            raise ParameterError(f"{loc}parameter {self.name!r}: {shown(value)} is not an image; pass a path, a "
+                                 "NumPy array (height x width x 3) or a PIL image") from None
         except (ValueError, TypeError) as exc:
             raise self._fail(value, str(exc), where) from None
         if k == "choice" and out not in (self.choices or ()):

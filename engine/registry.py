@@ -323,9 +323,9 @@ class Registry:
             raise PluginError(f"effect {name!r} has invalid parameters: {exc}") from None
         reserved = [p.name for p in effect.schema if p.name in RESERVED]
         if reserved:
-            raise PluginError(f"plugin {info.name!r}: effect {name!r}: parameter {reserved[0]!r} is reserved: it is "
-                              f"the engine's own ({_RESERVED_HINTS.get(reserved[0], 'an argument of run()')}); "
-                              f"rename it, e.g. {name.replace('-', '_')}_{reserved[0]}")
+            hint = _RESERVED_HINTS.get(reserved[0], "an argument of run()")
+            raise PluginError(f"plugin {info.name!r}: effect {name!r}: parameter {reserved[0]!r} is reserved: it "
+                              f"is the engine's own ({hint}); rename it, e.g. {name.replace('-', '_')}_{reserved[0]}")
         if type(effect).build is Effect.build and type(effect).run is Effect.run:
             raise PluginError(f"effect {name!r} implements neither build() nor run()")
         for flag in ("needs_input", "at_input_size"):

@@ -105,7 +105,8 @@ class StyleLoss(Objective):
             targets.append(gram_targets(ctx, schedule.resize(tf.constant(style[None]), size), layers))
         if not self.masks:  # one blended target: sum_s b_s |G - G_s|^2 = |G - sum_s b_s G_s|^2 + const
             total = sum(self.blend)
-            targets = [{k: sum(b / total * t[k] for b, t in zip(self.blend, targets, strict=True)) for k in layers}]
+            targets = [{k: sum(b / total * t[k] for b, t in zip(self.blend, targets, strict=True))
+                        for k in layers}]
         self.targets = [{k: tf.stop_gradient(v) for k, v in t.items()} for t in targets]
 
     def within(self, region: str, description: str = "") -> Objective:

@@ -82,8 +82,8 @@ class Recipe:
                     if is_image_object(v) or isinstance(v, (list, tuple)) and any(map(is_image_object, v))]
             if held:  # an array or a PIL image given from Python: a TOML file can only name a file
                 name = held[0]
-                raise RecipeError(f"{_where(self.source, i, s.effect)}: parameter {name!r} holds an image in memory, "
-                                  "which a recipe file cannot; save it as an image file and name the file")
+                raise RecipeError(f"{_where(self.source, i, s.effect)}: parameter {name!r} holds an image in "
+                                  "memory, which a recipe file cannot; save it as an image file and name the file")
             table: dict[str, Any] = {"effect": s.effect}
             if s.model:
                 table["model"] = s.model

@@ -60,35 +60,31 @@ class Result:
         says.
         """
         path = Path(path)
-        if not overwrite:
-            for target in self._targets(path):
+        # an extra image goes to <stem>-<suffix>.png, a list of frames into the folder <stem>-<suffix>/
+        extras = [(extra, path.with_name(f"{path.stem}-{suffix}{'' if isinstance(extra, list) else '.png'}"))
+                  for suffix, extra in self.extras.items()]
+        if not overwrite:  # every file it would write, before the first is written
+            targets = [path]
+            for extra, target in extras:
+                if isinstance(extra, list):  # numbered frames, and their animation beside the folder
+                    targets += [target / f"{i:04d}.png" for i in range(1, len(extra) + 1)]
+                    targets.append(target.with_suffix(".webp"))
+                else:
+                    targets.append(target)
+            for target in targets:
                 if os.path.lexists(target):
                     raise OutputError(f"{target}: exists; pass overwrite=True to replace it, or choose another "
                                       "name")
         written = [save_image(path, self.image, alpha=self.alpha, overwrite=overwrite, protect=protect)]
-        for suffix, extra in self.extras.items():
+        for extra, target in extras:
             if isinstance(extra, list):
-                written += write_frames(path.with_name(f"{path.stem}-{suffix}"), extra, protect=protect,
-                                        overwrite=overwrite)
+                written += write_frames(target, extra, protect=protect, overwrite=overwrite)
             else:
-                written.append(save_image(path.with_name(f"{path.stem}-{suffix}.png"), extra,
-                                          protect=protect, overwrite=overwrite))
+                written.append(save_image(target, extra, protect=protect, overwrite=overwrite))
         self.report["outputs"] = [str(p) for p in written]
         if report is not None:
             written.append(write_report(report, self.report, protect=[*protect, *written]))
         return written
-
-    def _targets(self, path: Path) -> list[Path]:
-        """Every file :meth:`save` writes for the image at ``path`` (the report aside)."""
-        targets = [path]
-        for suffix, extra in self.extras.items():
-            if isinstance(extra, list):
-                folder = path.with_name(f"{path.stem}-{suffix}")
-                targets += [folder / f"{i:04d}.png" for i in range(1, len(extra) + 1)]
-                targets.append(folder.with_suffix(".webp"))
-            else:
-                targets.append(path.with_name(f"{path.stem}-{suffix}.png"))
-        return targets
 
 
 def write_report(path: str | os.PathLike, report: Mapping[str, Any], *,

@@ -62,7 +62,8 @@ def test_run_returns_image_and_complete_report(reg, photo):
 
 def test_auto_weights_fall_back_to_random_and_say_so(reg, photo, tmp_path, monkeypatch, no_trained_vgg16):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "empty-keras"))
-    run("tiny-dream", photo, params={"steps": 1}, weights="random")  # the same cached extractor: its record has no fallback
+    # the same cached extractor: its record has no fallback
+    run("tiny-dream", photo, params={"steps": 1}, weights="random")
     r = run("tiny-dream", photo, params={"steps": 1}).report
     assert r["weights"]["requested"] == "auto" and r["weights"]["resolved"] == "random"
     assert r["weights"]["fell_back_to_random"] is True

@@ -43,10 +43,12 @@ def test_a_folder_of_frames_runs_as_one_sequence_each_frame_following_the_last(t
                    previous=prev, params=DREAM)
     check = save_image(tmp_path / "expected.png", expected.image)
     assert np.array_equal(load_image(check).rgb, load_image(out[2]).rgb)
-    alone = run("deepdream", frames[2], model="vgg16", weights="random", seed=item_seed(4, "0000.png"), params=DREAM)
+    alone = run("deepdream", frames[2], params=DREAM, model="vgg16", weights="random",
+                seed=item_seed(4, "0000.png"))
     assert np.abs(alone.image - expected.image).mean() > 1 / 255  # the previous frame made a difference
     # the first frame follows nothing: it is the plain run
-    first = run("deepdream", frames[0], model="vgg16", weights="random", seed=item_seed(4, "0000.png"), params=DREAM)
+    first = run("deepdream", frames[0], params=DREAM, model="vgg16", weights="random",
+                seed=item_seed(4, "0000.png"))
     assert np.array_equal(load_image(save_image(tmp_path / "first.png", first.image)).rgb,
                           load_image(out[0]).rgb)
 

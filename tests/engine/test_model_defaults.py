@@ -74,15 +74,17 @@ def test_the_default_model_follows_the_weights(make_image) -> None:
     assert named["model"] == "inception_v3" and named["weights"]["resolved"] == "random"
     assert named["params"]["layers"].startswith("mixed4") and named["params"]["max_loss"] == 15.0
     # as does one who asks for other weights, or names the default model's layers
-    assert run("deepdream", make_image(80, 80), params={"steps": 1, "octaves": 1}, weights="random").report["model"] == "inception_v3"
-    assert run("deepdream", make_image(80, 80), params={"steps": 1, "octaves": 1, "layers": "mixed3"}).report["model"] == "inception_v3"
+    one = {"steps": 1, "octaves": 1}
+    assert run("deepdream", make_image(80, 80), params=one, weights="random").report["model"] == "inception_v3"
+    assert run("deepdream", make_image(80, 80), params={**one, "layers": "mixed3"}).report["model"] == "inception_v3"
 
 
 def test_style_layers_a_user_names_keep_style_transfers_default_model(make_image, tmp_path) -> None:
     # block5_conv4 is VGG19's and not VGG16's: naming it must not switch the run to VGG16 and then refuse it
     style = str(save_image(tmp_path / "style.png", make_image(48, 48)))
     for name in ("style_layers", "content_layers"):
-        r = run("style-transfer", make_image(48, 48), params={"style": style, "steps": 1, name: "block5_conv4"}).report
+        r = run("style-transfer", make_image(48, 48),
+                params={"style": style, "steps": 1, name: "block5_conv4"}).report
         assert r["model"] == "vgg19" and r["weights"]["resolved"] == "random"
     assert run("style-transfer", make_image(48, 48), params={"style": style, "steps": 1}).report["model"] == "vgg16"
 

@@ -113,7 +113,8 @@ def test_tiled_and_whole_image_reach_comparable_objectives_without_seams(registr
 def test_default_tile_on_a_small_image_runs_whole_image(registry, make_image):
     img = make_image(64, 80)
     kw = dict(MECH, layers="block2_conv2:1", steps=3)
-    assert np.array_equal(run("deepdream", img, params=kw, **VGG).image, run("deepdream", img, params={**kw, "tile": 0}, **VGG).image)
+    assert np.array_equal(run("deepdream", img, params=kw, **VGG).image,
+                          run("deepdream", img, params={**kw, "tile": 0}, **VGG).image)
 
 
 def test_guided_run_ends_closer_to_the_guide_features(registry, make_image, tmp_path):
