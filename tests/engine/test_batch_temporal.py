@@ -73,13 +73,12 @@ def test_a_batch_stopped_mid_sequence_resumes_with_the_chain_intact(tmp_path, re
         out = sorted((tmp_path / "whole").glob("*.png"))
         chain = Previous.chain([Previous(load_image(frames[t]).rgb, load_image(out[t]).rgb)
                                 for t in (2, 1)])
-        expected = run("deepdream", frames[3], model="vgg16", weights="random", seed=item_seed(4, "0000.png"),
-                       previous=chain, **opts["params"])
+        expected = run("deepdream", frames[3], params=opts["params"], model="vgg16", weights="random",
+                       seed=item_seed(4, "0000.png"), previous=chain)
         check = save_image(tmp_path / "expected.png", expected.image)
         assert load_image(check).rgb.tobytes() == load_image(out[3]).rgb.tobytes()
-        short = run("deepdream", frames[3], model="vgg16", weights="random", seed=item_seed(4, "0000.png"),
-                    previous=chain.frames()[0],
-                    **opts["params"])
+        short = run("deepdream", frames[3], params=opts["params"], model="vgg16", weights="random",
+                    seed=item_seed(4, "0000.png"), previous=chain.frames()[0])
         assert np.abs(short.image - expected.image).max() > 2 / 255  # the earlier frame made a difference
     stop = CancelToken()
 

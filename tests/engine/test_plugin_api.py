@@ -136,6 +136,18 @@ def test_a_checkpoint_keeps_images_in_memory_and_resumes_to_the_same_bytes(reg, 
     assert resumed.report["params"]["guide"] == recorded
 
 
+def test_a_batch_tells_images_in_memory_apart_by_their_pixels(registry, make_image):
+    from gradfx.engine.batch import make_job
+
+    style = make_image(40, 40)
+
+    def settings(image):
+        return make_job("style-transfer", {"style": image, "steps": 1}, model="vgg16", weights="random").settings
+
+    # the manifest's settings: a rerun with another style image must not take the done items for its own
+    assert settings(style) == settings(style.copy()) != settings(1 - style)
+
+
 def test_a_recipe_cannot_hold_an_image_in_memory(make_image):
     from gradfx.engine import Recipe, Step
 

@@ -42,7 +42,8 @@ LIGHT = dict(style_layers="block1_conv1,block2_conv1,block3_conv1", content_laye
 
 
 def st(reg, frame, style, **params):
-    engine = {k: params.pop(k) for k in list(params) if k in ("previous", "progress", "cancel", "checkpoint")}
+    engine = {k: params.pop(k) for k in list(params)
+              if k in ("previous", "progress", "cancel", "checkpoint", "checkpoint_every")}
     return run("style-transfer", frame, params={**LIGHT, "style": style, **params}, registry=reg, weights="random",
                model="vgg16", seed=0, **engine)
 
