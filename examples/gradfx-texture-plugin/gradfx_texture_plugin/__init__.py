@@ -34,7 +34,7 @@ class Texture(Effect):
         Int("steps", 100, "optimisation steps per octave", min=1, max=100_000),
         Int("octaves", 1, "coarse-to-fine stages, 1.4x apart", min=1, max=6),
         Float("tv_weight", 0.0, "weight of total variation (smoothness) against the Gram loss, whose scale a run "
-              "report's losses show (1e7 to 1e11 from noise)", min=0.0),
+              "report's losses show (1e5 to 1e11 from noise)", min=0.0),
     )
     model = "vgg19"
     models = ("vgg16", "vgg19")  # the layer names are both VGGs'
