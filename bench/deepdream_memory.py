@@ -47,8 +47,9 @@ def child(size: int, steps: int, octaves: int, tile: int) -> dict:
     with tempfile.TemporaryDirectory() as folder:
         photo = _photo(size, folder)
         started = time.perf_counter()
-        result = run("deepdream", photo, weights="random", seed=0, steps=steps, octaves=octaves, tile=tile,
-                     max_loss=0.0)
+        result = run("deepdream", photo,
+                     params={"steps": steps, "octaves": octaves, "tile": tile, "max_loss": 0.0},
+                     weights="random", seed=0)
     return {
         "size": size,
         "tile": tile,

@@ -51,8 +51,10 @@ def main() -> None:
     for channel in (int(c) for c in args.channels.split(",")):
         objective = FV_OBJECTIVE.format(layer=layer, channels=channel)
         t0 = time.perf_counter()
-        result = run("feature-vis", None, model="vgg19", weights="random", seed=0, objective=objective,
-                     size=args.size, steps=args.steps, thresholds=",".join(map(str, at)), **FV_PARAMS)
+        result = run("feature-vis", None,
+                     params={"objective": objective, "size": args.size, "steps": args.steps,
+                             "thresholds": ",".join(map(str, at)), **FV_PARAMS},
+                     model="vgg19", weights="random", seed=0)
         seconds = time.perf_counter() - t0
         cells = []
         for s in at:

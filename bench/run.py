@@ -544,12 +544,12 @@ def dream_gradfx_times(size: int, steps: int, backbone: str = "random") -> list[
     from gradfx.engine import run
 
     if backbone == "random":
-        result = run("deepdream", make_image(size, "content"), weights="random", seed=0, steps=steps, octaves=1,
-                     max_loss=0.0)
+        result = run("deepdream", make_image(size, "content"),
+                     params={"steps": steps, "octaves": 1, "max_loss": 0.0}, weights="random", seed=0)
     else:
         bb = BACKBONES[backbone]
-        result = run("deepdream", bb.image(size), model=bb.model, weights=bb.weights, seed=0, steps=steps,
-                     octaves=1)
+        result = run("deepdream", bb.image(size), params={"steps": steps, "octaves": 1}, model=bb.model,
+                     weights=bb.weights, seed=0)
         assert result.report["steps"] == steps, result.report  # no octave stopped early
     return result.report["step_seconds"]
 
@@ -626,9 +626,9 @@ def section_featurevis(cfg: dict, res: Results, vgg) -> None:
 
     def ours():
         t0 = time.perf_counter()
-        result = run("feature-vis", None, model="vgg19", weights="random", seed=0,
-                     objective=objective, size=size, steps=cfg["fv_gradfx_steps"],
-                     **FV_PARAMS)
+        result = run("feature-vis", None,
+                     params={"objective": objective, "size": size, "steps": cfg["fv_gradfx_steps"], **FV_PARAMS},
+                     model="vgg19", weights="random", seed=0)
         seconds = time.perf_counter() - t0
         images = [to_uint8(v) for key, v in result.extras.items()  # in channel order
                   if not isinstance(v, list) and not key.startswith("step")]
@@ -727,8 +727,8 @@ def effect_style(bb: Backbone, content: np.ndarray, style_path: str, *, stop_bel
         if stop_below is not None and event.loss <= stop_below:
             cancel.cancel()
 
-    result = run("style-transfer", content, model=bb.model, weights=bb.weights, seed=0, style=style_path,
-                 size=max(content.shape[:2]), progress=progress, cancel=cancel, **params)
+    result = run("style-transfer", content, params={"style": style_path, "size": max(content.shape[:2]), **params},
+                 model=bb.model, weights=bb.weights, seed=0, progress=progress, cancel=cancel)
     return {"trace": trace, "image": result.image, "seconds": time.perf_counter() - t0,
             "params": result.report["params"]}
 
@@ -885,8 +885,8 @@ def section_featurevis_trained(cfg: dict, res: Results, bb: Backbone) -> None:
 
     def ours():
         t0 = time.perf_counter()
-        result = run("feature-vis", None, model=bb.model, weights=bb.weights, seed=0, objective=objective,
-                     **overrides)
+        result = run("feature-vis", None, params={"objective": objective, **overrides}, model=bb.model,
+                     weights=bb.weights, seed=0)
         seconds = time.perf_counter() - t0
         images = [to_uint8(v) for key, v in result.extras.items()  # in channel order
                   if not isinstance(v, list) and not key.startswith("step")]

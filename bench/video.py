@@ -109,7 +109,7 @@ def run_video(effect: str, frames: np.ndarray, weights: str, **params) -> tuple[
     from gradfx.engine import run_frames
 
     started = time.perf_counter()
-    results = list(run_frames(effect, list(frames), model="vgg16", weights=weights, seed=0, **params))
+    results = list(run_frames(effect, list(frames), params=params, model="vgg16", weights=weights, seed=0))
     return [r.image for r in results], time.perf_counter() - started, [r.report for r in results]
 
 

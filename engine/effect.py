@@ -107,7 +107,9 @@ class RunContext:
     """What an effect gets from the engine for one run. Created by :func:`gradfx.engine.run`.
 
     - ``input``: the input image (a :class:`LoadedImage`) or None;
-    - ``image(path)``: load an image parameter (relative paths resolve against the recipe's folder);
+    - ``image(value)``: an image parameter's value as a :class:`LoadedImage` (``.rgb``: H x W x 3 float32 in
+      [0, 1]; ``.alpha``: H x W or None): a path is loaded (once per run; a recipe's paths were made absolute
+      against its folder), an image the caller passed in memory is returned as it is;
     - ``solve(problem)``: run the engine on a problem (progress, cancellation, seed handled);
     - ``extractor(layers, model=None, ...)``: activations of the backbone, for targets computed outside a
       problem;
@@ -128,7 +130,7 @@ class RunContext:
         weights: str,
         seed: int,
         device: str,
-        load_image: Callable[[str], LoadedImage],
+        load_image: Callable[[Any], LoadedImage],
         solve: Callable[..., Solution],
         extractor: Callable[..., Any],
         spec: ModelSpec | None = None,
@@ -149,8 +151,10 @@ class RunContext:
         self.warnings: list[str] = []
         self.solutions: list[Solution] = []
 
-    def image(self, path: str) -> LoadedImage:
-        return self._load_image(path)
+    def image(self, value: Any) -> LoadedImage:
+        """An image parameter's value (a path, or a :class:`LoadedImage` the caller passed in memory) as a
+        :class:`LoadedImage`; a file that cannot be read is an ``ImageError`` naming the parameter."""
+        return self._load_image(value)
 
     def solve(self, problem: Problem, *, stage_prefix: str = "") -> Solution:
         solution = self._solve(problem, stage_prefix=stage_prefix)

@@ -18,16 +18,24 @@ File paths inside values (image parameters, an ``ImageOr`` that is not a keyword
 its text with :meth:`Param.map_paths`) are resolved in one place, ``gradfx.engine.running.plan.resolve_params``: against a
 recipe's folder when the values come from a recipe, else the working folder; they must exist before any
 compute, and a saved recipe rewrites them for its new folder.
+
+From Python, an image parameter (``Image``, ``Images``, an ``ImageOr``'s file) also takes an image held in
+memory: a NumPy array, a PIL image or a :class:`~gradfx.engine.LoadedImage`, converted once, when the value
+is parsed, to a ``LoadedImage`` (the value ``build`` gets; ``ctx.image`` takes it as it takes a path). Where
+values are recorded as JSON (reports, checkpoints, a batch's settings) it is written as
+:func:`~gradfx.engine.images.load.describe` says: ``"<array 64x48 #1a2b3c4d>"``.
 """
 
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .errors import ParameterError, suggest
+from .images.values import NotAnImage, described, image_value, shown
 
 #: the weights keywords (--weights, a recipe's weights = ...); any other value is a weights file path
 WEIGHT_MODES = ("auto", "imagenet", "hed", "random")
@@ -35,6 +43,12 @@ WEIGHT_MODES = ("auto", "imagenet", "hed", "random")
 KINDS = ("int", "float", "bool", "str", "choice", "image", "images", "floats")
 #: the backbone's compute dtypes (``Problem.precision``, ``Extractor.with_precision``): the one list of them
 PRECISIONS = ("float32", "bfloat16")
+#: names no effect parameter may have: :func:`gradfx.engine.run`'s own arguments (the engine's seed, model,
+#: weights, device...; a step table's ``effect`` and ``model``), so an effect's value and the engine's are never
+#: confused; registration refuses them (tests/engine/test_plugin_api.py keeps it equal to run()'s arguments)
+RESERVED = ("effect", "image", "params", "model", "weights", "seed", "device", "progress", "cancel", "registry",
+            "base_dir", "max_size", "stage_prefix", "checkpoint", "checkpoint_every", "resume", "checkpoint_info",
+            "previous")
 _TRUE = {"1", "true", "yes", "on", "y"}
 _FALSE = {"0", "false", "no", "off", "n"}
 
@@ -152,9 +166,14 @@ class Param:
         if self.kind == "images":
             if isinstance(value, str):
                 return ",".join(fn(v.strip()) for v in value.split(",") if v.strip())
-            return type(value)(fn(str(v).strip()) for v in value)
+            if not isinstance(value, (list, tuple)):  # one image held in memory (or not yet coerced)
+                return value
+            return type(value)(fn(os.fspath(v).strip()) if isinstance(v, (str, os.PathLike)) else v
+                               for v in value)
+        if isinstance(value, os.PathLike):
+            value = os.fspath(value)
         if not isinstance(value, str) or not value.strip() or value.strip() in (self.choices or ()):
-            return value
+            return value  # an image held in memory names no file
         return fn(value.strip())
 
     def allowed(self) -> str:
@@ -184,7 +203,8 @@ class Param:
     def _fail(self, value: Any, why: str = "", where: str = "") -> ParameterError:
         loc = f"{where}: " if where else ""
         why = f" ({why})" if why else ""
-        return ParameterError(f"{loc}parameter {self.name!r}: {value!r} is not allowed{why}; expected {self.allowed()}")
+        return ParameterError(f"{loc}parameter {self.name!r}: {shown(value)} is not allowed{why}; "
+                              f"expected {self.allowed()}")
 
     def coerce(self, value: Any, where: str = "") -> Any:
         """Turn a Python value, a TOML value or command-line text into this parameter's type, or raise."""
@@ -208,18 +228,29 @@ class Param:
                 if not out:
                     raise ValueError("empty list")
             elif k == "images":
-                items = value.split(",") if isinstance(value, str) else list(value)
-                out = tuple(str(v).strip() for v in items if str(v).strip())
+                if isinstance(value, str):
+                    items = value.split(",")
+                elif isinstance(value, (list, tuple)):
+                    items = list(value)
+                else:  # one path or one image held in memory
+                    items = [value]
+                out = tuple(image_value(v, self.name, where) for v in items
+                            if not (isinstance(v, str) and not v.strip()))
                 if not out:
                     raise ValueError("empty list")
-            elif k in ("str", "image", "choice"):
+            elif k == "image" or (self.picks_image and not isinstance(value, str)):
+                # an ImageOr's keyword is text; its file, or an image in memory, is an image
+                out = image_value(value, self.name, where)
+            elif k in ("str", "choice"):
                 if not isinstance(value, str):
                     raise ValueError("not text")
                 out = value.strip()
-                if k == "image" and not out:
-                    raise ValueError("empty path")
             else:  # pragma: no cover - guarded in __post_init__
                 raise AssertionError(k)
+        except NotAnImage:
+            loc = f"{where}: " if where else ""
+            raise ParameterError(f"{loc}parameter {self.name!r}: {shown(value)} is not an image; pass a path, a "
+                                 "NumPy array (height x width x 3) or a PIL image") from None
         except (ValueError, TypeError) as exc:
             raise self._fail(value, str(exc), where) from None
         if k == "choice" and out not in (self.choices or ()):
@@ -248,13 +279,20 @@ class Param:
 
     def to_json(self, value: Any) -> Any:
         """A coerced value as JSON and TOML hold it (a report's, a checkpoint's, a recipe's): lists for
-        tuples; a parameter whose value is parsed text (layer lists, objectives) gives the text back."""
+        tuples; a parameter whose value is parsed text (layer lists, objectives) gives the text back; an image
+        held in memory is recorded as :func:`~gradfx.engine.images.load.describe` says
+        (``"<array 64x48 #1a2b3c4d>"``)."""
+        if self.picks_image and value is not None:
+            value = described(value)
         return list(value) if isinstance(value, tuple) else value
 
     def format(self, value: Any) -> str:
-        """The command-line text for a value (inverse of :meth:`coerce`)."""
+        """The command-line text for a value (inverse of :meth:`coerce`; an image held in memory has no
+        text, and is shown as :meth:`to_json` records it)."""
         if value is None:
             return ""
+        if self.picks_image:
+            value = described(value)
         if self.kind == "bool":
             return "true" if value else "false"
         if self.kind in ("floats", "images"):

@@ -15,6 +15,12 @@ import numpy as np
 class ProgressEvent:
     """A report from the optimisation loop, sent after every step.
 
+    ``stage`` is the stage's name as the CLI shows it (``step 2/3 deepdream · octave 1/3 (448x336)``);
+    ``stage_index`` (from 0) of ``stage_count``, ``step`` of ``steps`` are the position within the stage;
+    ``total_step`` of ``total_steps`` within the effect's run (a chain's step counts its own). ``effect`` is
+    the effect this event comes from, and ``chain_index`` (from 0) of ``chain_count`` its place in a chain
+    (a single run: 0 of 1), so a consumer need not parse ``stage``.
+
     ``preview()`` turns the current image into a NumPy array (H x W x 3 in [0, 1], or a batch); it costs a
     device-to-host copy, so a consumer that shows previews should call it at its own rate, not every step.
     """
@@ -29,6 +35,9 @@ class ProgressEvent:
     total_step: int = 0
     total_steps: int = 0
     message: str = ""
+    effect: str = ""
+    chain_index: int = 0
+    chain_count: int = 1
     _preview: Callable[[], np.ndarray] | None = field(default=None, repr=False)
 
     @property

@@ -30,6 +30,7 @@ from . import hookspecs
 from .effect import EFFECT_NAME, Effect
 from .errors import PluginError, UnknownEffectError, UnknownModelError, suggest
 from .modelspecs import BUILTIN_MODELS, ModelSpec
+from .params import RESERVED
 
 ENV_PLUGINS = "GRADFX_PLUGINS"
 ENTRY_POINT_GROUP = "gradfx"
@@ -38,6 +39,15 @@ BUILTIN = "gradfx"
 #: it by name when a registry is made, so ``gradfx.engine`` has no import of ``gradfx.plugins`` (the plugins
 #: import the engine), and every ``Registry()`` (the API's included) still has the built-in effects
 BUILTIN_MODULE = "gradfx.plugins"
+#: what the commonest reserved parameter names are (see :data:`gradfx.engine.params.RESERVED`)
+_RESERVED_HINTS = {
+    "seed": "the run's seed: --seed, run(seed=...); an effect reads it as ctx.seed",
+    "model": "the backbone: --model, a step's model = ...; an effect reads it as ctx.model",
+    "weights": "--weights, run(weights=...); an effect reads ctx.weights and ctx.resolved_weights",
+    "device": "--device, run(device=...); an effect reads it as ctx.device",
+    "effect": "a recipe step's effect = ...",
+    "image": "the input image: run(effect, image); an effect reads it as ctx.input",
+}
 
 
 @dataclass
@@ -311,6 +321,11 @@ class Registry:
             effect.schema  # noqa: B018 - builds and validates the parameter schema
         except (TypeError, ValueError) as exc:
             raise PluginError(f"effect {name!r} has invalid parameters: {exc}") from None
+        reserved = [p.name for p in effect.schema if p.name in RESERVED]
+        if reserved:
+            hint = _RESERVED_HINTS.get(reserved[0], "an argument of run()")
+            raise PluginError(f"plugin {info.name!r}: effect {name!r}: parameter {reserved[0]!r} is reserved: it "
+                              f"is the engine's own ({hint}); rename it, e.g. {name.replace('-', '_')}_{reserved[0]}")
         if type(effect).build is Effect.build and type(effect).run is Effect.run:
             raise PluginError(f"effect {name!r} implements neither build() nor run()")
         for flag in ("needs_input", "at_input_size"):

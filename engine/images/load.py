@@ -24,6 +24,7 @@ Safety
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import stat
@@ -83,7 +84,7 @@ _PILLOW_ERRORS: tuple[type[BaseException], ...] = (
 _pillow_lock = threading.Lock()
 
 
-@dataclass
+@dataclass(eq=False)  # compared by identity: comparing two images' pixels is never what `==` should mean
 class LoadedImage:
     """An image as the engine sees it: float RGB, with any transparency set aside."""
 
@@ -137,6 +138,19 @@ def load_image(
         if loaded.alpha is not None:
             loaded.alpha = resize_longest(loaded.alpha, max_size, what="--size")
     return loaded
+
+
+def describe(image: LoadedImage) -> str:
+    """How an image held in memory is recorded where only text goes (run reports, checkpoints' ``run.json``,
+    a batch's settings): ``"<array 64x48 #1a2b3c4d>"`` -- what it came from (``array``, ``PIL image``, or
+    ``image from NAME`` for a file loaded beforehand), its width x height, and the first 8 hex digits of the
+    sha256 of its pixels, so two different images are never recorded alike."""
+    digest = hashlib.sha256(np.ascontiguousarray(image.rgb, np.float32).tobytes())
+    if image.alpha is not None:
+        digest.update(np.ascontiguousarray(image.alpha, np.float32).tobytes())
+    what = image.source[1:-1] if image.source.startswith("<") and image.source.endswith(">") else (
+        f"image from {image.source}")
+    return f"<{what} {image.size[0]}x{image.size[1]} #{digest.hexdigest()[:8]}>"
 
 
 def check_image_file(src: PathLike) -> None:

@@ -341,7 +341,7 @@ class Solver:
             if self.extractor is not None:
                 tile = p.tile if p.tile and max(size) > p.tile else 0
                 p.objective.bind(BindContext(size=size, features=self.extractor, stage=si, aligned=aligned,
-                                             tile=tile))
+                                             tile=tile, min_size=self.min_size))
             if p.optimizer == "lbfgs":
                 status, message, n = self._run_lbfgs(si, variables, aligned, losses, step_seconds)
                 evaluations += n

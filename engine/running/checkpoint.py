@@ -2,7 +2,9 @@
 
 A checkpoint folder holds ``run.json`` (effect, resolved parameters, model, weights, seed, device, where the
 output goes), ``input.npz`` (the exact input pixels), ``previous.npz`` (a video frame's previous frame, its
-input and output, for ``temporal=flow``: a resumed frame follows the same warped previous output), ``state-K.npz`` (the latest state of the K-th solve of
+input and output, for ``temporal=flow``: a resumed frame follows the same warped previous output), ``images.npz``
+(the pixels of image parameters the caller passed in memory, which ``run.json`` records as
+``"<array 64x48 #1a2b3c4d>"``), ``state-K.npz`` (the latest state of the K-th solve of
 the run: stage, step, image variables, optimiser slots, loss history) and ``solution-K.npz`` for each solve
 that finished. A chain's checkpoint keeps each step's solver state in a folder of its own, ``stepNN/``
 (:meth:`Checkpoint.for_step`): a resumed chain takes the solutions of the steps that finished, so it repeats
@@ -16,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +37,7 @@ INPUT_FILE = "input.npz"
 PREVIOUS_FILE = "previous.npz"
 #: steps between saves unless a run says (``--checkpoint-every``)
 EVERY = 10
+IMAGES_FILE = "images.npz"
 #: what run.json must hold for a resume
 SPEC_KEYS = ("effect", "params", "model", "weights", "seed")
 
@@ -47,6 +51,35 @@ def _read_npz(path: Path, read: Any) -> Any:
         raise GradfxError(f"checkpoint file {str(path)!r} is damaged or truncated; start the run again") from None
 
 
+def held_images(params: Mapping[str, Any]) -> dict[str, LoadedImage]:
+    """The images a step's parameters hold in memory (arrays, PIL images the caller passed), by key: the
+    parameter's name, or ``name.i`` for the i-th image of an image list."""
+    held: dict[str, LoadedImage] = {}
+    for name, value in params.items():
+        if isinstance(value, LoadedImage):
+            held[name] = value
+        elif isinstance(value, tuple):
+            held.update({f"{name}.{i}": v for i, v in enumerate(value) if isinstance(v, LoadedImage)})
+    return held
+
+
+def _put_back(params: dict[str, Any], data: Any) -> None:
+    """Replace, in a checkpoint's recorded parameters, each image held in memory (recorded as
+    ``"<array 64x48 #1a2b3c4d>"``) by its pixels from ``images.npz``, so the resumed run reads the same image
+    (and its report records it alike)."""
+    for key in sorted({name.rsplit("__", 1)[0] for name in data.files}):
+        name, _, index = key.partition(".")
+        value = params.get(name)
+        slot = value[int(index)] if index and isinstance(value, list) else value
+        kind = str(slot)[1:].rsplit(" ", 2)[0] if isinstance(slot, str) else "array"
+        image = LoadedImage(data[f"{key}__rgb"], data[f"{key}__alpha"] if f"{key}__alpha" in data.files else None,
+                            f"<{kind}>", "RGB")
+        if index and isinstance(value, list):
+            value[int(index)] = image
+        else:
+            params[name] = image
+
+
 class Checkpoint:
     """One checkpoint folder; see the module docstring."""
 
@@ -58,14 +91,20 @@ class Checkpoint:
                               "e.g. --checkpoint-every 10")
 
     # --- the run's description -------------------------------------------------------------------------------
-    def start(self, spec: dict[str, Any], image: LoadedImage | None, previous: Previous | None = None
-              ) -> None:
-        """Begin a fresh checkpoint: the run description, input and previous frame (if any); stale state from
-        an older run is removed."""
+    def start(self, spec: dict[str, Any], image: LoadedImage | None, previous: Previous | None = None,
+              held: Mapping[str, LoadedImage] | None = None) -> None:
+        """Begin a fresh checkpoint: the run description, input, previous frame and the images parameters
+        hold in memory (``held``, by :func:`held_images`' keys), if any; stale state from an older run is
+        removed."""
         atomic.output_folder(self.folder, "checkpoint folder")
         for old in list(self.folder.glob("state-*.npz")) + list(self.folder.glob("solution-*.npz")):
             old.unlink()
         (self.folder / PREVIOUS_FILE).unlink(missing_ok=True)
+        (self.folder / IMAGES_FILE).unlink(missing_ok=True)
+        if held:
+            self._write_npz(self.folder / IMAGES_FILE, {
+                f"{key}__{what}": getattr(im, what) for key, im in held.items() for what in ("rgb", "alpha")
+                if getattr(im, what) is not None})
         if previous is not None:
             self._write_npz(self.folder / PREVIOUS_FILE, {
                 f"{what}_{k}": getattr(frame, what) for k, frame in enumerate(previous.frames())
@@ -89,7 +128,7 @@ class Checkpoint:
             (step,) = plan.steps
             ckpt.start({"effect": step.effect.name, "params": step.effect.schema.to_json(step.params), "model": step.model,
                         "weights": str(plan.weights), "seed": plan.seed, "device": plan.device, **(info or {})},
-                       plan.image, previous)
+                       plan.image, previous, held_images(step.params))
         return ckpt
 
     @classmethod
@@ -101,6 +140,8 @@ class Checkpoint:
         if (folder / INPUT_FILE).is_file():
             image = _read_npz(folder / INPUT_FILE, lambda data: LoadedImage(
                 data["rgb"], data["alpha"] if "alpha" in data else None, str(folder / INPUT_FILE), "RGB"))
+        if (folder / IMAGES_FILE).is_file() and isinstance(spec.get("params"), dict):
+            _read_npz(folder / IMAGES_FILE, lambda data: _put_back(spec["params"], data))
         return cls(folder, spec.get("checkpoint_every", 10)), spec, image
 
     def load_previous(self) -> Previous | None:

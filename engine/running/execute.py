@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import math
+import os
 import platform
 import re
 import time
@@ -16,12 +18,12 @@ from typing import Any
 import numpy as np
 
 from ..effect import Output, RunContext
-from ..errors import GradfxError, ImageError, OutputError, PluginError, one_line
+from ..errors import GradfxError, ImageError, OutputError, ParameterError, PluginError, one_line
 from ..images.arrays import resize_longest, to_uint8
 from ..images.load import LoadedImage, load_image
 from ..images.save import save_image
 from ..params import Param
-from ..progress import CancelToken, ProgressCallback
+from ..progress import CancelToken, ProgressCallback, ProgressEvent
 from ..temporal.frames import Previous
 from ..version import __version__
 from .plan import Plan, PlannedStep, complete
@@ -59,7 +61,8 @@ def execute(plan: Plan, *, progress: ProgressCallback | None = None, cancel: Can
         try:
             result = _run_step(plan, step, current, progress=progress, cancel=cancel,
                                stage_prefix=f"{stage_prefix}step {i}/{n} {eff.name} · ", resolutions=resolutions,
-                               checkpoint=None if checkpoint is None else checkpoint.for_step(i))
+                               checkpoint=None if checkpoint is None else checkpoint.for_step(i),
+                               step_index=i - 1)
         except GradfxError as exc:  # a bad style image, layer or weights file: say which step (for the effect)
             # keep what caused it (a decoder's or TensorFlow's error: the TUI's details, the CLI's --debug)
             raise type(exc)(f"step {i} ({eff.name}): {str(exc).removeprefix(f'effect {eff.name!r}: ')}") \
@@ -103,9 +106,10 @@ def _as_8bit(image: np.ndarray) -> np.ndarray:
 def _run_step(plan: Plan, step: PlannedStep, loaded: LoadedImage | None, *,
               progress: ProgressCallback | None, cancel: CancelToken, stage_prefix: str,
               resolutions: dict[tuple[str, bool], Any], checkpoint: Any = None,
-              previous: Previous | None = None) -> Result:
-    """One effect of the plan on ``loaded``; ``resolutions`` holds the weights decided per (model, top), so
-    each is decided once per plan (the plan decided each step's own model without the top)."""
+              previous: Previous | None = None, step_index: int = 0) -> Result:
+    """One effect of the plan (its ``step_index``, from 0) on ``loaded``; ``resolutions`` holds the weights
+    decided per (model, top), so each is decided once per plan (the plan decided each step's own model
+    without the top)."""
     from ..models import device as devices
     from ..models import extractor as extractors
     from ..models import weights
@@ -116,18 +120,22 @@ def _run_step(plan: Plan, step: PlannedStep, loaded: LoadedImage | None, *,
     import tensorflow as tf
 
     eff, params, registry, seed = step.effect, step.params, plan.registry, plan.seed
+    if progress is not None:  # each event says which effect, and which step of a chain, it comes from
+        progress = functools.partial(_tagged, progress, eff.name, step_index, len(plan.steps))
     tf_device = devices.select_device(plan.device)
     keras.utils.set_random_seed(seed)
     used_weights: dict[str, Any] = {}
     images: dict[str, LoadedImage] = {}
 
-    def load(path: str) -> LoadedImage:
+    def load(value: Any) -> LoadedImage:
+        if isinstance(value, LoadedImage):  # an image the caller passed in memory, converted when parsed
+            return value
+        path = os.fspath(value)
         if path not in images:
             try:
                 images[path] = load_image(path)
             except ImageError as exc:  # say which parameter named the file (style, guide, mask...)
-                names = [p.name for p in eff.schema if path == params.get(p.name) or (
-                    isinstance(params.get(p.name), (list, tuple)) and path in params[p.name])]
+                names = [name for name, file in eff.schema.files(params) if file == path]
                 if not names:
                     raise
                 raise type(exc)(f"effect {eff.name!r}: parameter {names[0]!r}: {exc}") from None
@@ -208,6 +216,9 @@ def _run_step(plan: Plan, step: PlannedStep, loaded: LoadedImage | None, *,
             named = [p.name for p in eff.schema if layer and _names_layer(p, params.get(p.name), layer)]
             if named and "parameter " not in str(exc):  # -p layer=no_such_layer: say which parameter
                 raise type(exc)(f"effect {eff.name!r}: parameter {named[0]!r}: {exc}") from exc.__cause__
+            if isinstance(exc, (ParameterError, ImageError)) and not str(exc).startswith(f"effect {eff.name!r}"):
+                # a bad value found in build() (or the Problem it made): say which effect
+                raise type(exc)(f"effect {eff.name!r}: {exc}") from exc.__cause__
             raise
         except Exception as exc:  # noqa: BLE001 - a plugin's bug is reported as the plugin's failure
             plugin = registry.effect_plugin.get(eff.name, "?")
@@ -235,6 +246,10 @@ def _run_step(plan: Plan, step: PlannedStep, loaded: LoadedImage | None, *,
         if alpha.shape != (h, w):
             alpha = None
     return Result(np.asarray(output.image, np.float32), report, alpha, dict(output.extras))
+
+
+def _tagged(progress: ProgressCallback, effect: str, index: int, count: int, event: ProgressEvent) -> None:
+    progress(dataclasses.replace(event, effect=effect, chain_index=index, chain_count=count))
 
 
 def _exception_line(exc: BaseException) -> str:

@@ -41,6 +41,7 @@ from typing import Any
 from ..effect import Effect
 from ..errors import ImageError, ParameterError, RecipeError, suggest
 from ..images import atomic
+from ..images.values import is_image_object
 from ..models.weights import is_weights_file
 from ..progress import CancelToken, ProgressCallback
 from ..registry import Registry, get_registry
@@ -76,7 +77,13 @@ class Recipe:
         """The TOML document as a dict (what :func:`save_recipe` writes)."""
         out: dict[str, Any] = {k: getattr(self, k) for k in TOP_KEYS if getattr(self, k) is not None}
         steps = []
-        for s in self.steps:
+        for i, s in enumerate(self.steps, 1):
+            held = [k for k, v in s.params.items()
+                    if is_image_object(v) or isinstance(v, (list, tuple)) and any(map(is_image_object, v))]
+            if held:  # an array or a PIL image given from Python: a TOML file can only name a file
+                name = held[0]
+                raise RecipeError(f"{_where(self.source, i, s.effect)}: parameter {name!r} holds an image in "
+                                  "memory, which a recipe file cannot; save it as an image file and name the file")
             table: dict[str, Any] = {"effect": s.effect}
             if s.model:
                 table["model"] = s.model

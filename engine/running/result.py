@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import OutputError
 from ..images import atomic
 from ..images.arrays import to_uint8
 from ..images.save import check_output_path, save_image
@@ -31,20 +32,55 @@ class Result:
     def partial(self) -> bool:
         return bool(self.report.get("partial"))
 
-    def save(self, path: str | os.PathLike, *, overwrite: bool = True, protect: Sequence[str] = (),
-             report: str | os.PathLike | None = None) -> list[Path]:
-        """Write the image (atomically), its extras beside it, and the report if a path is given.
+    def to_uint8(self, *, alpha: bool = False) -> np.ndarray:
+        """The image as 8-bit pixels, H x W x 3 uint8: exactly what :meth:`save` writes to a PNG.
+        ``alpha=True``: H x W x 4, with the input's transparency (255, opaque, where it had none)."""
+        rgb = to_uint8(self.image)
+        if not alpha:
+            return rgb
+        a = np.full(rgb.shape[:2], 255, np.uint8) if self.alpha is None else to_uint8(self.alpha)
+        return np.dstack([rgb, a])
 
-        ``protect`` lists paths never to write (the inputs); writing over one raises an ``OutputError``.
+    def to_pil(self) -> Any:
+        """The image as a ``PIL.Image.Image``: RGBA when the input had transparency, else RGB; the pixels
+        :meth:`save` writes to a PNG."""
+        from PIL import Image
+
+        return Image.fromarray(self.to_uint8(alpha=self.alpha is not None))
+
+    def save(self, path: str | os.PathLike, *, overwrite: bool = False, protect: Sequence[str] = (),
+             report: str | os.PathLike | None = None) -> list[Path]:
+        """Write the image (atomically), its extras beside it (``<stem>-<suffix>.png``, or numbered frames in
+        ``<stem>-<suffix>/`` and ``<stem>-<suffix>.webp``), and the report if a path is given; returns the files
+        written.
+
+        An existing file is never replaced unless ``overwrite=True`` (as ``gradfx run`` needs ``--overwrite``):
+        every file it would write is checked first, so a refusal (an ``OutputError``) writes nothing. The
+        report file is replaced. ``protect`` lists paths never to write (the inputs), whatever ``overwrite``
+        says.
         """
         path = Path(path)
+        # an extra image goes to <stem>-<suffix>.png, a list of frames into the folder <stem>-<suffix>/
+        extras = [(extra, path.with_name(f"{path.stem}-{suffix}{'' if isinstance(extra, list) else '.png'}"))
+                  for suffix, extra in self.extras.items()]
+        if not overwrite:  # every file it would write, before the first is written
+            targets = [path]
+            for extra, target in extras:
+                if isinstance(extra, list):  # numbered frames, and their animation beside the folder
+                    targets += [target / f"{i:04d}.png" for i in range(1, len(extra) + 1)]
+                    targets.append(target.with_suffix(".webp"))
+                else:
+                    targets.append(target)
+            for target in targets:
+                if os.path.lexists(target):
+                    raise OutputError(f"{target}: exists; pass overwrite=True to replace it, or choose another "
+                                      "name")
         written = [save_image(path, self.image, alpha=self.alpha, overwrite=overwrite, protect=protect)]
-        for suffix, extra in self.extras.items():
+        for extra, target in extras:
             if isinstance(extra, list):
-                written += write_frames(path.with_name(f"{path.stem}-{suffix}"), extra, protect=protect)
+                written += write_frames(target, extra, protect=protect, overwrite=overwrite)
             else:
-                written.append(save_image(path.with_name(f"{path.stem}-{suffix}.png"), extra,
-                                          protect=protect))
+                written.append(save_image(target, extra, protect=protect, overwrite=overwrite))
         self.report["outputs"] = [str(p) for p in written]
         if report is not None:
             written.append(write_report(report, self.report, protect=[*protect, *written]))
@@ -65,12 +101,14 @@ def report_json(report: Mapping[str, Any]) -> str:
 
 
 def write_frames(folder: Path, frames: Sequence[np.ndarray], *, protect: Sequence[str] = (),
-                 duration_ms: int = 100) -> list[Path]:
-    """Numbered PNG frames in ``folder`` plus an animated WebP ``folder.webp`` beside it."""
+                 duration_ms: int = 100, overwrite: bool = True) -> list[Path]:
+    """Numbered PNG frames in ``folder`` plus an animated WebP ``folder.webp`` beside it; ``overwrite=False``
+    never replaces an existing one."""
     from PIL import Image
 
     atomic.output_folder(folder, "frames folder")
-    written = [save_image(folder / f"{i:04d}.png", f, protect=protect) for i, f in enumerate(frames, 1)]
+    written = [save_image(folder / f"{i:04d}.png", f, protect=protect, overwrite=overwrite)
+               for i, f in enumerate(frames, 1)]
     pil = [Image.fromarray(to_uint8(f)) for f in frames]
     anim = folder.with_suffix(".webp")
 
@@ -78,7 +116,7 @@ def write_frames(folder: Path, frames: Sequence[np.ndarray], *, protect: Sequenc
         pil[0].save(tmp, format="WEBP", save_all=True, append_images=pil[1:], duration=duration_ms, loop=0,
                     lossless=False, quality=90)
 
-    written.append(atomic.atomic_write(anim, write))
+    written.append(atomic.atomic_write(anim, write, overwrite=overwrite))
     return written
 
 

@@ -143,6 +143,9 @@ class StyleTransfer(Effect):
         if params["mask"] and len(params["mask"]) != n:
             raise ParameterError(f"parameter 'mask': {len(params['mask'])} mask(s) for {n} style image(s); "
                                  f"expected one mask per style, comma-separated in the same order")
+        if params["content_weight"] <= 0 and params["style_weight"] <= 0:  # tv alone reads no layer
+            raise ParameterError("parameters 'content_weight' and 'style_weight' are both 0: nothing to match; "
+                                 "set style_weight > 0")
         if params["levels"] == 1:
             raise ParameterError("parameter 'levels': 1 is not allowed; expected 0 (off) or 2 to 256")
         if params["precision"] == "bfloat16" and params["optimizer"] == "lbfgs":
@@ -153,7 +156,7 @@ class StyleTransfer(Effect):
     # --- build ---------------------------------------------------------------------------------------------
     def build(self, ctx: RunContext, params: Mapping[str, Any]) -> Problem:
         from gradfx.engine.images.arrays import resize_longest
-        from gradfx.engine.objectives import Objective
+        from gradfx.engine.objectives import Objective, style_loss
         from gradfx.engine.optimise.solver import Problem
 
         spec = ctx.spec
@@ -162,8 +165,7 @@ class StyleTransfer(Effect):
         n = len(styles_paths)
         blend = params["style_blend"] or (1.0,) * n  # its length and sum: see check()
         masks_paths = params["mask"] or ()
-        # LayerLists, their layers checked against the model by the plan
-        content_layers, style_layers = dict(params["content_layers"]), dict(params["style_layers"])
+        content_layers = dict(params["content_layers"])  # a LayerList, its layers checked by the plan
         init_choice = params["init"]  # a keyword, or a file that prepare() found (against a recipe's folder)
 
         assert ctx.input is not None
@@ -206,27 +208,22 @@ class StyleTransfer(Effect):
             aligned.update(follow.aligned)
             aligned[ENTERING] = 1.0 - flow.sources_inside(follow.guide.backward)[..., None].astype(np.float32)
 
-        terms = Terms(content_layers=content_layers, style_layers=style_layers, styles=styles, blend=blend,
-                       masked=bool(masks_paths), style_scale=params["style_scale"], min_size=min_size)
+        terms = Terms(content_layers=content_layers)
+        style = style_loss(styles, params["style_layers"], blend=blend, scale=params["style_scale"],
+                           masks=[f"mask{s}" for s in range(len(masks_paths))],
+                           description=f"style({params['style_layers']}; {n} image(s))")
         parts = []
         if params["content_weight"] > 0:
             obj = Objective(terms.content, f"content({params['content_layers']})", content_layers,
                             terms.bind_content)
             parts.append(params["content_weight"] * obj)
         if params["style_weight"] > 0:
-            obj = Objective(terms.style, f"style({params['style_layers']}; {n} image(s))", style_layers,
-                            terms.bind_style)
-            parts.append(params["style_weight"] * obj)
+            parts.append(params["style_weight"] * style)
         if params["tv_weight"] > 0:
             parts.append(params["tv_weight"] * Objective(terms.tv, "tv", (), terms.bind_canvas))
-        if not parts:
-            raise ParameterError("content_weight, style_weight and tv_weight are all 0: nothing to optimise; "
-                                 "set at least style_weight > 0")
-        objective = parts[0]
+        objective = parts[0]  # check() made sure content or style is weighted
         for part in parts[1:]:
             objective = objective + part
-        if not objective.layers:  # tv only: the engine binds objectives only when there is an extractor
-            raise ParameterError("style_weight and content_weight are both 0; set style_weight > 0")
         if follow is not None:
             objective = follow.hold(objective, params["temporal_weight"])
         if follow is not None and params["style_weight"] > 0 and aligned[ENTERING].any():
@@ -234,8 +231,8 @@ class StyleTransfer(Effect):
             # Gram matrix is a mean over the canvas, already near the style's, so a new strip barely moves it;
             # and once in, the temporal loss holds the strip as it was painted, so a pale band grows over the
             # frames. Hold the strip to the style on its own too (after the style term, whose targets it reads)
-            objective = objective + ENTERING_WEIGHT * params["style_weight"] * Objective(
-                terms.entering, f"style(pixels entering the picture; {params['style_layers']})", style_layers)
+            objective = objective + ENTERING_WEIGHT * params["style_weight"] * style.within(
+                ENTERING, f"style(pixels entering the picture; {params['style_layers']})")
 
         sizes = stage_sizes(final, params["scales"], min_size)
         adam = params["optimizer"] == "adam"

@@ -45,7 +45,7 @@ def photo(tmp_path, make_image):
 
 
 def test_run_returns_image_and_complete_report(reg, photo):
-    res = run("tiny-dream", photo, weights="random", seed=2, steps=4)
+    res = run("tiny-dream", photo, params={"steps": 4}, weights="random", seed=2)
     r = res.report
     assert res.image.shape == (40, 48, 3)
     for key in ("effect", "model", "weights", "params", "seed", "device", "seconds", "steps", "step_seconds",
@@ -62,8 +62,9 @@ def test_run_returns_image_and_complete_report(reg, photo):
 
 def test_auto_weights_fall_back_to_random_and_say_so(reg, photo, tmp_path, monkeypatch, no_trained_vgg16):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "empty-keras"))
-    run("tiny-dream", photo, steps=1, weights="random")  # the same cached extractor: its record has no fallback
-    r = run("tiny-dream", photo, steps=1).report
+    # the same cached extractor: its record has no fallback
+    run("tiny-dream", photo, params={"steps": 1}, weights="random")
+    r = run("tiny-dream", photo, params={"steps": 1}).report
     assert r["weights"]["requested"] == "auto" and r["weights"]["resolved"] == "random"
     assert r["weights"]["fell_back_to_random"] is True
     assert any("random" in w for w in r["warnings"])
@@ -79,7 +80,7 @@ def test_user_errors(reg, photo, tmp_path):
     with pytest.raises(UnknownEffectError, match="did you mean 'tiny-dream'"):
         run("tiny-dreem", photo)
     with pytest.raises(ParameterError, match="'steps'"):
-        run("tiny-dream", photo, steps=0)
+        run("tiny-dream", photo, params={"steps": 0})
     with pytest.raises(ParameterError, match="needs an input image"):
         run("tiny-dream")
     with pytest.raises(ImageError, match="nope.png"):
@@ -140,7 +141,7 @@ def test_report_never_goes_over_an_input_and_is_checked_before_compute(reg, phot
         assert err.startswith("gradfx: error:") and fragment in err and "\n" not in err, err
         assert not out.exists()  # refused before any compute, not after the run
     assert photo.read_bytes() == before  # the input was once replaced by the JSON report
-    result = run("tiny-dream", photo, weights="random", steps=1)
+    result = run("tiny-dream", photo, params={"steps": 1}, weights="random")
     with pytest.raises(OutputError, match="refusing to write over the input"):
         result.save(out, protect=[str(photo)], report=photo)
     assert photo.read_bytes() == before

@@ -40,13 +40,15 @@ def test_a_folder_of_frames_runs_as_one_sequence_each_frame_following_the_last(t
     # frame 3 is exactly `run` with frame 2's input and output as the previous frame
     prev = Previous(load_image(frames[1]).rgb, load_image(out[1]).rgb)
     expected = run("deepdream", frames[2], model="vgg16", weights="random", seed=item_seed(4, "0000.png"),
-                   previous=prev, **DREAM)
+                   previous=prev, params=DREAM)
     check = save_image(tmp_path / "expected.png", expected.image)
     assert np.array_equal(load_image(check).rgb, load_image(out[2]).rgb)
-    alone = run("deepdream", frames[2], model="vgg16", weights="random", seed=item_seed(4, "0000.png"), **DREAM)
+    alone = run("deepdream", frames[2], params=DREAM, model="vgg16", weights="random",
+                seed=item_seed(4, "0000.png"))
     assert np.abs(alone.image - expected.image).mean() > 1 / 255  # the previous frame made a difference
     # the first frame follows nothing: it is the plain run
-    first = run("deepdream", frames[0], model="vgg16", weights="random", seed=item_seed(4, "0000.png"), **DREAM)
+    first = run("deepdream", frames[0], params=DREAM, model="vgg16", weights="random",
+                seed=item_seed(4, "0000.png"))
     assert np.array_equal(load_image(save_image(tmp_path / "first.png", first.image)).rgb,
                           load_image(out[0]).rgb)
 
@@ -71,13 +73,12 @@ def test_a_batch_stopped_mid_sequence_resumes_with_the_chain_intact(tmp_path, re
         out = sorted((tmp_path / "whole").glob("*.png"))
         chain = Previous.chain([Previous(load_image(frames[t]).rgb, load_image(out[t]).rgb)
                                 for t in (2, 1)])
-        expected = run("deepdream", frames[3], model="vgg16", weights="random", seed=item_seed(4, "0000.png"),
-                       previous=chain, **opts["params"])
+        expected = run("deepdream", frames[3], params=opts["params"], model="vgg16", weights="random",
+                       seed=item_seed(4, "0000.png"), previous=chain)
         check = save_image(tmp_path / "expected.png", expected.image)
         assert load_image(check).rgb.tobytes() == load_image(out[3]).rgb.tobytes()
-        short = run("deepdream", frames[3], model="vgg16", weights="random", seed=item_seed(4, "0000.png"),
-                    previous=chain.frames()[0],
-                    **opts["params"])
+        short = run("deepdream", frames[3], params=opts["params"], model="vgg16", weights="random",
+                    seed=item_seed(4, "0000.png"), previous=chain.frames()[0])
         assert np.abs(short.image - expected.image).max() > 2 / 255  # the earlier frame made a difference
     stop = CancelToken()
 

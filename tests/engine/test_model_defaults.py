@@ -53,7 +53,7 @@ def test_gradfx_show_documents_each_default_and_its_origin() -> None:
 
 def test_the_default_model_follows_the_weights(make_image) -> None:
     image = make_image(48, 48)
-    followed = run("deepdream", image, steps=1, octaves=1)
+    followed = run("deepdream", image, params={"steps": 1, "octaves": 1})
     r = followed.report
     assert r["model"] == "vgg16" and r["weights"]["resolved"] == "hed"
     notes = [w for w in r["warnings"] if "default model inception_v3 has no trained weights" in w]
@@ -70,25 +70,27 @@ def test_the_default_model_follows_the_weights(make_image) -> None:
     assert r["params"]["max_loss"] == 0.0 and r["steps"] == 1
 
     # a user who names the model gets it, with its own defaults
-    named = run("deepdream", make_image(80, 80), model="inception_v3", steps=1, octaves=1).report
+    named = run("deepdream", make_image(80, 80), params={"steps": 1, "octaves": 1}, model="inception_v3").report
     assert named["model"] == "inception_v3" and named["weights"]["resolved"] == "random"
     assert named["params"]["layers"].startswith("mixed4") and named["params"]["max_loss"] == 20.0  # InceptionV3's own
     # as does one who asks for other weights, or names the default model's layers
-    assert run("deepdream", make_image(80, 80), weights="random", steps=1, octaves=1).report["model"] == "inception_v3"
-    assert run("deepdream", make_image(80, 80), steps=1, octaves=1, layers="mixed3").report["model"] == "inception_v3"
+    one = {"steps": 1, "octaves": 1}
+    assert run("deepdream", make_image(80, 80), params=one, weights="random").report["model"] == "inception_v3"
+    assert run("deepdream", make_image(80, 80), params={**one, "layers": "mixed3"}).report["model"] == "inception_v3"
 
 
 def test_style_layers_a_user_names_keep_style_transfers_default_model(make_image, tmp_path) -> None:
     # block5_conv4 is VGG19's and not VGG16's: naming it must not switch the run to VGG16 and then refuse it
     style = str(save_image(tmp_path / "style.png", make_image(48, 48)))
     for name in ("style_layers", "content_layers"):
-        r = run("style-transfer", make_image(48, 48), style=style, steps=1, **{name: "block5_conv4"}).report
+        r = run("style-transfer", make_image(48, 48),
+                params={"style": style, "steps": 1, name: "block5_conv4"}).report
         assert r["model"] == "vgg19" and r["weights"]["resolved"] == "random"
-    assert run("style-transfer", make_image(48, 48), style=style, steps=1).report["model"] == "vgg16"
+    assert run("style-transfer", make_image(48, 48), params={"style": style, "steps": 1}).report["model"] == "vgg16"
 
 
 def test_without_the_trained_vgg16_the_default_model_stays(make_image, no_trained_vgg16) -> None:
-    r = run("deepdream", make_image(80, 80), steps=1, octaves=1).report
+    r = run("deepdream", make_image(80, 80), params={"steps": 1, "octaves": 1}).report
     assert r["model"] == "inception_v3" and r["weights"]["fell_back_to_random"]
 
 

@@ -42,8 +42,8 @@ def test_an_exception_inside_a_traced_objective_names_its_type_once(registry, ma
 def test_an_exception_in_finish_keeps_the_solved_image_as_a_partial_output(registry, make_image, tmp_path, capsys):
     registry.add_plugin(TinyPlugin(FinishFails(), TinyDream()), "tiny")
     image = make_image(40, 48)
-    result = run("finish-fails", image, weights="random", seed=3, steps=2)
-    solved = run("tiny-dream", image, weights="random", seed=3, steps=2).image
+    result = run("finish-fails", image, params={"steps": 2}, weights="random", seed=3)
+    solved = run("tiny-dream", image, params={"steps": 2}, weights="random", seed=3).image
     assert result.partial and result.report["status"] == "failed"
     np.testing.assert_array_equal(result.image, solved)  # every step's work, not lost
     assert any("the contact sheet broke" in w and "partial" in w for w in result.report["warnings"])
@@ -61,5 +61,5 @@ def test_an_exception_in_finish_keeps_the_solved_image_as_a_partial_output(regis
 def test_an_unknown_layer_names_the_parameter_that_gave_it(registry, make_image):
     registry.add_plugin(TinyPlugin(), "tiny")
     with pytest.raises(ParameterError, match=r"parameter 'layer': unknown layer 'no_such_layer'"):
-        run("tiny-dream", make_image(40, 40), weights="random", layer="no_such_layer")
+        run("tiny-dream", make_image(40, 40), params={"layer": "no_such_layer"}, weights="random")
 

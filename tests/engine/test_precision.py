@@ -110,7 +110,7 @@ def test_deepdream_and_feature_vis_pass_precision_to_the_engine(registry, make_i
     from gradfx.engine import run
 
     image = make_image(40, 40) if effect == "deepdream" else None
-    result = run(effect, image, model="vgg16", weights="random", precision="bfloat16", **params)
+    result = run(effect, image, params={"precision": "bfloat16", **params}, model="vgg16", weights="random")
     assert result.report["params"]["precision"] == "bfloat16" and result.report["steps"] == 2
     assert "bfloat16" in spy and "float32" not in spy[-2:]  # the solve's own calls ran in bfloat16
 

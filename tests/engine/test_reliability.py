@@ -39,15 +39,15 @@ def photo(tmp_path, make_image):
 
 
 def test_resume_after_cancel_gives_the_same_bytes(reg, photo, tmp_path):
-    full = run("tiny-dream", photo, weights="random", seed=5, steps=6, **SLOW)
+    full = run("tiny-dream", photo, params={"steps": 6, **SLOW}, weights="random", seed=5)
     token = CancelToken()
 
     def stop_at_8(ev):  # stage 2, step 2 of 6: resumes across an octave boundary
         if ev.total_step == 8:
             token.cancel()
 
-    part = run("tiny-dream", photo, weights="random", seed=5, steps=6, **SLOW, progress=stop_at_8, cancel=token,
-               checkpoint=tmp_path / "ckpt", checkpoint_every=3)
+    part = run("tiny-dream", photo, params={"steps": 6, **SLOW}, weights="random", seed=5, progress=stop_at_8,
+               cancel=token, checkpoint=tmp_path / "ckpt", checkpoint_every=3)
     assert part.partial and part.report["status"] == "cancelled"
     assert not np.array_equal(part.image, full.image)
     resumed, spec = resume_run(tmp_path / "ckpt")
@@ -61,7 +61,8 @@ def test_cli_resume_checks_its_output_before_compute_and_keeps_existing_files(re
     token = CancelToken()
     token.cancel()  # stops after the first step, leaving a checkpoint to resume
     ckpt = tmp_path / "ckpt"
-    run("tiny-dream", photo, weights="random", steps=4, cancel=token, checkpoint=ckpt, checkpoint_every=1)
+    run("tiny-dream", photo, params={"steps": 4}, weights="random", cancel=token, checkpoint=ckpt,
+        checkpoint_every=1)
     mine = tmp_path / "mine.png"
     mine.write_bytes(photo.read_bytes())
     for argv, fragment in (([str(mine)], "exists; pass --overwrite"), ([str(tmp_path / "o.txt")], ".txt"),
@@ -93,7 +94,8 @@ def test_a_damaged_checkpoint_is_a_one_line_error(reg, photo, tmp_path, capsys, 
     token = CancelToken()
     token.cancel()
     ckpt = tmp_path / "ckpt"
-    run("tiny-dream", photo, weights="random", steps=4, cancel=token, checkpoint=ckpt, checkpoint_every=1)
+    run("tiny-dream", photo, params={"steps": 4}, weights="random", cancel=token, checkpoint=ckpt,
+        checkpoint_every=1)
     damage(ckpt)
     assert main(["resume", str(ckpt), "-q", "-o", str(tmp_path / "o.png")]) == 2  # were raw numpy tracebacks
     err = capsys.readouterr().err.strip()
@@ -207,8 +209,8 @@ def test_non_finite_loss_keeps_last_finite_image_and_reports_step_and_stage(regi
 def test_out_of_memory_retries_tiled_then_gives_up_clearly(registry, tmp_path, make_image):
     registry.add_plugin(TinyPlugin(Exploding(), Hungry()), "faulty")
     big = make_image(128, 128)
-    res = run("hungry", big, weights="random", limit=64)
+    res = run("hungry", big, params={"limit": 64}, weights="random")
     assert any("retrying with 64 px tiles" in w for w in res.report["warnings"])
     assert res.report["steps"] == 3 and res.image.shape == (128, 128, 3)
     with pytest.raises(GradfxError, match="out of device memory even with 64 px tiles"):
-        run("hungry", big, weights="random", limit=16)
+        run("hungry", big, params={"limit": 16}, weights="random")

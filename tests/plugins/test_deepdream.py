@@ -17,7 +17,8 @@ from gradfx.tui.cli import main
 
 # mechanics on random weights, at the Keras example's step size (VGG's own default, 0.002, is tuned for trained
 # weights: tests/plugins/test_quality_trained.py)
-VGG = dict(model="vgg16", weights="random", seed=0, octaves=1, max_loss=0.0, step_size=0.01)
+VGG = dict(model="vgg16", weights="random", seed=0)
+MECH = dict(octaves=1, max_loss=0.0, step_size=0.01)
 
 
 def _score(image, model, layers):
@@ -52,8 +53,9 @@ def test_module_does_not_import_tensorflow():
 def test_inception_objective_rises_well_above_its_start(registry, make_image):
     img = make_image(112, 112, "blobs")
     layers = (("mixed1", 1.0), ("mixed2", 1.5), ("mixed3", 2.0))
-    res = run("deepdream", img, weights="random", seed=0, layers="mixed1:1.0,mixed2:1.5,mixed3:2",
-              octaves=2, steps=4, max_loss=0.0)
+    res = run("deepdream", img,
+              params={"layers": "mixed1:1.0,mixed2:1.5,mixed3:2", "octaves": 2, "steps": 4, "max_loss": 0.0},
+              weights="random", seed=0)
     assert res.report["model"] == "inception_v3" and res.image.shape == img.shape
     assert res.report["steps"] == 8 and len(res.report["losses"]) == 8
     start, end = _score(img, "inception_v3", layers), _score(res.image, "inception_v3", layers)
@@ -62,8 +64,8 @@ def test_inception_objective_rises_well_above_its_start(registry, make_image):
 
 
 def test_max_loss_stops_each_octave_early(registry, make_image):
-    res = run("deepdream", make_image(64, 64), **{**VGG, "max_loss": 1e-3, "octaves": 2},
-              layers="block2_conv2:1", steps=10)
+    res = run("deepdream", make_image(64, 64), params={**MECH, "layers": "block2_conv2:1", "steps": 10,
+                                                           "max_loss": 1e-3, "octaves": 2}, **VGG)
     assert res.report["steps"] == 2  # one step per octave: the very first loss is above max_loss
 
 
@@ -74,9 +76,9 @@ def test_tiled_and_whole_image_reach_comparable_objectives_without_seams(registr
 
     img = make_image(256, 256, "blobs")
     layers = (("block3_conv3", 1.0),)
-    kw = dict(VGG, layers="block3_conv3:1", steps=6)
-    whole = run("deepdream", img, tile=0, **kw).image
-    tiled_res = run("deepdream", img, tile=128, **kw)
+    kw = dict(MECH, layers="block3_conv3:1", steps=6)
+    whole = run("deepdream", img, params={**kw, "tile": 0}, **VGG).image
+    tiled_res = run("deepdream", img, params={**kw, "tile": 128}, **VGG)
     tiled = tiled_res.image
     start, s_whole, s_tiled = (_score(x, "vgg16", layers) for x in (img, whole, tiled))
     assert s_whole > 3 * start and s_tiled > 3 * start
@@ -110,8 +112,9 @@ def test_tiled_and_whole_image_reach_comparable_objectives_without_seams(registr
 
 def test_default_tile_on_a_small_image_runs_whole_image(registry, make_image):
     img = make_image(64, 80)
-    kw = dict(VGG, layers="block2_conv2:1", steps=3)
-    assert np.array_equal(run("deepdream", img, **kw).image, run("deepdream", img, tile=0, **kw).image)
+    kw = dict(MECH, layers="block2_conv2:1", steps=3)
+    assert np.array_equal(run("deepdream", img, params=kw, **VGG).image,
+                          run("deepdream", img, params={**kw, "tile": 0}, **VGG).image)
 
 
 def test_guided_run_ends_closer_to_the_guide_features(registry, make_image, tmp_path):
@@ -127,9 +130,9 @@ def test_guided_run_ends_closer_to_the_guide_features(registry, make_image, tmp_
         f /= np.linalg.norm(f, axis=1, keepdims=True) + 1e-8
         return float((f @ g.T).max(axis=1).mean())
 
-    kw = dict(VGG, layers=f"{layer}:1", steps=8)
-    unguided = run("deepdream", img, **kw).image
-    guided_res = run("deepdream", img, guide=str(path), **kw)
+    kw = dict(MECH, layers=f"{layer}:1", steps=8)
+    unguided = run("deepdream", img, params=kw, **VGG).image
+    guided_res = run("deepdream", img, params={**kw, "guide": str(path)}, **VGG)
     assert guided_res.report["objective"] == f"1 * guide_match({layer})"
     m0, mu, mg = match(img), match(unguided), match(guided_res.image)
     assert mg > mu and mg - m0 > 1.3 * (mu - m0), (m0, mu, mg)
@@ -138,7 +141,8 @@ def test_guided_run_ends_closer_to_the_guide_features(registry, make_image, tmp_
 def test_channels_raise_the_chosen_channels_most(registry, make_image):
     img = make_image(64, 64, "blobs")
     layer = "block2_conv2"
-    out = run("deepdream", img, **VGG, layers=f"{layer}:1", channels="7", steps=5, jitter=4).image
+    out = run("deepdream", img, params={**MECH, "layers": f"{layer}:1", "channels": "7", "steps": 5, "jitter": 4},
+              **VGG).image
     before, after = _features(img, layer), _features(out, layer)
     growth = after.mean(0) / (before.mean(0) + 1e-6)
     assert growth[7] > 2 * np.median(growth), (growth[7], np.median(growth))
@@ -147,8 +151,8 @@ def test_channels_raise_the_chosen_channels_most(registry, make_image):
 def test_frames_write_numbered_frames_and_an_animation(registry, make_image, tmp_path):
     img = make_image(48, 48, "blobs")
     stages = []
-    res = run("deepdream", img, **VGG, layers="block2_conv2:1", steps=2, frames=3, zoom=1.2,
-              progress=lambda ev: stages.append(ev.stage))
+    res = run("deepdream", img, params={**MECH, "layers": "block2_conv2:1", "steps": 2, "frames": 3, "zoom": 1.2},
+              **VGG, progress=lambda ev: stages.append(ev.stage))
     frames = res.extras["frames"]
     assert len(stages) == 6 and stages[-1].startswith("frame 3/3 · octave 1/1"), stages
     assert res.report["frames"] == 3 and "mean_square(block2_conv2)" in res.report["objective"]
@@ -190,12 +194,12 @@ def test_bad_parameters_are_named_before_any_compute(registry, params, words):
 def test_unknown_layer_and_channel_out_of_range(registry, make_image):
     img = make_image(40, 40)
     with pytest.raises(ParameterError) as err:
-        run("deepdream", img, **VGG, layers="block9_conv1:1,block1_conv2:1", steps=1)
+        run("deepdream", img, params={**MECH, "layers": "block9_conv1:1,block1_conv2:1", "steps": 1}, **VGG)
     assert all(w in str(err.value) for w in ("'layers'", "block9_conv1", "vgg16")), str(err.value)
     # `gradfx show` lists no layers: the hint names the command that does, for the run's model
     assert "`gradfx models vgg16` lists its layers" in str(err.value) and "gradfx show" not in str(err.value)
     with pytest.raises(ParameterError) as err:
-        run("deepdream", img, **VGG, layers="block1_conv2:1", channels="3,70", steps=1)
+        run("deepdream", img, params={**MECH, "layers": "block1_conv2:1", "channels": "3,70", "steps": 1}, **VGG)
     assert all(w in str(err.value) for w in ("'channels'", "3,70", "64 channels", "0 to 63")), str(err.value)
 
 
@@ -205,13 +209,15 @@ def test_a_guide_that_is_not_an_image_names_the_parameter(registry, make_image, 
     text = tmp_path / "text.png"
     text.write_text("hello\n")
     with pytest.raises(ImageError) as err:  # was "…/text.png: is a text file, not an image; …"
-        run("deepdream", make_image(40, 40), **VGG, layers="block1_conv2:1", guide=str(text), steps=1)
+        run("deepdream", make_image(40, 40),
+            params={**MECH, "layers": "block1_conv2:1", "guide": str(text), "steps": 1}, **VGG)
     assert str(err.value).startswith(f"effect 'deepdream': parameter 'guide': {text}: is a text file"), str(err.value)
 
 
 def test_a_tile_below_the_model_minimum_names_the_parameter_and_the_fix(registry, make_image):
     with pytest.raises(ParameterError) as err:  # was "tile 16 is below the model's minimum of 32 px"
-        run("deepdream", make_image(40, 40), **VGG, layers="block1_conv2:1", tile=16, steps=1)
+        run("deepdream", make_image(40, 40), params={**MECH, "layers": "block1_conv2:1", "tile": 16, "steps": 1},
+            **VGG)
     assert "parameter 'tile'" in str(err.value) and "expected 0 (the whole image) or at least 32" in str(err.value)
 
 
@@ -227,6 +233,6 @@ def test_frame_prefix_follows_the_chain_prefix(registry, make_image):
 
 def test_an_input_below_the_models_minimum_names_the_model(registry, make_image):
     with pytest.raises(ParameterError) as err:  # was "below the model's minimum": which model, with --model unset?
-        run("deepdream", make_image(20, 20), **VGG, steps=1)
+        run("deepdream", make_image(20, 20), params={**MECH, "steps": 1}, **VGG)
     assert str(err.value) == ("image size 20x20 is below vgg16's minimum of 32 px on each side; use a larger size "
                               "(e.g. --size 64)")

@@ -20,13 +20,13 @@ LAYER = "block3_conv3"
 SIZE, STEPS, BATCH_STEPS = 64, 40, 25
 # mechanics on random weights with lucid's defaults (VGG16's own, tuned for trained weights, differ: see
 # tests/plugins/test_quality_trained.py)
-COMMON = dict(model="vgg16", weights="random", seed=0, size=SIZE, transforms="standard", precision="float32",
-              decay=1.0)
+ENGINE = dict(model="vgg16", weights="random", seed=0)
+COMMON = dict(size=SIZE, transforms="standard", precision="float32", decay=1.0)
 
 
 @functools.cache
 def fv(objective: str, **params):
-    return run("feature-vis", None, objective=objective, **{**COMMON, **params})
+    return run("feature-vis", None, params={**COMMON, "objective": objective, **params}, **ENGINE)
 
 
 @functools.lru_cache(maxsize=1)
@@ -126,7 +126,8 @@ def test_diversity_term_makes_a_batch_of_one_channel_more_diverse():
     from gradfx.engine.objectives import diversity
 
     def batch_diversity(objective):
-        result = run("feature-vis", None, objective=objective, batch=3, steps=20, **{**COMMON, "size": 48})
+        result = run("feature-vis", None,
+                     params={**COMMON, "objective": objective, "batch": 3, "steps": 20, "size": 48}, **ENGINE)
         assert result.report["feature_vis"]["labels"] == ["#1", "#2", "#3"]
         images = np.stack([result.extras[f"0{i}"] for i in (1, 2, 3)])
         return float(diversity(LAYER)(_extractor()(images), None))
@@ -137,10 +138,12 @@ def test_diversity_term_makes_a_batch_of_one_channel_more_diverse():
 
 
 def test_defaults_regularisers_and_same_seed_repeats():
-    a = run("feature-vis", None, model="vgg16", weights="random", seed=3, size=48, steps=3, param="pixel",
-            l1=0.5, tv=0.5, blur=0.5)
-    b = run("feature-vis", None, model="vgg16", weights="random", seed=3, size=48, steps=3, param="pixel",
-            l1=0.5, tv=0.5, blur=0.5)
+    a = run("feature-vis", None,
+            params={"size": 48, "steps": 3, "param": "pixel", "l1": 0.5, "tv": 0.5, "blur": 0.5},
+            model="vgg16", weights="random", seed=3)
+    b = run("feature-vis", None,
+            params={"size": 48, "steps": 3, "param": "pixel", "l1": 0.5, "tv": 0.5, "blur": 0.5},
+            model="vgg16", weights="random", seed=3)
     assert a.image.tobytes() == b.image.tobytes()
     assert a.report["feature_vis"]["objective"] == (
         "channel(block4_conv1, 12) - 0.5 * l1() - 0.5 * total_variation() - 0.5 * blur()"
@@ -161,7 +164,7 @@ def test_defaults_regularisers_and_same_seed_repeats():
 ])
 def test_mistakes_are_one_line_parameter_errors(params, fragment):
     with pytest.raises(ParameterError) as info:
-        run("feature-vis", None, **{"model": "vgg16", "weights": "random", "size": 48, "steps": 1, **params})
+        run("feature-vis", None, params={"size": 48, "steps": 1, **params}, model="vgg16", weights="random")
     assert fragment in str(info.value) and "\n" not in str(info.value)
     if "objective" in params and "at position" in fragment:  # found with the model, prefixed as a typo is
         assert str(info.value).startswith("effect 'feature-vis': parameter 'objective': "), str(info.value)
@@ -175,7 +178,7 @@ def test_a_size_below_the_model_minimum_names_the_parameter_before_the_model_is_
 
     monkeypatch.setattr(extractor, "get_extractor", built)
     with pytest.raises(ParameterError) as info:  # was the solver's "... use a larger size or fewer octaves"
-        run("feature-vis", None, weights="random", size=64, steps=1)
+        run("feature-vis", None, params={"size": 64, "steps": 1}, weights="random")
     assert str(info.value) == ("effect 'feature-vis': parameter 'size': 64 is below inception_v3's minimum input of "
                                "75 px; expected at least 75")
 
@@ -201,8 +204,9 @@ def test_a_malformed_objective_fails_when_parameters_resolve_without_tensorflow(
 
 @pytest.mark.slow  # builds VGG16's 138M-parameter classifier top (~40 s)
 def test_logit_raises_a_class_score_through_the_classifier_top():
-    result = run("feature-vis", None, objective="logit(3)", model="vgg16", weights="random", size=64, steps=4,
-                 transforms="jitter(2)")
+    result = run("feature-vis", None,
+                 params={"objective": "logit(3)", "size": 64, "steps": 4, "transforms": "jitter(2)"},
+                 model="vgg16", weights="random")
     losses = result.report["losses"]
     assert losses[-1] > losses[0] + 10
     assert result.report["feature_vis"]["transforms"] == ["jitter(2)", "resize(224, 224)"]

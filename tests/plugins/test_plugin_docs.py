@@ -56,7 +56,8 @@ def test_the_documented_plugin_registers_and_runs(posterize, registry, make_imag
 
     info = registry.add_plugin(gradfx_posterize, "posterize-docs")
     assert info.ok, info.errors
-    result = run("posterize-dream", make_image(48, 48), levels=3, steps=3, weights="random", seed=1)
+    result = run("posterize-dream", make_image(48, 48), params={"levels": 3, "steps": 3}, weights="random",
+                 seed=1)
     assert len(np.unique(np.round(result.image * 255))) <= 3
 
 
@@ -89,9 +90,46 @@ def test_the_documented_objective_reads_an_aligned_mask_whole_and_tiled(registry
 
     registry.add_plugin(Plugin(), "masked")
     image = make_image(64, 64)
-    result = run("masked-dream", image, tile=tile, weights="random", seed=2)
+    result = run("masked-dream", image, params={"tile": tile}, weights="random", seed=2)
     assert str(masked_layer_mean("block1_conv2")) == "masked_layer_mean(block1_conv2)"
     change = np.abs(result.image - image).mean(axis=(0, 2))  # per column
     assert change[:28].mean() > 5 * change[36:].mean()  # the masked half changed, the other hardly
     if tile == 0:
         assert result.report["losses"][-1] > result.report["losses"][0]
+
+
+def test_the_documented_build_reads_a_mask_parameter_from_a_file_or_an_array(registry, make_image, tmp_path):
+    # the guide's line was `ctx.image(params["mask"])[..., :1]`: TypeError, 'LoadedImage' is not subscriptable
+    namespace: dict = {}
+    exec(_blocks("python", "def masked_layer_mean"), namespace)  # noqa: S102 - the docs' own code
+    snippet = _blocks("python", "# in build(), with Image(\"mask\"")
+
+    from PIL import Image as PILImage
+
+    from gradfx.engine import Effect, Image, Int, Problem, hookimpl, run
+
+    class Masked(Effect):
+        name = "masked-docs"
+        summary = "the docs' build(), as written"
+        params = (Image("mask", "where to dream (white)", required=True), Int("steps", 4, "steps"))
+        model = "vgg16"
+
+        def build(self, ctx, params):
+            scope = {**namespace, "ctx": ctx, "params": params, "Problem": Problem}
+            exec(snippet, scope)  # noqa: S102
+            return scope["problem"]
+
+    class Plugin:
+        @hookimpl
+        def gradfx_register_effects(self, register):
+            register(Masked())
+
+    registry.add_plugin(Plugin(), "masked-docs")
+    mask = np.zeros((64, 64), np.uint8)
+    mask[:, :32] = 255  # the left half
+    PILImage.fromarray(mask).save(tmp_path / "mask.png")
+    image = make_image(64, 64)
+    for value in (str(tmp_path / "mask.png"), mask):
+        result = run("masked-docs", image, params={"mask": value}, weights="random", seed=2)
+        change = np.abs(result.image - image).mean(axis=(0, 2))  # per column
+        assert change[:28].mean() > 5 * change[36:].mean()

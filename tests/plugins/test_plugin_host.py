@@ -61,7 +61,7 @@ def test_installed_example_plugin_is_listed_with_distribution_and_runs_through_c
 
     from gradfx.engine import run
 
-    result = run("posterize-dream", str(src), steps=2, levels=2, weights="random")
+    result = run("posterize-dream", str(src), params={"steps": 2, "levels": 2}, weights="random")
     assert set(np.unique(result.image)) <= {0.0, 1.0}
 
 
@@ -254,7 +254,7 @@ def test_an_effect_that_raises_at_run_time_is_reported_with_effect_and_plugin(re
         run("crashing", make_image(32, 32), weights="random")
     with pytest.raises(PluginError, match=r"'wrong-shape' \(plugin 'buggy'\) returned an image of shape"):
         run("wrong-shape", make_image(32, 32), weights="random")
-    assert run("flat", make_image(32, 32), value=255, weights="random").image.min() == 1.0  # still working
+    assert run("flat", make_image(32, 32), params={"value": 255}, weights="random").image.min() == 1.0  # still working
 
 
 def test_cli_prints_a_crashing_effect_in_one_line(registry, tmp_path, capsys):

@@ -50,7 +50,7 @@ def test_style_transfer_defaults_carry_the_style_and_keep_the_content(tmp_path: 
     save_image(style_path, samples.painting(256))
     style = load_image(style_path).rgb
     # the effect's default model (vgg19) has no trained weights here: it follows them to the trained VGG16
-    result = run("style-transfer", content, style=str(style_path), size=256)
+    result = run("style-transfer", content, params={"style": str(style_path), "size": 256})
     assert result.report["model"] == "vgg16" and result.report["weights"]["resolved"] == "hed"
 
     style_layers, content_layer = DEFAULT_STYLE_LAYERS.split(","), DEFAULT_CONTENT_LAYERS
@@ -92,7 +92,7 @@ def _own_channel_ranks(objective: str) -> tuple[list[int], dict]:
 
     from gradfx.engine.models.extractor import get_extractor
 
-    result = run("feature-vis", model="vgg16", objective=objective)
+    result = run("feature-vis", params={"objective": objective}, model="vgg16")
     images = [to_uint8(v) for k, v in result.extras.items() if not isinstance(v, list)
               and not k.startswith("step")]
     assert len(images) == 16

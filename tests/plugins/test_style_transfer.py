@@ -20,7 +20,7 @@ from gradfx.engine import ParameterError, run
 from gradfx.engine.images import colour
 from gradfx.engine.images.load import load_image
 from gradfx.engine.images.save import save_image
-from gradfx.plugins.style_transfer import StyleTransfer, terms
+from gradfx.plugins.style_transfer import StyleTransfer
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -66,7 +66,7 @@ def _root_conftest():
 
 
 def style_run(reg, content, **params):
-    return run("style-transfer", content, registry=reg, weights="random", model="vgg16", seed=0, **params)
+    return run("style-transfer", content, params=params, registry=reg, weights="random", model="vgg16", seed=0)
 
 
 class Oracle:
@@ -219,26 +219,9 @@ def test_objective_follows_the_problems_tile_not_the_parameter(reg, files):
             problem = dataclasses.replace(self.build(ctx, params), tile=32)
             return self.finish(ctx, params, ctx.solve(problem))
 
-    out = run(Retiled(), files["content"], registry=reg, weights="random", model="vgg16", seed=0,
-              style=files["stripes"], **dict(LIGHT, steps=3, size=64))
+    out = run(Retiled(), files["content"], params={**LIGHT, "style": files["stripes"], "steps": 3, "size": 64},
+              registry=reg, weights="random", model="vgg16", seed=0)
     assert out.report["status"] == "done" and len(out.report["losses"]) == 3
-
-
-def test_style_grams_accumulated_over_tiles_match_the_whole_image(files):
-    import tensorflow as tf
-
-    from gradfx.engine.models.extractor import get_extractor
-    from gradfx.engine.objectives import gram_matrix
-
-    layers = ("block1_conv1", "block2_conv1")
-    ext = get_extractor("vgg16", layers, "random", seed=0)
-    image = tf.image.resize(load(files["stripes"])[None], (128, 128))
-    whole = ext(image)
-    tiled = terms.global_grams(ext, image, layers, tile=64, min_size=32)
-    for k in layers:
-        ref = gram_matrix(whole[k]).numpy()
-        rel = np.abs(tiled[k].numpy() - ref).mean() / np.abs(ref).mean()
-        assert rel < 0.1  # measured 0.017 and 0.040: only the zero padding at the tile borders differs
 
 
 def test_bfloat16_runs_the_network_in_bfloat16_and_lands_near_float32(reg, files, light, monkeypatch):

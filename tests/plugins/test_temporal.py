@@ -42,8 +42,10 @@ LIGHT = dict(style_layers="block1_conv1,block2_conv1,block3_conv1", content_laye
 
 
 def st(reg, frame, style, **params):
-    return run("style-transfer", frame, registry=reg, weights="random", model="vgg16", seed=0, style=style,
-               **{**LIGHT, **params})
+    engine = {k: params.pop(k) for k in list(params)
+              if k in ("previous", "progress", "cancel", "checkpoint", "checkpoint_every")}
+    return run("style-transfer", frame, params={**LIGHT, "style": style, **params}, registry=reg, weights="random",
+               model="vgg16", seed=0, **engine)
 
 
 def test_run_hands_the_previous_frame_to_the_effect(reg, scene):
@@ -77,7 +79,7 @@ def test_run_frames_keeps_temporal_frames_previous_frames_most_recent_first(reg,
             return Output(ctx.input.rgb * 0.5)
 
     frames = list(samples.moving_scene(frames=4, size=32).frames)
-    results = list(run_frames(Probe(), frames, registry=reg, weights="random", temporal_frames=2))
+    results = list(run_frames(Probe(), frames, params={"temporal_frames": 2}, registry=reg, weights="random"))
     assert seen[0] is None and seen[1].earlier == ()
     for t in (2, 3):  # the frame before, then one earlier frame: never more than temporal_frames
         assert [np.array_equal(p.output, results[t - 1 - k].image) for k, p in enumerate(seen[t].frames())] == \
@@ -232,17 +234,19 @@ def test_temporal_loss_is_the_masked_mean_square_and_adds_up_over_tiles():
 
 def test_style_transfer_video_flickers_less_in_temporal_mode(reg, scene, style):
     def video(mode):
-        return [r.image for r in run_frames("style-transfer", list(scene.frames), registry=reg, weights="random",
-                                            model="vgg16", seed=0, style=style, steps=12, temporal=mode, **LIGHT)]
+        return [r.image for r in run_frames("style-transfer", list(scene.frames),
+                                            params={**LIGHT, "style": style, "steps": 12, "temporal": mode},
+                                            registry=reg, weights="random", model="vgg16", seed=0)]
 
     assert flow.flicker(scene.frames, video("flow")) < 0.7 * flow.flicker(scene.frames, video("none"))
 
 
 def test_deepdream_video_flickers_less_in_temporal_mode(reg, scene):
     def video(mode):
-        return [r.image for r in run_frames("deepdream", list(scene.frames), registry=reg, weights="random",
-                                            model="vgg16", seed=0, layers="block3_conv1", octaves=1, steps=6,
-                                            step_size=0.05, tile=0, max_loss=0, temporal=mode)]
+        return [r.image for r in run_frames("deepdream", list(scene.frames),
+                                            params={"layers": "block3_conv1", "octaves": 1, "steps": 6,
+                                                    "step_size": 0.05, "tile": 0, "max_loss": 0, "temporal": mode},
+                                            registry=reg, weights="random", model="vgg16", seed=0)]
 
     dreamt, followed = video("none"), video("flow")
     assert flow.flicker(scene.frames, followed) < 0.5 * flow.flicker(scene.frames, dreamt)
@@ -253,16 +257,17 @@ def test_deepdream_video_flickers_less_in_temporal_mode(reg, scene):
 
 
 def test_deepdream_temporal_carry_is_the_share_of_the_previous_dream_a_frame_starts_from(reg, scene):
-    opts = dict(registry=reg, weights="random", model="vgg16", seed=0, layers="block3_conv1", octaves=1, tile=0,
-                max_loss=0)
-    first = run("deepdream", scene.frames[0], steps=6, step_size=0.05, **opts).image
+    opts = dict(registry=reg, weights="random", model="vgg16", seed=0)
+    dd = dict(layers="block3_conv1", octaves=1, tile=0, max_loss=0)
+    first = run("deepdream", scene.frames[0], params={**dd, "steps": 6, "step_size": 0.05}, **opts).image
     prev = Previous(scene.frames[0], first)
     g = flow.guide(scene.frames[0], scene.frames[1], first)
     m, frame = g.mask[..., None], scene.frames[1]
     dream = np.abs(first - scene.frames[0]).mean()
     for carry in (0.0, 0.5, 1.0):  # one negligible step: the output is the start
-        out = run("deepdream", frame, steps=2, temporal_steps=1, step_size=1e-5, temporal="flow",
-                  temporal_carry=carry, previous=prev, **opts).image
+        out = run("deepdream", frame,
+                  params={**dd, "steps": 2, "temporal_steps": 1, "step_size": 1e-5, "temporal": "flow",
+                          "temporal_carry": carry}, previous=prev, **opts).image
         start = np.clip(m * (frame + carry * (g.warped - frame)) + (1 - m) * frame, 0, 1)
         assert np.abs(out - start).mean() < 0.02 * dream
 
@@ -270,8 +275,8 @@ def test_deepdream_temporal_carry_is_the_share_of_the_previous_dream_a_frame_sta
 @pytest.mark.parametrize("params, match", [({"frames": 3}, "zoom frames"), ({"jitter": 4}, "jitter=0")])
 def test_deepdream_refuses_temporal_flow_with_zoom_frames_or_jitter(reg, scene, params, match):
     with pytest.raises(ParameterError, match=match):
-        run("deepdream", scene.frames[0], registry=reg, weights="random", model="vgg16", temporal="flow",
-            **params)
+        run("deepdream", scene.frames[0], params={"temporal": "flow", **params}, registry=reg, weights="random",
+            model="vgg16")
 
 
 @pytest.mark.parametrize("effect", ["style-transfer", "deepdream"])
@@ -279,8 +284,8 @@ def test_deepdream_refuses_temporal_flow_with_zoom_frames_or_jitter(reg, scene, 
 def test_temporal_frames_out_of_range_is_one_line_naming_the_range(reg, scene, style, effect, value):
     extra = {"style": style} if effect == "style-transfer" else {}
     with pytest.raises(ParameterError) as err:
-        run(effect, scene.frames[0], registry=reg, weights="random", model="vgg16", temporal="flow",
-            temporal_frames=value, **extra)
+        run(effect, scene.frames[0], params={"temporal": "flow", "temporal_frames": value, **extra},
+            registry=reg, weights="random", model="vgg16")
     message = str(err.value)
     assert "\n" not in message and "temporal_frames" in message and f"1 to {temporal.MAX_FRAMES}" in message
 
@@ -300,8 +305,9 @@ def test_trained_backbone_video_flicker_halves_while_style_and_detail_hold(tmp_p
     path = str(save_image(tmp_path / "style.png", style))
 
     def video(mode):
-        return list(run_frames("style-transfer", list(scene.frames), weights="hed", model="vgg16", seed=0,
-                               style=path, size=0, temporal=mode))
+        return list(run_frames("style-transfer", list(scene.frames),
+                               params={"style": path, "size": 0, "temporal": mode}, weights="hed",
+                               model="vgg16", seed=0))
 
     independent, followed = video("none"), video("flow")
     assert all(r.report["weights"]["resolved"] == "hed" for r in independent)

@@ -81,7 +81,7 @@ def main(args: argparse.Namespace) -> int:
         for name, plan in recipes:
             t0 = time.perf_counter()
             result = execute(plan, progress=bar.update, cancel=interrupt.token)
-            result.save(out / f"{name}.png")
+            result.save(out / f"{name}.png", overwrite=True)  # the demo folder is its own: a rerun replaces it
             results[name] = result
             _say(f"  {name}: {' -> '.join(result.report['chain'])} in {time.perf_counter() - t0:.0f}s "
                  f"-> {out / (name + '.png')}")

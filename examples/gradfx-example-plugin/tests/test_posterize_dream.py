@@ -21,13 +21,14 @@ def test_a_bad_value_names_the_parameter(registry):
     from gradfx.engine import ParameterError, run
 
     with pytest.raises(ParameterError, match="levels"):
-        run("posterize-dream", image(), levels=1, weights="random")
+        run("posterize-dream", image(), params={"levels": 1}, weights="random")
 
 
 def test_output_is_posterised_and_the_layer_activation_rises(registry):
     from gradfx.engine import run
 
-    result = run("posterize-dream", image(), levels=3, steps=8, step_size=0.05, layer="block2_conv2",
+    result = run("posterize-dream", image(),
+                 params={"levels": 3, "steps": 8, "step_size": 0.05, "layer": "block2_conv2"},
                  weights="random", seed=1)
     out = result.image
     assert out.shape == (64, 64, 3)
