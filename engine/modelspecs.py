@@ -366,8 +366,7 @@ def _lite_layer_filter(layer: keras.layers.Layer) -> bool:
 
 EFFICIENTNET_LITE0 = ModelSpec(
     name="efficientnet_lite0",
-    summary="EfficientNet-Lite0 (Tan & Le 2019, mobile variant): an ImageNet classifier with its 1000-class "
-            "head, for class objectives (feature-vis logit(N)); weights from the package index",
+    summary="EfficientNet-Lite0 (Tan & Le 2019): the ImageNet classifier, for class objectives (logit(N))",
     build=_build_efficientnet_lite0,
     preprocess=_lite_preprocess,
     deprocess=_lite_deprocess,

@@ -47,7 +47,7 @@ PRECISIONS = ("float32", "bfloat16")
 #: weights, device...; a step table's ``effect`` and ``model``), so an effect's value and the engine's are never
 #: confused; registration refuses them (tests/engine/test_plugin_api.py keeps it equal to run()'s arguments)
 RESERVED = ("effect", "image", "params", "model", "weights", "seed", "device", "progress", "cancel", "registry",
-            "base_dir", "max_size", "stage_prefix", "checkpoint", "checkpoint_every", "resume", "checkpoint_info",
+            "base_dir", "longest_side", "stage_prefix", "checkpoint", "checkpoint_every", "resume", "checkpoint_info",
             "previous")
 _TRUE = {"1", "true", "yes", "on", "y"}
 _FALSE = {"0", "false", "no", "off", "n"}

@@ -82,13 +82,13 @@ class GradfxApp(JobsMixin, SettingsMixin, ChainMixin, RunMixin, SaveMixin, Recip
 
     # --- set-up --------------------------------------------------------------------------------------------
     def __init__(self, image: str | os.PathLike | None = None, *, weights: str = "auto", seed: int = 0,
-                 device: str | None = None, size: int | None = None, registry: Registry | None = None,
+                 device: str | None = None, longest_side: int | None = None, registry: Registry | None = None,
                  graphics: bool = False, recipe: str | os.PathLike | None = None) -> None:
         super().__init__()
         self.registry = registry or get_registry()
         self.image_path = Path(image) if image is not None else None
         self.loaded: LoadedImage | None = None
-        self.weights, self.seed, self.device, self.max_size = weights, seed, device, size
+        self.weights, self.seed, self.device, self.longest_side = weights, seed, device, longest_side
         self.device_label = "CPU" if (device or "").lower() == "cpu" else "…"
         self.graphics = graphics
         self.initial_recipe = Path(recipe) if recipe is not None else None

@@ -84,7 +84,7 @@ class JobsMixin:
         recipe = Recipe(steps=[Step(e, p, m) for e, p, m in steps])
         spec = {"recipe": "the TUI's chain", "recipe_dir": os.getcwd(), "recipe_text": dumps_recipe(recipe),
                 "input": source, "output": str(output), "snapshots": None, "seed": self.seed,
-                "weights": self.weights, "model": None, "device": self.device, "size": self.max_size,
+                "weights": self.weights, "model": None, "device": self.device, "size": self.longest_side,
                 "report": None, "protect": [str(Path(p).resolve()) for p in self._protected()]}
         what = f"tui: {' -> '.join(e for e, _, _ in steps)}{f' on {source}' if source else ''} -> {output.name}"
         try:

@@ -52,7 +52,7 @@ class RunMixin:
         try:
             plan = draft([api.Step(e, p, m) for e, p, m in steps], self.loaded if first.needs_input else None,
                          weights=self.weights, seed=self.seed, device=self.device, registry=self.registry,
-                         max_size=self.max_size, input_fix="press ctrl+o to open one")
+                         longest_side=self.longest_side, input_fix="press ctrl+o to open one")
         except GradfxError as exc:
             return self._fix_step(getattr(exc, "step", None) or 1, exc)
         return steps, plan

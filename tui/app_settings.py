@@ -125,7 +125,7 @@ class SettingsMixin:
 
     @work(thread=True, exit_on_error=False, group="load")
     def _load_input(self, path: Path) -> None:
-        loaded = load_image(path, max_size=self.max_size)
+        loaded = load_image(path, longest_side=self.longest_side)
         self.call_from_thread(self._input_loaded, path, loaded)
 
     def _input_loaded(self, path: Path, loaded: LoadedImage) -> None:

@@ -31,7 +31,7 @@ class Job:
     recipe: Any = None  # a gradfx.engine.recipes.Recipe
     model: str | None = None
     weights: str | None = "auto"
-    size: int | None = None
+    longest_side: int | None = None  #: --size: each item resized to this longest side first
     seed: int = 0  #: the batch seed (items derive theirs from it)
     settings: str = ""  #: digest of everything that changes an output (recorded in the manifest)
     _plan: Any = field(default=None, repr=False, compare=False)
@@ -46,10 +46,10 @@ class Job:
         if self._plan is None:
             if self.recipe is not None:
                 self._plan = plan_recipe(self.recipe, weights=self.weights, model=self.model, registry=registry,
-                                         models=False, image_later=True, max_size=self.size)
+                                         models=False, image_later=True, longest_side=self.longest_side)
             else:  # the caller's parameters only: the plan decides the model and resolves the rest on it
                 self._plan = draft([(self.effect, self.params)], model=self.model, weights=self.weights or "auto",
-                                   registry=registry, chain=False, image_later=True, max_size=self.size)
+                                   registry=registry, chain=False, image_later=True, longest_side=self.longest_side)
         self._plan = complete(self._plan)
         return self._plan
 
@@ -57,7 +57,7 @@ class Job:
         return {**self.__dict__, "_plan": None}
 
 def make_job(target: str | os.PathLike, params: Mapping[str, Any] | None = None, *, model: str | None = None,
-             weights: str | None = None, seed: int | None = None, size: int | None = None,
+             weights: str | None = None, seed: int | None = None, longest_side: int | None = None,
              registry: Registry | None = None, models: bool = True) -> Job:
     """Plan the effect (or recipe file, ``*.toml``) once, before any item runs: effect, parameters, files,
     model and weights checked. ``weights`` and ``seed`` None: the recipe's, else ``auto`` and 0.
@@ -74,7 +74,7 @@ def make_job(target: str | os.PathLike, params: Mapping[str, Any] | None = None,
             raise ParameterError(f"{text}: temporal=flow follows the frame before, which a recipe's steps cannot; "
                                  "batch the effect itself with -p temporal=flow")
         job = Job(None, {}, recipe=recipe, model=model, weights=weights or recipe.resolved_weights() or "auto",
-                  size=size)
+                  longest_side=longest_side)
         seed = seed if seed is not None else (recipe.seed or 0)
         desc: Any = recipe.to_dict()
         first = (registry or get_registry()).effects.get(recipe.steps[0].effect)  # unknown: job.plan says so
@@ -82,9 +82,9 @@ def make_job(target: str | os.PathLike, params: Mapping[str, Any] | None = None,
         # files named by parameters made absolute (base_dir): Ray workers run in other folders
         from ..running.plan import draft
 
-        job = Job(text, {}, model=model, weights=weights or "auto", size=size)
+        job = Job(text, {}, model=model, weights=weights or "auto", longest_side=longest_side)
         job._plan = draft([(text, dict(params or {}))], model=model, weights=job.weights, registry=registry,
-                          chain=False, image_later=True, base_dir=os.getcwd(), max_size=size)
+                          chain=False, image_later=True, base_dir=os.getcwd(), longest_side=longest_side)
         (step,) = job._plan.steps
         # what the caller set, parsed and with absolute paths: a Ray worker plans from it as `gradfx run` would
         job.effect, job.params = step.effect.name, {k: v for k, v in step.params.items() if k in step.asked}
@@ -96,7 +96,7 @@ def make_job(target: str | os.PathLike, params: Mapping[str, Any] | None = None,
     if models:
         job.plan(registry)  # every check, and the weights resolved, before any item runs
     job.seed = check_seed(0 if seed is None else seed)
-    blob = json.dumps({"job": desc, "model": model, "weights": str(job.weights), "seed": job.seed, "size": size},
+    blob = json.dumps({"job": desc, "model": model, "weights": str(job.weights), "seed": job.seed, "size": longest_side},
                       sort_keys=True, default=str)
     job.settings = hashlib.sha256(blob.encode()).hexdigest()[:16]
     return job
@@ -115,9 +115,9 @@ def run_item(job: Job, item: Item, payload: Any, *, device: str | None = None,
     try:
         if isinstance(payload, BaseException):
             raise payload
-        image = load_image(payload, max_size=job.size)
+        image = load_image(payload, longest_side=job.longest_side)
         follow = None if history is None else history.previous(
-            lambda source: load_image(source, max_size=job.size).rgb,
+            lambda source: load_image(source, longest_side=job.longest_side).rgb,
             lambda output: load_image(output).rgb)
         # what `gradfx run` / `gradfx chain` execute for this image and seed, from the batch's one plan
         result = execute(replace(job.plan(registry), image=image, seed=item.seed, device=device),

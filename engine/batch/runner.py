@@ -133,14 +133,14 @@ def _check_options(ray: Any, devices: Sequence[str] | None, gpus_per_item: float
 
 def check_batch(target: str | os.PathLike, inputs: Sequence[str | os.PathLike], outdir: str | os.PathLike, *,
                 params: Mapping[str, Any] | None = None, model: str | None = None, seed: int | None = None,
-                size: int | None = None, devices: Sequence[str] | None = None, ray: Any = None,
+                longest_side: int | None = None, devices: Sequence[str] | None = None, ray: Any = None,
                 gpus_per_item: float | None = None, workers: int | None = None,
                 registry: Registry | None = None) -> int:
     """The checks of :func:`run_batch` that need no TensorFlow, for a batch that runs later (``gradfx batch
     --detach``): the options, the effect or recipe with its parameters and files, the output folder (created)
     and the inputs. Returns the number of items. The models and weights are checked when it runs."""
     _check_options(ray, devices, gpus_per_item, workers)
-    job = make_job(target, params, model=model, seed=seed, size=size, registry=registry, models=False)
+    job = make_job(target, params, model=model, seed=seed, longest_side=longest_side, registry=registry, models=False)
     items, _ = discover(inputs, atomic.output_folder(outdir), seed=job.seed)
     return len(items)
 
@@ -154,7 +154,7 @@ def run_batch(
     model: str | None = None,
     weights: str | None = None,
     seed: int | None = None,
-    size: int | None = None,
+    longest_side: int | None = None,
     devices: Sequence[str] | None = None,
     ray: str | bool | None = None,
     gpus_per_item: float | None = None,
@@ -182,7 +182,8 @@ def run_batch(
 
         import_ray()
     registry = registry or get_registry()
-    job = make_job(target, params, model=model, weights=weights, seed=seed, size=size, registry=registry)
+    job = make_job(target, params, model=model, weights=weights, seed=seed, longest_side=longest_side,
+                   registry=registry)
     out = atomic.output_folder(outdir)
     items, videos = discover(inputs, out, seed=job.seed)
     manifest = Manifest(out)

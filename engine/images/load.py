@@ -11,7 +11,7 @@ This module is imported by the CLI before TensorFlow loads, so it uses NumPy and
     * Animated GIF / WebP / multi-page TIFF: the first frame only.
     * Only raster formats are opened (PNG, JPEG/MPO, WebP, AVIF, TIFF, GIF, BMP, PPM, TGA, QOI); EPS and
       other formats that would start external programs or rarely-used decoders are refused.
-    * ``max_size`` resizes so the longest side is exactly ``max_size`` pixels, up or down: the engine
+    * ``longest_side`` resizes so the longest side is exactly ``longest_side`` pixels, up or down: the engine
       decides working sizes, this module only obeys.
 
 Safety
@@ -102,16 +102,16 @@ class LoadedImage:
 def load_image(
     src: PathLike | Image.Image | np.ndarray | LoadedImage,
     *,
-    max_size: int | None = None,
+    longest_side: int | None = None,
     max_pixels: int | None = None,
 ) -> LoadedImage:
     """Load ``src`` as float32 RGB in [0, 1] with alpha set aside (see the module docstring).
 
-    ``max_size`` resizes to exactly that longest side (up or down). ``max_pixels`` overrides the
+    ``longest_side`` resizes to exactly that longest side (up or down). ``max_pixels`` overrides the
     decompression-bomb limit for this call. Raises :class:`ImageError` for anything wrong with the image.
     """
-    if max_size is not None:
-        check_longest(max_size, "--size")
+    if longest_side is not None:
+        check_longest(longest_side, "--size")
     if max_pixels is not None and (
         isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 1
     ):
@@ -133,10 +133,10 @@ def load_image(
             "or a NumPy array"
         )
 
-    if max_size is not None and max(loaded.size) != max_size:
-        loaded.rgb = resize_longest(loaded.rgb, max_size, what="--size")
+    if longest_side is not None and max(loaded.size) != longest_side:
+        loaded.rgb = resize_longest(loaded.rgb, longest_side, what="--size")
         if loaded.alpha is not None:
-            loaded.alpha = resize_longest(loaded.alpha, max_size, what="--size")
+            loaded.alpha = resize_longest(loaded.alpha, longest_side, what="--size")
     return loaded
 
 

@@ -82,7 +82,7 @@ def run(job: Job, spec: dict[str, Any], progress: ProgressWriter, cancel: Cancel
     else:
         plan = complete(draft([(spec["effect"], spec["params"])], spec.get("input"), model=spec.get("model"),
                               weights=spec.get("weights") or "auto", seed=spec.get("seed") or 0,
-                              device=spec.get("device"), max_size=spec.get("size"), chain=False))
+                              device=spec.get("device"), longest_side=spec.get("size"), chain=False))
         info = {"output": spec["output"], "report": report, "protect": protect}
         every = spec.get("checkpoint_every") or EVERY
         ckpt = _checkpoint(job, lambda: Checkpoint.for_plan(plan, _private(folder) if own else folder, every,
@@ -99,7 +99,7 @@ def chain(job: Job, spec: dict[str, Any], progress: ProgressWriter, cancel: Canc
     recipe = loads_recipe(spec["recipe_text"], source=spec["recipe"], base_dir=spec["recipe_dir"])
     plan = plan_recipe(recipe, recipe_input(recipe, spec.get("input")), seed=spec.get("seed"),
                        weights=spec.get("weights"), model=spec.get("model"), device=spec.get("device"),
-                       snapshots=spec.get("snapshots"), max_size=spec.get("size"), models=False)
+                       snapshots=spec.get("snapshots"), longest_side=spec.get("size"), models=False)
     folder = job.folder / CHECKPOINT
     if not resume:
         shutil.rmtree(folder, ignore_errors=True)
@@ -115,7 +115,7 @@ def batch(job: Job, spec: dict[str, Any], progress: ProgressWriter, cancel: Canc
 
     summary = run_batch(spec["target"], spec["inputs"], spec["output"], params=spec.get("params") or {},
                         model=spec.get("model"), weights=spec.get("weights"), seed=spec.get("seed"),
-                        size=spec.get("size"), devices=[spec["device"]] if spec.get("device") else None,
+                        longest_side=spec.get("size"), devices=[spec["device"]] if spec.get("device") else None,
                         ray=spec.get("ray"), gpus_per_item=spec.get("gpus_per_item"), workers=spec.get("workers"),
                         overwrite=bool(spec.get("overwrite")), progress=progress.batch, stop=cancel,
                         cancel=cancel)  # cancelling a batch job abandons its items in flight (rerun on resume)

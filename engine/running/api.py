@@ -48,7 +48,7 @@ def run(
     cancel: CancelToken | None = None,
     registry: Registry | None = None,
     base_dir: str | os.PathLike | None = None,
-    max_size: int | None = None,
+    longest_side: int | None = None,
     stage_prefix: str = "",
     checkpoint: str | os.PathLike | None = None,
     checkpoint_every: int = 10,
@@ -80,7 +80,7 @@ def run(
     """
     params = merge_legacy(params, legacy, "run")
     p = plan([(effect, params)], image, model=model, weights=weights, seed=seed, device=device,
-             registry=registry, base_dir=base_dir, max_size=max_size, chain=False)
+             registry=registry, base_dir=base_dir, longest_side=longest_side, chain=False)
     ckpt = None
     if checkpoint is not None:
         from .checkpoint import Checkpoint

@@ -236,24 +236,24 @@ def _step_where(index: int, effect: str, *, chain: bool, source: str | None) -> 
     return f"{source}: {where}" if source else where
 
 
-def _with_size(eff: Effect, params: Mapping[str, Any] | None, max_size: int | None) -> Mapping[str, Any] | None:
+def _with_size(eff: Effect, params: Mapping[str, Any] | None, longest_side: int | None) -> Mapping[str, Any] | None:
     """The one rule for ``--size PX``: it is the longest side of the input and of the output, so an effect
     with a ``size`` parameter of its own (style-transfer's output size, feature-vis's canvas) gets PX unless
     the step sets ``size`` itself. (``--size 256`` gave a 512 px image: style-transfer's default.)"""
-    if not max_size or "size" in (params or {}):
+    if not longest_side or "size" in (params or {}):
         return params
     if "size" not in eff.schema or eff.schema["size"].kind != "int":
         return params
     q = eff.schema["size"]
-    if q.max is not None and max_size > q.max:  # said of --size, which the user typed, not of `size`
-        raise ParameterError(f"--size {max_size}: {eff.name} makes images of at most {int(q.max)} px on a side; "
+    if q.max is not None and longest_side > q.max:  # said of --size, which the user typed, not of `size`
+        raise ParameterError(f"--size {longest_side}: {eff.name} makes images of at most {int(q.max)} px on a side; "
                              f"use --size {int(q.max)} or less")
-    return {**(params or {}), "size": max_size}
+    return {**(params or {}), "size": longest_side}
 
 
 def draft(steps: Sequence[Any], image: Any = None, *, model: str | None = None, weights: str | os.PathLike = "auto",
           seed: Any = 0, device: str | None = None, registry: Registry | None = None,
-          base_dir: str | os.PathLike | None = None, max_size: int | None = None, chain: bool = True,
+          base_dir: str | os.PathLike | None = None, longest_side: int | None = None, chain: bool = True,
           source: str | None = None, name: str | None = None, snapshots: str | os.PathLike | None = None,
           input_fix: str = "", model_fix: str = "", check_only: bool = False, image_later: bool = False) -> Plan:
     """Every check of a plan that needs no network build (steps 1-4 of the module docstring), in the order a
@@ -266,7 +266,7 @@ def draft(steps: Sequence[Any], image: Any = None, *, model: str | None = None, 
     effect's own, which may follow the weights). ``chain=False`` plans one effect (errors then name the
     effect, not "step 1"); ``source`` (a recipe's file) prefixes a chain's step names and ``name`` (a
     recipe's) goes into the report. ``input_fix``/``model_fix`` say how the front end fixes a missing input or
-    a model the effect refuses. ``max_size`` (``--size``) resizes the input to that longest side and is the
+    a model the effect refuses. ``longest_side`` (``--size``) resizes the input to that longest side and is the
     ``size`` of every step whose effect has such a parameter and does not set it. ``check_only`` (``gradfx
     chain --check``): no input needed and nothing downloaded; ``image_later``: each run gets its own image (a
     batch's items). A :class:`GradfxError` raised for a step carries its 1-based index as ``error.step`` (the
@@ -274,8 +274,8 @@ def draft(steps: Sequence[Any], image: Any = None, *, model: str | None = None, 
     """
     registry = registry or get_registry()
     seed = check_seed(seed)
-    if max_size is not None:
-        max_size = check_longest(max_size, "--size")
+    if longest_side is not None:
+        longest_side = check_longest(longest_side, "--size")
     norm = [_as_step(s, i) for i, s in enumerate(steps, 1)]
     if not norm:
         raise ParameterError("a chain needs at least one step")
@@ -289,7 +289,7 @@ def draft(steps: Sequence[Any], image: Any = None, *, model: str | None = None, 
         try:
             try:
                 eff = registry.effect(effect) if isinstance(effect, str) else effect
-                given = eff.schema.parse(_with_size(eff, params, max_size), where)
+                given = eff.schema.parse(_with_size(eff, params, longest_side), where)
                 if i == 1 and not (check_only or image_later):
                     check_input(eff, image, where=where, fix=input_fix)
                 asked_model = step_model or model
@@ -308,7 +308,7 @@ def draft(steps: Sequence[Any], image: Any = None, *, model: str | None = None, 
             raise
         planned.append(PlannedStep(eff, resolved, choice.model, choice.spec, choice.weights, where,
                                    frozenset(given), choice.note))
-    loaded = None if image is None else load_image(image, max_size=max_size)
+    loaded = None if image is None else load_image(image, longest_side=longest_side)
     try:
         check_input_size(planned[0], loaded)
     except GradfxError as exc:

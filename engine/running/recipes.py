@@ -230,7 +230,7 @@ def _rebase(recipe: Recipe, target: Path, registry: Registry | None) -> Recipe:
 
 def plan_recipe(recipe: Recipe, image: Any = None, *, seed: int | None = None, weights: str | None = None,
                 model: str | None = None, device: str | None = None, registry: Registry | None = None,
-                snapshots: str | os.PathLike | None = None, max_size: int | None = None,
+                snapshots: str | os.PathLike | None = None, longest_side: int | None = None,
                 check_only: bool = False, models: bool = True, image_later: bool = False) -> Plan:
     """The recipe's :class:`~gradfx.engine.plan.Plan` on ``image`` (default: the recipe's ``input``): every
     step checked (effect, parameters and files against the recipe's folder, model, weights) once, before any
@@ -241,7 +241,7 @@ def plan_recipe(recipe: Recipe, image: Any = None, *, seed: int | None = None, w
     return (plan if models else draft)(recipe.steps, None if image_later else recipe_input(recipe, image), model=model or recipe.model,
                 weights=weights or recipe.resolved_weights() or "auto",
                 seed=seed if seed is not None else (recipe.seed or 0), device=device, registry=registry,
-                base_dir=recipe.base_dir, max_size=max_size, source=recipe.source, name=recipe.name or recipe.source,
+                base_dir=recipe.base_dir, longest_side=longest_side, source=recipe.source, name=recipe.name or recipe.source,
                 snapshots=snapshots, check_only=check_only, image_later=image_later,
                 input_fix="give one on the command line or set input = \"photo.jpg\" in the recipe",
                 model_fix="set model = \"...\" in the step")
@@ -271,7 +271,7 @@ def run_recipe(recipe: Recipe | str | os.PathLike, image: Any = None, *, seed: i
                weights: str | None = None, model: str | None = None, device: str | None = None,
                progress: ProgressCallback | None = None, cancel: CancelToken | None = None,
                registry: Registry | None = None, snapshots: str | os.PathLike | None = None,
-               max_size: int | None = None) -> Result:
+               longest_side: int | None = None) -> Result:
     """Run a recipe (a :class:`Recipe` or a path to one) on ``image`` (default: the recipe's ``input``).
 
     ``seed``, ``weights`` and ``model`` override the recipe's. Everything is validated first; the result's
@@ -280,7 +280,7 @@ def run_recipe(recipe: Recipe | str | os.PathLike, image: Any = None, *, seed: i
     if not isinstance(recipe, Recipe):
         recipe = load_recipe(recipe)
     p = plan_recipe(recipe, image, seed=seed, weights=weights, model=model, device=device, registry=registry,
-                    snapshots=snapshots, max_size=max_size)
+                    snapshots=snapshots, longest_side=longest_side)
     return execute(p, progress=progress, cancel=cancel)
 
 

@@ -158,7 +158,7 @@ def test_frames_folder_blocked_by_a_file_is_an_output_error(tmp_path):
 def test_cli_size_below_one_names_the_option(reg, photo, tmp_path, capsys):
     assert main(["run", "tiny-dream", str(photo), "-o", str(tmp_path / "o.png"), "--size", "0"]) == 2
     err = capsys.readouterr().err.strip()
-    assert "--size" in err and "not 0" in err and "\n" not in err, err  # it named only the API's max_size
+    assert "--size" in err and "not 0" in err and "\n" not in err, err  # it named only the API's longest_side
 
 
 def test_cli_demo_into_a_file_is_a_one_line_error(tmp_path, capsys):

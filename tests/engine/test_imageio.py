@@ -324,15 +324,15 @@ def test_other_sources(tmp_path):
 
 def test_max_size_resizes_to_exactly_the_longest_side(tmp_path):
     a = np.dstack([rgb8(7), rgb8(8)[:, :, 0]])
-    down = load_image(a, max_size=12)
+    down = load_image(a, longest_side=12)
     assert down.size == (12, 8) and down.alpha is not None and down.alpha.shape == (8, 12)
-    up = load_image(a, max_size=48)
+    up = load_image(a, longest_side=48)
     assert up.size == (48, 32)
-    same = load_image(a, max_size=W)
+    same = load_image(a, longest_side=W)
     np.testing.assert_array_equal(same.rgb, load_image(a).rgb)
     for bad in (0, -3, 2.5, True):
         with pytest.raises(ParameterError):
-            load_image(a, max_size=bad)  # type: ignore[arg-type]
+            load_image(a, longest_side=bad)  # type: ignore[arg-type]
 
 
 # ----------------------------------------------------------------------------------------------

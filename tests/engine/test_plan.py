@@ -333,12 +333,12 @@ def test_an_input_below_the_models_minimum_is_refused_for_the_first_step_that_wo
     monkeypatch.setattr(execute, "_run_step", lambda *a, **k: pytest.fail("computed"))
     steps = [("deepdream", {}), ("tiny-dream", {})]
     with pytest.raises(ParameterError) as err:  # --size 16: was refused once the model had been built
-        draft(steps, photo, model="vgg16", max_size=16, source="r.toml")
+        draft(steps, photo, model="vgg16", longest_side=16, source="r.toml")
     assert str(err.value) == ("r.toml: step 1 (deepdream): image size 16x13 is below vgg16's minimum of 32 px on "
                               "each side; use a larger size (e.g. --size 64)") and err.value.step == 1
     with pytest.raises(ParameterError, match="image size 16x13 is below vgg16's"):  # the default model may follow
-        execute.execute(draft(steps[:1], photo, max_size=16))  # the weights: checked on the model it runs on
-    assert draft([("tiny-dream", {})], photo, max_size=16).image.rgb.shape[:2] == (13, 16)  # it sets no at_input_size
+        execute.execute(draft(steps[:1], photo, longest_side=16))  # the weights: checked on the model it runs on
+    assert draft([("tiny-dream", {})], photo, longest_side=16).image.rgb.shape[:2] == (13, 16)  # it sets no at_input_size
 
 
 def test_an_image_parameter_that_holds_no_image_is_refused_when_parameters_resolve(reg, photo, tmp_path):

@@ -162,7 +162,7 @@ def main(args: argparse.Namespace) -> int:
     params = parse_assignments(args.param)
     if args.detach:  # the checks without TensorFlow here; the models and weights when it runs
         count = check_batch(args.target, args.inputs, args.output, params=params, model=args.model, seed=args.seed,
-                            size=args.size, devices=[args.device] if args.device else None, ray=args.ray,
+                            longest_side=args.size, devices=[args.device] if args.device else None, ray=args.ray,
                             gpus_per_item=args.gpus_per_item, workers=args.workers)
         spec = {"target": args.target, "inputs": args.inputs, "output": args.output, "params": params,
                 "model": args.model, "weights": args.weights, "seed": args.seed, "size": args.size,
@@ -172,7 +172,7 @@ def main(args: argparse.Namespace) -> int:
         return detach("batch", spec, what=what, device=args.device, every_gpu=not args.ray, quiet=args.quiet)
     with Interrupts() as keys, BatchBar(disable=args.quiet) as bar:
         summary = run_batch(args.target, args.inputs, args.output, params=params, model=args.model,
-                            weights=args.weights, seed=args.seed, size=args.size,
+                            weights=args.weights, seed=args.seed, longest_side=args.size,
                             devices=[args.device] if args.device else None, ray=args.ray,
                             gpus_per_item=args.gpus_per_item, workers=args.workers, overwrite=args.overwrite,
                             progress=bar.update, stop=keys.stop, cancel=keys.cancel)

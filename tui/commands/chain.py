@@ -42,7 +42,7 @@ def main(args: argparse.Namespace) -> int:
     reg = get_registry()
     recipe = load_recipe(args.recipe)
     options = dict(seed=args.seed, weights=args.weights, model=args.model, device=args.device, registry=reg,
-                   max_size=args.size)
+                   longest_side=args.size)
     if args.check:  # models, layers and a weights file too: the check imports TensorFlow, but computes nothing
         plan = plan_recipe(recipe, args.input, check_only=True, **options)
         print(f"{args.recipe}: ok, {len(plan.steps)} step(s): {' -> '.join(s.effect.name for s in plan.steps)}")

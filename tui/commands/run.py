@@ -113,7 +113,7 @@ def main(args: argparse.Namespace) -> int:
     params = parse_assignments(args.param)
     # every check before any compute, TensorFlow-free (models are looked up when it runs)
     p = draft([(args.effect, params)], args.input, model=args.model, weights=args.weights,
-              seed=args.seed, device=args.device, registry=reg, max_size=args.size, chain=False)
+              seed=args.seed, device=args.device, registry=reg, longest_side=args.size, chain=False)
     output = Path(args.output) if args.output else default_output(p.steps[0].effect.name, args.input)
     inputs = ([args.input] if args.input else []) + list(p.files)
     check_output(output, inputs, args.overwrite, args.report)

@@ -95,7 +95,7 @@ def main(args: argparse.Namespace) -> int:
 
     from gradfx.tui.app import GradfxApp
 
-    app = GradfxApp(args.image, weights=args.weights, seed=args.seed, device=args.device, size=args.size,
+    app = GradfxApp(args.image, weights=args.weights, seed=args.seed, device=args.device, longest_side=args.size,
                     registry=registry, graphics=graphics, recipe=args.recipe)
     app.use_jobs, app.plugin_modules = not args.no_jobs, tuple(args.plugin)
     debug = bool(os.environ.get("GRADFX_DEBUG"))
