@@ -21,7 +21,7 @@ SCHEMA = Schema(tuple(PARAMS), owner="prop")
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.sampled_from(PARAMS), st.text(longest_side=30))
+@given(st.sampled_from(PARAMS), st.text(max_size=30))
 def test_any_text_parses_or_fails_cleanly(param, text):
     try:
         value = param.coerce(text)
@@ -45,7 +45,7 @@ def test_any_text_parses_or_fails_cleanly(param, text):
 
 @settings(max_examples=200, deadline=None)
 @given(st.integers(1, 10_000), st.floats(0, 10, allow_nan=False), st.booleans(),
-       st.sampled_from(("std", "mean", "l2")), st.lists(st.floats(0, 1e6, allow_nan=False), min_size=1, longest_side=5))
+       st.sampled_from(("std", "mean", "l2")), st.lists(st.floats(0, 1e6, allow_nan=False), min_size=1, max_size=5))
 def test_valid_values_round_trip_through_text(steps, lr, flag, mode, weights):
     values = {"steps": steps, "lr": lr, "flag": flag, "mode": mode, "weights": weights}
     resolved = SCHEMA.resolve(values)
@@ -54,7 +54,7 @@ def test_valid_values_round_trip_through_text(steps, lr, flag, mode, weights):
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.dictionaries(st.text(min_size=1, longest_side=12), st.integers(), longest_side=4))
+@given(st.dictionaries(st.text(min_size=1, max_size=12), st.integers(), max_size=4))
 def test_unknown_names_are_always_refused(values):
     unknown = [k for k in values if k not in SCHEMA]
     try:

@@ -29,13 +29,13 @@ class DialPlugin:
 
 
 scalars = st.one_of(st.integers(-10**6, 10**6), st.floats(allow_nan=False, allow_infinity=False),
-                    st.text(longest_side=8), st.booleans())
-values = st.one_of(scalars, st.lists(scalars, longest_side=3))
+                    st.text(max_size=8), st.booleans())
+values = st.one_of(scalars, st.lists(scalars, max_size=3))
 step_tables = st.fixed_dictionaries(
     {}, optional={"effect": st.sampled_from(["dial", "dail", "", "nope"]), "steps": values, "gain": values,
                   "stpes": values, "model": st.sampled_from(["vgg16", "nope"])})
 recipes = st.fixed_dictionaries(
-    {}, optional={"step": st.lists(step_tables, longest_side=3), "seed": values, "weights": values, "sed": values})
+    {}, optional={"step": st.lists(step_tables, max_size=3), "seed": values, "weights": values, "sed": values})
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -58,7 +58,7 @@ def test_any_recipe_table_validates_or_fails_with_one_clean_line(registry, data)
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.text(longest_side=60))
+@given(st.text(max_size=60))
 def test_any_text_is_a_recipe_or_a_recipe_error(text):
     try:
         loads_recipe(text, source="r.toml")
@@ -68,7 +68,7 @@ def test_any_text_is_a_recipe_or_a_recipe_error(text):
 
 @settings(max_examples=100, deadline=None)
 @given(st.lists(st.fixed_dictionaries({"steps": st.integers(1, 100), "gain": st.floats(0, 1e6)}), min_size=1,
-                longest_side=4), st.integers(0, 2**31))
+                max_size=4), st.integers(0, 2**31))
 def test_valid_recipes_round_trip_through_toml(steps, seed):
     text = tomli_w.dumps({"seed": seed, "step": [{"effect": "dial", **s} for s in steps]})
     recipe = loads_recipe(text, source="r.toml")
