@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .errors import ParameterError, suggest
+from .models.device import quiet_tensorflow
 
 if TYPE_CHECKING:
     import keras
@@ -75,8 +76,8 @@ class ModelSpec:
 
     def _layers(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """(:meth:`layer_names`, every layer's name but the input's), from one build without weights."""
+        quiet_tensorflow()  # the first build may be the first use of TensorFlow: keep its start-up log off
         import keras
-
 
         with _LOCK:
             hit = _LAYER_NAMES.get(id(self))
@@ -160,6 +161,7 @@ def network(spec: ModelSpec, *, include_top: bool, pooling: str) -> keras.Model:
     """``spec``'s network without weights, its auto-named layers named as in a fresh Keras session. The network
     built to list a model's layers (:meth:`ModelSpec.layer_names`) is handed to the first caller that asks for
     the same one, so a run that checks its layers and then loads its weights builds the graph once."""
+    quiet_tensorflow()
     with _LOCK:
         spare = _SPARE.pop((id(spec), include_top, pooling), None)
     if spare is not None and spare[0] is spec:

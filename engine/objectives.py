@@ -20,9 +20,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import tensorflow as tf
-
 from .errors import ParameterError
+from .models.tf import tf
 
 Features = Mapping[str, tf.Tensor]
 

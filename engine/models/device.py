@@ -89,6 +89,7 @@ def _parse(device: str | None) -> tuple[str, int | None]:
 
 
 def _gpus() -> list:
+    quiet_tensorflow()
     import tensorflow as tf
 
     return list(tf.config.list_physical_devices("GPU"))

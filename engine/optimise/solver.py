@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import tensorflow as tf
 
 from ..errors import ParameterError
+from ..models.tf import tf
 from ..modelspecs import check_min_size, larger_size
 from ..objectives import BindContext, Objective, StepContext
 from ..params import PRECISIONS

@@ -70,3 +70,20 @@ def test_quiet_tensorflow(monkeypatch: pytest.MonkeyPatch) -> None:
     assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "3"
     assert tf_logger.level == logging.ERROR
     assert absl.logging.get_verbosity() == absl.logging.ERROR
+
+
+@pytest.mark.parametrize("code", [
+    "import gradfx.engine.objectives",  # what a plugin author's module imports first
+    "import gradfx.engine.optimise.solver",
+    "from gradfx.engine.modelspecs import VGG16; VGG16.layer_names()",  # the plan's layer check, TF's first use
+])
+def test_the_engine_s_first_tensorflow_import_prints_nothing(code: str) -> None:
+    """Importing gradfx.engine.objectives printed TensorFlow's start-up log (oneDNN, CUDA stubs, CPU features,
+    twice), and so did `gradfx run` and `gradfx batch` when the plan's layer check built the first network."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "GRADFX_DEBUG")}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0 and done.stderr == "", done.stderr
