@@ -83,13 +83,16 @@ class BatchEvent:
     #: with status "notice" (before any item runs): a fall-back the batch takes (the model, the weights)
     message: str | None = None
     _finished: int = 0  # items finished in this session (the rate behind the ETA)
+    _first: float = 0.0  # elapsed when the first of them finished (it built and traced the model)
 
     @property
     def eta(self) -> float | None:
-        """Seconds left, from this session's mean time per item; None before the first item finishes."""
-        if self._finished <= 0:
+        """Seconds left, from this session's mean time per item after the first (which also builds and traces
+        the model); None until a second item finishes."""
+        if self._finished <= 1:
             return None
-        return self.elapsed / self._finished * max(self.total - self.done - self.failed - self.skipped, 0)
+        return ((self.elapsed - self._first) / (self._finished - 1)
+                * max(self.total - self.done - self.failed - self.skipped, 0))
 
 @dataclass
 class BatchSummary:
@@ -185,19 +188,22 @@ def run_batch(
     stop = stop or CancelToken()
     cancel = cancel or CancelToken()
     started = time.perf_counter()
-    finished = [0]
+    finished = [0, 0.0]  # items finished in this session, and when the first did
 
     def emit(status: str, item: str | None = None, step: ProgressEvent | None = None,
              error: str | None = None, message: str | None = None) -> None:
         if progress is not None:
             progress(BatchEvent(summary.total, len(summary.done), len(summary.failed), len(summary.skipped),
-                                time.perf_counter() - started, item, status, step, error, message, finished[0]))
+                                time.perf_counter() - started, item, status, step, error, message,
+                                int(finished[0]), finished[1]))
 
     def record(rec: Record) -> None:
         if rec.status == "cancelled":
             return
         manifest.add(rec)
         finished[0] += 1
+        if finished[0] == 1:
+            finished[1] = time.perf_counter() - started
         if rec.status == "done":
             summary.done.append(rec.item)
         else:

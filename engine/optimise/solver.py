@@ -187,6 +187,7 @@ class Solver:
         self.snapshots: list[np.ndarray] = []
         self.total_steps = total_steps if total_steps is not None else problem.steps * len(self.sizes)
         self._started = time.perf_counter()
+        self._warmup: tuple[float, int] | None = None  # (elapsed, total_step) of the first event
 
     # --- the step functions ----------------------------------------------------------------------------------
     def _loss(self, image: tf.Tensor, aligned: Mapping[str, tf.Tensor], seed: tf.Tensor) -> tf.Tensor:
@@ -280,6 +281,9 @@ class Solver:
             img = param.to_image(variables).numpy()
             return img[0] if img.shape[0] == 1 else img
 
+        elapsed, total_step = time.perf_counter() - self._started, self.step_offset + done
+        if self._warmup is None:  # the first step traced the model: the ETA counts from after it
+            self._warmup = (elapsed, total_step)
         self.progress(
             ProgressEvent(
                 stage=stage,
@@ -288,10 +292,12 @@ class Solver:
                 step=step,
                 steps=self.p.steps,
                 loss=loss,
-                elapsed=time.perf_counter() - self._started,
-                total_step=self.step_offset + done,
+                elapsed=elapsed,
+                total_step=total_step,
                 total_steps=self.total_steps,
                 message=message,
+                warmup_elapsed=self._warmup[0],
+                warmup_step=self._warmup[1],
                 _preview=preview,
             )
         )

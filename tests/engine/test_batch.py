@@ -179,9 +179,18 @@ def test_stop_finishes_the_item_in_flight_and_a_rerun_completes(tmp_path, make_i
                         progress=progress, stop=stop)
     assert summary.interrupted and summary.done == ["0.png"] and summary.pending == 2
     assert [r["item"] for r in lines(tmp_path / "out")] == ["0.png"]
-    assert events[0].status == "started" and events[-1].done == 1 and events[-1].eta is not None
+    # one item finished: it built and traced the model, so it says nothing of the time per item yet
+    assert events[0].status == "started" and events[-1].done == 1 and events[-1].eta is None
     rerun = run_batch("tiny-dream", [tmp_path / "in"], tmp_path / "out", params=PARAMS, weights="random")
     assert rerun.ok and rerun.skipped == ["0.png"] and rerun.done == ["1.png", "2.png"]
+
+
+def test_the_batch_eta_counts_the_items_after_the_first():
+    # the first item builds and traces the model (4 s where the others take 0.5 s): the ETA leaves it out
+    first_only = BatchEvent(10, 1, 0, 0, 4.0, _finished=1, _first=4.0)
+    assert first_only.eta is None
+    later = BatchEvent(10, 2, 1, 0, 5.0, _finished=3, _first=4.0)
+    assert later.eta == pytest.approx(0.5 * 7)  # 0.5 s an item since the first, 7 left
 
 
 def test_cancel_abandons_the_item_in_flight_without_recording_it(tmp_path, make_image, tiny):
