@@ -25,8 +25,8 @@ ImageNet, ``hed`` or a weights file each model is built once per worker.
 **Manifest.** ``OUTDIR/manifest.jsonl`` gets one JSON line per item as it finishes: ``input``, ``item``,
 ``output``, ``status`` (``done`` or ``failed``), ``seconds``, ``error``, ``seed``, ``settings`` (a digest of
 the effect, parameters, model, weights, seed and size). A rerun skips items done with the same settings
-whose output is still there and retries the rest; a manifest written with other settings is refused (use
-another OUTDIR). A bad item (corrupt or too-small image, a frame that fails) is recorded with its one-line
+whose output is still there and retries the rest; a manifest with items done under other settings is refused
+(use another OUTDIR), while failed items are retried under the new ones (a failure's fix is often a setting). A bad item (corrupt or too-small image, a frame that fails) is recorded with its one-line
 error and the batch goes on.
 
 **Plan.** The effect or recipe is planned once (:mod:`gradfx.engine.plan`: parameters, files, model and
@@ -105,12 +105,16 @@ class BatchSummary:
     failed: list[tuple[str, str]] = field(default_factory=list)  #: (item key, one-line error)
     skipped: list[str] = field(default_factory=list)  #: done by an earlier run with the same settings
     videos: list[str] = field(default_factory=list)  #: videos written
+    #: (video, one-line error) for each video not written: its frames failed, or encoding did (not items)
+    videos_failed: list[tuple[str, str]] = field(default_factory=list)
+    #: what a user should know of an output that is not quite what was asked (a video cropped to even sides)
+    notes: list[str] = field(default_factory=list)
     interrupted: bool = False
     seconds: float = 0.0
 
     @property
     def ok(self) -> bool:
-        return not self.failed and not self.interrupted
+        return not self.failed and not self.videos_failed and not self.interrupted
 
     @property
     def pending(self) -> int:
@@ -315,13 +319,20 @@ def _encode(job: VideoJob, manifest: Manifest, summary: BatchSummary, settings: 
                      f"{'...' if len(failed) > 10 else ''} failed; rerun the batch to retry them")
     else:
         try:
+            first = load_image(job.frames[0].output).rgb.shape[:2]
             video.write_video(job.output, (load_image(i.output).rgb for i in job.frames), job.fps,
                               audio_from=job.source if job.has_audio else None)
             rec.status = "done"
             summary.videos.append(job.output)
+            if (shape := video.encoded_shape(*first)) != first:
+                cut = {(True, False): "row is", (False, True): "column is"}.get(
+                    (shape[0] != first[0], shape[1] != first[1]), "row and column are")
+                summary.notes.append(f"{job.output} is {shape[1]}x{shape[0]}: its frames are {first[1]}x{first[0]} "
+                                     f"and its codec takes only even sides, so their last {cut} cropped (the frames "
+                                     f"in {Path(job.frames[0].output).parent}/ keep every pixel)")
         except GradfxError as exc:
             rec.error = str(exc).splitlines()[0]
     rec.seconds = round(time.perf_counter() - start, 3)
     manifest.add(rec)
-    if rec.status != "done":
-        summary.failed.append((key, rec.error or "failed"))
+    if rec.status != "done":  # not an item: counted apart ("0 done, 9 failed, -1 not run of 8")
+        summary.videos_failed.append((job.key, rec.error or "failed"))

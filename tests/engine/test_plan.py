@@ -292,7 +292,7 @@ SMALL_SIZES = [
                                 "(the whole image) or at least 75"),
     # deepdream dreams at its input's size (Effect.at_input_size): the 48x40 photo, not a parameter
     ("deepdream", {}, "image size 48x40 is below inception_v3's minimum of 75 px on each side; use a larger size "
-                      "(e.g. --size 75)"),
+                      "(e.g. --size 90)"),  # --size 75 made it 75x62
 ]
 
 
@@ -339,6 +339,21 @@ def test_an_input_below_the_models_minimum_is_refused_for_the_first_step_that_wo
     with pytest.raises(ParameterError, match="image size 16x13 is below vgg16's"):  # the default model may follow
         execute.execute(draft(steps[:1], photo, max_size=16))  # the weights: checked on the model it runs on
     assert draft([("tiny-dream", {})], photo, max_size=16).image.rgb.shape[:2] == (13, 16)  # it sets no at_input_size
+
+
+@pytest.mark.parametrize("shape, minimum", [((40, 60), 75), ((60, 40), 75), ((10, 300), 32), ((33, 32), 32),
+                                            ((75, 75), 299)])
+def test_the_size_a_too_small_error_suggests_makes_both_sides_large_enough(shape, minimum):
+    # a 60x40 frame was told "--size 75", which made it 75x50: still below InceptionV3's 75 px
+    import re
+
+    from gradfx.engine.images.arrays import longest_shape
+    from gradfx.engine.modelspecs import larger_size
+
+    n = int(re.search(r"--size (\d+)\)$", larger_size(minimum, shape))[1])
+    assert min(longest_shape(*shape, n)) >= minimum
+    assert n == max(minimum, 64) or min(longest_shape(*shape, n - 1)) < minimum  # the smallest that does
+    assert larger_size(75, (40, 60)) == "use a larger size (e.g. --size 112)"
 
 
 def test_an_image_parameter_that_holds_no_image_is_refused_when_parameters_resolve(reg, photo, tmp_path):
