@@ -32,6 +32,9 @@ FIX_FIRST = "Fix this first"
 class RunMixin:
     """ctrl+r, esc and what a run posts (RunStarted, RunProgress, PreviewReady, RunFinished)."""
 
+    #: the fall-backs said when the run started (Plan.notices): not said again when it ends
+    _said: tuple[str, ...] = ()
+
     def _validated_steps(self) -> tuple[list[tuple[str, dict[str, Any], str | None]], Plan] | None:
         """The chain's steps as asked and their checked plan (TensorFlow-free: models are looked up when it
         runs), or None after showing what to fix."""
@@ -93,6 +96,9 @@ class RunMixin:
         if validated is None:
             return
         steps, plan = validated
+        self._said = tuple(plan.notices)
+        for line in self._said:  # before any compute: they came as toasts at the end, over the result
+            self.notify(tui_advice(line), title="Before this run", severity="warning", timeout=10)
         self.token = CancelToken()
         self.running = True
         self.refresh_bindings()
@@ -154,7 +160,8 @@ class RunMixin:
             bar.update(progress=bar.total)  # type: ignore[attr-defined]
         warnings = [w for r in report.get("reports", [report]) for w in r.get("warnings", [])]
         for warning in dict.fromkeys(warnings):
-            self.notify(tui_advice(warning), title="Warning", severity="warning", timeout=8)
+            if warning not in self._said:
+                self.notify(tui_advice(warning), title="Warning", severity="warning", timeout=8)
 
 
     def _run_failed(self, error: BaseException) -> None:

@@ -43,6 +43,30 @@ def test_a_run_prints_no_blank_line_on_stderr(tiny_registry, sample, capsys):
     assert lines[-1].startswith("wrote c.png")
 
 
+@pytest.mark.parametrize("command", ["run", "chain"])
+def test_a_fall_back_is_said_before_any_compute_and_not_again(tiny_registry, sample, capsys, monkeypatch, tmp_path,
+                                                             no_trained_vgg16, command):
+    # "runs on vgg16" and "no ImageNet weights" arrived after 40-70 s of compute
+    from gradfx.tui.commands import chain, run
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))  # no ImageNet file: auto falls back to random
+    module = run if command == "run" else chain
+    real, before = module.execute, []
+
+    def execute(plan, **options):
+        before.append(capsys.readouterr().err)  # what was said when compute began
+        return real(plan, **options)
+
+    monkeypatch.setattr(module, "execute", execute)
+    (tmp_path / "r.toml").write_text('[[step]]\neffect = "tiny-dream"\nsteps = 1\n')
+    argv = (["run", "tiny-dream"] if command == "run" else ["chain", "r.toml"]) + ["sample.png", "-o", "a.png"]
+    assert main([*argv, "-p", "steps=1"] if command == "run" else argv) == 0
+    after = capsys.readouterr().err
+    assert len(before) == 1 and before[0].startswith("gradfx: warning: no ImageNet weights for vgg16"), before
+    assert before[0].count("\n") == 1 and "random weights" in before[0]
+    assert "warning" not in after and after.startswith("wrote a.png"), after  # once
+
+
 def test_show_reads_at_80_columns_with_each_help_whole_under_its_parameter(registry, capsys, monkeypatch):
     monkeypatch.setenv("COLUMNS", "80")  # what a pipe gets; a table squeezed the help to a word a line
     from gradfx.engine.registry import get_registry

@@ -96,6 +96,23 @@ def test_demo_writes_samples_recipes_outputs_and_an_overview_and_says_weights_we
         np.asarray(Image.open(out / "style-dream.png")).tobytes()
 
 
+def test_the_demo_says_its_fall_backs_before_any_compute_and_not_again(registry, tiny_recipes, tmp_path, capsys,
+                                                                       monkeypatch, no_trained_vgg16):
+    # the fall-back line came after the recipes' lines, 40-70 s into the demo
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    real, before = demo.execute, []
+
+    def execute(plan, **options):
+        before.append(capsys.readouterr().err)
+        return real(plan, **options)
+
+    monkeypatch.setattr(demo, "execute", execute)
+    assert main(["demo", "-o", str(tmp_path / "demo"), "-q"]) == 0
+    after = capsys.readouterr().err
+    assert "gradfx: warning: no ImageNet weights for vgg16" in before[0] and "random weights" in before[0]
+    assert "".join(before[1:]).count("warning") == 0 and "warning" not in after, (before, after)
+
+
 # ----------------------------------------------------------------------- labels on the sheets, never cut short
 def test_wrapped_labels_fit_their_width_and_lose_nothing():
     from gradfx.engine.images import sheets

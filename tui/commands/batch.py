@@ -22,6 +22,7 @@ from gradfx.engine.batch import BatchEvent, BatchSummary, run_batch
 from gradfx.engine.params import parse_assignments
 from gradfx.engine.progress import CancelToken
 
+from .. import progressbar
 from .run import WEIGHTS_HELP
 
 
@@ -79,7 +80,7 @@ class BatchBar:
 
     def update(self, ev: BatchEvent) -> None:
         if ev.status == "notice":  # a fall-back, before any item runs: said even without bars
-            print(f"gradfx: warning: {ev.message}", file=sys.stderr)
+            progressbar.say_notices([ev.message or ""])
             return
         if self.disable:
             return

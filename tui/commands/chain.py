@@ -52,9 +52,10 @@ def main(args: argparse.Namespace) -> int:
     output = Path(args.output) if args.output else Path(f"{stem}.png")
     inputs = ([source] if source else []) + list(plan.files)
     check_output(output, inputs, args.overwrite, args.report, recipe=args.recipe)
+    said = progressbar.say_notices(plan.notices)
     with Interrupt() as interrupt, progressbar.ProgressBar(disable=args.quiet) as bar:
         result = execute(plan, progress=bar.update, cancel=interrupt.token)
     result.save(output, overwrite=True, protect=[] if args.overwrite else inputs, report=args.report)
     if args.snapshots and not args.quiet:
         print(f"kept each step's output in {os.path.join(args.snapshots, '')}", file=sys.stderr)  # one slash
-    return progressbar.finish(result, output, interrupted=interrupt.hit, quiet=args.quiet)
+    return progressbar.finish(result, output, interrupted=interrupt.hit, quiet=args.quiet, said=said)

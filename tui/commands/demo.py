@@ -75,6 +75,7 @@ def main(args: argparse.Namespace) -> int:
                                           models=False)))
     _say(f"gradfx demo: samples {', '.join(p.name for p in written.values())} written to {out}/; running "
          f"{len(recipes)} recipes ({', '.join(DEMO_RECIPES)})")
+    said = set(progressbar.say_notices(line for _, plan in recipes for line in plan.notices))
     results: dict[str, Any] = {}
     interrupted = False
     with Interrupt() as interrupt, progressbar.ProgressBar(disable=args.quiet) as bar:
@@ -96,7 +97,8 @@ def main(args: argparse.Namespace) -> int:
               "recipes": {name: r.report for name, r in results.items()}}
     (out / "report.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
     for warning in dict.fromkeys(w for r in results.values() for w in r.report.get("warnings", [])):
-        _say(f"gradfx: warning: {warning}")
+        if warning not in said:  # the fall-backs were said before any compute
+            _say(f"gradfx: warning: {warning}")
     _say(f"gradfx demo: wrote {overview} and {len(results)} recipe outputs in {seconds:.0f}s")
     if weights == "random":
         _say("gradfx demo: these images were made with RANDOM weights (no ImageNet weights were found), so they "

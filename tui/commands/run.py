@@ -112,6 +112,7 @@ def main(args: argparse.Namespace) -> int:
     output = Path(args.output) if args.output else default_output(p.steps[0].effect.name, args.input)
     inputs = ([args.input] if args.input else []) + list(p.files)
     check_output(output, inputs, args.overwrite, args.report)
+    said = progressbar.say_notices(p.notices)
     info = {"output": str(output.resolve()), "report": str(Path(args.report).resolve()) if args.report else None,
             "protect": [str(Path(f).resolve()) for f in inputs] if not args.overwrite else []}
     with Interrupt() as interrupt, progressbar.ProgressBar(disable=args.quiet) as bar:
@@ -123,4 +124,4 @@ def main(args: argparse.Namespace) -> int:
     if args.checkpoint and result.partial:
         print(f"gradfx: checkpoint kept in {args.checkpoint}; finish with 'gradfx resume {args.checkpoint}'",
               file=sys.stderr)
-    return progressbar.finish(result, output, interrupted=interrupt.hit, quiet=args.quiet)
+    return progressbar.finish(result, output, interrupted=interrupt.hit, quiet=args.quiet, said=said)
