@@ -95,6 +95,9 @@ class LayerWeights(Param):
         return ("layer names with optional weights, name:weight,... (e.g. block3_conv1:1.0,block4_conv1:1.5)"
                 + ("" if self.negative else ", weights >= 0"))
 
+    def brief(self, min_size: int | None = None) -> str:
+        return "name:weight,..." + ("" if self.negative else " (weights >= 0)")
+
     def coerce(self, value: Any, where: str = "") -> Any:
         if isinstance(value, LayerList) and (self.negative or all(w >= 0 for _, w in value)):
             return value  # parsed once already

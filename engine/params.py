@@ -181,6 +181,37 @@ class Param:
                      "(gradfx models lists it)")
         return noun
 
+    def brief(self, min_size: int | None = None) -> str:
+        """What values are allowed in a few words, for one line of ``gradfx show`` (:meth:`allowed` says it in a
+        sentence): ``1 to 20``, ``>= 0``, ``std, mean, l2``, ``content, noise, style or FILE``. ``min_size``: the
+        smallest input of the model shown, for a size the model bounds (:attr:`model_min`). A subclass whose
+        :meth:`allowed` says more than its kind gives its own (default: that sentence)."""
+        if type(self).allowed is not Param.allowed:
+            return self.allowed()
+        if self.kind == "choice":
+            return ", ".join(self.choices or ())
+        if self.kind == "bool":
+            return "true or false"
+        if self.kind in ("image", "images"):
+            return "an image file" if self.kind == "image" else "image files, comma-separated"
+        if self.kind == "str":
+            return f"{', '.join(self.choices)} or FILE" if self.files and self.choices else "text"
+        low = self.min
+        if self.model_min and min_size is not None:
+            low = max(low or 0, min_size)
+        if low is not None and self.max is not None:
+            text = f"{_fmt(low)} to {_fmt(self.max)}"
+        elif low is not None:
+            text = f">= {_fmt(low)}"
+        elif self.max is not None:
+            text = f"<= {_fmt(self.max)}"
+        else:
+            text = "a number" if self.kind != "int" else "an integer"
+        if self.model_min:
+            text = ("0, or " if isinstance(self.model_min, str) else "") + text + (
+                "" if min_size is not None else " (and the model's minimum input)")
+        return f"numbers {text}, comma-separated" if self.kind == "floats" else text
+
     def _fail(self, value: Any, why: str = "", where: str = "") -> ParameterError:
         loc = f"{where}: " if where else ""
         why = f" ({why})" if why else ""

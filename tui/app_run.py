@@ -14,7 +14,7 @@ from gradfx.engine.errors import GradfxError
 from gradfx.engine.progress import CancelToken, ProgressEvent
 from gradfx.engine.running import api
 from gradfx.engine.running.execute import execute
-from gradfx.engine.running.plan import Plan, draft
+from gradfx.engine.running.plan import Plan, complete, draft
 
 from .messages import PreviewReady, RunFailed, RunFinished, RunProgress, RunStarted
 from .preview import shrink
@@ -56,7 +56,8 @@ class RunMixin:
         try:
             plan = draft([api.Step(e, p, m) for e, p, m in steps], self.loaded if first.needs_input else None,
                          weights=self.weights, seed=self.seed, device=self.device, registry=self.registry,
-                         max_size=self.max_size, input_fix="press ctrl+o to open one")
+                         max_size=self.max_size, input_fix="press ctrl+o to open one",
+                         layer_fix="choose model {model} in the step's form")
         except GradfxError as exc:
             return self._fix_step(getattr(exc, "step", None) or 1, exc)
         return steps, plan
@@ -96,9 +97,7 @@ class RunMixin:
         if validated is None:
             return
         steps, plan = validated
-        self._said = tuple(plan.notices)
-        for line in self._said:  # before any compute: they came as toasts at the end, over the result
-            self.notify(tui_advice(line), title="Before this run", severity="warning", timeout=10)
+        self._said = ()
         self.token = CancelToken()
         self.running = True
         self.refresh_bindings()
@@ -131,8 +130,16 @@ class RunMixin:
                 if preview is not None:
                     self.post_message(PreviewReady(shrink(preview)))
 
+        plan = complete(plan)  # the layers against the models: a refusal comes before any fall-back is said
+        self.call_from_thread(self._say_before_run, tuple(plan.notices))
         result = execute(plan, progress=progress, cancel=token)
         self.post_message(RunFinished(result, token.cancelled))
+
+    def _say_before_run(self, notices: tuple[str, ...]) -> None:
+        """The fall-backs the run takes, before any compute (they came as toasts at its end, over the result)."""
+        self._said = notices
+        for line in notices:
+            self.notify(tui_advice(line), title="Before this run", severity="warning", timeout=10)
 
     def on_gradfx_app_run_progress(self, message: RunProgress) -> None:
         self.query_one(RunPanel).show_event(message.event, message.losses)

@@ -52,6 +52,9 @@ class ObjectiveParam(Param):
     def allowed(self) -> str:
         return "an objective expression (grammar: docs/feature-vis.md)"
 
+    def brief(self, min_size: int | None = None) -> str:
+        return "an objective, e.g. layer:channel"
+
     def map_paths(self, value: Any, fn: Any) -> Any:  # direction(L, 'v.npy'): resolved like image paths
         if isinstance(value, ParsedObjective):
             mapped = map_paths(value.text, fn)

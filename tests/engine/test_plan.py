@@ -403,3 +403,26 @@ def test_a_run_builds_its_backbone_once_and_parses_each_layer_list_once(reg, pho
         object.__setattr__(VGG19, "build", real_build)
     assert len(built) == 1
     assert sorted(parsed) == sorted(["block1_conv1,block2_conv1:0.5", "block5_conv2"]), parsed
+
+
+def test_a_layer_another_model_has_names_that_model_as_the_fix(reg, tmp_path, monkeypatch, make_image):
+    """`-p layers=block4_conv3:1`, the VGG16 default gradfx show and the TUI display offline, keeps deepdream on
+    InceptionV3 (a set layer keeps the default model) and failed with "unknown layer", no hint of --model."""
+    from gradfx.engine.running.recipes import loads_recipe, plan_recipe
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))  # offline, no ImageNet file: the default follows vgg16
+    photo = tmp_path / "photo.png"
+    PILImage.fromarray((make_image(80, 96) * 255).astype(np.uint8)).save(photo)
+    with pytest.raises(ParameterError) as err:
+        plan([("deepdream", {"layers": "block4_conv3:1"})], photo, chain=False)
+    assert str(err.value) == ("effect 'deepdream': parameter 'layers': unknown layer 'block4_conv3' for model "
+                              "inception_v3; `gradfx models inception_v3` lists its layers; vgg16 has it: add "
+                              "--model vgg16")
+    with pytest.raises(ParameterError, match=r"here: \^block4_conv1:3; vgg16 has it: add --model vgg16$"):
+        plan([("feature-vis", {"objective": "block4_conv1:3", "steps": 1})], chain=False)
+    recipe = loads_recipe('[[step]]\neffect = "deepdream"\nlayers = "block4_conv3,block5_conv1"\n', source="r.toml")
+    with pytest.raises(ParameterError, match='vgg16 has them: set model = "vgg16" in the step$'):
+        plan_recipe(recipe, photo)
+    with pytest.raises(ParameterError) as err:  # a layer no model has: nothing to add
+        plan([("deepdream", {"layers": "mixed4,block4_conv33"})], photo, chain=False)
+    assert str(err.value).endswith("`gradfx models inception_v3` lists its layers")

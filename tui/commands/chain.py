@@ -11,6 +11,7 @@ from pathlib import Path
 
 from gradfx.engine.registry import get_registry
 from gradfx.engine.running.execute import execute
+from gradfx.engine.running.plan import complete
 from gradfx.engine.running.recipes import load_recipe, plan_recipe, recipe_input
 
 from .. import progressbar
@@ -52,6 +53,7 @@ def main(args: argparse.Namespace) -> int:
     output = Path(args.output) if args.output else Path(f"{stem}.png")
     inputs = ([source] if source else []) + list(plan.files)
     check_output(output, inputs, args.overwrite, args.report, recipe=args.recipe)
+    plan = complete(plan)  # the layers against the models: the last check, before the fall-backs are said
     said = progressbar.say_notices(plan.notices)
     with Interrupt() as interrupt, progressbar.ProgressBar(disable=args.quiet) as bar:
         result = execute(plan, progress=bar.update, cancel=interrupt.token)

@@ -71,8 +71,7 @@ def main(args: argparse.Namespace) -> int:
         text = recipe_text(name)
         atomic.atomic_write(path, lambda tmp, text=text: Path(tmp).write_text(text, encoding="utf-8"))
         recipes.append((name, plan_recipe(load_recipe(path), seed=args.seed, weights=args.weights,
-                                          device=args.device, registry=reg, snapshots=out / f"{name}-steps",
-                                          models=False)))
+                                          device=args.device, registry=reg, snapshots=out / f"{name}-steps")))
     _say(f"gradfx demo: samples {', '.join(p.name for p in written.values())} written to {out}/; running "
          f"{len(recipes)} recipes ({', '.join(DEMO_RECIPES)})")
     said = set(progressbar.say_notices(line for _, plan in recipes for line in plan.notices))
