@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..effect import Effect
+from ..effect import OPTIONAL, Effect
 from ..errors import GradfxError, ImageError, ParameterError, PluginError
 from ..images import atomic
 from ..images.arrays import check_longest
@@ -161,18 +161,35 @@ def _model_with_layers(effect: Effect, p: Param, value: Any, spec: ModelSpec, re
     return None
 
 
-def check_input(effect: Effect, image: Any, *, where: str = "", fix: str = "") -> None:
-    """The one "needs an input image" check: ``effect`` (a chain's first step) transforms an image and none
-    was given, or it makes one from nothing and one was given (it would be ignored without a word). ``fix`` is
-    how the front end asking gives one (a CLI argument, a recipe's ``input``, ctrl+o)."""
+def check_input(effect: Effect, image: Any, *, where: str = "", fix: str = "", required: bool = True) -> None:
+    """The one "needs an input image" check of a chain's first step (:attr:`Effect.needs_input`): it transforms
+    an image and none was given (unless not ``required`` yet: ``--check``, a batch's items), or it makes one
+    from nothing and one was given (it would be ignored without a word). An effect whose input is
+    ``"optional"`` takes one or none. ``fix`` is how the front end asking gives one (a CLI argument, a
+    recipe's ``input``, ctrl+o)."""
     loc = f"{where}: " if where else ""
-    if effect.needs_input and image is None:
+    if effect.needs_input is True and image is None and required:
         fix = fix or f"pass one (e.g. gradfx run {effect.name} photo.jpg -o out.png)"
         raise ParameterError(f"{loc}effect {effect.name!r} needs an input image; {fix}")
-    if not effect.needs_input and image is not None:
+    if effect.needs_input is False and image is not None:
         name = f" {os.fspath(image)!r}" if isinstance(image, (str, os.PathLike)) else ""
         raise ParameterError(f"{loc}effect {effect.name!r} makes its image from nothing and takes no input image; "
                              f"leave the input{name} out" + ("" if where else f" (gradfx run {effect.name} -o out.png)"))
+
+
+def check_chained(effect: Effect, index: int, *, where: str = "") -> str | None:
+    """The one rule for a later step of a chain, whose input is the step before's output: an effect that makes
+    its image from nothing (``needs_input = False``) would throw that output away without a word, so it is
+    refused; one whose input is ``"optional"`` starts from it, and the line returned says so (before any
+    compute); one that transforms an image takes it (None)."""
+    if effect.needs_input is False:
+        raise ParameterError(f"{where + ': ' if where else ''}effect {effect.name!r} makes its image from nothing, "
+                             f"so step {index - 1}'s output would be thrown away; make it the first step (or a "
+                             "recipe of its own)")
+    if effect.needs_input == OPTIONAL:
+        return (f"{where or f'step {index}'}: {effect.name} starts from step {index - 1}'s output (as a first "
+                "step it makes its image from nothing)")
+    return None
 
 
 def check_input_size(step: PlannedStep, image: LoadedImage | None) -> None:
@@ -212,7 +229,8 @@ class PlannedStep:
     weights that model gets (:func:`gradfx.engine.models.choice.choose`). ``where`` is how errors name the
     step; ``asked`` the names of the parameters the caller set (the rest are the model's defaults); ``note``
     the line said before any compute when the model is not the one asked for (the default model followed the
-    weights)."""
+    weights); ``chained`` the line said when the step starts from the step before's output though it could make
+    its image from nothing (:func:`check_chained`)."""
 
     effect: Effect
     params: dict[str, Any]
@@ -222,6 +240,7 @@ class PlannedStep:
     where: str = ""
     asked: frozenset[str] = frozenset()
     note: str | None = None
+    chained: str | None = None
 
     def files(self) -> list[str]:
         """Every file the step's parameters name (style images, init=file...): outputs must not go over them."""
@@ -256,8 +275,10 @@ class Plan:
     @property
     def notices(self) -> list[str]:
         """What the user must hear before any compute, once each: a step's default model followed the weights
-        (its note says it all), else the weights' own fall-back (ImageNet missing, random weights)."""
-        return list(dict.fromkeys(line for s in self.steps if (line := s.note or s.weights.warning)))
+        (its note says it all), else the weights' own fall-back (ImageNet missing, random weights); a step
+        that starts from the step before's output though it could start from nothing."""
+        lines = (line for s in self.steps for line in (s.note or s.weights.warning, s.chained) if line)
+        return list(dict.fromkeys(lines))
 
 
 def _step_where(index: int, effect: str, *, chain: bool, source: str | None) -> str:
@@ -322,8 +343,9 @@ def draft(steps: Sequence[Any], image: Any = None, *, model: str | None = None, 
             try:
                 eff = registry.effect(effect) if isinstance(effect, str) else effect
                 given = eff.schema.parse(_with_size(eff, params, max_size), where)
-                if i == 1 and not (check_only or image_later):
-                    check_input(eff, image, where=where, fix=input_fix)
+                if i == 1:
+                    check_input(eff, image, where=where, fix=input_fix, required=not (check_only or image_later))
+                chained = check_chained(eff, i, where=where) if i > 1 else None
                 asked_model = step_model or model
                 check_model(eff, asked_model, where=where, fix=model_fix)
                 choice = choose(eff, registry, model=asked_model, asked=given, weights=weights,
@@ -339,7 +361,7 @@ def draft(steps: Sequence[Any], image: Any = None, *, model: str | None = None, 
             exc.step = i  # type: ignore[attr-defined]
             raise
         planned.append(PlannedStep(eff, resolved, choice.model, choice.spec, choice.weights, where,
-                                   frozenset(given), choice.note))
+                                   frozenset(given), choice.note, chained))
     loaded = None if image is None else load_image(image, max_size=max_size)
     try:
         check_input_size(planned[0], loaded)
@@ -388,5 +410,5 @@ def _as_step(step: Any, index: int) -> tuple[str | Effect, dict[str, Any], str |
     raise ParameterError(f"step {index}: expected a Step, a (effect, params) pair or a table, got {step!r}")
 
 
-__all__ = ["LAYER_FIX", "MAX_SEED", "Plan", "PlannedStep", "Step", "check_input", "check_input_size", "check_layers", "check_model",
+__all__ = ["LAYER_FIX", "MAX_SEED", "Plan", "PlannedStep", "Step", "check_chained", "check_input", "check_input_size", "check_layers", "check_model",
            "check_seed", "check_sizes", "complete", "draft", "plan", "resolve_params"]

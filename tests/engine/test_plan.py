@@ -122,7 +122,7 @@ def test_an_input_for_an_effect_that_makes_its_image_from_nothing_is_refused_not
         draft([("feature-vis", {}), ("tiny-dream", {})], photo, source="r.toml")
     assert str(err.value) == (f"r.toml: step 1 (feature-vis): effect 'feature-vis' makes its image from nothing and "
                               f"takes no input image; leave the input {str(photo)!r} out") and err.value.step == 1
-    assert draft([("tiny-dream", {}), ("feature-vis", {})], photo).steps  # a later step's input is the chain's
+    # a later step: refused too (test_a_later_step_that_makes_its_image_from_nothing_is_refused_...)
 
 
 def test_works_with_this_model_is_checked_per_step(reg, photo):
@@ -150,13 +150,18 @@ def test_model_names_and_the_weights_value_are_checked_before_any_compute(reg, p
     assert err.value.step == 1
 
 
-def test_a_check_only_plan_never_locates_keyword_weights(reg, photo, monkeypatch):
+def test_a_check_only_plan_never_downloads_keyword_weights(reg, photo, monkeypatch):
+    # it looks for the ImageNet file as a run would, so it refuses what a run refuses, but downloads nothing
     from gradfx.engine.models import weights
 
-    monkeypatch.setattr(weights, "_locate_imagenet", lambda *a: pytest.fail("looked for ImageNet weights"))
+    def locate(spec, include_top, download=True):
+        assert not download, "a check downloaded ImageNet weights"
+        return f"/keras/{spec.name}.h5", ""
+
+    monkeypatch.setattr(weights, "_locate_imagenet", locate)
     checked = plan([("tiny-dream", {})], photo, weights="imagenet", check_only=True)
     assert checked.layers_checked and checked.steps[0].spec.name == "vgg16"
-    assert checked.steps[0].weights.mode == "imagenet" and checked.steps[0].weights.path is None  # not located
+    assert checked.steps[0].weights.mode == "imagenet" and checked.steps[0].weights.path == "/keras/vgg16.h5"
     with pytest.raises(GradfxError, match="check-only plan cannot run"):
         execute_plan(checked)
 
@@ -426,3 +431,44 @@ def test_a_layer_another_model_has_names_that_model_as_the_fix(reg, tmp_path, mo
     with pytest.raises(ParameterError) as err:  # a layer no model has: nothing to add
         plan([("deepdream", {"layers": "mixed4,block4_conv33"})], photo, chain=False)
     assert str(err.value).endswith("`gradfx models inception_v3` lists its layers")
+
+
+class FromAnything(TinyDream):
+    """Starts from its input when it has one (a chain's step before's output), else from a grey canvas."""
+
+    name = "from-anything"
+    summary = "raise a channel, from an input or from nothing"
+    needs_input = "optional"
+
+    def build(self, ctx, params):
+        from gradfx.engine import Problem
+        from gradfx.engine.objectives import channel
+
+        init = None if ctx.input is None else ctx.input.rgb
+        return Problem(channel("block1_conv2", 5), init=init, size=None if init is not None else (40, 40),
+                       maximize=True, steps=1, optimizer="sgd", lr=0.02, normalize="std")
+
+
+def test_a_later_step_that_makes_its_image_from_nothing_is_refused_and_an_optional_input_is_said(reg, photo):
+    """A later chain step whose effect takes no input silently received (and threw away) the output before."""
+    from gradfx.engine.running.execute import execute
+
+    with pytest.raises(ParameterError) as err:
+        draft([("tiny-dream", {}), ("feature-vis", {})], photo)
+    assert str(err.value) == ("step 2 (feature-vis): effect 'feature-vis' makes its image from nothing, so step 1's "
+                              "output would be thrown away; make it the first step (or a recipe of its own)")
+    assert err.value.step == 2
+    # an effect whose input is optional: first with an input or without one; later from the output before, said
+    reg.add_plugin(TinyPlugin(FromAnything()), "optional-input")
+    alone = execute(plan([("from-anything", {})], None, chain=False, weights="random"))
+    assert alone.image.shape == (40, 40, 3)
+    given = plan([("from-anything", {})], photo, chain=False, weights="random")
+    assert given.image is not None and not given.notices
+    chained = plan([("tiny-dream", {"steps": 1}), ("from-anything", {})], photo, weights="random")
+    assert chained.notices == ["step 2 (from-anything): from-anything starts from step 1's output (as a first step "
+                               "it makes its image from nothing)"]
+    assert execute(chained).image.shape == (40, 48, 3)  # the photo's size: it started from step 1's output
+    # a value the rule does not know is the plugin's mistake, refused when it registers
+    info = reg.add_plugin(TinyPlugin(type("Maybe", (TinyDream,), {"name": "maybe-input", "needs_input": "maybe"})()),
+                          "maybe")
+    assert "needs_input must be True, False or 'optional', not 'maybe'" in info.errors[0]

@@ -32,7 +32,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "parameter gets it unless the recipe sets it)")
     p.add_argument("--check", action="store_true",
                    help="only validate the recipe: effects, parameters, files, models, the layers the steps name and a "
-                        "weights file (no compute)")
+                        "weights file, and say the fall-backs a run would take here (no compute, no download)")
     add_common(p)
     p.set_defaults(func=main, seed=None, weights=None)  # None: the recipe's value (else 0 / auto)
 
@@ -44,6 +44,7 @@ def main(args: argparse.Namespace) -> int:
                    max_size=args.size)
     if args.check:  # models, layers and a weights file too: the check imports TensorFlow, but computes nothing
         plan = plan_recipe(recipe, args.input, check_only=True, **options)
+        progressbar.say_notices(plan.notices)  # the fall-backs a run would take here ("ok" hid random weights)
         print(f"{args.recipe}: ok, {len(plan.steps)} step(s): {' -> '.join(s.effect.name for s in plan.steps)}")
         return 0
     source = recipe_input(recipe, args.input)

@@ -75,7 +75,8 @@ def main(args: argparse.Namespace) -> int:
 def _heading(eff: Any, plugin: str, model: str, followed: str | None, asked: str | None) -> str:
     """Where the effect comes from, what it takes, and the model whose defaults follow (said as a run decides
     it: ``gradfx show deepdream`` headed "default model: inception_v3" where a run here uses vgg16)."""
-    takes = "needs an input image" if eff.needs_input else "makes its image from nothing (no input)"
+    takes = {True: "needs an input image", False: "makes its image from nothing (no input)"}.get(
+        eff.needs_input, "starts from an input image if given, else from nothing")
     works = "" if eff.models is None else f" · works with {', '.join(eff.models)}"
     if asked:
         where = f"defaults on {model} (its own model is {eff.model})" if model != eff.model else f"defaults on {model}"
