@@ -19,7 +19,6 @@ TensorFlow is imported only inside ``run``, so listing effects stays fast.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -329,7 +328,7 @@ def contact_sheet(images: Sequence[np.ndarray] | np.ndarray, labels: Sequence[st
     from gradfx.engine.images import sheets
 
     images = [np.clip(np.asarray(im, np.float32), 0.0, 1.0) for im in images]
-    cols = columns or math.ceil(math.sqrt(len(images)))
+    cols = columns or sheets.balanced_columns(len(images))  # 8 images: 4x2, not 3x3 with an empty slot
     return sheets.labelled_sheet(list(zip(labels, images, strict=True)), columns=cols, gap=gap)
 
 
