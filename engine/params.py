@@ -188,25 +188,15 @@ class Param:
         :meth:`allowed` says more than its kind gives its own (default: that sentence)."""
         if type(self).allowed is not Param.allowed:
             return self.allowed()
-        if self.kind == "choice":
-            return ", ".join(self.choices or ())
-        if self.kind == "bool":
-            return "true or false"
-        if self.kind in ("image", "images"):
-            return "an image file" if self.kind == "image" else "image files, comma-separated"
-        if self.kind == "str":
-            return f"{', '.join(self.choices)} or FILE" if self.files and self.choices else "text"
-        low = self.min
-        if self.model_min and min_size is not None:
-            low = max(low or 0, min_size)
-        if low is not None and self.max is not None:
-            text = f"{_fmt(low)} to {_fmt(self.max)}"
-        elif low is not None:
-            text = f">= {_fmt(low)}"
-        elif self.max is not None:
-            text = f"<= {_fmt(self.max)}"
-        else:
-            text = "a number" if self.kind != "int" else "an integer"
+        words = {"choice": ", ".join(self.choices or ()), "bool": "true or false", "image": "an image file",
+                 "images": "image files, comma-separated",
+                 "str": f"{', '.join(self.choices or ())} or FILE" if self.files and self.choices else "text"}
+        if self.kind in words:
+            return words[self.kind]
+        low = max(self.min or 0, min_size) if self.model_min and min_size is not None else self.min
+        bounds = (f"{_fmt(low)} to " if low is not None else "<= ") + _fmt(self.max) if self.max is not None else (
+            f">= {_fmt(low)}" if low is not None else None)
+        text = bounds or ("an integer" if self.kind == "int" else "a number")
         if self.model_min:
             text = ("0, or " if isinstance(self.model_min, str) else "") + text + (
                 "" if min_size is not None else " (and the model's minimum input)")
