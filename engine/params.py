@@ -194,9 +194,10 @@ class Param:
         if self.kind in words:
             return words[self.kind]
         low = max(self.min or 0, min_size) if self.model_min and min_size is not None else self.min
-        bounds = (f"{_fmt(low)} to " if low is not None else "<= ") + _fmt(self.max) if self.max is not None else (
-            f">= {_fmt(low)}" if low is not None else None)
-        text = bounds or ("an integer" if self.kind == "int" else "a number")
+        if self.max is not None:
+            text = f"{_fmt(low)} to {_fmt(self.max)}" if low is not None else f"<= {_fmt(self.max)}"
+        else:
+            text = f">= {_fmt(low)}" if low is not None else ("an integer" if self.kind == "int" else "a number")
         if self.model_min:
             text = ("0, or " if isinstance(self.model_min, str) else "") + text + (
                 "" if min_size is not None else " (and the model's minimum input)")

@@ -26,8 +26,9 @@ ImageNet, ``hed`` or a weights file each model is built once per worker.
 ``output``, ``status`` (``done`` or ``failed``), ``seconds``, ``error``, ``seed``, ``settings`` (a digest of
 the effect, parameters, model, weights, seed and size). A rerun skips items done with the same settings
 whose output is still there and retries the rest; a manifest with items done under other settings is refused
-(use another OUTDIR), while failed items are retried under the new ones (a failure's fix is often a setting). A bad item (corrupt or too-small image, a frame that fails) is recorded with its one-line
-error and the batch goes on.
+(use another OUTDIR), while failed items are retried under the new ones (a failure's fix is often a setting).
+A bad item (corrupt or too-small image, a frame that fails) is recorded with its one-line error and the batch
+goes on.
 
 **Plan.** The effect or recipe is planned once (:mod:`gradfx.engine.plan`: parameters, files, model and
 weights checked, before any item runs); each item executes that plan with its own image and seed
@@ -192,22 +193,22 @@ def run_batch(
     stop = stop or CancelToken()
     cancel = cancel or CancelToken()
     started = time.perf_counter()
-    finished = [0, 0.0]  # items finished in this session, and when the first did
+    finished = {"items": 0, "first": 0.0}  # items finished in this session, and when the first did
 
     def emit(status: str, item: str | None = None, step: ProgressEvent | None = None,
              error: str | None = None, message: str | None = None) -> None:
         if progress is not None:
             progress(BatchEvent(summary.total, len(summary.done), len(summary.failed), len(summary.skipped),
                                 time.perf_counter() - started, item, status, step, error, message,
-                                int(finished[0]), finished[1]))
+                                int(finished["items"]), finished["first"]))
 
     def record(rec: Record) -> None:
         if rec.status == "cancelled":
             return
         manifest.add(rec)
-        finished[0] += 1
-        if finished[0] == 1:
-            finished[1] = time.perf_counter() - started
+        finished["items"] += 1
+        if finished["items"] == 1:
+            finished["first"] = time.perf_counter() - started
         if rec.status == "done":
             summary.done.append(rec.item)
         else:

@@ -23,9 +23,9 @@ DEVICE_FORMS = "auto, cpu, gpu or gpu:N"
 _NO_GPU = "no GPU visible to TensorFlow; use --device cpu, or install tensorflow[and-cuda]"
 _PATTERN = re.compile(r"^/?(?:device:)?(cpu|gpu)(?::(\d+))?$", re.IGNORECASE)
 _growth_lock = threading.Lock()
+_growth_done = False
 #: where Linux lists the CPU's flags (:func:`native_bfloat16`)
 CPUINFO = "/proc/cpuinfo"
-_growth_done = False
 
 
 @functools.lru_cache(maxsize=1)

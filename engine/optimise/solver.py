@@ -172,7 +172,8 @@ class Solver:
         for size in self.sizes:  # octave_sizes drops coarse octaves that are too small: only `sizes` can hold one
             coarse = tuple(size) != self.final_size
             check_min_size(min_size, model=model, size=size, what="a coarse stage of image size" if coarse else
-                           "image size", fix="use a larger size or fewer stages" if coarse else larger_size(min_size, size))
+                           "image size",
+                           fix="use a larger size or fewer stages" if coarse else larger_size(min_size, size))
         check_min_size(min_size, model=model, param="tile", value=problem.tile or 0, zero="the whole image")
         if problem.tile and not self.param.pixel_space:
             raise ParameterError(f"tile needs the pixel parameterisation, not {self.param.name!r}")

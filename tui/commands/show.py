@@ -53,7 +53,8 @@ def main(args: argparse.Namespace) -> int:
     width = max(console.width, 60)
     wrap = partial(textwrap.wrap, width=width, break_long_words=False, break_on_hyphens=False)
     console.print(Text.assemble((eff.name, "bold"), f" — {eff.summary}"))
-    for line in wrap(_heading(eff, reg.effect_plugin[eff.name], model, followed, args.model), subsequent_indent="  "):
+    heading = _heading(eff, reg.effect_plugin[eff.name], model, followed, args.model)
+    for line in wrap(heading, subsequent_indent="  "):
         console.print(line, soft_wrap=True)
     console.print()
     min_size = getattr(spec, "min_size", None)
@@ -65,8 +66,9 @@ def main(args: argparse.Namespace) -> int:
     if len(eff.schema):
         first = eff.schema.params[0]
         console.print()
-        for line in wrap(f"set with -p NAME=VALUE, e.g. gradfx run {eff.name} {'photo.jpg ' if eff.needs_input else ''}"
-                         f"-o out.png -p {first.name}={first.format(first.default_for(model)) or '...'}",
+        photo = "photo.jpg " if eff.needs_input else ""
+        example = f"-p {first.name}={first.format(first.default_for(model)) or '...'}"
+        for line in wrap(f"set with -p NAME=VALUE, e.g. gradfx run {eff.name} {photo}-o out.png {example}",
                          subsequent_indent="  "):
             console.print(line, soft_wrap=True)
     return 0
@@ -79,10 +81,10 @@ def _heading(eff: Any, plugin: str, model: str, followed: str | None, asked: str
         eff.needs_input, "starts from an input image if given, else from nothing")
     works = "" if eff.models is None else f" · works with {', '.join(eff.models)}"
     if asked:
-        where = f"defaults on {model} (its own model is {eff.model})" if model != eff.model else f"defaults on {model}"
+        where = f"defaults on {model}" + (f" (its own model is {eff.model})" if model != eff.model else "")
     elif followed:
-        where = (f"a run here uses {model}: its own model, {eff.model}, has no trained weights here, so it follows "
-                 f"the weights (--model {eff.model} keeps it)")
+        where = (f"a run here uses {model}: its own model, {eff.model}, has no trained weights here, so it "
+                 f"follows the weights (--model {eff.model} keeps it)")
     else:
         where = f"a run here uses {model}, its own model"
     return f"plugin {plugin} · {takes}{works} · {where}"
