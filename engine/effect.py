@@ -38,6 +38,8 @@ if TYPE_CHECKING:
     from .temporal.frames import Previous
 
 EFFECT_NAME = re.compile(r"^[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*$")
+#: :attr:`Effect.needs_input` of an effect that starts from an input image when it has one, else from nothing
+OPTIONAL = "optional"
 
 
 @dataclass
@@ -64,8 +66,11 @@ class Effect:
     model: str = "vgg19"
     #: backbones this effect works with; None means any registered model.
     models: tuple[str, ...] | None = None
-    #: whether the effect transforms an input image (False: it makes one from nothing, e.g. feature-vis).
-    needs_input: bool = True
+    #: whether the effect transforms an input image: True; False: it makes its image from nothing (feature-vis),
+    #: so an input is refused, and so is a place after another step of a chain (its output would be thrown
+    #: away); ``"optional"`` (:data:`OPTIONAL`): it starts from an input when there is one (``ctx.input``, a
+    #: chain's step before's output, said in a line), else from nothing (``ctx.input`` None).
+    needs_input: bool | str = True
     #: whether it solves at its input's size (deepdream): an input below the model's minimum is then refused
     #: before any compute (:func:`gradfx.engine.running.plan.check_input_size`), not once the model is built.
     at_input_size: bool = False

@@ -14,7 +14,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from .params import Param, _fmt
+from .params import Param
+from .scalars import fmt
 
 _LAYER_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_./-]*$")
 
@@ -30,7 +31,7 @@ class LayerList(tuple):
         return tuple(name for name, _ in self)
 
     def __str__(self) -> str:
-        return ",".join(name if weight == 1 else f"{name}:{_fmt(weight)}" for name, weight in self)
+        return ",".join(name if weight == 1 else f"{name}:{fmt(weight)}" for name, weight in self)
 
     def __repr__(self) -> str:
         return f"LayerList({str(self)!r})"
@@ -94,6 +95,9 @@ class LayerWeights(Param):
     def allowed(self) -> str:
         return ("layer names with optional weights, name:weight,... (e.g. block3_conv1:1.0,block4_conv1:1.5)"
                 + ("" if self.negative else ", weights >= 0"))
+
+    def brief(self, min_size: int | None = None) -> str:
+        return "name:weight,..." + ("" if self.negative else " (weights >= 0)")
 
     def coerce(self, value: Any, where: str = "") -> Any:
         if isinstance(value, LayerList) and (self.negative or all(w >= 0 for _, w in value)):

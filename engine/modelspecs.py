@@ -10,6 +10,7 @@ it when called.
 
 from __future__ import annotations
 
+import math
 import re
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -17,6 +18,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .errors import ParameterError, suggest
+from .images.arrays import longest_shape
+from .models.device import quiet_tensorflow
 
 if TYPE_CHECKING:
     import keras
@@ -75,8 +78,8 @@ class ModelSpec:
 
     def _layers(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """(:meth:`layer_names`, every layer's name but the input's), from one build without weights."""
+        quiet_tensorflow()  # the first build may be the first use of TensorFlow: keep its start-up log off
         import keras
-
 
         with _LOCK:
             hit = _LAYER_NAMES.get(id(self))
@@ -160,6 +163,7 @@ def network(spec: ModelSpec, *, include_top: bool, pooling: str) -> keras.Model:
     """``spec``'s network without weights, its auto-named layers named as in a fresh Keras session. The network
     built to list a model's layers (:meth:`ModelSpec.layer_names`) is handed to the first caller that asks for
     the same one, so a run that checks its layers and then loads its weights builds the graph once."""
+    quiet_tensorflow()
     with _LOCK:
         spare = _SPARE.pop((id(spec), include_top, pooling), None)
     if spare is not None and spare[0] is spec:
@@ -431,9 +435,17 @@ def check_size(spec: ModelSpec, h: int, w: int, *, include_top: bool = False) ->
                 f"{spec.top_size}x{spec.top_size}; resize it or drop the top"
             )
         return
-    check_min_size(spec.min_size, model=spec.name, size=(h, w), fix=larger_size(spec.min_size))
+    check_min_size(spec.min_size, model=spec.name, size=(h, w), fix=larger_size(spec.min_size, (h, w)))
 
 
-def larger_size(min_size: int) -> str:
-    """The fix for an image below a model's ``min_size``: ``--size`` resizes the input (up too)."""
-    return f"use a larger size (e.g. --size {max(min_size, 64)})"
+def larger_size(min_size: int, size: tuple[int, int] | None = None) -> str:
+    """The fix for an image below a model's ``min_size``: ``--size`` resizes the input (up too) to that longest
+    side. For an ``size`` = (height, width) image, one whose shorter side then reaches ``min_size`` (a 60x40
+    frame needs --size 112 for InceptionV3's 75 px, not the --size 75 that made it 75x50)."""
+    longest = max(min_size, 64)
+    if size is not None and min(size) > 0:
+        fits = math.floor((min_size - 1) * max(size) / min(size))  # the shorter side rounds: count up from below
+        while min(longest_shape(*size, fits)) < min_size:
+            fits += 1
+        longest = max(longest, fits)
+    return f"use a larger size (e.g. --size {longest})"

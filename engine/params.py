@@ -28,7 +28,6 @@ values are recorded as JSON (reports, checkpoints, a batch's settings) it is wri
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -36,6 +35,7 @@ from typing import Any
 
 from .errors import ParameterError, suggest
 from .images.values import NotAnImage, described, image_value, shown
+from .scalars import fmt, to_bool, to_float, to_int
 
 #: the weights keywords (--weights, a recipe's weights = ...); any other value is a weights file path
 WEIGHT_MODES = ("auto", "imagenet", "hed", "random")
@@ -49,8 +49,6 @@ PRECISIONS = ("float32", "bfloat16")
 RESERVED = ("effect", "image", "params", "model", "weights", "seed", "device", "progress", "cancel", "registry",
             "base_dir", "longest_side", "stage_prefix", "checkpoint", "checkpoint_every", "resume", "checkpoint_info",
             "previous")
-_TRUE = {"1", "true", "yes", "on", "y"}
-_FALSE = {"0", "false", "no", "off", "n"}
 
 
 @dataclass(frozen=True)
@@ -126,7 +124,7 @@ class Param:
 
     def condition(self) -> str:
         """When it applies, as the command line writes it (``optimizer=adam``), or ``""``."""
-        return " and ".join(f"{k}={' or '.join(map(_fmt, allowed))}" for k, allowed in self.applies_when)
+        return " and ".join(f"{k}={' or '.join(map(fmt, allowed))}" for k, allowed in self.applies_when)
 
     def default_for(self, model: str | None) -> Any:
         """The default on ``model`` (its own, when :meth:`per_model` names it; else :attr:`default`)."""
@@ -190,15 +188,37 @@ class Param:
             self.kind
         ]
         if self.min is not None and self.max is not None:
-            noun = f"{noun} from {_fmt(self.min)} to {_fmt(self.max)}"
+            noun = f"{noun} from {fmt(self.min)} to {fmt(self.max)}"
         elif self.min is not None:
-            noun = f"{noun} >= {_fmt(self.min)}"
+            noun = f"{noun} >= {fmt(self.min)}"
         elif self.max is not None:
-            noun = f"{noun} <= {_fmt(self.max)}"
+            noun = f"{noun} <= {fmt(self.max)}"
         if self.model_min:  # `gradfx show` says it before a run refuses it
             noun += (f", {'0 or ' if isinstance(self.model_min, str) else ''}at least the model's minimum input "
                      "(gradfx models lists it)")
         return noun
+
+    def brief(self, min_size: int | None = None) -> str:
+        """What values are allowed in a few words, for one line of ``gradfx show`` (:meth:`allowed` says it in a
+        sentence): ``1 to 20``, ``>= 0``, ``std, mean, l2``, ``content, noise, style or FILE``. ``min_size``: the
+        smallest input of the model shown, for a size the model bounds (:attr:`model_min`). A subclass whose
+        :meth:`allowed` says more than its kind gives its own (default: that sentence)."""
+        if type(self).allowed is not Param.allowed:
+            return self.allowed()
+        words = {"choice": ", ".join(self.choices or ()), "bool": "true or false", "image": "an image file",
+                 "images": "image files, comma-separated",
+                 "str": f"{', '.join(self.choices or ())} or FILE" if self.files and self.choices else "text"}
+        if self.kind in words:
+            return words[self.kind]
+        low = max(self.min or 0, min_size) if self.model_min and min_size is not None else self.min
+        if self.max is not None:
+            text = f"{fmt(low)} to {fmt(self.max)}" if low is not None else f"<= {fmt(self.max)}"
+        else:
+            text = f">= {fmt(low)}" if low is not None else ("an integer" if self.kind == "int" else "a number")
+        if self.model_min:
+            text = ("0, or " if isinstance(self.model_min, str) else "") + text + (
+                "" if min_size is not None else " (and the model's minimum input)")
+        return f"numbers {text}, comma-separated" if self.kind == "floats" else text
 
     def _fail(self, value: Any, why: str = "", where: str = "") -> ParameterError:
         loc = f"{where}: " if where else ""
@@ -217,14 +237,14 @@ class Param:
         k = self.kind
         try:
             if k == "int":
-                out: Any = _to_int(value)
+                out: Any = to_int(value)
             elif k == "float":
-                out = _to_float(value)
+                out = to_float(value)
             elif k == "bool":
-                out = _to_bool(value)
+                out = to_bool(value)
             elif k == "floats":
                 items = value.split(",") if isinstance(value, str) else list(value)
-                out = tuple(_to_float(v) for v in items if not (isinstance(v, str) and not v.strip()))
+                out = tuple(to_float(v) for v in items if not (isinstance(v, str) and not v.strip()))
                 if not out:
                     raise ValueError("empty list")
             elif k == "images":
@@ -296,72 +316,10 @@ class Param:
         if self.kind == "bool":
             return "true" if value else "false"
         if self.kind in ("floats", "images"):
-            return ",".join(_fmt(v) if isinstance(v, float) else str(v) for v in value)
+            return ",".join(fmt(v) if isinstance(v, float) else str(v) for v in value)
         if self.kind == "float":
-            return _fmt(value)
+            return fmt(value)
         return str(value)
-
-
-def _fmt(x: float) -> str:
-    """Shortest text that parses back to exactly ``x`` (``0.01``, ``1e-05``, ``2``)."""
-    if isinstance(x, float):
-        return str(int(x)) if x.is_integer() and abs(x) < 1e16 else repr(x)
-    return str(x)
-
-
-def _to_int(value: Any) -> int:
-    if isinstance(value, bool):
-        raise ValueError("not an integer")
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float):
-        if not value.is_integer():
-            raise ValueError("not an integer")
-        return int(value)
-    if isinstance(value, str):
-        text = value.strip().replace("_", "")
-        try:
-            return int(text)
-        except ValueError:
-            try:
-                f = _to_float(text)  # accepts "1e3"
-            except ValueError:  # "abc": not an integer, as "1.5" is not (not "not a number")
-                f = math.nan
-            if not f.is_integer():
-                raise ValueError("not an integer") from None
-            return int(f)
-    raise ValueError("not an integer")
-
-
-def _to_float(value: Any) -> float:
-    if isinstance(value, bool):
-        raise ValueError("not a number")
-    if isinstance(value, (int, float)):
-        out = float(value)
-    elif isinstance(value, str):
-        try:
-            out = float(value.strip())
-        except ValueError:  # not float()'s "could not convert string to float: 'x'"
-            raise ValueError("not a number") from None
-    else:
-        raise ValueError("not a number")
-    if not math.isfinite(out):
-        raise ValueError("not finite")
-    return out
-
-
-def _to_bool(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int) and value in (0, 1):
-        return bool(value)
-    if isinstance(value, str):
-        low = value.strip().lower()
-        if low in _TRUE:
-            return True
-        if low in _FALSE:
-            return False
-    raise ValueError("not true or false")
 
 
 def Int(name: str, default: int | None, help: str = "", *, min: float | None = None, max: float | None = None,

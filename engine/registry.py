@@ -27,7 +27,7 @@ from typing import Any
 import pluggy
 
 from . import hookspecs
-from .effect import EFFECT_NAME, Effect
+from .effect import EFFECT_NAME, OPTIONAL, Effect
 from .errors import PluginError, UnknownEffectError, UnknownModelError, suggest
 from .modelspecs import BUILTIN_MODELS, ModelSpec
 from .params import RESERVED
@@ -328,9 +328,11 @@ class Registry:
                               f"is the engine's own ({hint}); rename it, e.g. {name.replace('-', '_')}_{reserved[0]}")
         if type(effect).build is Effect.build and type(effect).run is Effect.run:
             raise PluginError(f"effect {name!r} implements neither build() nor run()")
-        for flag in ("needs_input", "at_input_size"):
-            if not isinstance(getattr(effect, flag), bool):
-                raise PluginError(f"effect {name!r}: {flag} must be True or False, not {getattr(effect, flag)!r}")
+        if not (isinstance(effect.needs_input, bool) or effect.needs_input == OPTIONAL):
+            raise PluginError(f"effect {name!r}: needs_input must be True, False or {OPTIONAL!r}, not "
+                              f"{effect.needs_input!r}")
+        if not isinstance(effect.at_input_size, bool):
+            raise PluginError(f"effect {name!r}: at_input_size must be True or False, not {effect.at_input_size!r}")
         if not isinstance(effect.model, str) or not effect.model:
             raise PluginError(f"effect {name!r}: model must be a registered model's name, not {effect.model!r}")
         if effect.models is not None and (

@@ -20,9 +20,8 @@ import re
 import zlib
 from collections.abc import Sequence
 
-import tensorflow as tf
-
 from .errors import ParameterError
+from .models.tf import tf
 
 __all__ = [
     "Transform",

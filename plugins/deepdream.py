@@ -59,6 +59,9 @@ class Channels(Param):
     def allowed(self) -> str:
         return "channel indices or ranges separated by commas (e.g. 12,40-45)"
 
+    def brief(self, min_size: int | None = None) -> str:
+        return "channels, e.g. 12,40-45"
+
     def coerce(self, value: Any, where: str = "") -> Any:
         if value is None or isinstance(value, str):
             value = super().coerce(value, where)

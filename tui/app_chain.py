@@ -30,10 +30,10 @@ class ChainMixin:
         self.current = len(self.chain) - 1
         self.run_worker(self._refresh_chain(), group="chain")
         eff = self.registry.effects.get(effect)
-        if eff is not None and not eff.needs_input and len(self.chain) > 1:
+        if eff is not None and eff.needs_input is False and len(self.chain) > 1:
             self.notify(f"{effect} makes its image from nothing: it ignores the output of the step(s) before "
-                        "it. Put it first, or remove them (x on the chain).", title="Input ignored",
-                        severity="warning", timeout=10)
+                        "it, so a run refuses it there. Put it first, or remove them (x on the chain).",
+                        title="Input ignored", severity="warning", timeout=10)
 
     def action_clear_chain(self) -> None:
         self.chain.clear()

@@ -14,7 +14,7 @@ from gradfx.engine.errors import GradfxError
 from gradfx.engine.progress import CancelToken, ProgressEvent
 from gradfx.engine.running import api
 from gradfx.engine.running.execute import execute
-from gradfx.engine.running.plan import Plan, draft
+from gradfx.engine.running.plan import Plan, complete, draft
 
 from .messages import PreviewReady, RunFailed, RunFinished, RunProgress, RunStarted
 from .preview import shrink
@@ -30,6 +30,9 @@ FIX_FIRST = "Fix this first"
 
 class RunMixin:
     """ctrl+r, esc and what a run posts (RunStarted, RunProgress, PreviewReady, RunFinished)."""
+
+    #: the fall-backs said when the run started (Plan.notices): not said again when it ends
+    _said: tuple[str, ...] = ()
 
     def _validated_steps(self) -> tuple[list[tuple[str, dict[str, Any], str | None]], Plan] | None:
         """The chain's steps as asked and their checked plan (TensorFlow-free: models are looked up when it
@@ -52,7 +55,8 @@ class RunMixin:
         try:
             plan = draft([api.Step(e, p, m) for e, p, m in steps], self.loaded if first.needs_input else None,
                          weights=self.weights, seed=self.seed, device=self.device, registry=self.registry,
-                         longest_side=self.longest_side, input_fix="press ctrl+o to open one")
+                         longest_side=self.longest_side, input_fix="press ctrl+o to open one",
+                         layer_fix="choose model {model} in the step's form")
         except GradfxError as exc:
             return self._fix_step(getattr(exc, "step", None) or 1, exc)
         return steps, plan
@@ -92,6 +96,7 @@ class RunMixin:
         if validated is None:
             return
         steps, plan = validated
+        self._said = ()
         self.token = CancelToken()
         self.running = True
         self.refresh_bindings()
@@ -124,8 +129,16 @@ class RunMixin:
                 if preview is not None:
                     self.post_message(PreviewReady(shrink(preview)))
 
+        plan = complete(plan)  # the layers against the models: a refusal comes before any fall-back is said
+        self.call_from_thread(self._say_before_run, tuple(plan.notices))
         result = execute(plan, progress=progress, cancel=token)
         self.post_message(RunFinished(result, token.cancelled))
+
+    def _say_before_run(self, notices: tuple[str, ...]) -> None:
+        """The fall-backs the run takes, before any compute (they came as toasts at its end, over the result)."""
+        self._said = notices
+        for line in notices:
+            self.notify(tui_advice(line), title="Before this run", severity="warning", timeout=10)
 
     def on_gradfx_app_run_progress(self, message: RunProgress) -> None:
         self.query_one(RunPanel).show_event(message.event, message.losses)
@@ -153,7 +166,8 @@ class RunMixin:
             bar.update(progress=bar.total)  # type: ignore[attr-defined]
         warnings = [w for r in report.get("reports", [report]) for w in r.get("warnings", [])]
         for warning in dict.fromkeys(warnings):
-            self.notify(tui_advice(warning), title="Warning", severity="warning", timeout=8)
+            if warning not in self._said:
+                self.notify(tui_advice(warning), title="Warning", severity="warning", timeout=8)
 
 
     def _run_failed(self, error: BaseException) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -52,11 +53,24 @@ class ProgressBar:
         self._progress.update(self._task, completed=event.step, loss=f"{event.loss:.4g}")
 
 
-def finish(result: Any, output: Path, *, interrupted: bool, quiet: bool) -> int:
-    """Print the closing lines (warnings, where the output went) and return the exit code."""
+def say_notices(notices: Iterable[str]) -> list[str]:
+    """Print each fall-back a plan takes (:attr:`Plan.notices <gradfx.engine.running.plan.Plan.notices>`: the
+    default model followed the weights, random weights...) once, right after planning and before any compute
+    (they came after 40-70 s of it); returns them, for :func:`finish` to leave out."""
+    said = list(dict.fromkeys(notices))
+    for line in said:
+        print(f"gradfx: warning: {line}", file=sys.stderr, flush=True)
+    return said
+
+
+def finish(result: Any, output: Path, *, interrupted: bool, quiet: bool, said: Iterable[str] = ()) -> int:
+    """Print the closing lines (warnings not ``said`` before the run, where the output went) and return the
+    exit code."""
     report = result.report
+    said = set(said)
     for warning in report.get("warnings", []):
-        print(f"gradfx: warning: {warning}", file=sys.stderr)
+        if warning not in said:
+            print(f"gradfx: warning: {warning}", file=sys.stderr)
     for message in report.get("messages", []):
         print(f"gradfx: {message}", file=sys.stderr)
     if not quiet:

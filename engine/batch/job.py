@@ -109,6 +109,7 @@ def run_item(job: Job, item: Item, payload: Any, *, device: str | None = None,
     gradfx error becomes a failed record with the one-line message. A cancelled run writes nothing.
     ``history``: in a sequence (``temporal=flow``), the frames before (each one's payload and output file)."""
     from ..running.execute import execute
+    from ..running.plan import check_input_size
 
     start = time.perf_counter()
     record = Record.failed(item, job.settings, worker=worker)
@@ -116,6 +117,7 @@ def run_item(job: Job, item: Item, payload: Any, *, device: str | None = None,
         if isinstance(payload, BaseException):
             raise payload
         image = load_image(payload, longest_side=job.longest_side)
+        check_input_size(job.plan(registry).steps[0], image)  # too small: said before a network is built
         follow = None if history is None else history.previous(
             lambda source: load_image(source, longest_side=job.longest_side).rgb,
             lambda output: load_image(output).rgb)

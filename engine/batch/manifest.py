@@ -57,9 +57,12 @@ class Manifest:
                     self.records[str(data["item"])] = data
 
     def check_settings(self, settings: str) -> None:
-        other = {r.get("settings") for r in self.records.values()} - {settings}
+        """Refuse a batch whose settings differ from those of an item done here (the folder would mix the two);
+        items that failed are simply retried with the new settings (the fix a failure names is often a
+        setting: --size, say)."""
+        other = {r.get("settings") for r in self.records.values() if r.get("status") == "done"} - {settings}
         if other:
-            raise OutputError(f"{self.path} records a batch with other settings (effect, parameters, model, "
+            raise OutputError(f"{self.path} records items done with other settings (effect, parameters, model, "
                               "weights, seed or size); use another output folder (-o), or delete the manifest "
                               "to start over")
 

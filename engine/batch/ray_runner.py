@@ -105,7 +105,7 @@ class _StepSender:
         self.last = time.monotonic()
         fields = {k: getattr(ev, k) for k in ("stage", "stage_index", "stage_count", "step", "steps", "loss",
                                               "elapsed", "total_step", "total_steps", "message", "effect",
-                                              "chain_index", "chain_count")}
+                                              "chain_index", "chain_count", "warmup_elapsed", "warmup_step")}
         try:
             self.queue.put_nowait((self.key, fields))
         except Exception:  # noqa: BLE001 - a full or gone queue costs a progress bar, never the item

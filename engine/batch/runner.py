@@ -25,9 +25,10 @@ ImageNet, ``hed`` or a weights file each model is built once per worker.
 **Manifest.** ``OUTDIR/manifest.jsonl`` gets one JSON line per item as it finishes: ``input``, ``item``,
 ``output``, ``status`` (``done`` or ``failed``), ``seconds``, ``error``, ``seed``, ``settings`` (a digest of
 the effect, parameters, model, weights, seed and size). A rerun skips items done with the same settings
-whose output is still there and retries the rest; a manifest written with other settings is refused (use
-another OUTDIR). A bad item (corrupt or too-small image, a frame that fails) is recorded with its one-line
-error and the batch goes on.
+whose output is still there and retries the rest; a manifest with items done under other settings is refused
+(use another OUTDIR), while failed items are retried under the new ones (a failure's fix is often a setting).
+A bad item (corrupt or too-small image, a frame that fails) is recorded with its one-line error and the batch
+goes on.
 
 **Plan.** The effect or recipe is planned once (:mod:`gradfx.engine.plan`: parameters, files, model and
 weights checked, before any item runs); each item executes that plan with its own image and seed
@@ -83,13 +84,16 @@ class BatchEvent:
     #: with status "notice" (before any item runs): a fall-back the batch takes (the model, the weights)
     message: str | None = None
     _finished: int = 0  # items finished in this session (the rate behind the ETA)
+    _first: float = 0.0  # elapsed when the first of them finished (it built and traced the model)
 
     @property
     def eta(self) -> float | None:
-        """Seconds left, from this session's mean time per item; None before the first item finishes."""
-        if self._finished <= 0:
+        """Seconds left, from this session's mean time per item after the first (which also builds and traces
+        the model); None until a second item finishes."""
+        if self._finished <= 1:
             return None
-        return self.elapsed / self._finished * max(self.total - self.done - self.failed - self.skipped, 0)
+        return ((self.elapsed - self._first) / (self._finished - 1)
+                * max(self.total - self.done - self.failed - self.skipped, 0))
 
 @dataclass
 class BatchSummary:
@@ -102,12 +106,16 @@ class BatchSummary:
     failed: list[tuple[str, str]] = field(default_factory=list)  #: (item key, one-line error)
     skipped: list[str] = field(default_factory=list)  #: done by an earlier run with the same settings
     videos: list[str] = field(default_factory=list)  #: videos written
+    #: (video, one-line error) for each video not written: its frames failed, or encoding did (not items)
+    videos_failed: list[tuple[str, str]] = field(default_factory=list)
+    #: what a user should know of an output that is not quite what was asked (a video cropped to even sides)
+    notes: list[str] = field(default_factory=list)
     interrupted: bool = False
     seconds: float = 0.0
 
     @property
     def ok(self) -> bool:
-        return not self.failed and not self.interrupted
+        return not self.failed and not self.videos_failed and not self.interrupted
 
     @property
     def pending(self) -> int:
@@ -205,19 +213,22 @@ def run_batch(
     stop = stop or CancelToken()
     cancel = cancel or CancelToken()
     started = time.perf_counter()
-    finished = [0]
+    finished = {"items": 0, "first": 0.0}  # items finished in this session, and when the first did
 
     def emit(status: str, item: str | None = None, step: ProgressEvent | None = None,
              error: str | None = None, message: str | None = None) -> None:
         if progress is not None:
             progress(BatchEvent(summary.total, len(summary.done), len(summary.failed), len(summary.skipped),
-                                time.perf_counter() - started, item, status, step, error, message, finished[0]))
+                                time.perf_counter() - started, item, status, step, error, message,
+                                int(finished["items"]), finished["first"]))
 
     def record(rec: Record) -> None:
         if rec.status == "cancelled":
             return
         manifest.add(rec)
-        finished[0] += 1
+        finished["items"] += 1
+        if finished["items"] == 1:
+            finished["first"] = time.perf_counter() - started
         if rec.status == "done":
             summary.done.append(rec.item)
         else:
@@ -329,13 +340,20 @@ def _encode(job: VideoJob, manifest: Manifest, summary: BatchSummary, settings: 
                      f"{'...' if len(failed) > 10 else ''} failed; rerun the batch to retry them")
     else:
         try:
+            first = load_image(job.frames[0].output).rgb.shape[:2]
             video.write_video(job.output, (load_image(i.output).rgb for i in job.frames), job.fps,
                               audio_from=job.source if job.has_audio else None)
             rec.status = "done"
             summary.videos.append(job.output)
+            if (shape := video.encoded_shape(*first)) != first:
+                cut = {(True, False): "row is", (False, True): "column is"}.get(
+                    (shape[0] != first[0], shape[1] != first[1]), "row and column are")
+                summary.notes.append(f"{job.output} is {shape[1]}x{shape[0]}: its frames are {first[1]}x{first[0]} "
+                                     f"and its codec takes only even sides, so their last {cut} cropped (the frames "
+                                     f"in {Path(job.frames[0].output).parent}/ keep every pixel)")
         except GradfxError as exc:
             rec.error = str(exc).splitlines()[0]
     rec.seconds = round(time.perf_counter() - start, 3)
     manifest.add(rec)
-    if rec.status != "done":
-        summary.failed.append((key, rec.error or "failed"))
+    if rec.status != "done":  # not an item: counted apart ("0 done, 9 failed, -1 not run of 8")
+        summary.videos_failed.append((job.key, rec.error or "failed"))

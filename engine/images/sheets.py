@@ -3,6 +3,7 @@ sheets, the demo's overview). NumPy and Pillow only."""
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable
 
@@ -11,10 +12,18 @@ from PIL import Image
 
 from .arrays import to_uint8
 
-__all__ = ["label_font", "labelled_sheet", "wrap_label"]
+__all__ = ["balanced_columns", "label_font", "labelled_sheet", "wrap_label"]
 
 #: a label's pieces: runs that end just after a character a label may break after (kept on its line)
 _LABEL_PIECES = re.compile(r"[^ _:,/-]*[ _:,/-]|[^ _:,/-]+")
+
+
+def balanced_columns(n: int) -> int:
+    """Columns for ``n`` tiles with no row left short where ``n`` allows: the smallest divisor of ``n`` from
+    sqrt(n) up to twice that (8 -> 4: two full rows, where 3 left a 3x3 grid with an empty slot), else
+    ceil(sqrt(n)) (7 -> 3)."""
+    side = math.ceil(math.sqrt(max(n, 1)))
+    return next((c for c in range(side, 2 * side + 1) if n % c == 0 and c * c >= n), side)
 
 
 def label_font(size: int):

@@ -71,6 +71,8 @@ def followed_model(effect: Effect, registry: Registry, weights: str | os.PathLik
     """The model a step of ``effect`` that names no model and sets no parameter follows the weights to here
     (:func:`choose`, decided without downloading), or None when it stays on the effect's own: for front ends
     that show the defaults a run will use."""
+    if _keyword(weights) != "auto":  # only auto follows (and --weights imagenet missing is a run's error)
+        return None
     choice = choose(effect, registry, weights=weights, fetch=False)
     return choice.model if choice.note else None
 
@@ -83,10 +85,8 @@ def _weights(spec: ModelSpec, weights: str | os.PathLike, fetch: bool,
              decided: MutableMapping[str, ResolvedWeights]) -> ResolvedWeights:
     if spec.name not in decided:
         keyword = _keyword(weights)
-        if not fetch and keyword == "auto":
-            decided[spec.name] = preview_auto(spec)
-        elif not fetch and keyword == "imagenet":  # located (or downloaded) when the plan is meant to run
-            decided[spec.name] = ResolvedWeights("imagenet", None)
+        if not fetch and keyword in ("auto", "imagenet"):  # as a run would decide, downloading nothing
+            decided[spec.name] = preview_auto(spec, insist=keyword == "imagenet")
         else:
             decided[spec.name] = resolve_weights(spec, weights)
     return decided[spec.name]

@@ -6,6 +6,7 @@ library loads and the lines it prints while loading stay off the terminal.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import logging
 import os
@@ -16,13 +17,29 @@ import threading
 
 from ..errors import DeviceError
 
-__all__ = ["DEVICE_FORMS", "device_name", "parse_device", "quiet_tensorflow", "select_device"]
+__all__ = ["DEVICE_FORMS", "device_name", "native_bfloat16", "parse_device", "quiet_tensorflow", "select_device"]
 
 DEVICE_FORMS = "auto, cpu, gpu or gpu:N"
 _NO_GPU = "no GPU visible to TensorFlow; use --device cpu, or install tensorflow[and-cuda]"
 _PATTERN = re.compile(r"^/?(?:device:)?(cpu|gpu)(?::(\d+))?$", re.IGNORECASE)
 _growth_lock = threading.Lock()
 _growth_done = False
+#: where Linux lists the CPU's flags (:func:`native_bfloat16`)
+CPUINFO = "/proc/cpuinfo"
+
+
+@functools.lru_cache(maxsize=1)
+def native_bfloat16() -> bool:
+    """Whether this machine's CPU computes bfloat16 natively (AVX512-BF16 or AMX-BF16, oneDNN's fast path):
+    there a bfloat16 backbone is 4-5x faster per step than float32; without them TensorFlow emulates it, 4-5x
+    slower (feature-vis on VGG16: 4.2 s a step against 0.8 s). Read from ``/proc/cpuinfo`` (Linux), without
+    TensorFlow; False where it cannot be read."""
+    try:
+        with open(CPUINFO, encoding="utf-8", errors="replace") as fh:
+            flags = fh.read()
+    except OSError:
+        return False
+    return re.search(r"\b(?:avx512_bf16|amx_bf16)\b", flags) is not None
 
 
 def quiet_tensorflow() -> None:
@@ -89,6 +106,7 @@ def parse_device(device: str | None) -> tuple[str, int | None]:
 
 
 def _gpus() -> list:
+    quiet_tensorflow()
     import tensorflow as tf
 
     return list(tf.config.list_physical_devices("GPU"))

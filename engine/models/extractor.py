@@ -11,9 +11,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-import keras
-import tensorflow as tf
-
 from ..errors import ParameterError
 from ..modelspecs import (
     ModelSpec,
@@ -27,6 +24,7 @@ from ..modelspecs import (
 from ..params import PRECISIONS
 from ..registry import get_spec
 from . import index
+from .tf import keras, tf
 from .weights import ResolvedWeights, apply_weights, forget_failed_downloads, resolve_weights
 
 __all__ = ["PRECISIONS", "Extractor", "LoadedModel", "clear_cache", "get_extractor", "load_model"]

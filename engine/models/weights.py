@@ -283,11 +283,13 @@ def _auto_fallback(spec: ModelSpec, include_top: bool, why: str) -> ResolvedWeig
         f"features; {get}"))
 
 
-def preview_auto(spec: ModelSpec) -> ResolvedWeights:
+def preview_auto(spec: ModelSpec, *, insist: bool = False) -> ResolvedWeights:
     """What ``auto`` would give ``spec`` (without the top) right now, without downloading anything.
 
     When the ImageNet file is missing but its download site answers, that is ``imagenet`` with ``path`` None
-    (a run downloads it); otherwise it is what :func:`resolve_weights` falls back to.
+    (a run downloads it); otherwise it is what :func:`resolve_weights` falls back to. ``insist``: what
+    ``imagenet`` would give, so no fall-back: the :class:`WeightsError` a run would raise instead (``gradfx
+    chain --check`` refuses what the run refuses).
     """
     path, why = _locate_imagenet(spec, False, download=False)
     if path is not None:
@@ -303,6 +305,8 @@ def preview_auto(spec: ModelSpec) -> ResolvedWeights:
     if (fname and origin and not _offline() and os.path.join(keras_models_dir(), fname) not in _FAILED_DOWNLOADS
             and _reachable(origin) is None):
         return ResolvedWeights("imagenet", None)
+    if insist:
+        raise WeightsError(f"ImageNet weights for {spec.name} not found: {why}; {_imagenet_fix(spec, False)}")
     return _auto_fallback(spec, False, why)
 
 

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import tensorflow as tf
+from ..models.tf import tf
 
 Features = Mapping[str, tf.Tensor]
 

@@ -6,9 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import tensorflow as tf
-
 from ..errors import ParameterError
+from ..models.tf import tf
 from .base import Features, Objective, StepContext, _batch, objective
 
 

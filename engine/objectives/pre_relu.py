@@ -9,9 +9,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import tensorflow as tf
-
 from ..errors import ParameterError
+from ..models.tf import tf
 from .base import BindContext, Features, Objective
 
 #: ``LAYER + PRE_RELU`` names the value ``LAYER`` holds before its ReLU (lucid's ``mixed4a_pre_relu``)

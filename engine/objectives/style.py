@@ -16,10 +16,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-import tensorflow as tf
 
 from ..errors import ParameterError
 from ..layers import parse_layer_weights
+from ..models.tf import tf
 from ..optimise import schedule
 from .base import BindContext, Features, Objective, StepContext
 

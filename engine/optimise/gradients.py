@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-import tensorflow as tf
-
 from ..errors import ParameterError
+from ..models.tf import tf
 
 NORMALIZE_MODES = ("none", "std", "mean", "l2")
 CLIP_MODES = ("none", "value", "norm", "global_norm")

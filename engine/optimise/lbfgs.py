@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.optimize
-import tensorflow as tf
 
+from ..models.tf import tf
 from ..progress import CancelToken
 from . import tiling
 

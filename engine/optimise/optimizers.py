@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import tensorflow as tf
-
 from ..errors import ParameterError
+from ..models.tf import tf
 
 OPTIMIZERS = ("adam", "sgd", "lbfgs")
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-import tensorflow as tf
 
 from ..errors import ParameterError
+from ..models.tf import tf
 
 
 class Parameterization:

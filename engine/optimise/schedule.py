@@ -6,9 +6,9 @@ import math
 from collections.abc import Callable
 
 import numpy as np
-import tensorflow as tf
 
 from ..errors import ParameterError
+from ..models.tf import tf
 
 
 def octave_sizes(size: tuple[int, int], octaves: int, scale: float, min_size: int = 1) -> list[tuple[int, int]]:

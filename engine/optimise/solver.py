@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import tensorflow as tf
 
 from ..errors import ParameterError
+from ..models.tf import tf
 from ..modelspecs import check_min_size, larger_size
 from ..objectives import BindContext, Objective, StepContext
 from ..params import PRECISIONS
@@ -172,7 +172,8 @@ class Solver:
         for size in self.sizes:  # octave_sizes drops coarse octaves that are too small: only `sizes` can hold one
             coarse = tuple(size) != self.final_size
             check_min_size(min_size, model=model, size=size, what="a coarse stage of image size" if coarse else
-                           "image size", fix="use a larger size or fewer stages" if coarse else larger_size(min_size))
+                           "image size",
+                           fix="use a larger size or fewer stages" if coarse else larger_size(min_size, size))
         check_min_size(min_size, model=model, param="tile", value=problem.tile or 0, zero="the whole image")
         if problem.tile and not self.param.pixel_space:
             raise ParameterError(f"tile needs the pixel parameterisation, not {self.param.name!r}")
@@ -187,6 +188,7 @@ class Solver:
         self.snapshots: list[np.ndarray] = []
         self.total_steps = total_steps if total_steps is not None else problem.steps * len(self.sizes)
         self._started = time.perf_counter()
+        self._warmup: tuple[float, int] | None = None  # (elapsed, total_step) of the first event
 
     # --- the step functions ----------------------------------------------------------------------------------
     def _loss(self, image: tf.Tensor, aligned: Mapping[str, tf.Tensor], seed: tf.Tensor) -> tf.Tensor:
@@ -280,6 +282,9 @@ class Solver:
             img = param.to_image(variables).numpy()
             return img[0] if img.shape[0] == 1 else img
 
+        elapsed, total_step = time.perf_counter() - self._started, self.step_offset + done
+        if self._warmup is None:  # the first step traced the model: the ETA counts from after it
+            self._warmup = (elapsed, total_step)
         self.progress(
             ProgressEvent(
                 stage=stage,
@@ -288,10 +293,12 @@ class Solver:
                 step=step,
                 steps=self.p.steps,
                 loss=loss,
-                elapsed=time.perf_counter() - self._started,
-                total_step=self.step_offset + done,
+                elapsed=elapsed,
+                total_step=total_step,
                 total_steps=self.total_steps,
                 message=message,
+                warmup_elapsed=self._warmup[0],
+                warmup_step=self._warmup[1],
                 _preview=preview,
             )
         )

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import tensorflow as tf
 
+from ..models.tf import tf
 from . import gradients, schedule
 
 #: rows per band when a tiled canvas is updated or prepared band by band (a 4096 px wide band: 6 MB)

@@ -25,19 +25,19 @@ Steps 1-4 import no TensorFlow for the built-in models.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..effect import Effect
+from ..effect import OPTIONAL, Effect
 from ..errors import GradfxError, ImageError, ParameterError, PluginError
 from ..images import atomic
 from ..images.arrays import check_longest
 from ..images.load import LoadedImage, check_image_file, load_image
-from ..models.choice import choose
+from ..models.choice import choose, followed_model
 from ..modelspecs import check_min_size, check_size
 from ..params import Param
 from ..registry import Registry, get_registry
@@ -48,6 +48,8 @@ if TYPE_CHECKING:
 
 #: the largest seed numpy and Keras accept (seeds run from 0 to 2**32 - 1)
 MAX_SEED = 2**32 - 1
+#: how the command line fixes a layer its step's model lacks but another model has (``{model}``: that one)
+LAYER_FIX = "add --model {model}"
 
 
 def check_seed(seed: Any) -> int:
@@ -122,28 +124,72 @@ def check_sizes(effect: Effect, params: Mapping[str, Any], spec: ModelSpec, *, w
 
 
 def check_layers(effect: Effect, params: Mapping[str, Any], spec: ModelSpec, *, registry: Registry | None = None,
-                 where: str = "") -> None:
+                 where: str = "", asked: Collection[str] = (), fix: str = LAYER_FIX) -> None:
     """The layers the parameters name, each checked against ``spec``'s model once
     (:meth:`Param.check_layers`), then the effect's own checks against its model (:meth:`Effect.check_spec`).
-    Lists the model's layers, which builds its network without weights (kept for the run: one build)."""
+    Lists the model's layers, which builds its network without weights (kept for the run: one build).
+
+    A layer of a parameter the caller set (``asked``) that another registered model has gets the fix to use
+    that model, ``fix`` with its name (``-p layers=block4_conv3:1`` on inception_v3: "add --model vgg16")."""
+    registry = registry or get_registry()
     for p in effect.schema:
         if params.get(p.name) is not None and p.layer_names(params[p.name]):
-            p.check_layers(params[p.name], spec, where or f"effect {effect.name!r}")
-    _effect_check(effect.check_spec, effect, registry or get_registry(), where, params, spec)
+            try:
+                p.check_layers(params[p.name], spec, where or f"effect {effect.name!r}")
+            except ParameterError as exc:
+                other = _model_with_layers(effect, p, params[p.name], spec, registry) if p.name in asked else None
+                if other is None:
+                    raise
+                raise ParameterError(f"{exc}; {other} has {'them' if len(p.layer_names(params[p.name])) > 1 else 'it'}"
+                                     f": {fix.format(model=other)}") from None
+    _effect_check(effect.check_spec, effect, registry, where, params, spec)
 
 
-def check_input(effect: Effect, image: Any, *, where: str = "", fix: str = "") -> None:
-    """The one "needs an input image" check: ``effect`` (a chain's first step) transforms an image and none
-    was given, or it makes one from nothing and one was given (it would be ignored without a word). ``fix`` is
-    how the front end asking gives one (a CLI argument, a recipe's ``input``, ctrl+o)."""
+def _model_with_layers(effect: Effect, p: Param, value: Any, spec: ModelSpec, registry: Registry) -> str | None:
+    """Another registered model the effect works with that has every layer ``value`` names (the model the
+    effect's default follows the weights to first), or None. Builds each network it tries, without weights:
+    only on the way to an error."""
+    first = followed_model(effect, registry)
+    for name in sorted(registry.models, key=lambda n: n != first):
+        if name == spec.name or (effect.models is not None and name not in effect.models):
+            continue
+        try:
+            p.check_layers(value, registry.model(name))
+        except Exception:  # noqa: BLE001 - not this one (a layer missing, or a plugin's model that fails)
+            continue
+        return name
+    return None
+
+
+def check_input(effect: Effect, image: Any, *, where: str = "", fix: str = "", required: bool = True) -> None:
+    """The one "needs an input image" check of a chain's first step (:attr:`Effect.needs_input`): it transforms
+    an image and none was given (unless not ``required`` yet: ``--check``, a batch's items), or it makes one
+    from nothing and one was given (it would be ignored without a word). An effect whose input is
+    ``"optional"`` takes one or none. ``fix`` is how the front end asking gives one (a CLI argument, a
+    recipe's ``input``, ctrl+o)."""
     loc = f"{where}: " if where else ""
-    if effect.needs_input and image is None:
+    if effect.needs_input is True and image is None and required:
         fix = fix or f"pass one (e.g. gradfx run {effect.name} photo.jpg -o out.png)"
         raise ParameterError(f"{loc}effect {effect.name!r} needs an input image; {fix}")
-    if not effect.needs_input and image is not None:
+    if effect.needs_input is False and image is not None:
         name = f" {os.fspath(image)!r}" if isinstance(image, (str, os.PathLike)) else ""
         raise ParameterError(f"{loc}effect {effect.name!r} makes its image from nothing and takes no input image; "
                              f"leave the input{name} out" + ("" if where else f" (gradfx run {effect.name} -o out.png)"))
+
+
+def check_chained(effect: Effect, index: int, *, where: str = "") -> str | None:
+    """The one rule for a later step of a chain, whose input is the step before's output: an effect that makes
+    its image from nothing (``needs_input = False``) would throw that output away without a word, so it is
+    refused; one whose input is ``"optional"`` starts from it, and the line returned says so (before any
+    compute); one that transforms an image takes it (None)."""
+    if effect.needs_input is False:
+        raise ParameterError(f"{where + ': ' if where else ''}effect {effect.name!r} makes its image from nothing, "
+                             f"so step {index - 1}'s output would be thrown away; make it the first step (or a "
+                             "recipe of its own)")
+    if effect.needs_input == OPTIONAL:
+        return (f"{where or f'step {index}'}: {effect.name} starts from step {index - 1}'s output (as a first "
+                "step it makes its image from nothing)")
+    return None
 
 
 def check_input_size(step: PlannedStep, image: LoadedImage | None) -> None:
@@ -183,7 +229,8 @@ class PlannedStep:
     weights that model gets (:func:`gradfx.engine.models.choice.choose`). ``where`` is how errors name the
     step; ``asked`` the names of the parameters the caller set (the rest are the model's defaults); ``note``
     the line said before any compute when the model is not the one asked for (the default model followed the
-    weights)."""
+    weights); ``chained`` the line said when the step starts from the step before's output though it could make
+    its image from nothing (:func:`check_chained`)."""
 
     effect: Effect
     params: dict[str, Any]
@@ -193,6 +240,7 @@ class PlannedStep:
     where: str = ""
     asked: frozenset[str] = frozenset()
     note: str | None = None
+    chained: str | None = None
 
     def files(self) -> list[str]:
         """Every file the step's parameters name (style images, init=file...): outputs must not go over them."""
@@ -207,7 +255,8 @@ class Plan:
     effect's. ``snapshots`` is a folder that exists for each step's output; ``files`` lists every file the
     steps' parameters name (outputs must not go over them); ``name`` is a recipe's, for the report.
     ``check_only``: planned to be checked, not run (no input needed, nothing downloaded: ``--check``);
-    ``layers_checked``: :func:`complete` has checked the steps against their models."""
+    ``layers_checked``: :func:`complete` has checked the steps against their models; ``layer_fix`` how the
+    front end gives a step another model (:func:`check_layers`)."""
 
     steps: tuple[PlannedStep, ...]
     image: LoadedImage | None
@@ -221,12 +270,15 @@ class Plan:
     files: tuple[str, ...] = field(default=())
     name: str | None = None
     layers_checked: bool = False
+    layer_fix: str = LAYER_FIX
 
     @property
     def notices(self) -> list[str]:
         """What the user must hear before any compute, once each: a step's default model followed the weights
-        (its note says it all), else the weights' own fall-back (ImageNet missing, random weights)."""
-        return list(dict.fromkeys(line for s in self.steps if (line := s.note or s.weights.warning)))
+        (its note says it all), else the weights' own fall-back (ImageNet missing, random weights); a step
+        that starts from the step before's output though it could start from nothing."""
+        lines = (line for s in self.steps for line in (s.note or s.weights.warning, s.chained) if line)
+        return list(dict.fromkeys(lines))
 
 
 def _step_where(index: int, effect: str, *, chain: bool, source: str | None) -> str:
@@ -255,7 +307,8 @@ def draft(steps: Sequence[Any], image: Any = None, *, model: str | None = None, 
           seed: Any = 0, device: str | None = None, registry: Registry | None = None,
           base_dir: str | os.PathLike | None = None, longest_side: int | None = None, chain: bool = True,
           source: str | None = None, name: str | None = None, snapshots: str | os.PathLike | None = None,
-          input_fix: str = "", model_fix: str = "", check_only: bool = False, image_later: bool = False) -> Plan:
+          input_fix: str = "", model_fix: str = "", layer_fix: str = LAYER_FIX, check_only: bool = False,
+          image_later: bool = False) -> Plan:
     """Every check of a plan that needs no network build (steps 1-4 of the module docstring), in the order a
     user meets them: the seed and ``--size``, then per step the effect, the parameters given, the model and
     its weights, the other parameters on that model, sizes; then the first step's input and the snapshots
@@ -265,9 +318,10 @@ def draft(steps: Sequence[Any], image: Any = None, *, model: str | None = None, 
     may be a name or an :class:`Effect`. ``model`` is the model of every step that names none (else the
     effect's own, which may follow the weights). ``chain=False`` plans one effect (errors then name the
     effect, not "step 1"); ``source`` (a recipe's file) prefixes a chain's step names and ``name`` (a
-    recipe's) goes into the report. ``input_fix``/``model_fix`` say how the front end fixes a missing input or
-    a model the effect refuses. ``longest_side`` (``--size``) resizes the input to that longest side and is the
-    ``size`` of every step whose effect has such a parameter and does not set it. ``check_only`` (``gradfx
+    recipe's) goes into the report. ``input_fix``/``model_fix``/``layer_fix`` say how the front end fixes a
+    missing input, a model the effect refuses, and a layer another model has (``{model}``: its name).
+    ``longest_side`` (``--size``) resizes the input to that longest side and is the ``size`` of every step whose
+    effect has such a parameter and does not set it. ``check_only`` (``gradfx
     chain --check``): no input needed and nothing downloaded; ``image_later``: each run gets its own image (a
     batch's items). A :class:`GradfxError` raised for a step carries its 1-based index as ``error.step`` (the
     TUI shows that step's form).
@@ -290,8 +344,9 @@ def draft(steps: Sequence[Any], image: Any = None, *, model: str | None = None, 
             try:
                 eff = registry.effect(effect) if isinstance(effect, str) else effect
                 given = eff.schema.parse(_with_size(eff, params, longest_side), where)
-                if i == 1 and not (check_only or image_later):
-                    check_input(eff, image, where=where, fix=input_fix)
+                if i == 1:
+                    check_input(eff, image, where=where, fix=input_fix, required=not (check_only or image_later))
+                chained = check_chained(eff, i, where=where) if i > 1 else None
                 asked_model = step_model or model
                 check_model(eff, asked_model, where=where, fix=model_fix)
                 choice = choose(eff, registry, model=asked_model, asked=given, weights=weights,
@@ -307,7 +362,7 @@ def draft(steps: Sequence[Any], image: Any = None, *, model: str | None = None, 
             exc.step = i  # type: ignore[attr-defined]
             raise
         planned.append(PlannedStep(eff, resolved, choice.model, choice.spec, choice.weights, where,
-                                   frozenset(given), choice.note))
+                                   frozenset(given), choice.note, chained))
     loaded = None if image is None else load_image(image, longest_side=longest_side)
     try:
         check_input_size(planned[0], loaded)
@@ -316,7 +371,8 @@ def draft(steps: Sequence[Any], image: Any = None, *, model: str | None = None, 
         raise
     folder = None if snapshots is None else atomic.output_folder(snapshots, "snapshots folder")
     files = tuple(dict.fromkeys(path for s in planned for path in s.files()))
-    return Plan(tuple(planned), loaded, seed, weights, registry, device, chain, folder, check_only, files, name)
+    return Plan(tuple(planned), loaded, seed, weights, registry, device, chain, folder, check_only, files, name,
+                layer_fix=layer_fix)
 
 
 def complete(p: Plan) -> Plan:
@@ -327,7 +383,8 @@ def complete(p: Plan) -> Plan:
         return p
     for i, s in enumerate(p.steps, 1):
         try:
-            check_layers(s.effect, s.params, s.spec, registry=p.registry, where=s.where)
+            check_layers(s.effect, s.params, s.spec, registry=p.registry, where=s.where, asked=s.asked,
+                         fix=p.layer_fix)
         except GradfxError as exc:
             exc.step = i  # type: ignore[attr-defined]
             raise
@@ -354,5 +411,5 @@ def _as_step(step: Any, index: int) -> tuple[str | Effect, dict[str, Any], str |
     raise ParameterError(f"step {index}: expected a Step, a (effect, params) pair or a table, got {step!r}")
 
 
-__all__ = ["MAX_SEED", "Plan", "PlannedStep", "Step", "check_input", "check_input_size", "check_layers", "check_model",
-           "check_seed", "check_sizes", "complete", "draft", "plan", "resolve_params"]
+__all__ = ["LAYER_FIX", "MAX_SEED", "Plan", "PlannedStep", "Step", "check_chained", "check_input", "check_input_size",
+           "check_layers", "check_model", "check_seed", "check_sizes", "complete", "draft", "plan", "resolve_params"]

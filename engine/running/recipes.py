@@ -244,7 +244,7 @@ def plan_recipe(recipe: Recipe, image: Any = None, *, seed: int | None = None, w
                 base_dir=recipe.base_dir, longest_side=longest_side, source=recipe.source, name=recipe.name or recipe.source,
                 snapshots=snapshots, check_only=check_only, image_later=image_later,
                 input_fix="give one on the command line or set input = \"photo.jpg\" in the recipe",
-                model_fix="set model = \"...\" in the step")
+                model_fix="set model = \"...\" in the step", layer_fix="set model = \"{model}\" in the step")
 
 
 def validate_recipe(recipe: Recipe, *, registry: Registry | None = None,

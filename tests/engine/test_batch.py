@@ -15,6 +15,7 @@ from helpers import TinyPlugin, make_video
 
 from gradfx.engine.batch import BatchEvent, discover, item_seed, run_batch
 from gradfx.engine.errors import GradfxError, ImageError, OutputError, ParameterError
+from gradfx.engine.images import video
 from gradfx.engine.images.load import load_image
 from gradfx.engine.images.save import save_image
 from gradfx.engine.progress import CancelToken
@@ -119,6 +120,28 @@ def test_rerun_skips_done_items_and_retries_failed_ones(tmp_path, make_image, ti
         run_batch("tiny-dream", [tmp_path / "in"], tmp_path / "out", params={"steps": 3}, weights="random")
 
 
+def test_a_video_whose_frames_fail_is_no_item_and_the_fix_its_errors_name_is_accepted(tmp_path, tiny, capsys):
+    """All 8 frames failing read "0 done, 9 failed, -1 not run of 8" (the video counted as an item), and the
+    --size the errors advised was refused: "records a batch with other settings", with nothing done."""
+    make_video(tmp_path / "clip.mp4", frames=2, size=24, audio=False)  # below VGG16's 32 px
+    argv = ["batch", "tiny-dream", str(tmp_path / "clip.mp4"), "-o", str(tmp_path / "out"), "-p", "steps=1",
+            "--weights", "random"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "batch: 0 done, 2 failed of 2; 1 video(s) not written in" in err and "not run" not in err, err
+    assert "failed: clip.mp4: video not written: frame(s) 1, 2 failed" in err
+    assert err.count("use a larger size (e.g. --size 64)") == 2 and "run the command again with the fix" in err
+    assert main([*argv, "--size", "33"]) == 0, capsys.readouterr().err  # the fix: accepted, nothing was done
+    err = capsys.readouterr().err
+    assert "batch: 2 done, 0 failed of 2 in" in err
+    # 33 px frames make a 32 px video (even sides): said, not silent
+    assert video.probe(tmp_path / "out" / "clip.mp4").width == 32
+    assert "note: " in err and "clip.mp4 is 32x32: its frames are 33x33" in err and "row and column are cropped" in err
+    # once items are done, other settings would mix with them: refused
+    with pytest.raises(OutputError, match="items done with other settings"):
+        run_batch("tiny-dream", [tmp_path / "clip.mp4"], tmp_path / "out", params={"steps": 2}, weights="random")
+
+
 def test_each_model_is_built_once_for_the_batch(tmp_path, make_image, tiny, monkeypatch):
     from gradfx.engine.models import extractor
 
@@ -179,9 +202,18 @@ def test_stop_finishes_the_item_in_flight_and_a_rerun_completes(tmp_path, make_i
                         progress=progress, stop=stop)
     assert summary.interrupted and summary.done == ["0.png"] and summary.pending == 2
     assert [r["item"] for r in lines(tmp_path / "out")] == ["0.png"]
-    assert events[0].status == "started" and events[-1].done == 1 and events[-1].eta is not None
+    # one item finished: it built and traced the model, so it says nothing of the time per item yet
+    assert events[0].status == "started" and events[-1].done == 1 and events[-1].eta is None
     rerun = run_batch("tiny-dream", [tmp_path / "in"], tmp_path / "out", params=PARAMS, weights="random")
     assert rerun.ok and rerun.skipped == ["0.png"] and rerun.done == ["1.png", "2.png"]
+
+
+def test_the_batch_eta_counts_the_items_after_the_first():
+    # the first item builds and traces the model (4 s where the others take 0.5 s): the ETA leaves it out
+    first_only = BatchEvent(10, 1, 0, 0, 4.0, _finished=1, _first=4.0)
+    assert first_only.eta is None
+    later = BatchEvent(10, 2, 1, 0, 5.0, _finished=3, _first=4.0)
+    assert later.eta == pytest.approx(0.5 * 7)  # 0.5 s an item since the first, 7 left
 
 
 def test_cancel_abandons_the_item_in_flight_without_recording_it(tmp_path, make_image, tiny):

@@ -322,7 +322,7 @@ def test_other_sources(tmp_path):
         load_image(42)  # type: ignore[arg-type]
 
 
-def test_max_size_resizes_to_exactly_the_longest_side(tmp_path):
+def test_longest_side_resizes_to_exactly_the_longest_side(tmp_path):
     a = np.dstack([rgb8(7), rgb8(8)[:, :, 0]])
     down = load_image(a, longest_side=12)
     assert down.size == (12, 8) and down.alpha is not None and down.alpha.shape == (8, 12)

@@ -45,10 +45,10 @@ def test_gradfx_show_documents_each_default_and_its_origin() -> None:
     max_loss = next(p for p in out["params"] if p["name"] == "max_loss")
     assert max_loss["default"] == "15" and "InceptionV3" in max_loss["origin"]
     assert max_loss["model_defaults"]["vgg16"]["default"] == "0" and max_loss["model_defaults"]["vgg16"]["origin"]
-    text = subprocess.run([*cli, "style-transfer"], capture_output=True, text=True, check=True,
+    text = subprocess.run([*cli, "style-transfer", "-v"], capture_output=True, text=True, check=True,
                           env={"COLUMNS": "100", "PATH": ""}).stdout
-    block = text.split("\nstyle_weight")[1].split("\n\n")[0]
-    assert "tutorial" in block and "on vgg16:" in block
+    block = " ".join(text.split("\nstyle_weight")[1].split("\n\n")[0].split())
+    assert "others 0.01 (the TensorFlow style-transfer tutorial's" in block and "vgg16 10 (tuned" in block
 
 
 def test_the_default_model_follows_the_weights(make_image) -> None:

@@ -197,7 +197,10 @@ def test_built_in_parameters_that_apply_only_sometimes_say_so(registry, capsys):
         **{(effect, name): "temporal=flow" for effect in ("style-transfer", "deepdream")
            for name in ("temporal_weight", "temporal_steps", "temporal_frames")},
         ("deepdream", "temporal_carry"): "temporal=flow"}
-    assert main(["show", "style-transfer"]) == 0
+    assert main(["show", "style-transfer"]) == 0  # on lr's line
+    assert any(line.startswith("lr ") and line.endswith("; only with optimizer=adam")
+               for line in capsys.readouterr().out.splitlines())
+    assert main(["show", "style-transfer", "-v"]) == 0  # under lr's help
     assert "    only with optimizer=adam\n" in capsys.readouterr().out
     assert main(["show", "style-transfer", "--json"]) == 0
     shown = {p["name"]: p["only_when"] for p in json.loads(capsys.readouterr().out)["params"]}

@@ -122,7 +122,7 @@ def test_an_input_for_an_effect_that_makes_its_image_from_nothing_is_refused_not
         draft([("feature-vis", {}), ("tiny-dream", {})], photo, source="r.toml")
     assert str(err.value) == (f"r.toml: step 1 (feature-vis): effect 'feature-vis' makes its image from nothing and "
                               f"takes no input image; leave the input {str(photo)!r} out") and err.value.step == 1
-    assert draft([("tiny-dream", {}), ("feature-vis", {})], photo).steps  # a later step's input is the chain's
+    # a later step: refused too (test_a_later_step_that_makes_its_image_from_nothing_is_refused_...)
 
 
 def test_works_with_this_model_is_checked_per_step(reg, photo):
@@ -150,13 +150,18 @@ def test_model_names_and_the_weights_value_are_checked_before_any_compute(reg, p
     assert err.value.step == 1
 
 
-def test_a_check_only_plan_never_locates_keyword_weights(reg, photo, monkeypatch):
+def test_a_check_only_plan_never_downloads_keyword_weights(reg, photo, monkeypatch):
+    # it looks for the ImageNet file as a run would, so it refuses what a run refuses, but downloads nothing
     from gradfx.engine.models import weights
 
-    monkeypatch.setattr(weights, "_locate_imagenet", lambda *a: pytest.fail("looked for ImageNet weights"))
+    def locate(spec, include_top, download=True):
+        assert not download, "a check downloaded ImageNet weights"
+        return f"/keras/{spec.name}.h5", ""
+
+    monkeypatch.setattr(weights, "_locate_imagenet", locate)
     checked = plan([("tiny-dream", {})], photo, weights="imagenet", check_only=True)
     assert checked.layers_checked and checked.steps[0].spec.name == "vgg16"
-    assert checked.steps[0].weights.mode == "imagenet" and checked.steps[0].weights.path is None  # not located
+    assert checked.steps[0].weights.mode == "imagenet" and checked.steps[0].weights.path == "/keras/vgg16.h5"
     with pytest.raises(GradfxError, match="check-only plan cannot run"):
         execute_plan(checked)
 
@@ -292,7 +297,7 @@ SMALL_SIZES = [
                                 "(the whole image) or at least 75"),
     # deepdream dreams at its input's size (Effect.at_input_size): the 48x40 photo, not a parameter
     ("deepdream", {}, "image size 48x40 is below inception_v3's minimum of 75 px on each side; use a larger size "
-                      "(e.g. --size 75)"),
+                      "(e.g. --size 90)"),  # --size 75 made it 75x62
 ]
 
 
@@ -339,6 +344,21 @@ def test_an_input_below_the_models_minimum_is_refused_for_the_first_step_that_wo
     with pytest.raises(ParameterError, match="image size 16x13 is below vgg16's"):  # the default model may follow
         execute.execute(draft(steps[:1], photo, longest_side=16))  # the weights: checked on the model it runs on
     assert draft([("tiny-dream", {})], photo, longest_side=16).image.rgb.shape[:2] == (13, 16)  # it sets no at_input_size
+
+
+@pytest.mark.parametrize("shape, minimum", [((40, 60), 75), ((60, 40), 75), ((10, 300), 32), ((33, 32), 32),
+                                            ((75, 75), 299)])
+def test_the_size_a_too_small_error_suggests_makes_both_sides_large_enough(shape, minimum):
+    # a 60x40 frame was told "--size 75", which made it 75x50: still below InceptionV3's 75 px
+    import re
+
+    from gradfx.engine.images.arrays import longest_shape
+    from gradfx.engine.modelspecs import larger_size
+
+    n = int(re.search(r"--size (\d+)\)$", larger_size(minimum, shape))[1])
+    assert min(longest_shape(*shape, n)) >= minimum
+    assert n == max(minimum, 64) or min(longest_shape(*shape, n - 1)) < minimum  # the smallest that does
+    assert larger_size(75, (40, 60)) == "use a larger size (e.g. --size 112)"
 
 
 def test_an_image_parameter_that_holds_no_image_is_refused_when_parameters_resolve(reg, photo, tmp_path):
@@ -388,3 +408,67 @@ def test_a_run_builds_its_backbone_once_and_parses_each_layer_list_once(reg, pho
         object.__setattr__(VGG19, "build", real_build)
     assert len(built) == 1
     assert sorted(parsed) == sorted(["block1_conv1,block2_conv1:0.5", "block5_conv2"]), parsed
+
+
+def test_a_layer_another_model_has_names_that_model_as_the_fix(reg, tmp_path, monkeypatch, make_image):
+    """`-p layers=block4_conv3:1`, the VGG16 default gradfx show and the TUI display offline, keeps deepdream on
+    InceptionV3 (a set layer keeps the default model) and failed with "unknown layer", no hint of --model."""
+    from gradfx.engine.running.recipes import loads_recipe, plan_recipe
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))  # offline, no ImageNet file: the default follows vgg16
+    photo = tmp_path / "photo.png"
+    PILImage.fromarray((make_image(80, 96) * 255).astype(np.uint8)).save(photo)
+    with pytest.raises(ParameterError) as err:
+        plan([("deepdream", {"layers": "block4_conv3:1"})], photo, chain=False)
+    assert str(err.value) == ("effect 'deepdream': parameter 'layers': unknown layer 'block4_conv3' for model "
+                              "inception_v3; `gradfx models inception_v3` lists its layers; vgg16 has it: add "
+                              "--model vgg16")
+    with pytest.raises(ParameterError, match=r"here: \^block4_conv1:3; vgg16 has it: add --model vgg16$"):
+        plan([("feature-vis", {"objective": "block4_conv1:3", "steps": 1})], chain=False)
+    recipe = loads_recipe('[[step]]\neffect = "deepdream"\nlayers = "block4_conv3,block5_conv1"\n', source="r.toml")
+    with pytest.raises(ParameterError, match='vgg16 has them: set model = "vgg16" in the step$'):
+        plan_recipe(recipe, photo)
+    with pytest.raises(ParameterError) as err:  # a layer no model has: nothing to add
+        plan([("deepdream", {"layers": "mixed4,block4_conv33"})], photo, chain=False)
+    assert str(err.value).endswith("`gradfx models inception_v3` lists its layers")
+
+
+class FromAnything(TinyDream):
+    """Starts from its input when it has one (a chain's step before's output), else from a grey canvas."""
+
+    name = "from-anything"
+    summary = "raise a channel, from an input or from nothing"
+    needs_input = "optional"
+
+    def build(self, ctx, params):
+        from gradfx.engine import Problem
+        from gradfx.engine.objectives import channel
+
+        init = None if ctx.input is None else ctx.input.rgb
+        return Problem(channel("block1_conv2", 5), init=init, size=None if init is not None else (40, 40),
+                       maximize=True, steps=1, optimizer="sgd", lr=0.02, normalize="std")
+
+
+def test_a_later_step_that_makes_its_image_from_nothing_is_refused_and_an_optional_input_is_said(reg, photo):
+    """A later chain step whose effect takes no input silently received (and threw away) the output before."""
+    from gradfx.engine.running.execute import execute
+
+    with pytest.raises(ParameterError) as err:
+        draft([("tiny-dream", {}), ("feature-vis", {})], photo)
+    assert str(err.value) == ("step 2 (feature-vis): effect 'feature-vis' makes its image from nothing, so step 1's "
+                              "output would be thrown away; make it the first step (or a recipe of its own)")
+    assert err.value.step == 2
+    # an effect whose input is optional: first with an input or without one; later from the output before, said
+    reg.add_plugin(TinyPlugin(FromAnything()), "optional-input")
+    alone = execute(plan([("from-anything", {})], None, chain=False, weights="random"))
+    assert alone.image.shape == (40, 40, 3)
+    given = plan([("from-anything", {})], photo, chain=False, weights="random")
+    assert given.image is not None and not given.notices
+    chained = plan([("tiny-dream", {"steps": 1}), ("from-anything", {})], photo, weights="random")
+    assert chained.notices == ["step 2 (from-anything): from-anything starts from step 1's output (as a first step "
+                               "it makes its image from nothing)"]
+    assert execute(chained).image.shape == (40, 48, 3)  # the photo's size: it started from step 1's output
+    # a value the rule does not know is the plugin's mistake, refused when it registers
+    info = reg.add_plugin(TinyPlugin(type("Maybe", (TinyDream,), {"name": "maybe-input", "needs_input": "maybe"})()),
+                          "maybe")
+    assert "needs_input must be True, False or 'optional', not 'maybe'" in info.errors[0]

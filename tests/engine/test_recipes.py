@@ -211,6 +211,25 @@ def test_chain_check_checks_models_and_a_weights_file(reg, tmp_path, capsys, top
     assert fragment in err and "\n" not in err, err
 
 
+def test_chain_check_says_the_fall_backs_a_run_takes_and_refuses_what_it_refuses(reg, tmp_path, capsys,
+                                                                                 monkeypatch, no_trained_vgg16):
+    # --check said "ok" for a recipe whose model gets random weights here, and for what the run then refused
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))  # no ImageNet file, no trained VGG16
+    png(tmp_path / "in.png")
+    ok = write(tmp_path / "ok.toml", "input = 'in.png'\n[[step]]\neffect = 'tiny-dream'\n")
+    assert main(["chain", str(ok), "--check"]) == 0
+    said = capsys.readouterr()
+    assert said.err.startswith("gradfx: warning: no ImageNet weights for vgg16") and "random weights" in said.err
+    assert said.err.count("\n") == 1 and "ok, 1 step(s): tiny-dream" in said.out
+    assert main(["chain", str(ok), "--check", "--weights", "imagenet"]) == 2  # the run refuses it too
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("gradfx: error: ") and "ImageNet weights for vgg16 not found" in err and "\n" not in err
+    nothing = write(tmp_path / "fv.toml", "input = 'in.png'\n[[step]]\neffect = 'feature-vis'\n")
+    assert main(["chain", str(nothing), "--check"]) == 2  # an input to a step that makes its image from nothing
+    err = capsys.readouterr().err.strip()
+    assert "makes its image from nothing and takes no input image" in err and "\n" not in err
+
+
 def test_a_snapshots_path_that_cannot_be_a_folder_fails_before_compute(reg, tmp_path, capsys, monkeypatch):
     src = png(tmp_path / "in.png")
     recipe = write(tmp_path / "r.toml", "[[step]]\neffect = 'tiny-dream'\n")

@@ -80,6 +80,23 @@ def test_cancel_returns_image_so_far():
     assert events[-1].eta is not None and events[-1].fraction == pytest.approx(4 / 50)
 
 
+def test_the_eta_leaves_out_the_first_step_which_traces_the_model():
+    # a 4 s run was predicted 1105 s: its first step's 3.7 s of tracing, spread over the 299 steps left
+    from gradfx.engine.progress import ProgressEvent
+
+    events: list[ProgressEvent] = []
+    solve(Problem(channel("conv", 2), init=img(), maximize=True, steps=5, lr=0.05), tiny, progress=events.append)
+    first = events[0]
+    assert first.eta is None  # nothing but the tracing step to go on
+    assert all((e.warmup_elapsed, e.warmup_step) == (first.elapsed, first.total_step) for e in events)
+    e = events[2]
+    assert e.eta == pytest.approx((e.elapsed - first.elapsed) / (e.total_step - first.total_step)
+                                  * (e.total_steps - e.total_step))
+    traced = ProgressEvent("s", 0, 1, 3, 300, 0.0, elapsed=3.72, total_step=3, total_steps=300,
+                           warmup_elapsed=3.7, warmup_step=1)
+    assert traced.eta == pytest.approx(0.01 * 297)  # 10 ms a step after the first: 3 s, not 1105 s
+
+
 def test_non_finite_loss_stops_and_keeps_last_finite_image():
     calls = tf.Variable(0)
 

@@ -159,8 +159,8 @@ def test_cli_run_report_and_models_table(tmp_path: Path, make_image) -> None:
     assert len(said) == 1 and "fits only model vgg16" in said[0] and not (tmp_path / "bad.png").exists()
 
     table = subprocess.run([*gradfx, "models"], capture_output=True, text=True, env=env, check=True).stdout
-    rows = {line.split("│")[1].strip(): line for line in table.splitlines() if line.count("│") > 3}
-    assert "HED-fine-tuned VGG16" in rows["vgg16"] and "RANDOM" in rows["vgg19"]
+    rows = {block.split()[0]: block for block in table.split("\n\n")}
+    assert "weights now (auto): HED-fine-tuned VGG16" in rows["vgg16"] and "auto): RANDOM" in rows["vgg19"]
     one = subprocess.run([*gradfx, "models", "vgg16"], capture_output=True, text=True, env=env, check=True).stdout
     assert "weights now (auto): HED-fine-tuned VGG16" in one
     # the file and where to download it on another machine, since the warnings name only the file

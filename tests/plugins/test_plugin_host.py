@@ -17,9 +17,9 @@ from gradfx.tui.cli import main
 TESTS = Path(__file__).resolve().parents[1]
 
 
-def cli_json(capsys, *argv: str):
+def cli_json(capsys, *argv: str, status: int = 0):
     capsys.readouterr()
-    assert main([*argv, "--json"]) == 0
+    assert main([*argv, "--json"]) == status
     return json.loads(capsys.readouterr().out)
 
 
@@ -79,7 +79,8 @@ def test_a_plugin_whose_import_raises_leaves_list_and_run_working_and_is_shown_i
     assert main(["run", "flat", str(src), "-o", str(out), "-q", "-p", "value=255"]) == 0
     assert out.is_file()
 
-    plugins = {p["name"]: p for p in cli_json(capsys, "plugins")["plugins"]}
+    # a plugin failed: exit 1, so a script or CI notices (it exited 0)
+    plugins = {p["name"]: p for p in cli_json(capsys, "plugins", status=1)["plugins"]}
     broken = plugins["broken"]
     assert broken["status"] == "failed" and broken["distribution"] == "gradfx-broken-plugin"
     assert broken["version"] == "0.0.1"
@@ -88,11 +89,11 @@ def test_a_plugin_whose_import_raises_leaves_list_and_run_working_and_is_shown_i
     assert plugins["posterize"]["version"] == "0.1.0"
 
     capsys.readouterr()
-    assert main(["plugins"]) == 0  # the table names the failure and why
+    assert main(["plugins"]) == 1  # the table names the failure and why
     text = capsys.readouterr().out
     assert "broken" in text and "failed" in text and "gradfx-broken-plugin" in text
     capsys.readouterr()
-    assert main(["--debug", "plugins"]) == 0  # and --debug shows where
+    assert main(["--debug", "plugins"]) == 1  # and --debug shows where
     assert "Traceback" in capsys.readouterr().out
 
 
@@ -263,9 +264,11 @@ def test_cli_prints_a_crashing_effect_in_one_line(registry, tmp_path, capsys):
             raise KeyError("missing")
 
     registry.add_plugin(EffectsPlugin(Crashing("crashing")), "buggy")
-    code = main(["run", "crashing", str(save_png(tmp_path / "in.png")), "-o", str(tmp_path / "o.png"), "-q"])
+    # --weights random: no fall-back line before the compute (said before it, it is no part of the error)
+    code = main(["run", "crashing", str(save_png(tmp_path / "in.png")), "-o", str(tmp_path / "o.png"), "-q",
+                 "--weights", "random"])
     err = capsys.readouterr().err.strip()
-    assert code == 2 and len(err.splitlines()) == 1
+    assert code == 2 and len(err.splitlines()) == 1, err
     assert "'crashing'" in err and "'buggy'" in err and "--debug" in err
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tomli_w
 
-from gradfx.engine.images import samples
+from gradfx.engine.images import samples, sheets
 from gradfx.engine.running.recipes import loads_recipe, validate_recipe
 from gradfx.tui.cli import main
 from gradfx.tui.commands import demo
@@ -70,6 +70,8 @@ def tiny_recipes(monkeypatch):
 
     monkeypatch.setattr(demo, "recipe_text", shrunk)
     monkeypatch.setattr(demo, "SAMPLE_SIZE", 48)
+    shrunk.real = real  # the recipes as shipped
+    return shrunk
 
 
 def test_demo_writes_samples_recipes_outputs_and_an_overview_and_says_weights_were_random(
@@ -94,6 +96,52 @@ def test_demo_writes_samples_recipes_outputs_and_an_overview_and_says_weights_we
                  "--weights", "random"]) == 0
     assert np.asarray(Image.open(tmp_path / "again.png")).tobytes() == \
         np.asarray(Image.open(out / "style-dream.png")).tobytes()
+
+
+def test_the_demo_says_its_fall_backs_before_any_compute_and_not_again(registry, tiny_recipes, tmp_path, capsys,
+                                                                       monkeypatch, no_trained_vgg16):
+    # the fall-back line came after the recipes' lines, 40-70 s into the demo
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    real, before = demo.execute, []
+
+    def execute(plan, **options):
+        before.append(capsys.readouterr().err)
+        return real(plan, **options)
+
+    monkeypatch.setattr(demo, "execute", execute)
+    assert main(["demo", "-o", str(tmp_path / "demo"), "-q"]) == 0
+    after = capsys.readouterr().err
+    assert "gradfx: warning: no ImageNet weights for vgg16" in before[0] and "random weights" in before[0]
+    assert "".join(before[1:]).count("warning") == 0 and "warning" not in after, (before, after)
+
+
+def test_the_demo_s_outputs_are_large_enough_to_judge_and_its_overview_has_no_empty_slot(registry, tiny_recipes,
+                                                                                         tmp_path, capsys,
+                                                                                         monkeypatch):
+    """Its outputs were 160 px, its feature-vis tiles 96 px (64 px on the overview, inside a 3x3 contact sheet
+    with an empty slot) and the overview's last row had an empty slot."""
+    for name in demo.DEMO_RECIPES:
+        for step in tomllib.loads(tiny_recipes.real(name))["step"]:
+            if step["effect"] == "feature-vis":
+                assert step["size"] >= 128, step
+            elif "size" in step:
+                assert step["size"] >= 256, step  # the chain's output: its later steps keep the size
+    real, made = demo.overview_tiles, []
+    monkeypatch.setattr(demo, "overview_tiles", lambda *a: made.extend(real(*a)) or made)
+    assert main(["demo", "-o", str(tmp_path / "demo"), "-q", "--weights", "random"]) == 0, capsys.readouterr().err
+    labels = [label for label, _ in made]
+    channels = [label for label in labels if label.startswith("feature-vis: ")]
+    assert len(channels) == 8 and not any("0-" in label for label in channels), labels  # each channel on its own
+    assert len(made) % sheets.balanced_columns(len(made)) == 0, labels  # every row full
+
+
+def test_a_contact_sheet_of_eight_has_two_full_rows():
+    from gradfx.plugins.feature_vis import contact_sheet
+
+    assert [sheets.balanced_columns(n) for n in (2, 4, 6, 8, 9, 12, 16)] == [2, 2, 3, 4, 3, 4, 4]
+    assert sheets.balanced_columns(7) == 3  # a prime: one row short, as few as can be
+    sheet = contact_sheet([np.full((16, 16, 3), 0.5, np.float32)] * 8, [str(i) for i in range(8)], gap=2)
+    assert sheet.shape[1] == 4 * 16 + 5 * 2  # four columns, two rows (it was 3x3 with an empty slot)
 
 
 # ----------------------------------------------------------------------- labels on the sheets, never cut short

@@ -394,3 +394,24 @@ async def test_the_loss_sparkline_shows_the_shape_after_the_first_loss(tiny_regi
         drawn = list(app.query_one("#losses", Sparkline).data)
         assert drawn[1:] == losses[1:] and drawn[0] == max(drawn) < 4e7
         assert (max(drawn[1:]) - min(drawn[1:])) / (max(drawn) - min(drawn)) > 0.8
+
+
+async def test_a_fall_back_is_said_when_the_run_starts_not_at_its_end(tiny_registry, sample, recording_app,
+                                                                     wait_for, monkeypatch, tmp_path,
+                                                                     no_trained_vgg16):
+    # "no ImageNet weights" and "runs on vgg16" came as toasts at the end, over the result
+    from gradfx.tui.app import GradfxApp
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))  # auto: random weights, with a warning
+    app = recording_app(image=sample, device="cpu")
+    async with app.run_test(size=SIZE) as pilot:
+        await _step(pilot, wait_for)
+        app.gate = threading.Event()  # the engine waits at its first step
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: app.of(GradfxApp.RunProgress))
+        said = [n for n in _toasts(app) if "no ImageNet weights for vgg16" in n.message]
+        assert len(said) == 1 and said[0].title == "Before this run"
+        app.gate.set()
+        await wait_for(pilot, lambda: app.of(GradfxApp.RunFinished) or app.of(GradfxApp.RunFailed))
+        await pilot.pause()
+        assert [n for n in _toasts(app) if "no ImageNet weights" in n.message] == said  # not again at the end

@@ -22,6 +22,7 @@ from gradfx.engine.batch import BatchEvent, BatchSummary, check_batch, run_batch
 from gradfx.engine.params import parse_assignments
 from gradfx.engine.progress import CancelToken
 
+from .. import progressbar
 from ..detach import add_detach, detach
 from .run import WEIGHTS_HELP
 
@@ -81,7 +82,7 @@ class BatchBar:
 
     def update(self, ev: BatchEvent) -> None:
         if ev.status == "notice":  # a fall-back, before any item runs: said even without bars
-            print(f"gradfx: warning: {ev.message}", file=sys.stderr)
+            progressbar.say_notices([ev.message or ""])
             return
         if self.disable:
             return
@@ -137,25 +138,36 @@ class Interrupts:
 
 
 def summarize(summary: BatchSummary, argv: list[str] | None = None, *, quiet: bool = False) -> int:
-    """Print the closing lines (failed items, how to resume) and return the exit status."""
+    """Print the closing lines (failed items, videos not written, how to resume) and return the exit status."""
     for key, error in summary.failed:
         print(f"gradfx: failed: {key}: {error}", file=sys.stderr)
+    for key, error in summary.videos_failed:
+        print(f"gradfx: failed: {key}: {error}", file=sys.stderr)
+    for note in summary.notes:
+        print(f"gradfx: note: {note}", file=sys.stderr)
     parts = [f"{len(summary.done)} done", f"{len(summary.failed)} failed"]
     if summary.skipped:
         parts.append(f"{len(summary.skipped)} already done")
     if summary.pending:
         parts.append(f"{summary.pending} not run")
-    if not quiet or summary.failed or summary.interrupted:
+    failed = summary.failed or summary.videos_failed
+    if not quiet or failed or summary.interrupted:
         videos = f"; videos: {', '.join(summary.videos)}" if summary.videos else ""
-        print(f"batch: {', '.join(parts)} of {summary.total} in {summary.seconds:.1f}s; manifest "
+        unwritten = f"; {len(summary.videos_failed)} video(s) not written" if summary.videos_failed else ""
+        print(f"batch: {', '.join(parts)} of {summary.total}{unwritten} in {summary.seconds:.1f}s; manifest "
               f"{summary.manifest}{videos}", file=sys.stderr)
-    if summary.interrupted or summary.failed:
+    if summary.interrupted or failed:
         command = "gradfx " + shlex.join(argv if argv is not None else sys.argv[1:])
-        print(f"gradfx: to {'resume' if summary.interrupted else 'retry the failed items'}, run the same command "
-              f"again: {command}", file=sys.stderr)
+        if summary.interrupted:
+            print(f"gradfx: to resume, run the same command again: {command}", file=sys.stderr)
+        elif summary.done or summary.skipped:  # other settings would mix with what is done
+            print(f"gradfx: to retry the failed items, run the same command again: {command}", file=sys.stderr)
+        else:  # nothing done: the fix an error names (--size, say) is welcome
+            print(f"gradfx: to retry, run the command again with the fix the errors name: {command}",
+                  file=sys.stderr)
     if summary.interrupted:
         return 130
-    return 1 if summary.failed else 0
+    return 1 if failed else 0
 
 
 def main(args: argparse.Namespace) -> int:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from gradfx.engine.registry import get_registry
 from gradfx.engine.running.execute import execute
+from gradfx.engine.running.plan import complete
 from gradfx.engine.running.recipes import load_recipe, plan_recipe, recipe_input
 
 from .. import progressbar
@@ -32,7 +33,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "parameter gets it unless the recipe sets it)")
     p.add_argument("--check", action="store_true",
                    help="only validate the recipe: effects, parameters, files, models, the layers the steps name and a "
-                        "weights file (no compute)")
+                        "weights file, and say the fall-backs a run would take here (no compute, no download)")
     add_common(p)
     add_detach(p)
     p.set_defaults(func=main, seed=None, weights=None)  # None: the recipe's value (else 0 / auto)
@@ -45,6 +46,7 @@ def main(args: argparse.Namespace) -> int:
                    longest_side=args.size)
     if args.check:  # models, layers and a weights file too: the check imports TensorFlow, but computes nothing
         plan = plan_recipe(recipe, args.input, check_only=True, **options)
+        progressbar.say_notices(plan.notices)  # the fall-backs a run would take here ("ok" hid random weights)
         print(f"{args.recipe}: ok, {len(plan.steps)} step(s): {' -> '.join(s.effect.name for s in plan.steps)}")
         return 0
     source = recipe_input(recipe, args.input)
@@ -54,6 +56,8 @@ def main(args: argparse.Namespace) -> int:
     output = Path(args.output) if args.output else Path(f"{stem}.png")
     inputs = ([source] if source else []) + list(plan.files)
     check_output(output, inputs, args.overwrite, args.report, recipe=args.recipe)
+    plan = complete(plan)  # the layers against the models: the last check, before the fall-backs are said
+    said = progressbar.say_notices(plan.notices)
     if args.detach:  # the recipe as it is now (its files resolve against its folder, as here)
         spec = {"recipe": args.recipe, "recipe_dir": str(Path(args.recipe).resolve().parent),
                 "recipe_text": Path(args.recipe).read_text(encoding="utf-8"), "input": args.input,
@@ -68,4 +72,4 @@ def main(args: argparse.Namespace) -> int:
     result.save(output, overwrite=True, protect=[] if args.overwrite else inputs, report=args.report)
     if args.snapshots and not args.quiet:
         print(f"kept each step's output in {os.path.join(args.snapshots, '')}", file=sys.stderr)  # one slash
-    return progressbar.finish(result, output, interrupted=interrupt.hit, quiet=args.quiet)
+    return progressbar.finish(result, output, interrupted=interrupt.hit, quiet=args.quiet, said=said)

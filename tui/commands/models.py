@@ -1,12 +1,15 @@
-"""``gradfx models``: registered backbones with their input size limits and readable layers."""
+"""``gradfx models``: registered backbones with their summary, input size limit, the weights a run would get
+now and their default layers, a block each (``gradfx models NAME``: one model's layers and ImageNet file)."""
 
 from __future__ import annotations
 
 import argparse
+import textwrap
+from functools import partial
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
+from rich.text import Text
 
 from gradfx.engine.models import trained_vgg16
 from gradfx.engine.registry import get_registry
@@ -35,19 +38,18 @@ def main(args: argparse.Namespace) -> int:
             where = f", from {spec.imagenet_origin}" if spec.imagenet_origin else ""
             console.print(f"ImageNet file: {spec.imagenet_file} in {keras_models_dir()}{where}", soft_wrap=True)
         return 0
-    table = Table(title="gradfx models", title_justify="left")
-    # names and layers whole (a layer a line), the prose wrapped: at 80 columns every column was folded into
-    # pieces ("block1_conv1" then a lone ",", "HED-fine-tu" then "ned")
-    table.add_column("model", no_wrap=True)
-    table.add_column("summary", ratio=3)
-    table.add_column("min\nsize", no_wrap=True)
-    table.add_column("default\nlayers", no_wrap=True)
-    table.add_column("weights now (auto)", ratio=2, overflow="fold")
-    table.add_column("plugin", no_wrap=True)
+    # a block per model, its prose wrapped to the terminal: a table's summary column was 13 characters wide at 80
+    wrap = partial(textwrap.wrap, width=max(console.width, 40), initial_indent="    ", subsequent_indent="    ",
+                   break_long_words=False, break_on_hyphens=False)
     for name, spec in sorted(reg.models.items()):
-        table.add_row(name, spec.summary, str(spec.min_size), "\n".join(spec.default_layers),
-                      weights_now(spec), reg.model_plugin[name])
-    console.print(table)
+        lines = [f"{name}  min {spec.min_size} px · plugin {reg.model_plugin[name]}"]
+        lines += wrap(spec.summary)
+        lines += wrap(f"weights now (auto): {weights_now(spec)}")
+        lines += wrap(f"default layers: {', '.join(spec.default_layers)}") if spec.default_layers else []
+        text = Text("\n".join(lines) + "\n")
+        text.stylize("bold", 0, len(name))
+        console.print(text, soft_wrap=True)
+    console.print("gradfx models NAME lists a model's layers; --model NAME runs an effect on it", soft_wrap=True)
     return 0
 
 

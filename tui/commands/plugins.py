@@ -1,4 +1,5 @@
-"""``gradfx plugins``: every plugin, where it comes from, what it registered, and what failed and why."""
+"""``gradfx plugins``: every plugin, where it comes from, what it registered, and what failed and why. Exits 1
+when a plugin failed or loaded only in part (a script or CI can check), else 0."""
 
 from __future__ import annotations
 
@@ -12,12 +13,15 @@ from rich.table import Table
 
 from gradfx.engine.registry import ENV_PLUGINS, PluginInfo, get_registry
 
+#: the exit status when a plugin failed to load, or loaded only in part (everything else still works)
+FAILED = 1
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("plugins", help="list plugins, what they registered and what failed",
                        description="Every plugin: its distribution and version, what it registered, what failed "
                                    "and why. With --debug (before the command: gradfx --debug plugins) also the "
-                                   "tracebacks.")
+                                   "tracebacks. Exits 1 when a plugin failed to load fully.")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=main)
 
@@ -36,10 +40,11 @@ def main(args: argparse.Namespace) -> int:
     reg = get_registry()
     reg.models  # noqa: B018 - load model hooks too, so their failures show
     infos = list(reg.plugins.values()) + list(reg.disabled.values())
+    failed = [i for i in infos if not i.ok and not i.disabled]
     if args.json:
         print(json.dumps({"plugins": [i.to_dict() for i in infos], ENV_PLUGINS: os.environ.get(ENV_PLUGINS),
                           "unmatched_filter": reg.unmatched_filter}, indent=2))
-        return 0
+        return FAILED if failed else 0
     console = Console()
     table = Table(title="gradfx plugins", title_justify="left", show_lines=True)
     for col in ("plugin", "module", "from", "registered", "status"):
@@ -66,7 +71,6 @@ def main(args: argparse.Namespace) -> int:
                 if tb:
                     console.print(f"[bold]{escape(i.name)}[/]: {escape(error)}")
                     console.print(escape(tb), highlight=False)
-    failed = [i for i in infos if not i.ok and not i.disabled]
     if failed:
         console.print(f"[red]{len(failed)} plugin(s) did not load fully[/]; the rest work. "
                       + ("" if getattr(args, "debug", False) else "'gradfx --debug plugins' shows tracebacks."))
@@ -76,4 +80,4 @@ def main(args: argparse.Namespace) -> int:
         console.print(f"[yellow]{ENV_PLUGINS} names {name!r}, but no installed plugin or distribution has "
                       f"that name[/]")
     console.print(f"{ENV_PLUGINS}=none turns external plugins off; {ENV_PLUGINS}=a,b loads only those.")
-    return 0
+    return FAILED if failed else 0

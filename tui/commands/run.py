@@ -117,6 +117,8 @@ def main(args: argparse.Namespace) -> int:
     output = Path(args.output) if args.output else default_output(p.steps[0].effect.name, args.input)
     inputs = ([args.input] if args.input else []) + list(p.files)
     check_output(output, inputs, args.overwrite, args.report)
+    p = complete(p)  # the layers against the model: the last check, before the fall-backs are said
+    said = progressbar.say_notices(p.notices)
     info = {"output": str(output.resolve()), "report": str(Path(args.report).resolve()) if args.report else None,
             "protect": [str(Path(f).resolve()) for f in inputs] if not args.overwrite else []}
     if args.detach:
@@ -127,7 +129,6 @@ def main(args: argparse.Namespace) -> int:
         what = f"run {p.steps[0].effect.name}{f' {args.input}' if args.input else ''} -> {output}"
         return detach("run", spec, what=what, device=args.device, quiet=args.quiet)
     with Interrupt() as interrupt, progressbar.ProgressBar(disable=args.quiet) as bar:
-        p = complete(p)
         every = CHECKPOINT_EVERY if args.checkpoint_every is None else args.checkpoint_every
         ckpt = Checkpoint.for_plan(p, args.checkpoint, every, info=info) if args.checkpoint else None
         result = execute(p, progress=bar.update, cancel=interrupt.token, checkpoint=ckpt)
@@ -135,4 +136,4 @@ def main(args: argparse.Namespace) -> int:
     if args.checkpoint and result.partial:
         print(f"gradfx: checkpoint kept in {args.checkpoint}; finish with 'gradfx resume {args.checkpoint}'",
               file=sys.stderr)
-    return progressbar.finish(result, output, interrupted=interrupt.hit, quiet=args.quiet)
+    return progressbar.finish(result, output, interrupted=interrupt.hit, quiet=args.quiet, said=said)

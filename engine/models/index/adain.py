@@ -27,9 +27,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import keras
 import numpy as np
 
+from ..tf import keras
 from .convert import Converter, fingerprint_input
 
 __all__ = ["DECODER", "DECODER_SPEC", "ENCODER", "ENCODER_SPEC", "FEATURE_LAYERS", "Conv", "ReflectionPad2D",

@@ -31,9 +31,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-import keras
 import numpy as np
 
+from ..tf import keras
 from .convert import Converter, fingerprint_input
 
 __all__ = ["CONVERTER", "FINGERPRINT_SIZE", "Block", "blocks", "build_efficientnet_lite0",

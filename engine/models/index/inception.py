@@ -32,9 +32,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-import keras
 import numpy as np
 
+from ..tf import keras
 from .convert import Converter, fingerprint_input
 
 __all__ = ["CONVERTER", "FINGERPRINT_SIZE", "ConvBN", "build_inception_v3_fid", "conv_bn_layers",
