@@ -15,7 +15,7 @@
   clipped, cropped by 25 px and saved as 8 bits.
 
 Every baseline takes the Keras model it is given, so it runs on exactly gradfx's network and weights: the
-seeded random ones, or the trained (HED-fine-tuned) VGG16.
+seeded random ones, the trained (HED-fine-tuned) VGG16, or the ImageNet VGG19 and InceptionV3.
 """
 
 from __future__ import annotations
@@ -144,18 +144,21 @@ def _contrast_normalise(x: np.ndarray, crop: int = 25) -> np.ndarray:
     return np.clip(x * 255, 0, 255).astype("uint8")
 
 
-def keras_filter_visualization(vgg: keras.Model, layer: str, filters: Sequence[int], size: int, *,
-                               iterations: int = 30, learning_rate: float = 10.0) -> list[np.ndarray]:
+def keras_filter_visualization(model: keras.Model, layer: str, filters: Sequence[int], size: int, *,
+                               iterations: int = 30, learning_rate: float = 10.0,
+                               space: str = "caffe") -> list[np.ndarray]:
     """The example's loop for each filter in turn; returns the saved 8-bit RGB images.
 
-    The example works in ResNet50V2's [-1, 1] input space from noise in [-0.125, 0.125] with step 10.0.
-    VGG's caffe input space spans 255 units instead of 2, so the start noise and the step are scaled by
-    127.5 to keep their size relative to the input range; the image is BGR in that space and is flipped to
-    RGB when saved.
+    The example works in ResNet50V2's [-1, 1] input space from noise in [-0.125, 0.125] with step 10.0:
+    ``space="tf"`` (InceptionV3's space too) runs it as written. VGG's ``space="caffe"`` spans 255 units
+    instead of 2, so the start noise and the step are scaled by 127.5 to keep their size relative to the input
+    range; the image is BGR in that space and is flipped to RGB when saved.
     """
-    feature_extractor = keras.Model(inputs=vgg.inputs, outputs=vgg.get_layer(layer).output)
+    if space not in ("caffe", "tf"):
+        raise ValueError(f"space {space!r}: caffe or tf")
+    feature_extractor = keras.Model(inputs=model.inputs, outputs=model.get_layer(layer).output)
     feature_extractor.trainable = False
-    scale = 127.5
+    scale = 127.5 if space == "caffe" else 1.0
     lr = learning_rate * scale
 
     def compute_loss(input_image: tf.Tensor, filter_index: tf.Tensor) -> tf.Tensor:
@@ -178,5 +181,6 @@ def keras_filter_visualization(vgg: keras.Model, layer: str, filters: Sequence[i
         img = (img - 0.5) * 0.25 * scale
         for _ in range(iterations):
             _, img = gradient_ascent_step(img, tf.constant(filter_index))
-        saved.append(_contrast_normalise(img[0].numpy()[..., ::-1]))
+        rgb = img[0].numpy()[..., ::-1] if space == "caffe" else img[0].numpy()
+        saved.append(_contrast_normalise(rgb))
     return saved

@@ -80,3 +80,47 @@ def test_a_rerun_replaces_its_sections_and_keeps_the_others(bench_run, tmp_path:
     assert json.loads(out.with_suffix(".json").read_text())["sections"]["trained/featurevis"]["rows"][0]["met"]
     # a quick run never merges with the full run's figures
     assert bench_run.load_record(out.with_suffix(".json"), "quick")["sections"] == {}
+
+
+def test_the_imagenet_table_comes_third(bench_run, tmp_path: Path) -> None:
+    record = _record()
+    record["sections"]["imagenet/featurevis"] = {"run": "2026-12-05 17:00", "rows": [_row("imagenet fv goal", True)],
+                                                 "notes": ["how imagenet fv was measured"]}
+    out = tmp_path / "RESULTS.md"
+    bench_run.write_results(record, out)
+    text = out.read_text()
+    titles = [text.index(f"## {bench_run.BACKBONES[key].title}") for key in ("random", "trained", "imagenet")]
+    assert titles == sorted(titles) and titles[2] < text.index("imagenet fv goal")
+    assert text.index("### " + bench_run.BACKBONES["imagenet"].title) < text.index("how imagenet fv was measured")
+
+
+def test_the_imagenet_table_measures_the_feature_vis_default_layer_on_inception(bench_run) -> None:
+    from gradfx.engine.registry import get_registry
+
+    bb = bench_run.BACKBONES["imagenet"]
+    model = bb.model_for("featurevis")
+    assert model == bb.model_for("deepdream") == "inception_v3" and bb.model_for("style") == "vgg19"
+    default = get_registry().effect("feature-vis").schema["objective"].default_for(model)
+    layer = default.split(":")[0]  # mixed4_pre_relu: the channel before the ReLU of mixed4
+    assert bb.fv_objective.format(last=15) == f"{layer}:0-15"
+    assert layer == f"{bb.fv_layer}_pre_relu"  # ranked on the layer itself, after its ReLU
+
+
+def test_imagenet_without_its_networks_says_how_to_get_them(bench_run, tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "empty"))
+    with pytest.raises(SystemExit) as exc:
+        bench_run.main(["--backbone", "imagenet", "--out", str(tmp_path / "RESULTS.md")])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "vgg19-imagenet" in err and "inception_v3-imagenet" in err and "gradfx weights fetch" in err
+    assert not (tmp_path / "RESULTS.md").exists()  # nothing measured, nothing written
+
+
+def test_a_run_on_another_machine_says_where_it_differs(bench_run, tmp_path: Path) -> None:
+    record = _record()
+    record["machine"] = {"cores": "2", "AVX512-BF16": "no"}
+    record["runs"]["2026-12-05 17:00"]["machine"] = {"cores": "2", "AVX512-BF16": "yes"}
+    out = tmp_path / "RESULTS.md"
+    bench_run.write_results(record, out)
+    line = next(ln for ln in out.read_text().splitlines() if ln.startswith("| 2026-12-05 17:00 |"))
+    assert line.endswith("| AVX512-BF16 yes |")  # only what differs from the machine table
