@@ -23,7 +23,7 @@ TensorFlow is imported only inside ``build``/``finish``, so listing effects stay
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -32,23 +32,16 @@ from gradfx.engine import (
     Choice,
     Effect,
     Float,
-    Floats,
     ImageOr,
-    Images,
     Int,
     Layers,
     Output,
     ParameterError,
     Precision,
     RunContext,
+    styles,
 )
-from gradfx.engine.images.colour import (
-    grey3,
-    luminance,
-    match_color_histogram,
-    match_luminance,
-    restore_chroma,
-)
+from gradfx.engine.images.colour import grey3, luminance
 from gradfx.engine.temporal import consistency as temporal
 from gradfx.engine.temporal import flow
 
@@ -77,11 +70,9 @@ class StyleTransfer(Effect):
     summary = "Neural style transfer (Gatys et al.): multi-style, masks, colour preservation, tiles, L-BFGS"
     model = "vgg19"
     params = (
-        Images("style", "style image(s), comma-separated", required=True),
-        Floats("style_blend", None, "one weight per style (default: equal); masked styles use them as "
-               "per-region strengths", min=0),
-        Float("style_scale", 1.0, "style image size relative to the output canvas (longest sides)",
-              min=0.05, max=8),
+        styles.STYLE,
+        styles.STYLE_BLEND,
+        styles.STYLE_SCALE,
         Float("content_weight", 1e4, "weight of the content loss", min=0).per_model(_TUTORIAL),
         Float("style_weight", 1e-2, "weight of the style loss", min=0).per_model(
             _TUTORIAL, vgg16=(10.0, f"{_TUNED}: the tutorial's 1e-2 leaves a washed-out blur with none of the "
@@ -107,10 +98,8 @@ class StyleTransfer(Effect):
             "upsampled previous result", min=1, max=8),
         Int("size", 512, "longest side of the output in pixels (0: the content image's size)", min=0,
             max=32_768, model_min="the content's size"),
-        Choice("preserve_colors", "none", ("none", "luminance", "histogram"),
-               "keep the content's colours: luminance-only transfer, or match the styles' colour histogram "
-               "to the content first"),
-        Images("mask", "one mask image per style (white: apply that style there)"),
+        styles.PRESERVE_COLORS,
+        styles.MASK,
         Choice("pooling", "max", ("max", "avg"), "the backbone's pooling layers (Gatys et al. use avg)"),
         Int("tile", 0, "tile size in pixels (0: whole image); tiles move every step so no seam forms",
             min=0, max=32_768, model_min="off"),
@@ -132,17 +121,7 @@ class StyleTransfer(Effect):
     # --- checks (before any compute) -------------------------------------------------------------------------
     def check(self, params: Mapping[str, Any]) -> None:
         """Cross-parameter checks that need no model, so a mistake fails at once (and in a recipe's --check)."""
-        n = len(params["style"])
-        blend = params["style_blend"] or (1.0,) * n
-        if len(blend) != n:
-            raise ParameterError(f"parameter 'style_blend': {_fmt(blend)!r} has {len(blend)} weight(s) but "
-                                 f"there are {n} style image(s); expected {n} numbers >= 0, one per style")
-        if sum(blend) <= 0:
-            raise ParameterError(f"parameter 'style_blend': {_fmt(blend)!r} sums to 0; expected at least one "
-                                 f"positive weight")
-        if params["mask"] and len(params["mask"]) != n:
-            raise ParameterError(f"parameter 'mask': {len(params['mask'])} mask(s) for {n} style image(s); "
-                                 f"expected one mask per style, comma-separated in the same order")
+        styles.check(params)
         if params["levels"] == 1:
             raise ParameterError("parameter 'levels': 1 is not allowed; expected 0 (off) or 2 to 256")
         if params["precision"] == "bfloat16" and params["optimizer"] == "lbfgs":
@@ -160,7 +139,7 @@ class StyleTransfer(Effect):
         min_size = spec.min_size
         styles_paths = tuple(params["style"])
         n = len(styles_paths)
-        blend = params["style_blend"] or (1.0,) * n  # its length and sum: see check()
+        blend = styles.blend(params)  # its length and sum: see check()
         masks_paths = params["mask"] or ()
         # LayerLists, their layers checked against the model by the plan
         content_layers, style_layers = dict(params["content_layers"]), dict(params["style_layers"])
@@ -172,21 +151,15 @@ class StyleTransfer(Effect):
             content = resize_longest(content, params["size"])
         final = (int(content.shape[0]), int(content.shape[1]))
         frame = content
-        styles = [ctx.image(p).rgb for p in styles_paths]
         colors = params["preserve_colors"]
-        if colors == "histogram":
-            styles = [match_color_histogram(s, content) for s in styles]
-        elif colors == "luminance":
-            content_y = luminance(content)
-            styles = [grey3(match_luminance(luminance(s), content_y)) for s in styles]
-            content = grey3(content_y)
+        content, style_images = styles.prepare_colors(colors, content, [ctx.image(p).rgb for p in styles_paths])
 
         if init_choice == "content":
             init = content
         elif init_choice == "noise":
             init = None
         elif init_choice == "style":
-            init = fit(styles[0], final)
+            init = fit(style_images[0], final)
         else:
             init = fit(ctx.image(init_choice).rgb, final)
             if colors == "luminance":
@@ -206,7 +179,7 @@ class StyleTransfer(Effect):
             aligned.update(follow.aligned)
             aligned[ENTERING] = 1.0 - flow.sources_inside(follow.guide.backward)[..., None].astype(np.float32)
 
-        terms = Terms(content_layers=content_layers, style_layers=style_layers, styles=styles, blend=blend,
+        terms = Terms(content_layers=content_layers, style_layers=style_layers, styles=style_images, blend=blend,
                        masked=bool(masks_paths), style_scale=params["style_scale"], min_size=min_size)
         parts = []
         if params["content_weight"] > 0:
@@ -264,19 +237,13 @@ class StyleTransfer(Effect):
         content = fit(content, (h, w))
 
         def post(img: np.ndarray) -> np.ndarray:
-            if params["preserve_colors"] == "luminance":
-                return restore_chroma(img, content)
-            return img
+            return styles.restore_colors(params["preserve_colors"], img, content)
 
         extras: dict[str, Any] = {}
         if solution.snapshots:
             extras["snapshots"] = [post(fit(f, (h, w))) for f in solution.snapshots]
         report = {"sizes": [list(s) for s in solution.sizes]}
         return Output(post(solution.image), extras, report)
-
-
-def _fmt(values: Sequence[float]) -> str:
-    return ",".join(f"{v:g}" for v in values)
 
 
 EFFECTS = (StyleTransfer(),)

@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from gradfx.engine.styles import style_size
+
 #: the side of the canvas the tutorial's total-variation weight was tuned on (its images' longest side)
 TV_REFERENCE_SIDE = 512
 #: the aligned image of a video frame's pixels that entered the picture (1)
@@ -55,14 +57,10 @@ class Terms:
         from gradfx.engine.optimise import schedule
 
         self.bind_canvas(ctx)
-        longest = max(1, round(self.style_scale * max(ctx.size)))
         targets = []
-        for style in self.styles:
-            h, w = style.shape[:2]
-            k = longest / max(h, w)
-            k = max(k, self.min_size / min(h, w))  # never below the model's minimum input
-            size = (max(self.min_size, round(h * k)), max(self.min_size, round(w * k)))
-            image = schedule.resize(tf.constant(style[None]), size)
+        for style in self.styles:  # never below the model's minimum input
+            image = schedule.resize(tf.constant(style[None]),
+                                    style_size(style.shape, ctx.size, self.style_scale, self.min_size))
             layers = tuple(self.style_layers)
             targets.append(global_grams(ctx.features, image, layers, ctx.tile, self.min_size))
         if not self.masked:  # one blended target: sum_s b_s |G - G_s|^2 = |G - sum_s b_s G_s|^2 + const
