@@ -71,6 +71,8 @@ def followed_model(effect: Effect, registry: Registry, weights: str | os.PathLik
     """The model a step of ``effect`` that names no model and sets no parameter follows the weights to here
     (:func:`choose`, decided without downloading), or None when it stays on the effect's own: for front ends
     that show the defaults a run will use."""
+    if effect.model is None:  # it reads no backbone
+        return None
     choice = choose(effect, registry, weights=weights, fetch=False)
     return choice.model if choice.note else None
 

@@ -29,12 +29,15 @@ def main(args: argparse.Namespace) -> int:
                                   for model, value, origin in p.model_defaults}} for p in eff.schema]
     if args.json:
         print(json.dumps({"effect": eff.name, "summary": eff.summary, "model": eff.model,
-                          "needs_input": eff.needs_input, "params": params}, indent=2))
+                          "networks": list(eff.networks), "needs_input": eff.needs_input, "params": params},
+                         indent=2))
         return 0
     console = Console(highlight=False)
     console.print(Text.assemble((eff.name, "bold"), f" — {eff.summary}"))
-    console.print(f"plugin: {reg.effect_plugin[eff.name]}   default model: {eff.model}"
+    model = f"default model: {eff.model}" if eff.model is not None else "no backbone model"
+    console.print(f"plugin: {reg.effect_plugin[eff.name]}   {model}"
                   + ("" if eff.models is None else f" (works with {', '.join(eff.models)})")
+                  + (f"   runs the networks {', '.join(eff.networks)} (gradfx weights)" if eff.networks else "")
                   + ("" if eff.needs_input else "   makes an image from nothing (no input needed)"))
     # one parameter a block, its help wrapped under it: a table's help column was one word a line at 80
     wrap = partial(textwrap.wrap, width=max(console.width, 40), subsequent_indent="    ",
