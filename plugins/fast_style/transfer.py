@@ -17,7 +17,9 @@ cut. TensorFlow is imported when a pass runs.
 
 from __future__ import annotations
 
+import hashlib
 import math
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -123,23 +125,20 @@ def tiles(h: int, w: int, tile: int) -> list[Tile]:
 
 
 class Networks:
-    """The encoder (RGB in [0, 1] -> relu4_1 of the normalised VGG19) and the decoder, as traced functions
-    that take any size (one trace each per process)."""
-
-    _traced: dict[int, tuple[Any, Any, Callable, Callable]] = {}
+    """The encoder (RGB in [0, 1] -> relu4_1 of the normalised VGG19) and the decoder, as traced functions that
+    take any size, and the style statistics already computed with them: kept on the networks themselves, so
+    they live as long as the engine keeps the networks (one trace per process, a batch's style encoded once)."""
 
     def __init__(self, encoder: Any, decoder: Any) -> None:
         import tensorflow as tf
 
-        key = id(encoder) ^ (id(decoder) << 1)
-        hit = self._traced.get(key)
-        if hit is None or hit[0] is not encoder or hit[1] is not decoder:
-            image = tf.TensorSpec((None, None, None, 3), tf.float32)
-            feats = tf.TensorSpec((None, None, None, 512), tf.float32)
-            encode = tf.function(lambda x: encoder(x, training=False)[-1], input_signature=[image])
-            decode = tf.function(lambda f: decoder(f, training=False), input_signature=[feats])
-            hit = self._traced[key] = (encoder, decoder, encode, decode)
-        self.encode_fn, self.decode_fn = hit[2], hit[3]
+        image = tf.TensorSpec((None, None, None, 3), tf.float32)
+        feats = tf.TensorSpec((None, None, None, 512), tf.float32)
+        self.encode_fn = _kept(encoder, "_gradfx_trace", lambda: tf.function(
+            lambda x: encoder(x, training=False)[-1], input_signature=[image]))
+        self.decode_fn = _kept(decoder, "_gradfx_trace", lambda: tf.function(
+            lambda f: decoder(f, training=False), input_signature=[feats]))
+        self.style_cache: OrderedDict[tuple, Stats] = _kept(encoder, "_gradfx_style_stats", OrderedDict)
 
     def encode(self, image: np.ndarray) -> np.ndarray:
         """relu4_1 of an (H, W, 3) image: (ceil(H/8), ceil(W/8), 512)."""
@@ -150,6 +149,15 @@ class Networks:
         return self.decode_fn(np.asarray(feats, np.float32)[None]).numpy()[0]
 
 
+def _kept(model: Any, name: str, make: Callable[[], Any]) -> Any:
+    """``model``'s attribute ``name``, made once (set past Keras' attribute tracking: it is not a layer's)."""
+    value = model.__dict__.get(name)
+    if value is None:
+        value = make()
+        object.__setattr__(model, name, value)
+    return value
+
+
 def region_grid(masks: Sequence[np.ndarray]) -> np.ndarray:
     """Masks (each (H, W) in [0, 1] on the padded canvas, multiples of :data:`GRID`) as weights on the feature
     grid, each cell the mean of its pixels: (regions, H / 8, W / 8)."""
@@ -158,14 +166,27 @@ def region_grid(masks: Sequence[np.ndarray]) -> np.ndarray:
                      for m in masks]).clip(0.0, 1.0)
 
 
+#: style statistics kept with the networks (a batch's or a video's frames share their style)
+STYLE_CACHE = 16
+
+
 def style_stats(nets: Networks, image: np.ndarray, tile: int) -> Stats:
-    """The relu4_1 statistics of a style image (over all of it, tile by tile when it is large)."""
+    """The relu4_1 statistics of a style image (over all of it, tile by tile when it is large); the last
+    :data:`STYLE_CACHE` are kept, by the image's pixels and the networks, so a batch encodes its style once."""
+    image = np.ascontiguousarray(image, np.float32)
+    key, cache = (image.shape, hashlib.sha1(image.data).hexdigest(), tile), nets.style_cache
+    if key in cache:
+        cache.move_to_end(key)
+        return cache[key]
     padded, _ = pad(image)
     moments = Moments()
     for t in tiles(*padded.shape[:2], tile):
         feats = nets.encode(_read(padded, t))[t.cells()]
         moments.add(feats, np.ones((1, *feats.shape[:2]), np.float32))
-    return moments.stats()
+    cache[key] = stats = moments.stats()
+    while len(cache) > STYLE_CACHE:
+        cache.popitem(last=False)
+    return stats
 
 
 def transfer(feats: np.ndarray, content: Stats, styles: Sequence[Stats], weights: Sequence[float],

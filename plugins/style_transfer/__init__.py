@@ -53,7 +53,9 @@ if TYPE_CHECKING:
 
 DEFAULT_CONTENT_LAYERS = "block5_conv2"
 DEFAULT_STYLE_LAYERS = "block1_conv1,block2_conv1,block3_conv1,block4_conv1,block5_conv1"
-INIT_CHOICES = ("content", "noise", "style")
+INIT_CHOICES = ("content", "noise", "style", "fast")
+#: the networks fast-style runs (its NETWORKS), which init=fast needs
+FAST_NETWORKS = ("adain-vgg19-encoder", "adain-decoder")
 #: temporal_weight's default with the tutorial's loss weights, and VGG16's with its own (bench/RESULTS-video.md)
 TEMPORAL_WEIGHT, VGG_TEMPORAL_WEIGHT = 1e4, 1e2
 #: the weight, relative to style_weight, of the style term of a video frame's pixels that entered the picture
@@ -69,6 +71,7 @@ class StyleTransfer(Effect):
     name = "style-transfer"
     summary = "Neural style transfer (Gatys et al.): multi-style, masks, colour preservation, tiles, L-BFGS"
     model = "vgg19"
+    networks = FAST_NETWORKS
     params = (
         styles.STYLE,
         styles.STYLE_BLEND,
@@ -83,8 +86,9 @@ class StyleTransfer(Effect):
             "content layers, comma-separated, each optionally :weight", names_layers=True),
         Layers("style_layers", DEFAULT_STYLE_LAYERS, "style layers, comma-separated, each optionally :weight",
                names_layers=True),
-        ImageOr("init", "content", INIT_CHOICES, "starting image: content, noise, style, or an image file "
-                "(in a recipe, relative to the recipe's folder)"),
+        ImageOr("init", "content", INIT_CHOICES, "starting image: content, noise, style, fast (fast-style's "
+                "output for the same styles, blend, masks and colours: one forward pass of AdaIN), or an image "
+                "file (in a recipe, relative to the recipe's folder)"),
         Choice("optimizer", "adam", ("adam", "lbfgs"), "adam, or lbfgs (SciPy L-BFGS-B bounded to [0, 1]; "
                "steps = loss evaluations)").per_model(
             _TUTORIAL, vgg16=("lbfgs", f"{_TUNED}: the style shows after 40 evaluations, where Adam needs "
@@ -129,6 +133,9 @@ class StyleTransfer(Effect):
             raise ParameterError("parameter 'precision': bfloat16 does not work with optimizer=lbfgs (its line "
                                  "search needs float32 gradients); use optimizer=adam, or precision=float32")
 
+    def networks_for(self, params: Mapping[str, Any]) -> tuple[str, ...]:
+        return FAST_NETWORKS if params["init"] == "fast" else ()
+
     # --- build ---------------------------------------------------------------------------------------------
     def build(self, ctx: RunContext, params: Mapping[str, Any]) -> Problem:
         from gradfx.engine.images.arrays import resize_longest
@@ -160,10 +167,12 @@ class StyleTransfer(Effect):
             init = None
         elif init_choice == "style":
             init = fit(style_images[0], final)
+        elif init_choice == "fast":  # fast-style's output, which has the content's colours where asked
+            init = fast_start(ctx, params, frame)
         else:
             init = fit(ctx.image(init_choice).rgb, final)
-            if colors == "luminance":
-                init = grey3(luminance(init))
+        if colors == "luminance" and init_choice not in INIT_CHOICES[:3]:
+            init = grey3(luminance(init))
 
         aligned: dict[str, np.ndarray] = {"content": content}
         for s, path in enumerate(masks_paths):
@@ -244,6 +253,14 @@ class StyleTransfer(Effect):
             extras["snapshots"] = [post(fit(f, (h, w))) for f in solution.snapshots]
         report = {"sizes": [list(s) for s in solution.sizes]}
         return Output(post(solution.image), extras, report)
+
+
+def fast_start(ctx: RunContext, params: Mapping[str, Any], content: np.ndarray) -> np.ndarray:
+    """``init=fast``: fast-style's output for ``content`` (the canvas, before colour preservation) with this run's
+    styles, blend, scale, masks and colour preservation: in one forward pass, the style already carried."""
+    keep = ("style", "style_blend", "style_scale", "mask", "preserve_colors")
+    shared = {k: params[k] for k in keep if params[k] is not None}
+    return ctx.run_effect("fast-style", content, **shared).image
 
 
 EFFECTS = (StyleTransfer(),)
