@@ -4,6 +4,7 @@ tiles; writes its sections of ``bench/RESULTS-fast-style.md`` (not a test).
     KERAS_HOME=/path/with/the/networks python bench/fast_style.py          # every section (an hour or so)
     python bench/fast_style.py --only video --only init                    # some sections; the others' stay
     python bench/fast_style.py --quick --out /tmp/quick.md                 # small sizes: checks the harness
+    python bench/fast_style.py --picture docs/fast-style.png               # the docs' picture
 
 It needs the trained networks in ``$KERAS_HOME/models``: fast-style's (``gradfx weights fetch
 adain-vgg19-encoder adain-decoder``) and VGG19's ImageNet file (``gradfx weights fetch vgg19-imagenet``), on
@@ -162,12 +163,15 @@ def _rows(frames, style_file, true_flicker=None) -> tuple[list[str], dict]:
     from gradfx.engine import run_frames
     from gradfx.engine.temporal import flow
 
-    results = {}
+    run_frames("fast-style", list(frames[:1]), style=str(style_file)).__next__()  # built and traced first
+    results, hold = {}, []
     for label, extra in (("independent", {}), ("`temporal=flow`", {"temporal": "flow"}),
                          ("`temporal=flow`, `temporal_weight=0.5`", {"temporal": "flow", "temporal_weight": 0.5})):
         started = time.perf_counter()
-        outs = [r.image for r in run_frames("fast-style", list(frames), style=str(style_file), **extra)]
-        results[label] = (outs, time.perf_counter() - started)
+        ran = list(run_frames("fast-style", list(frames), style=str(style_file), **extra))
+        results[label] = ([r.image for r in ran], time.perf_counter() - started)
+        if extra == {"temporal": "flow"}:  # what holding cost, against the whole run of each frame
+            hold = [r.report["temporal"]["seconds"] / r.report["seconds"] for r in ran[1:]]
     base_outs, base_secs = results["independent"]
     base = flow.flicker(frames, base_outs)
     lines = []
@@ -181,6 +185,9 @@ def _rows(frames, style_file, true_flicker=None) -> tuple[list[str], dict]:
     kept = [flow.detail(o) / flow.detail(i) for o, i in zip(outs, base_outs, strict=True)]
     met = {"flicker <= 0.5x": flow.flicker(frames, outs) <= 0.5 * base, "every frame's detail >= 0.9": min(kept) >= 0.9,
            "time <= 1.5x": secs <= 1.5 * base_secs}
+    lines.append(f"| (holding: the flow both ways, the mask and the blend, in the `temporal=flow` row's reports) | | "
+                 f"{'| ' if true_flicker is not None else ''}| {np.mean(hold):.1%} of a frame's run (at most "
+                 f"{max(hold):.1%}) |")
     return lines, met
 
 
@@ -287,11 +294,29 @@ def section_init(cfg: dict, work: Path) -> list[str]:
 
 
 def section_tiles(cfg: dict, work: Path) -> list[str]:
+    from photos import photo
+
+    from gradfx.engine import run
     from gradfx.engine.images import samples
     from gradfx.engine.images.save import save_image
+    from gradfx.plugins.fast_style import transfer
 
     style_file = save_image(work / "painting-tiles.png", samples.painting(512), overwrite=True)
-    lines = ["| size | tile | peak memory of the process | time (in-process, after the networks are built) |",
+    content = photo("astronaut", max(cfg["sizes"]))
+    whole = run("fast-style", content, style=str(style_file), tile=0).image
+    seams = []
+    for halo in (transfer.HALO, transfer.HALO // 2):
+        kept, transfer.HALO = transfer.HALO, halo
+        try:
+            tiled = run("fast-style", content, style=str(style_file), tile=max(cfg["sizes"]) // 3).image
+        finally:
+            transfer.HALO = kept
+        d = np.abs(tiled - whole)
+        seams.append(f"a {halo} px halo: largest difference {d.max():.2g}, mean {d.mean():.2g}, 8-bit values off by "
+                     f"more than 2: {np.mean(np.abs(np.round(tiled * 255) - np.round(whole * 255)) > 2):.2%}")
+    lines = [f"Whole against tiled ({max(cfg['sizes']) // 3} px tiles) on the astronaut at {max(cfg['sizes'])} px: "
+             + "; ".join(seams) + ".", "",
+             "| size | tile | peak memory of the process | time (in-process, after the networks are built) |",
              "|---|---|---|---|"]
     for size, tile in cfg["tile_sizes"]:
         code = ("import resource, time, numpy as np\nfrom gradfx.engine import run\nfrom gradfx.engine.images "
@@ -306,6 +331,49 @@ def section_tiles(cfg: dict, work: Path) -> list[str]:
     return lines
 
 
+# ----------------------------------------------------------------------------------------- picture
+
+
+def picture(path: Path, size: int = 176) -> None:
+    """docs/fast-style.png: the two generated styles on scikit-image's photographs, and the controls; a PNG
+    under 300 KB (quantised to 256 colours if it is larger)."""
+    from photos import PHOTOS, photo
+    from PIL import Image
+
+    from gradfx.engine import run
+    from gradfx.engine.images import samples
+    from gradfx.engine.images.save import save_image
+    from gradfx.engine.images.sheets import labelled_sheet
+
+    work = Path(tempfile.mkdtemp(prefix="gradfx-picture-"))
+    files = {name: str(save_image(work / f"{name}.png", getattr(samples, name)(size))) for name in
+             ("painting", "strokes")}
+    tiles = []
+    for name, file in files.items():
+        tiles.append((f"style: samples.{name}", getattr(samples, name)(size)))
+        tiles += [(f"{p}", run("fast-style", photo(p, size), style=file).image) for p in PHOTOS]
+    astronaut = photo("astronaut", size)
+    left = np.zeros((size, size, 3), np.float32)
+    left[:, : size // 2] = 1
+    masks = [str(save_image(work / "left.png", left)), str(save_image(work / "right.png", 1 - left))]
+    both = f"{files['painting']},{files['strokes']}"
+    for label, params in (("alpha=0.5", {"style": files["strokes"], "alpha": 0.5}),
+                          ("style_blend=1,1", {"style": both}),
+                          ("mask: left, right", {"style": both, "mask": ",".join(masks)}),
+                          ("preserve_colors=luminance", {"style": files["strokes"], "preserve_colors": "luminance"}),
+                          ("preserve_colors=histogram", {"style": files["strokes"], "preserve_colors": "histogram"}),
+                          ("style_scale=0.5", {"style": files["strokes"], "style_scale": 0.5})):
+        tiles.append((label, run("fast-style", astronaut, **params).image))
+    tiles.insert(8, ("astronaut (the photograph)", astronaut))
+    sheet = labelled_sheet(tiles, columns=4, gap=3, font_size=11)
+    image = Image.fromarray(np.uint8(np.clip(sheet, 0, 1) * 255 + 0.5))
+    image.save(path, optimize=True)
+    if path.stat().st_size > 300_000:
+        image.quantize(256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.FLOYDSTEINBERG).save(
+            path, optimize=True)
+    print(f"wrote {path} ({path.stat().st_size / 1024:.0f} KB)")
+
+
 # -------------------------------------------------------------------------------------------- main
 
 
@@ -318,7 +386,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", action="append", choices=SECTIONS, help="run these sections (repeatable)")
     ap.add_argument("--quick", action="store_true", help="small sizes and few steps, to check the harness")
     ap.add_argument("--out", default=str(HERE / "RESULTS-fast-style.md"))
+    ap.add_argument("--picture", metavar="PNG", help="only write the docs' picture (docs/fast-style.png)")
     args = ap.parse_args(argv)
+    if args.picture:
+        picture(Path(args.picture))
+        return 0
     cfg = QUICK if args.quick else FULL
     work = Path(tempfile.mkdtemp(prefix="gradfx-bench-fast-"))
     out = Path(args.out)

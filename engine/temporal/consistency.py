@@ -1,8 +1,9 @@
 """Temporal consistency for effects run over the frames of a video (Ruder et al. 2016).
 
 Run frame by frame, an optimisation settles into a different local optimum on each frame, and the result
-flickers. With ``temporal=flow`` an effect that supports it (style-transfer, deepdream) does three things on
-every frame after the first, all through the ordinary engine:
+flickers. With ``temporal=flow`` an effect that optimises (style-transfer, deepdream) does three things on
+every frame after the first, all through the ordinary engine (an effect that does not optimise, fast-style,
+takes :func:`follow`'s start as its output: the previous output held where the flow is trusted):
 
 - it starts from the previous output warped onto the current frame by the optical flow between the two
   input frames (:func:`gradfx.engine.flow.guide`), instead of from the content;

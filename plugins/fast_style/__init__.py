@@ -14,10 +14,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from gradfx.engine import Effect, Float, Int, Output, styles
+from gradfx.engine import Effect, Float, GradfxError, Int, Output, ParameterError, styles
 from gradfx.engine.temporal import consistency as temporal
 
 from . import video
+from .transfer import HALO
 
 if TYPE_CHECKING:
     from gradfx.engine import RunContext
@@ -28,6 +29,8 @@ NETWORKS = ("adain-vgg19-encoder", "adain-decoder")
 TILE = 1024
 #: the smallest side a style image is encoded at (relu4_1 needs a few positions for its statistics)
 MIN_STYLE = 32
+#: the smallest tile (a tile is mostly halo below this)
+MIN_TILE = 64
 
 
 class FastStyle(Effect):
@@ -45,14 +48,19 @@ class FastStyle(Effect):
         styles.MASK,
         Int("size", 0, "longest side of the output in pixels (0: the input's size)", min=0, max=32_768),
         Int("tile", TILE, "stylise images larger than this in tiles of this many pixels a side (plus a "
-            f"{64} px halo), for bounded memory (0: whole)", min=0, max=32_768),
+            f"{HALO} px halo: the same image as whole), for bounded memory (0: whole)", min=0, max=32_768),
         *video.params(),
     )
 
     def check(self, params: Mapping[str, Any]) -> None:
         styles.check(params)
+        if 0 < params["tile"] < MIN_TILE:
+            raise ParameterError(f"parameter 'tile': {params['tile']} is not allowed; expected 0 (whole) or at "
+                                 f"least {MIN_TILE} px")
 
     def run(self, ctx: RunContext, params: Mapping[str, Any]) -> Output:
+        import tensorflow as tf
+
         from gradfx.engine.images.arrays import resize_longest, resize_to
 
         from . import transfer
@@ -66,17 +74,28 @@ class FastStyle(Effect):
         seen, style_images = styles.prepare_colors(mode, content, [ctx.image(p).rgb for p in params["style"]])
         masks = [resize_to(ctx.image(p).rgb, (h, w)).mean(axis=-1) for p in params["mask"] or ()]
         nets = transfer.Networks(ctx.network(NETWORKS[0]), ctx.network(NETWORKS[1]))
-        stats = [transfer.style_stats(nets, resize_to(s, styles.style_size(s.shape, (h, w), params["style_scale"],
-                                                                      MIN_STYLE)), params["tile"])
-                 for s in style_images]
+        style_images = [resize_to(s, styles.style_size(s.shape, (h, w), params["style_scale"], MIN_STYLE))
+                        for s in style_images]
         stage = f"fast-style ({w}x{h})"
 
         def step(done: int, total: int) -> bool:
             ctx.progress(stage, done, total)
             return not ctx.cancelled
 
-        out = transfer.stylise(nets, seen, stats, styles.blend(params), masks=masks, alpha=params["alpha"],
-                               tile=params["tile"], step=step)
+        tile = params["tile"]
+        while True:
+            try:
+                stats = [transfer.style_stats(nets, s, tile) for s in style_images]
+                out = transfer.stylise(nets, seen, stats, styles.blend(params), masks=masks,
+                                       alpha=params["alpha"], tile=tile, step=step)
+                break
+            except tf.errors.ResourceExhaustedError:  # the engine's solves retry so too
+                smaller = (tile or max(h, w, *(max(s.shape[:2]) for s in style_images))) // 2
+                if smaller < MIN_TILE:
+                    raise GradfxError(f"effect {self.name!r} ran out of device memory even with {tile} px tiles; "
+                                      "use a smaller size, or --device cpu") from None
+                ctx.warn(f"out of device memory; retrying with {smaller} px tiles")
+                tile = smaller
         if out is None:  # cancelled: the content, as the image so far
             return Output(content, report={"partial": True, "status": "cancelled"})
         out = styles.restore_colors(mode, out, content)

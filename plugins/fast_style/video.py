@@ -15,6 +15,7 @@ blurs, a small part of the pass. The figures: docs/fast-style.md and bench/RESUL
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -44,14 +45,17 @@ def params() -> tuple[Param, ...]:
 def follow(ctx: RunContext, params: Mapping[str, Any], frame: np.ndarray, out: np.ndarray
            ) -> tuple[np.ndarray, dict[str, Any]] | None:
     """``out`` (this ``frame``'s stylisation) held to the previous output where the flow is trusted, and what
-    the report says of it; None when this run does not follow a previous frame."""
+    the report says of it (the share of the picture held, the seconds it took); None when this run does not
+    follow a previous frame."""
     import cv2
 
     def held(warped: np.ndarray) -> np.ndarray:
         tone = cv2.GaussianBlur(out - warped, (0, 0), TONE_SIGMA, borderType=cv2.BORDER_REFLECT)
         return out + params["temporal_weight"] * (warped + tone - out)
 
+    started = time.perf_counter()
     following = consistency.follow(ctx, params, frame, out, look=held)
     if following is None:
         return None
-    return following.init, {"held": round(float(following.guide.mask.mean()), 4)}
+    return following.init, {"held": round(float(following.guide.mask.mean()), 4),
+                            "seconds": round(time.perf_counter() - started, 4)}

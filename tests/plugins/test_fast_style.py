@@ -171,10 +171,10 @@ def test_style_scale_sets_the_style_images_size(reg, files, content):
 
 
 def test_tiles_give_the_whole_pass_and_any_size_comes_back(reg, files):
-    image = samples.landscape(150)[:, :197]  # 150 x 197
+    image = samples.landscape(198)[:, :259]  # 198 x 259
     whole = fast(reg, image, style=files["a"], tile=0)
-    tiled = fast(reg, image, style=files["a"], tile=32)
-    assert len(transfer.tiles(152, 200, 32)) > 4 and whole.image.shape == image.shape
+    tiled = fast(reg, image, style=files["a"], tile=64)
+    assert len(transfer.tiles(200, 264, 64)) == 20 and whole.image.shape == image.shape
     # the halo covers the networks' receptive field, so each tile sees what the whole pass sees
     np.testing.assert_allclose(tiled.image, whole.image, atol=2e-5)
 
@@ -199,7 +199,7 @@ def test_cancelled_before_it_ends_keeps_the_content(reg, files, content):
 
     token = CancelToken()
     token.cancel()
-    result = run("fast-style", content, registry=reg, seed=3, style=files["a"], tile=16, cancel=token)
+    result = run("fast-style", content, registry=reg, seed=3, style=files["a"], cancel=token)
     assert result.partial and result.report["status"] == "cancelled"
     np.testing.assert_array_equal(result.image, content)
 
@@ -211,6 +211,8 @@ def test_checks_before_any_compute(reg, files, content):
         fast(reg, content, style=files["a"], mask=f"{files['left']},{files['right']}")
     with pytest.raises(ParameterError, match="alpha"):
         fast(reg, content, style=files["a"], alpha=1.5)
+    with pytest.raises(ParameterError, match="'tile': 32 is not allowed; expected 0 .whole. or at least 64"):
+        fast(reg, content, style=files["a"], tile=32)
 
 
 def test_in_a_chain_before_deepdream(reg, files, content):
