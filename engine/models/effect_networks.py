@@ -55,7 +55,7 @@ class ResolvedNetwork:
         if self.mode == "random":
             return f"{self.name}: random (seeded He-normal, untrained: the output shows no learned style)"
         entry = index.network(self.name)
-        return f"{entry.description} ({entry.licence})"
+        return f"{entry.description}; licence: {entry.licence}"
 
     def to_json(self) -> dict[str, Any]:
         """The run report's record of it."""

@@ -5,6 +5,7 @@ fetch are faked (the fetcher has its own tests)."""
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import types
 from pathlib import Path
@@ -138,7 +139,12 @@ def test_online_it_is_fetched_once_with_progress_then_built_once_per_process(reg
 
     monkeypatch.delenv("GRADFX_OFFLINE", raising=False)
     seen, events = [], []
-    with reporting_fetches(seen.append):
+
+    @contextlib.contextmanager
+    def bar():  # what the CLI's download bar is: entered around the fetch, its callback receives the events
+        yield seen.append
+
+    with reporting_fetches(bar):
         first = run("net-mixer", make_image(16, 16), progress=events.append)
     second = run("net-mixer", make_image(16, 16, seed=1))
     assert fake_cache["fetches"] == [["fake-net"]] and [e.message for e in seen] == ["bytes"]
