@@ -262,32 +262,31 @@ def section_init(cfg: dict, work: Path) -> list[str]:
     p = first["params"]
     same = (p["style_weight"], p["content_weight"], p["tv_weight"] * TV_REFERENCE_SIDE / math.sqrt(size * size))
     base = baseline_style(bb.keras_model(), content, style, same, n)
-    rows = [f"| the tutorial's algorithm (Adam 0.02, {n} steps from the content) | {n} | {base['seconds']:.1f} s | 1x "
-            f"| {fmt(measure(base['image']))} |"]
-    met = None
-    for label, extra in (("style-transfer's defaults (`init=content`)", {}),
-                         ("`init=fast`", {"init": "fast"}),
-                         ("`init=fast`, `optimizer=lbfgs`", {"init": "fast", "optimizer": "lbfgs"})):
-        ran = effect_style(bb, content, str(style_file), steps=budget, stop_below=base["loss"], **extra)
-        hit = _reached(ran["trace"], base["loss"])
-        save_image(work / f"init-{len(rows)}.png", ran["image"], overwrite=True)
-        if hit is None:
-            best = min(loss for _, loss in ran["trace"])
-            cell = f"not within {budget} (best {best:.4g}, {best / base['loss']:.2f}x its loss)"
-            rows.append(f"| {label} | {cell} | {ran['seconds']:.1f} s | - | {fmt(measure(ran['image']))} |")
-        else:
-            rows.append(f"| {label} | {hit[1]} | {hit[0]:.1f} s | {hit[0] / base['seconds']:.3f}x | "
-                        f"{fmt(measure(ran['image']))} |")
-        if "init" in extra and hit is not None:
-            met = hit[0] / base["seconds"] if met is None else min(met, hit[0] / base["seconds"])
-    goal = "no start reached it" if met is None else f"{met:.3f}x ({'yes' if met <= 0.1 else '**no**'})"
+    save_image(work / "init-tutorial.png", base["image"], overwrite=True)
+    rows = [f"| the tutorial's algorithm (Adam 0.02 from the content) | {n} steps: {base['loss']:.4g} | {n} | "
+            f"{base['seconds']:.1f} s | 1x | {fmt(measure(base['image']))} |"]
+    best = None
+    for optimizer, steps in (("adam", budget), ("lbfgs", max(1, budget // 3))):
+        for init in ("content", "fast"):
+            ran = effect_style(bb, content, str(style_file), steps=steps, init=init, optimizer=optimizer)
+            save_image(work / f"init-{optimizer}-{init}.png", ran["image"], overwrite=True)
+            hit = _reached(ran["trace"], base["loss"])
+            reach = ("-", "not reached", "-") if hit is None else (
+                str(hit[1]), f"{hit[0]:.1f} s", f"{hit[0] / base['seconds']:.3f}x")
+            rows.append(f"| `init={init}`, `optimizer={optimizer}` | {steps}: {ran['trace'][-1][1]:.4g} | "
+                        f"{reach[0]} | {reach[1]} | {reach[2]} | {fmt(measure(ran['image']))} |")
+            if init == "fast" and hit is not None:
+                best = min(best or math.inf, hit[0] / base["seconds"])
+    goal = "no start reached it" if best is None else f"{best:.3f}x ({'yes' if best <= 0.1 else '**no**'})"
     return [f"scikit-image's astronaut at {size} px, `samples.painting({size})`; VGG19 with ImageNet weights; "
             f"the loss is style-transfer's default (content {p['content_weight']:g}, style {p['style_weight']:g}, "
-            f"TV {p['tv_weight']:g} per 512 px canvas), which the tutorial's algorithm minimises too. A run stops at "
-            f"the tutorial's {n}-step loss ({base['loss']:.4g}); its time includes building the models and (init=fast) "
-            "fast-style's pass. Goal: the fast start reaches it in at most 0.1x the tutorial's time: " + goal + ".",
-            "", "| run | evaluations to the tutorial's loss | time | / tutorial | where it stopped (style, content) |",
-            "|---|---|---|---|---|", *rows]
+            f"TV {p['tv_weight']:g} per 512 px canvas), which the tutorial's algorithm minimises too. Each run goes "
+            "its whole budget (Adam: the default's 300 steps; L-BFGS: a third of it, in evaluations); its time to "
+            "the tutorial's loss is read from its trace and includes building the models and (init=fast) "
+            "fast-style's pass. Goal: the fast start reaches the tutorial's loss in at most 0.1x the tutorial's "
+            "time: " + goal + ".", "",
+            "| run | evaluations: final loss | evaluations to the tutorial's loss | time to it | / tutorial's time | "
+            "where it ends (style, content) |", "|---|---|---|---|---|---|", *rows]
 
 
 # ------------------------------------------------------------------------------------------- tiles

@@ -285,3 +285,27 @@ def test_a_batch_of_frames_with_temporal_flow_is_run_frames(reg, files, tmp_path
     for i, result in enumerate(expected):
         got = load_image(tmp_path / "out" / f"{i:03d}.png").rgb
         assert np.abs(got - result.image).max() < 0.02, i
+
+
+def test_style_transfer_starts_from_the_fast_output_with_init_fast(reg, files, content):
+    from gradfx.engine.running.plan import draft
+
+    # an optimisation that barely moves: its output is its start
+    st = run("style-transfer", content, registry=reg, model="vgg16", seed=3, style=files["a"], size=0,
+             init="fast", steps=1, lr=1e-6)
+    np.testing.assert_allclose(st.image, fast(reg, content, style=files["a"]).image, atol=1e-3)
+    assert [n["name"] for n in st.report["networks"]] == list(NETWORKS) and st.report["model"] == "vgg16"
+    plain = draft([("style-transfer", {"style": files["a"]})], content, registry=reg, model="vgg16", chain=False)
+    assert plain.steps[0].networks == ()  # only init=fast needs them
+
+
+def test_init_fast_offline_without_the_networks_says_what_to_fetch(reg, files, content, monkeypatch):
+    from gradfx.engine import WeightsError
+    from gradfx.engine.models import index
+    from gradfx.engine.running.plan import draft
+
+    monkeypatch.setattr(index, "cached", lambda name: None)
+    with pytest.raises(WeightsError, match="effect 'style-transfer' runs the trained networks .* gradfx weights "
+                                           "fetch adain-vgg19-encoder adain-decoder"):
+        draft([("style-transfer", {"style": files["a"], "init": "fast"})], content, registry=reg, model="vgg16",
+              chain=False)
