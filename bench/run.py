@@ -742,42 +742,14 @@ FV_OBJECTIVE = "{layer}_pre_relu:{channels} - mean({layer})"
 
 
 def style_measures(bb: Backbone, content: np.ndarray, style: np.ndarray) -> Callable:
-    """``measure(image) -> (style, content)``: the quality tests' distances (tests/plugins/
-    test_quality_trained.py, test_quality_imagenet.py) on ``bb``'s style network. style = the mean over the
-    style layers of the squared Gram difference to the style image relative to the style's squared Gram, as a
-    fraction of the content image's own; content = the mean squared ``block5_conv2`` difference to the content
-    image, as a fraction of the style image's (resized to the content's size). The tests ask at most 0.5 and
-    below 1."""
-    import tensorflow as tf
-    from baselines import CONTENT_LAYERS, STYLE_LAYERS
+    """``measure(image) -> (style, content)``: the quality tests' distances (``style_judge`` in tests/photos.py)
+    on ``bb``'s style network. style = the mean over the style layers of the squared Gram difference to the
+    style image relative to the style's squared Gram, as a fraction of the content image's own; content = the
+    mean squared ``block5_conv2`` difference to the content image, as a fraction of the style image's (resized
+    to the content's size). The tests ask at most 0.5 and below 1."""
+    from photos import style_judge
 
-    from gradfx.engine.models import extractor
-    from gradfx.engine.objectives import gram_matrix
-
-    ext = extractor.get_extractor(bb.model_for("style"), STYLE_LAYERS + CONTENT_LAYERS, bb.weights, seed=0)
-    (layer,) = CONTENT_LAYERS
-
-    def feats(x):
-        return ext(tf.constant(np.asarray(x, np.float32)[None]))
-
-    f_style, f_content = feats(style), feats(content)
-    grams = {k: gram_matrix(f_style[k]) for k in STYLE_LAYERS}
-
-    def style_distance(f) -> float:
-        return float(np.mean([np.mean((gram_matrix(f[k]) - grams[k]) ** 2) / np.mean(grams[k] ** 2)
-                              for k in STYLE_LAYERS]))
-
-    def content_distance(f) -> float:
-        return float(np.mean((f[layer] - f_content[layer]) ** 2))
-
-    s0 = style_distance(f_content)
-    c0 = content_distance(feats(tf.image.resize(style[None], content.shape[:2])[0]))
-
-    def measure(image: np.ndarray) -> tuple[float, float]:
-        f = feats(image)
-        return style_distance(f) / s0, content_distance(f) / c0
-
-    return measure
+    return style_judge(content, style, model=bb.model_for("style"), weights=bb.weights)
 
 
 def effect_style(bb: Backbone, content: np.ndarray, style_path: str, *, stop_below: float | None = None,

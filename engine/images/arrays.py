@@ -42,9 +42,17 @@ def resize_longest(img: np.ndarray, longest: int, *, what: str | None = None) ->
     arr = np.asarray(img)
     if arr.ndim not in (2, 3) or arr.shape[0] < 1 or arr.shape[1] < 1:
         raise ValueError(f"resize_longest expects an H x W or H x W x C array, got shape {arr.shape}")
-    h, w = arr.shape[:2]
-    new_h, new_w = longest_shape(h, w, longest)
+    new_h, new_w = longest_shape(*arr.shape[:2], longest)
     check_pixels(new_h, new_w, f"{what or 'size'} {longest}")
+    return resize_to(arr, (new_h, new_w))
+
+
+def resize_to(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``img`` (H x W or H x W x C float) resized to exactly ``size`` (height, width), as :func:`resize_longest`
+    resizes (Lanczos, clipped to the input's range); float32."""
+    arr = np.asarray(img)
+    h, w = arr.shape[:2]
+    new_h, new_w = (int(v) for v in size)
     arr = arr.astype(np.float32, copy=False)
     if (new_h, new_w) == (h, w):
         return arr.copy()

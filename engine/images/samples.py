@@ -1,8 +1,9 @@
 """Sample images made by code, for ``gradfx demo`` and for trying effects without a photo at hand.
 
 No files are shipped, so there is no licence to worry about: ``landscape`` is a sky, sun, mountains, hills, a
-lake and trees; ``painting`` is a swirling, stroke-textured "starry night" in blues and yellows, for use as a
-style image. Both are deterministic float32 H x W x 3 arrays in [0, 1]. NumPy and Pillow only.
+lake and trees; ``painting`` is a swirling, stroke-textured "starry night" in blues and yellows, and ``strokes``
+short brush strokes in many colours, for use as style images. All are deterministic float32 H x W x 3 arrays
+in [0, 1]. NumPy and Pillow only.
 """
 
 from __future__ import annotations
@@ -95,6 +96,26 @@ def painting(size: int = 256, seed: int = 1) -> np.ndarray:
     ground = 0.82 + 0.05 * np.sin(7 * x)
     img = _mix(img, _edge(ground - y, 1.5 / h), (0.08, 0.1, 0.16))
     return np.clip(img, 0, 1).astype(np.float32)
+
+
+def strokes(size: int = 256, seed: int = 2) -> np.ndarray:
+    """A second style image: short brush strokes in warm and cool colours over a dark ground, each turned along
+    a swirling field (Pillow draws them)."""
+    from PIL import Image, ImageDraw
+
+    rng = np.random.default_rng(seed)
+    img = Image.new("RGB", (size, size), (30, 40, 70))
+    draw = ImageDraw.Draw(img)
+    palette = ((240, 200, 60), (230, 120, 40), (60, 110, 200), (120, 180, 230), (250, 240, 210), (40, 70, 140),
+               (200, 60, 50))
+    for _ in range(round(900 * (size / 256) ** 2)):
+        x, y = rng.random(2) * size
+        angle = np.sin(x / size * 6.0) + 1.5 * np.cos(y / size * 5.0)
+        half = size * (0.03 + 0.05 * rng.random()) / 2
+        dx, dy = np.cos(angle) * half, np.sin(angle) * half
+        draw.line([(x - dx, y - dy), (x + dx, y + dy)], fill=palette[rng.integers(len(palette))],
+                  width=max(2, size // 80))
+    return np.asarray(img, np.float32) / np.float32(255.0)
 
 
 @dataclass

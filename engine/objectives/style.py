@@ -21,6 +21,7 @@ from ..errors import ParameterError
 from ..layers import parse_layer_weights
 from ..models.tf import tf
 from ..optimise import schedule
+from ..styles import style_size
 from .base import BindContext, Features, Objective, StepContext
 
 
@@ -58,15 +59,6 @@ def gram_targets(ctx: BindContext, image: Any, layers: Sequence[str]) -> dict[st
             sums[k] = g if k not in sums else sums[k] + g
             counts[k] += int(fk.shape[1]) * int(fk.shape[2])
     return {k: sums[k] / float(counts[k]) for k in layers}
-
-
-def style_size(shape: Sequence[int], canvas: Sequence[int], scale: float, min_size: int) -> tuple[int, int]:
-    """The (height, width) a style image of ``shape`` is resized to for a canvas: its longest side ``scale``
-    times the canvas's, its aspect ratio kept, and never below ``min_size`` on either side."""
-    h, w = int(shape[0]), int(shape[1])
-    k = max(1, round(scale * max(canvas))) / max(h, w)
-    k = max(k, min_size / min(h, w))  # never below the model's minimum input
-    return max(min_size, round(h * k)), max(min_size, round(w * k))
 
 
 class StyleLoss(Objective):

@@ -26,7 +26,7 @@ from ..params import Param
 from ..progress import CancelToken, ProgressCallback, ProgressEvent
 from ..temporal.frames import Previous
 from ..version import __version__
-from .plan import Plan, PlannedStep, complete
+from .plan import Plan, PlannedStep, complete, draft
 from .result import Result
 
 
@@ -45,7 +45,8 @@ def execute(plan: Plan, *, progress: ProgressCallback | None = None, cancel: Can
         raise GradfxError("a check-only plan cannot run; plan again without check_only")
     plan = complete(plan)
     cancel = cancel or CancelToken()
-    resolutions: dict[tuple[str, bool], Any] = {(s.spec.name, False): s.weights for s in plan.steps}
+    resolutions: dict[tuple[str, bool], Any] = {(s.spec.name, False): s.weights for s in plan.steps
+                                                if s.spec is not None}
     if not plan.chain:
         result = _run_step(plan, plan.steps[0], plan.image, progress=progress, cancel=cancel,
                            stage_prefix=stage_prefix, checkpoint=checkpoint, resolutions=resolutions,
@@ -111,8 +112,8 @@ def _run_step(plan: Plan, step: PlannedStep, loaded: LoadedImage | None, *,
     decided per (model, top), so each is decided once per plan (the plan decided each step's own model
     without the top)."""
     from ..models import device as devices
+    from ..models import effect_networks, weights
     from ..models import extractor as extractors
-    from ..models import weights
     from ..optimise import solver
 
     devices.quiet_tensorflow()
@@ -200,14 +201,42 @@ def _run_step(plan: Plan, step: PlannedStep, loaded: LoadedImage | None, *,
             if not any(w.startswith("checkpoint not written") for w in ctx.warnings):
                 ctx.warn(warning)
 
+    own = {net.name: net for net in step.networks}
+
+    def network(name: str) -> Any:
+        if name not in own:
+            plugin = registry.effect_plugin.get(eff.name, "?")
+            raise PluginError(f"effect {eff.name!r} (plugin {plugin!r}) asked for the network {name!r}, which its "
+                              f"networks_for() does not name for these parameters ({', '.join(own) or 'none'})")
+        return effect_networks.load(own[name], seed=seed, device=tf_device)
+
+    started = time.perf_counter()
+
+    def report_progress(stage: str, step_index: int, steps: int, image: np.ndarray | None, message: str) -> None:
+        if progress is not None:
+            progress(ProgressEvent(stage=stage_prefix + stage, stage_index=0, stage_count=1, step=step_index,
+                                   steps=steps, loss=math.nan, elapsed=time.perf_counter() - started,
+                                   total_step=step_index, total_steps=steps, message=message,
+                                   _preview=None if image is None else lambda: image))
+
+    def run_effect(name: str, image: Any, **params: Any) -> Result:
+        sub = complete(draft([(name, params)], image, weights=plan.weights, seed=seed, device=plan.device,
+                             registry=registry, chain=False))
+        alien = [net.name for net in sub.steps[0].networks if net.name not in own]
+        if alien:
+            plugin = registry.effect_plugin.get(eff.name, "?")
+            raise PluginError(f"effect {eff.name!r} (plugin {plugin!r}) runs {name!r}, whose networks "
+                              f"{', '.join(alien)} its networks_for() does not name for these parameters")
+        return execute(sub, progress=progress, cancel=cancel, stage_prefix=f"{stage_prefix}{name} · ")
+
     ctx = RunContext(input=loaded, model=step.model, weights=plan.weights, seed=seed, device=tf_device,
                      load_image=load, spec=step.spec, resolved_weights=step.weights,
                      # an effect's own prefix ("frame 3/10 · ") goes after the chain's ("step 2/3 deepdream · ")
                      solve=lambda p, stage_prefix="", outer=stage_prefix: solve(p, stage_prefix=outer + stage_prefix),
-                     extractor=extractor, previous=previous)
+                     extractor=extractor, previous=previous, network=network, networks=step.networks,
+                     progress=report_progress, cancel=cancel, run_effect=run_effect)
     if step.note:  # the default model followed the weights: said first, once
         ctx.warn(step.note)
-    started = time.perf_counter()
     with tf.device(tf_device):
         try:
             output = eff.run(ctx, params)
@@ -277,12 +306,13 @@ def _report(plan: Plan, step: PlannedStep, ctx: RunContext, output: Output, used
     import tensorflow as tf
 
     from ..models import device as devices
+    from ..models import effect_networks
 
     eff, model = step.effect, step.model
     sols = ctx.solutions
     statuses = [s.status for s in sols]
     partial = any(s.partial for s in sols)
-    rw = used_weights.get(model) or next(iter(used_weights.values()), None)
+    rw = used_weights.get(model) or next(iter(used_weights.values()), None) if model is not None else None
     warnings = list(ctx.warnings)
     for w in used_weights.values():
         if getattr(w, "warning", None) and w.warning not in warnings:
@@ -299,7 +329,14 @@ def _report(plan: Plan, step: PlannedStep, ctx: RunContext, output: Output, used
             "description": getattr(rw, "description", None),
             "path": getattr(rw, "path", None),
             "fell_back_to_random": bool(getattr(rw, "fell_back", False)),
+        } if rw is not None or not step.networks else {  # no backbone: the networks it runs are its weights
+            "requested": plan.weights,
+            "resolved": "/".join(dict.fromkeys(net.mode for net in step.networks)),
+            "description": effect_networks.describe(step.networks),
+            "path": None,
+            "fell_back_to_random": False,
         },
+        "networks": [net.to_json() for net in step.networks],
         "params": step.effect.schema.to_json(step.params),
         "seed": plan.seed,
         "device": tf_device,

@@ -12,9 +12,12 @@ once per run, before any compute. Per step, in the order a user meets them:
 1. the effect, and the parameters the caller gave, each parsed once into its typed value
    (:meth:`Schema.parse <gradfx.engine.params.Schema.parse>`: layer lists, channel lists, objectives...);
 2. the model and the weights it runs on (:func:`gradfx.engine.models.choice.choose`: the one home of that
-   decision, which may download ImageNet weights when online);
+   decision, which may download ImageNet weights when online); none for an effect that reads no backbone
+   (``Effect.model`` None);
 3. the other parameters' defaults, on that model, and the effect's own cross-checks (:func:`resolve_params`);
-   sizes against the model's smallest input;
+   sizes against the model's smallest input; the weights of the networks the effect runs itself with these
+   parameters (:meth:`Effect.networks_for`, :func:`gradfx.engine.models.effect_networks.decide`: fetched
+   once when missing and online, a one-line error offline);
 4. the input image (loaded once, ``--size`` applied) and its size;
 5. (:func:`complete`, which builds the network without weights, once: the build is kept for the run) the
    layers the parameters name, checked against the model once (:meth:`Param.check_layers`), and the
@@ -37,12 +40,14 @@ from ..errors import GradfxError, ImageError, ParameterError, PluginError
 from ..images import atomic
 from ..images.arrays import check_longest
 from ..images.load import LoadedImage, check_image_file, load_image
+from ..models import effect_networks
 from ..models.choice import choose, followed_model
 from ..modelspecs import check_min_size, check_size
 from ..params import Param
 from ..registry import Registry, get_registry
 
 if TYPE_CHECKING:
+    from ..models.effect_networks import ResolvedNetwork
     from ..models.weights import ResolvedWeights
     from ..modelspecs import ModelSpec
 
@@ -99,12 +104,12 @@ def resolve_params(effect: str | Effect, params: Mapping[str, Any] | None = None
     return eff, resolved
 
 
-def _effect_check(check: Any, eff: Effect, registry: Registry, where: str, *args: Any) -> None:
-    """Run one of ``eff``'s own checks (:meth:`Effect.check`, :meth:`Effect.check_spec`): its
-    ``ParameterError`` gets the step (``where``) or the effect's name before it, any other exception is the
-    plugin's failure."""
+def _effect_check(check: Any, eff: Effect, registry: Registry, where: str, *args: Any) -> Any:
+    """Run one of ``eff``'s own checks (:meth:`Effect.check`, :meth:`Effect.check_spec`,
+    :meth:`Effect.networks_for`) and return what it returns: its ``ParameterError`` gets the step (``where``)
+    or the effect's name before it, any other exception is the plugin's failure."""
     try:
-        check(*args)
+        return check(*args)
     except ParameterError as exc:
         raise ParameterError(f"{where or f'effect {eff.name!r}'}: {exc}") from None
     except Exception as exc:  # noqa: BLE001 - a plugin's bug is reported as the plugin's failure
@@ -113,9 +118,11 @@ def _effect_check(check: Any, eff: Effect, registry: Registry, where: str, *args
                           f"{type(exc).__name__}: {exc}") from exc
 
 
-def check_sizes(effect: Effect, params: Mapping[str, Any], spec: ModelSpec, *, where: str = "") -> None:
+def check_sizes(effect: Effect, params: Mapping[str, Any], spec: ModelSpec | None, *, where: str = "") -> None:
     """Each parameter that is a size in pixels the model's smallest input bounds (:attr:`Param.model_min`),
-    against ``spec``: TensorFlow-free (the model's ``min_size`` is data)."""
+    against ``spec`` (None: the step reads no backbone): TensorFlow-free (the model's ``min_size`` is data)."""
+    if spec is None:
+        return
     for p in effect.schema:
         if p.model_min and params.get(p.name) is not None:
             check_min_size(spec.min_size, model=spec.name, param=p.name, value=params[p.name],
@@ -123,14 +130,18 @@ def check_sizes(effect: Effect, params: Mapping[str, Any], spec: ModelSpec, *, w
                            where=where or f"effect {effect.name!r}")
 
 
-def check_layers(effect: Effect, params: Mapping[str, Any], spec: ModelSpec, *, registry: Registry | None = None,
-                 where: str = "", asked: Collection[str] = (), fix: str = LAYER_FIX) -> None:
+def check_layers(effect: Effect, params: Mapping[str, Any], spec: ModelSpec | None, *,
+                 registry: Registry | None = None, where: str = "", asked: Collection[str] = (),
+                 fix: str = LAYER_FIX) -> None:
     """The layers the parameters name, each checked against ``spec``'s model once
     (:meth:`Param.check_layers`), then the effect's own checks against its model (:meth:`Effect.check_spec`).
-    Lists the model's layers, which builds its network without weights (kept for the run: one build).
+    Lists the model's layers, which builds its network without weights (kept for the run: one build). Nothing
+    to check for a step that reads no backbone (``spec`` None).
 
     A layer of a parameter the caller set (``asked``) that another registered model has gets the fix to use
     that model, ``fix`` with its name (``-p layers=block4_conv3:1`` on inception_v3: "add --model vgg16")."""
+    if spec is None:
+        return
     registry = registry or get_registry()
     for p in effect.schema:
         if params.get(p.name) is not None and p.layer_names(params[p.name]):
@@ -196,7 +207,7 @@ def check_input_size(step: PlannedStep, image: LoadedImage | None) -> None:
     """The input (after ``--size``) of a chain's first step whose effect solves at its input's size
     (:attr:`Effect.at_input_size`) is at least its model's minimum (:func:`~gradfx.engine.modelspecs.check_size`,
     the message the solver would give). Errors name the step."""
-    if image is None or not step.effect.at_input_size:
+    if image is None or not step.effect.at_input_size or step.spec is None:
         return
     try:
         check_size(step.spec, *image.rgb.shape[:2])
@@ -204,9 +215,16 @@ def check_input_size(step: PlannedStep, image: LoadedImage | None) -> None:
         raise ParameterError(f"{step.where}: {exc}" if step.where else str(exc)) from None
 
 
-def check_model(effect: Effect, model: str | None, *, where: str = "", fix: str = "") -> str:
+def check_model(effect: Effect, model: str | None, *, where: str = "", fix: str = "") -> str | None:
     """The one "works with this model" check: the model a step runs on (``model`` or the effect's default)
-    is one the effect allows; returns its name. Model names themselves are checked when it is looked up."""
+    is one the effect allows; returns its name (None for an effect that reads no backbone, which refuses a
+    model: it would be ignored). Model names themselves are checked when it is looked up."""
+    if effect.model is None:
+        if model is not None:
+            own = f" (it runs {', '.join(effect.networks)})" if effect.networks else ""
+            raise ParameterError(f"{where + ': ' if where else ''}effect {effect.name!r} reads no backbone "
+                                 f"model{own}, so model {model!r} would be ignored; leave the model out")
+        return None
     name = model or effect.model
     if effect.models is not None and name not in effect.models:
         raise ParameterError(f"{where + ': ' if where else ''}effect {effect.name!r} works with models "
@@ -226,21 +244,23 @@ class Step:
 @dataclass(frozen=True)
 class PlannedStep:
     """One checked step: the effect, its resolved parameters (typed), the model it runs on (``spec``) and the
-    weights that model gets (:func:`gradfx.engine.models.choice.choose`). ``where`` is how errors name the
-    step; ``asked`` the names of the parameters the caller set (the rest are the model's defaults); ``note``
-    the line said before any compute when the model is not the one asked for (the default model followed the
-    weights); ``chained`` the line said when the step starts from the step before's output though it could make
-    its image from nothing (:func:`check_chained`)."""
+    weights that model gets (:func:`gradfx.engine.models.choice.choose`): all three None for an effect that
+    reads no backbone. ``networks``: the weights of the networks the effect runs itself with these
+    parameters. ``where`` is how errors name the step; ``asked`` the names of the parameters the caller set
+    (the rest are the model's defaults); ``note`` the line said before any compute when the model is not the
+    one asked for (the default model followed the weights); ``chained`` the line said when the step starts
+    from the step before's output though it could make its image from nothing (:func:`check_chained`)."""
 
     effect: Effect
     params: dict[str, Any]
-    model: str
-    spec: ModelSpec
-    weights: ResolvedWeights
+    model: str | None
+    spec: ModelSpec | None
+    weights: ResolvedWeights | None
     where: str = ""
     asked: frozenset[str] = frozenset()
     note: str | None = None
     chained: str | None = None
+    networks: tuple[ResolvedNetwork, ...] = ()
 
     def files(self) -> list[str]:
         """Every file the step's parameters name (style images, init=file...): outputs must not go over them."""
@@ -277,7 +297,8 @@ class Plan:
         """What the user must hear before any compute, once each: a step's default model followed the weights
         (its note says it all), else the weights' own fall-back (ImageNet missing, random weights); a step
         that starts from the step before's output though it could start from nothing."""
-        lines = (line for s in self.steps for line in (s.note or s.weights.warning, s.chained) if line)
+        lines = (line for s in self.steps
+                 for line in (s.note or (s.weights.warning if s.weights else None), s.chained) if line)
         return list(dict.fromkeys(lines))
 
 
@@ -337,6 +358,7 @@ def draft(steps: Sequence[Any], image: Any = None, *, model: str | None = None, 
         raise ParameterError("a single run has exactly one step; run several with run_chain")
     weights = os.fspath(weights) if isinstance(weights, os.PathLike) else weights
     decided: dict[str, ResolvedWeights] = {}  # each model's weights, decided once per plan
+    networks: dict[str, ResolvedNetwork] = {}  # and each network's an effect runs itself
     planned = []
     for i, (effect, params, step_model) in enumerate(norm, 1):
         where = _step_where(i, effect if isinstance(effect, str) else effect.name, chain=chain, source=source)
@@ -347,22 +369,32 @@ def draft(steps: Sequence[Any], image: Any = None, *, model: str | None = None, 
                 if i == 1:
                     check_input(eff, image, where=where, fix=input_fix, required=not (check_only or image_later))
                 chained = check_chained(eff, i, where=where) if i > 1 else None
-                asked_model = step_model or model
+                # a chain's model is every step's that names none: not one's that reads no backbone
+                asked_model = step_model or (None if eff.model is None and chain else model)
                 check_model(eff, asked_model, where=where, fix=model_fix)
-                choice = choose(eff, registry, model=asked_model, asked=given, weights=weights,
-                                fetch=not check_only, decided=decided)
+                choice = None if eff.model is None else choose(
+                    eff, registry, model=asked_model, asked=given, weights=weights, fetch=not check_only,
+                    decided=decided)
                 eff, resolved = resolve_params(eff, given, registry=registry, base_dir=base_dir, where=where,
-                                               model=choice.model)
+                                               model=choice and choice.model)
+                own = _effect_check(eff.networks_for, eff, registry, where, resolved)
+                nets = effect_networks.decide(own, weights, who=where or f"effect {eff.name!r}",
+                                              fetch=not check_only, decided=networks)
             except GradfxError as exc:
                 if not where or str(exc).startswith(where):
                     raise
                 raise type(exc)(f"{where}: {exc}") from None
-            check_sizes(eff, resolved, choice.spec, where=where)
+            check_sizes(eff, resolved, choice and choice.spec, where=where)
         except GradfxError as exc:
             exc.step = i  # type: ignore[attr-defined]
             raise
-        planned.append(PlannedStep(eff, resolved, choice.model, choice.spec, choice.weights, where,
-                                   frozenset(given), choice.note, chained))
+        planned.append(PlannedStep(eff, resolved, choice and choice.model, choice and choice.spec,
+                                   choice and choice.weights, where, frozenset(given), choice and choice.note,
+                                   chained=chained, networks=nets))
+    if effect_networks.refuses(weights) and all(s.model is None for s in planned):
+        raise ParameterError(f"--weights {weights}: no step reads a backbone (the networks "
+                             f"{', '.join(n.name for s in planned for n in s.networks)} have their own trained "
+                             "weights), so it would be ignored; use --weights auto, or random")
     loaded = None if image is None else load_image(image, longest_side=longest_side)
     try:
         check_input_size(planned[0], loaded)

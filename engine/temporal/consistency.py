@@ -1,8 +1,9 @@
 """Temporal consistency for effects run over the frames of a video (Ruder et al. 2016).
 
 Run frame by frame, an optimisation settles into a different local optimum on each frame, and the result
-flickers. With ``temporal=flow`` an effect that supports it (style-transfer, deepdream) does three things on
-every frame after the first, all through the ordinary engine:
+flickers. With ``temporal=flow`` an effect that optimises (style-transfer, deepdream) does three things on
+every frame after the first, all through the ordinary engine (an effect that does not optimise, fast-style,
+takes :func:`follow`'s start as its output: the previous output held where the flow is trusted):
 
 - it starts from the previous output warped onto the current frame by the optical flow between the two
   input frames (:func:`gradfx.engine.flow.guide`), instead of from the content;
@@ -47,17 +48,19 @@ MAX_FRAMES = 16
 WARPED, MASK = "temporal_warped", "temporal_mask"
 
 
-def params(weight: float, weight_help: str, origin: str = "", **per_model: tuple[float, str]) -> tuple[Param, ...]:
+def params(weight: float, weight_help: str, origin: str = "", *, steps: bool = True, weight_max: float | None = None,
+           **per_model: tuple[float, str]) -> tuple[Param, ...]:
     """The temporal parameters an effect declares (the same everywhere; ``weight`` is ``temporal_weight``'s
-    default, ``per_model`` its defaults on other models with their origins, see :meth:`Param.per_model`)."""
-    temporal_weight = Float("temporal_weight", weight, weight_help, min=0)
+    default, at most ``weight_max``, ``per_model`` its defaults on other models with their origins, see
+    :meth:`Param.per_model`). ``steps=False``: an effect that does not optimise has no ``temporal_steps``."""
+    temporal_weight = Float("temporal_weight", weight, weight_help, min=0, max=weight_max)
     return (
         Choice("temporal", "none", MODES, "over video frames: 'flow' starts each frame from the previous output "
                "warped by the optical flow and keeps it where the flow is reliable (no flicker)"),
         *(p.only_when(temporal="flow") for p in (
             temporal_weight.per_model(origin, **per_model) if per_model else temporal_weight,
-            Int("temporal_steps", 0, f"steps per stage for frames after the first with temporal=flow (0: "
-                f"{FOLLOW_FRACTION:g} x steps)", min=0, max=100_000),
+            *([Int("temporal_steps", 0, f"steps per stage for frames after the first with temporal=flow (0: "
+                   f"{FOLLOW_FRACTION:g} x steps)", min=0, max=100_000)] if steps else []),
             Int("temporal_frames", 1, "long-term consistency: hold each pixel to the most recent of this "
                 "many previous outputs in which it was visible (1: the previous frame only)", min=1,
                 max=MAX_FRAMES))),
@@ -66,7 +69,9 @@ def params(weight: float, weight_help: str, origin: str = "", **per_model: tuple
 
 def follow_steps(p: Mapping[str, Any]) -> int:
     """Steps per stage for a frame after the first: ``temporal_steps``, or :data:`FOLLOW_FRACTION` of
-    ``steps``."""
+    ``steps`` (0 for an effect that does not optimise)."""
+    if "steps" not in p:
+        return 0
     return p["temporal_steps"] or max(1, math.ceil(p["steps"] * FOLLOW_FRACTION))
 
 

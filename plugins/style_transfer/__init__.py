@@ -23,7 +23,7 @@ TensorFlow is imported only inside ``build``/``finish``, so listing effects stay
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -32,23 +32,16 @@ from gradfx.engine import (
     Choice,
     Effect,
     Float,
-    Floats,
     ImageOr,
-    Images,
     Int,
     Layers,
     Output,
     ParameterError,
     Precision,
     RunContext,
+    styles,
 )
-from gradfx.engine.images.colour import (
-    grey3,
-    luminance,
-    match_color_histogram,
-    match_luminance,
-    restore_chroma,
-)
+from gradfx.engine.images.colour import grey3, luminance
 from gradfx.engine.temporal import consistency as temporal
 from gradfx.engine.temporal import flow
 
@@ -60,7 +53,9 @@ if TYPE_CHECKING:
 
 DEFAULT_CONTENT_LAYERS = "block5_conv2"
 DEFAULT_STYLE_LAYERS = "block1_conv1,block2_conv1,block3_conv1,block4_conv1,block5_conv1"
-INIT_CHOICES = ("content", "noise", "style")
+INIT_CHOICES = ("content", "noise", "style", "fast")
+#: the networks fast-style runs (its NETWORKS), which init=fast needs
+FAST_NETWORKS = ("adain-vgg19-encoder", "adain-decoder")
 #: temporal_weight's default with the tutorial's loss weights, and VGG16's with its own (bench/RESULTS-video.md)
 TEMPORAL_WEIGHT, VGG_TEMPORAL_WEIGHT = 1e4, 1e2
 #: the weight, relative to style_weight, of the style term of a video frame's pixels that entered the picture
@@ -76,12 +71,11 @@ class StyleTransfer(Effect):
     name = "style-transfer"
     summary = "Neural style transfer (Gatys et al.): multi-style, masks, colour preservation, tiles, L-BFGS"
     model = "vgg19"
+    networks = FAST_NETWORKS
     params = (
-        Images("style", "style image(s), comma-separated", required=True),
-        Floats("style_blend", None, "one weight per style (default: equal); masked styles use them as "
-               "per-region strengths", min=0),
-        Float("style_scale", 1.0, "style image size relative to the output canvas (longest sides)",
-              min=0.05, max=8),
+        styles.STYLE,
+        styles.STYLE_BLEND,
+        styles.STYLE_SCALE,
         Float("content_weight", 1e4, "weight of the content loss", min=0).per_model(_TUTORIAL),
         Float("style_weight", 1e-2, "weight of the style loss", min=0).per_model(
             _TUTORIAL, vgg16=(10.0, f"{_TUNED}: the tutorial's 1e-2 leaves a washed-out blur with none of the "
@@ -92,8 +86,9 @@ class StyleTransfer(Effect):
             "content layers, comma-separated, each optionally :weight", names_layers=True),
         Layers("style_layers", DEFAULT_STYLE_LAYERS, "style layers, comma-separated, each optionally :weight",
                names_layers=True),
-        ImageOr("init", "content", INIT_CHOICES, "starting image: content, noise, style, or an image file "
-                "(in a recipe, relative to the recipe's folder)"),
+        ImageOr("init", "content", INIT_CHOICES, "starting image: content, noise, style, fast (fast-style's "
+                "output for the same styles, blend, masks and colours: one forward pass of AdaIN), or an image "
+                "file (in a recipe, relative to the recipe's folder)"),
         Choice("optimizer", "adam", ("adam", "lbfgs"), "adam, or lbfgs (SciPy L-BFGS-B bounded to [0, 1]; "
                "steps = loss evaluations)").per_model(
             _TUTORIAL, vgg16=("lbfgs", f"{_TUNED}: the style shows after 40 evaluations, where Adam needs "
@@ -107,10 +102,8 @@ class StyleTransfer(Effect):
             "upsampled previous result", min=1, max=8),
         Int("size", 512, "longest side of the output in pixels (0: the content image's size)", min=0,
             max=32_768, model_min="the content's size"),
-        Choice("preserve_colors", "none", ("none", "luminance", "histogram"),
-               "keep the content's colours: luminance-only transfer, or match the styles' colour histogram "
-               "to the content first"),
-        Images("mask", "one mask image per style (white: apply that style there)"),
+        styles.PRESERVE_COLORS,
+        styles.MASK,
         Choice("pooling", "max", ("max", "avg"), "the backbone's pooling layers (Gatys et al. use avg)"),
         Int("tile", 0, "tile size in pixels (0: whole image); tiles move every step so no seam forms",
             min=0, max=32_768, model_min="off"),
@@ -132,17 +125,7 @@ class StyleTransfer(Effect):
     # --- checks (before any compute) -------------------------------------------------------------------------
     def check(self, params: Mapping[str, Any]) -> None:
         """Cross-parameter checks that need no model, so a mistake fails at once (and in a recipe's --check)."""
-        n = len(params["style"])
-        blend = params["style_blend"] or (1.0,) * n
-        if len(blend) != n:
-            raise ParameterError(f"parameter 'style_blend': {_fmt(blend)!r} has {len(blend)} weight(s) but "
-                                 f"there are {n} style image(s); expected {n} numbers >= 0, one per style")
-        if sum(blend) <= 0:
-            raise ParameterError(f"parameter 'style_blend': {_fmt(blend)!r} sums to 0; expected at least one "
-                                 f"positive weight")
-        if params["mask"] and len(params["mask"]) != n:
-            raise ParameterError(f"parameter 'mask': {len(params['mask'])} mask(s) for {n} style image(s); "
-                                 f"expected one mask per style, comma-separated in the same order")
+        styles.check(params)
         if params["content_weight"] <= 0 and params["style_weight"] <= 0:  # tv alone reads no layer
             raise ParameterError("parameters 'content_weight' and 'style_weight' are both 0: nothing to match; "
                                  "set style_weight > 0")
@@ -152,6 +135,9 @@ class StyleTransfer(Effect):
             # bench/RESULTS.md: bfloat16 L-BFGS stalls (60 evaluations short of float32's loss after 19)
             raise ParameterError("parameter 'precision': bfloat16 does not work with optimizer=lbfgs (its line "
                                  "search needs float32 gradients); use optimizer=adam, or precision=float32")
+
+    def networks_for(self, params: Mapping[str, Any]) -> tuple[str, ...]:
+        return FAST_NETWORKS if params["init"] == "fast" else ()
 
     # --- build ---------------------------------------------------------------------------------------------
     def build(self, ctx: RunContext, params: Mapping[str, Any]) -> Problem:
@@ -163,7 +149,7 @@ class StyleTransfer(Effect):
         min_size = spec.min_size
         styles_paths = tuple(params["style"])
         n = len(styles_paths)
-        blend = params["style_blend"] or (1.0,) * n  # its length and sum: see check()
+        blend = styles.blend(params)  # its length and sum: see check()
         masks_paths = params["mask"] or ()
         content_layers = dict(params["content_layers"])  # a LayerList, its layers checked by the plan
         init_choice = params["init"]  # a keyword, or a file that prepare() found (against a recipe's folder)
@@ -174,25 +160,21 @@ class StyleTransfer(Effect):
             content = resize_longest(content, params["size"])
         final = (int(content.shape[0]), int(content.shape[1]))
         frame = content
-        styles = [ctx.image(p).rgb for p in styles_paths]
         colors = params["preserve_colors"]
-        if colors == "histogram":
-            styles = [match_color_histogram(s, content) for s in styles]
-        elif colors == "luminance":
-            content_y = luminance(content)
-            styles = [grey3(match_luminance(luminance(s), content_y)) for s in styles]
-            content = grey3(content_y)
+        content, style_images = styles.prepare_colors(colors, content, [ctx.image(p).rgb for p in styles_paths])
 
         if init_choice == "content":
             init = content
         elif init_choice == "noise":
             init = None
         elif init_choice == "style":
-            init = fit(styles[0], final)
+            init = fit(style_images[0], final)
+        elif init_choice == "fast":  # fast-style's output, which has the content's colours where asked
+            init = fast_start(ctx, params, frame)
         else:
             init = fit(ctx.image(init_choice).rgb, final)
-            if colors == "luminance":
-                init = grey3(luminance(init))
+        if colors == "luminance" and init_choice not in INIT_CHOICES[:3]:
+            init = grey3(luminance(init))
 
         aligned: dict[str, np.ndarray] = {"content": content}
         for s, path in enumerate(masks_paths):
@@ -209,7 +191,7 @@ class StyleTransfer(Effect):
             aligned[ENTERING] = 1.0 - flow.sources_inside(follow.guide.backward)[..., None].astype(np.float32)
 
         terms = Terms(content_layers=content_layers)
-        style = style_loss(styles, params["style_layers"], blend=blend, scale=params["style_scale"],
+        style = style_loss(style_images, params["style_layers"], blend=blend, scale=params["style_scale"],
                            masks=[f"mask{s}" for s in range(len(masks_paths))],
                            description=f"style({params['style_layers']}; {n} image(s))")
         parts = []
@@ -261,9 +243,7 @@ class StyleTransfer(Effect):
         content = fit(content, (h, w))
 
         def post(img: np.ndarray) -> np.ndarray:
-            if params["preserve_colors"] == "luminance":
-                return restore_chroma(img, content)
-            return img
+            return styles.restore_colors(params["preserve_colors"], img, content)
 
         extras: dict[str, Any] = {}
         if solution.snapshots:
@@ -272,8 +252,12 @@ class StyleTransfer(Effect):
         return Output(post(solution.image), extras, report)
 
 
-def _fmt(values: Sequence[float]) -> str:
-    return ",".join(f"{v:g}" for v in values)
+def fast_start(ctx: RunContext, params: Mapping[str, Any], content: np.ndarray) -> np.ndarray:
+    """``init=fast``: fast-style's output for ``content`` (the canvas, before colour preservation) with this run's
+    styles, blend, scale, masks and colour preservation: in one forward pass, the style already carried."""
+    keep = ("style", "style_blend", "style_scale", "mask", "preserve_colors")
+    shared = {k: params[k] for k in keep if params[k] is not None}
+    return ctx.run_effect("fast-style", content, **shared).image
 
 
 EFFECTS = (StyleTransfer(),)

@@ -378,7 +378,7 @@ def test_init_and_direction_files_resolve_relative_to_the_recipe(registry, tmp_p
 
 
 @pytest.mark.parametrize(("init", "vector", "fragment"), [
-    ("nowhere.png", "vec/v.npy", "parameter 'init': 'nowhere.png' is not one of content, noise, style, and file"),
+    ("nowhere.png", "vec/v.npy", "parameter 'init': 'nowhere.png' is not one of content, noise, style, fast, and file"),
     ("start.png", "vec/none.npy", "parameter 'objective': file"),
 ])
 def test_a_missing_init_or_direction_file_fails_before_any_compute(registry, tmp_path, monkeypatch, init, vector,

@@ -391,7 +391,8 @@ def test_the_weights_command_lists_fetches_and_imports(world, capsys, monkeypatc
 def test_the_real_catalogue_is_consistent():
     entries = networks.catalogue()
     assert {e.name for e in entries} >= {"vgg19-imagenet", "inception_v3-imagenet"}
-    assert networks.default_names() == ("vgg19-imagenet", "inception_v3-imagenet")
+    assert networks.default_names() == ("vgg19-imagenet", "inception_v3-imagenet", "adain-vgg19-encoder",
+                                        "adain-decoder")
     assert len({e.cache_file for e in entries}) == len(entries)
     for entry in entries:
         package = entry.package

@@ -124,6 +124,22 @@ def test_show_heads_with_the_model_a_run_would_use_here_and_lists_its_defaults(r
     assert next(p for p in shown["params"] if p["name"] == "max_loss")["default_here"] == "0"
 
 
+def test_show_an_effect_that_reads_no_backbone(registry, capsys, monkeypatch):
+    """fast-style runs networks of its own: show names them, and --model is refused in one line (the table's
+    heading took the length of its model, None)."""
+    monkeypatch.setenv("COLUMNS", "80")
+    for argv in (["show", "fast-style"], ["show", "fast-style", "-v"]):
+        assert main(argv) == 0
+        out = capsys.readouterr().out
+        assert "reads no backbone: runs the networks adain-vgg19-encoder, adain-decoder" in " ".join(out.split())
+        assert "alpha" in out and all(len(line) <= 80 for line in out.splitlines())
+    assert main(["show", "fast-style", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["model"] is None and shown["networks"] == ["adain-vgg19-encoder", "adain-decoder"]
+    assert main(["show", "fast-style", "--model", "vgg16"]) == 2
+    assert "reads no backbone model" in capsys.readouterr().err
+
+
 def test_show_json_is_unchanged_by_the_width(registry, capsys, monkeypatch):
     monkeypatch.setenv("COLUMNS", "40")
     assert main(["show", "deepdream", "--json"]) == 0

