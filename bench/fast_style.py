@@ -103,7 +103,7 @@ def section_speed(cfg: dict, work: Path) -> list[str]:
         t_fast = gradfx("run", "fast-style", str(image), "-p", f"style={style_file}", "-o", str(out_fast))
         t_st = gradfx("run", "style-transfer", str(image), "-p", f"style={style_file}", "-o", str(out_st),
                       "--size", str(size))
-        run("fast-style", content, style=str(style_file))  # networks built and traced once
+        run("fast-style", content, params={"style": str(style_file)})  # networks built and traced once
         warm = statistics.median(_timed(run, "fast-style", content, style=str(style_file)) for _ in range(3))
         measure = judge(content, style)
         m_fast, m_st = measure(load_image(out_fast).rgb), measure(load_image(out_st).rgb)
@@ -123,7 +123,7 @@ def section_speed(cfg: dict, work: Path) -> list[str]:
         content = photo(name, min(256, max(cfg["sizes"])))
         cells = []
         for file in styles.values():
-            out = run("fast-style", content, style=str(file)).image
+            out = run("fast-style", content, params={"style": str(file)}).image
             cells.append(fmt(judge(content, load_image(file).rgb)(out)))
         lines.append(f"| {name} | {' | '.join(cells)} |")
     return ["Goals: " + "; ".join(goals) + ".", "", *lines]
@@ -302,12 +302,13 @@ def section_tiles(cfg: dict, work: Path) -> list[str]:
 
     style_file = save_image(work / "painting-tiles.png", samples.painting(512), overwrite=True)
     content = photo("astronaut", max(cfg["sizes"]))
-    whole = run("fast-style", content, style=str(style_file), tile=0).image
+    whole = run("fast-style", content, params={"style": str(style_file), "tile": 0}).image
     seams = []
     for halo in (transfer.HALO, transfer.HALO // 2):
         kept, transfer.HALO = transfer.HALO, halo
         try:
-            tiled = run("fast-style", content, style=str(style_file), tile=max(cfg["sizes"]) // 3).image
+            tiled = run("fast-style", content,
+                        params={"style": str(style_file), "tile": max(cfg["sizes"]) // 3}).image
         finally:
             transfer.HALO = kept
         d = np.abs(tiled - whole)
@@ -320,9 +321,9 @@ def section_tiles(cfg: dict, work: Path) -> list[str]:
     for size, tile in cfg["tile_sizes"]:
         code = ("import resource, time, numpy as np\nfrom gradfx.engine import run\nfrom gradfx.engine.images "
                 f"import samples\nimg = samples.landscape({size * 3 // 4})\nrun('fast-style', img[:64, :64], "
-                f"style={str(style_file)!r})\nt = time.perf_counter()\nr = run('fast-style', img, style="
-                f"{str(style_file)!r}, tile={tile})\nprint(time.perf_counter() - t, r.image.shape, resource."
-                "getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+                f"params={{'style': {str(style_file)!r}}})\nt = time.perf_counter()\nr = run('fast-style', img, "
+                f"params={{'style': {str(style_file)!r}, 'tile': {tile}}})\n"
+                "print(time.perf_counter() - t, r.image.shape, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
         done = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
         seconds, *_, peak = done.stdout.split()
         lines.append(f"| {size * 3 // 4}x{size} | {tile or 'whole'} | {int(peak) / 1024:.0f} MB | "
@@ -350,7 +351,7 @@ def picture(path: Path, size: int = 176) -> None:
     tiles = []
     for name, file in files.items():
         tiles.append((f"style: samples.{name}", getattr(samples, name)(size)))
-        tiles += [(f"{p}", run("fast-style", photo(p, size), style=file).image) for p in PHOTOS]
+        tiles += [(f"{p}", run("fast-style", photo(p, size), params={"style": file}).image) for p in PHOTOS]
     astronaut = photo("astronaut", size)
     left = np.zeros((size, size, 3), np.float32)
     left[:, : size // 2] = 1
@@ -362,7 +363,7 @@ def picture(path: Path, size: int = 176) -> None:
                           ("preserve_colors=luminance", {"style": files["strokes"], "preserve_colors": "luminance"}),
                           ("preserve_colors=histogram", {"style": files["strokes"], "preserve_colors": "histogram"}),
                           ("style_scale=0.5", {"style": files["strokes"], "style_scale": 0.5})):
-        tiles.append((label, run("fast-style", astronaut, **params).image))
+        tiles.append((label, run("fast-style", astronaut, params=params).image))
     tiles.insert(8, ("astronaut (the photograph)", astronaut))
     sheet = labelled_sheet(tiles, columns=4, gap=3, font_size=11)
     image = Image.fromarray(np.uint8(np.clip(sheet, 0, 1) * 255 + 0.5))

