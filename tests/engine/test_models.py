@@ -339,7 +339,13 @@ def test_keras_home_is_read_at_call_time(tmp_path: Path, monkeypatch: pytest.Mon
 
 
 def test_keras_application_file_names_and_origins() -> None:
+    from gradfx.engine.models import index
+
     for spec in BUILTIN_MODELS:
+        if spec.name == "efficientnet_lite0":  # no Keras application: its weights come from the package index only
+            assert spec.imagenet_file is None and spec.imagenet_origin is None
+            assert any(n.model == spec.name for n in index.catalogue())
+            continue
         assert spec.imagenet_file and spec.imagenet_file.endswith("_notop.h5")
         assert spec.imagenet_origin and spec.imagenet_origin.endswith("/" + spec.imagenet_file)
         assert spec.imagenet_top_origin and spec.imagenet_top_origin.endswith("/" + spec.imagenet_top_file)

@@ -142,8 +142,9 @@ def test_a_chain_killed_in_its_second_step_resumes_to_the_bytes_of_an_uninterrup
 def test_jobs_queue_per_device_and_a_cancelled_one_keeps_its_image_so_far(state, capsys):
     first = detach(capsys, "run", *RUN, "-p", "steps=5000", "-o", "first.png")
     second = detach(capsys, "run", *RUN, "-p", "steps=3", "-o", "second.png")
-    wait_until(lambda: status(first)["status"] == "running" and jobs.read_progress(jobs.find(first)),
-               "the first job's progress")
+    # an ETA from the second step on (the first builds and traces the model)
+    wait_until(lambda: status(first)["status"] == "running" and (p := jobs.read_progress(jobs.find(first)))
+               and p.eta is not None, "the first job's progress with an ETA")
     assert status(second)["status"] == "queued", "one job at a time on the CPU"
     assert main(["jobs", "--json"]) == 0
     rows = {r["id"]: r for r in map(json.loads, capsys.readouterr().out.splitlines())}

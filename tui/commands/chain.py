@@ -56,8 +56,6 @@ def main(args: argparse.Namespace) -> int:
     output = Path(args.output) if args.output else Path(f"{stem}.png")
     inputs = ([source] if source else []) + list(plan.files)
     check_output(output, inputs, args.overwrite, args.report, recipe=args.recipe)
-    plan = complete(plan)  # the layers against the models: the last check, before the fall-backs are said
-    said = progressbar.say_notices(plan.notices)
     if args.detach:  # the recipe as it is now (its files resolve against its folder, as here)
         spec = {"recipe": args.recipe, "recipe_dir": str(Path(args.recipe).resolve().parent),
                 "recipe_text": Path(args.recipe).read_text(encoding="utf-8"), "input": args.input,
@@ -66,7 +64,10 @@ def main(args: argparse.Namespace) -> int:
                 "report": str(Path(args.report).resolve()) if args.report else None,
                 "protect": [] if args.overwrite else [str(Path(f).resolve()) for f in inputs]}
         what = f"chain {args.recipe}{f' {source}' if source else ''} -> {output}"
+        progressbar.say_notices(plan.notices)  # here, where the user is; the job checks the layers (TensorFlow)
         return detach("chain", spec, what=what, device=args.device, quiet=args.quiet)
+    plan = complete(plan)  # the layers against the models: the last check, before the fall-backs are said
+    said = progressbar.say_notices(plan.notices)
     with Interrupt() as interrupt, progressbar.ProgressBar(disable=args.quiet) as bar:
         result = execute(plan, progress=bar.update, cancel=interrupt.token)
     result.save(output, overwrite=True, protect=[] if args.overwrite else inputs, report=args.report)

@@ -117,8 +117,6 @@ def main(args: argparse.Namespace) -> int:
     output = Path(args.output) if args.output else default_output(p.steps[0].effect.name, args.input)
     inputs = ([args.input] if args.input else []) + list(p.files)
     check_output(output, inputs, args.overwrite, args.report)
-    p = complete(p)  # the layers against the model: the last check, before the fall-backs are said
-    said = progressbar.say_notices(p.notices)
     info = {"output": str(output.resolve()), "report": str(Path(args.report).resolve()) if args.report else None,
             "protect": [str(Path(f).resolve()) for f in inputs] if not args.overwrite else []}
     if args.detach:
@@ -127,7 +125,10 @@ def main(args: argparse.Namespace) -> int:
                 "checkpoint": str(Path(args.checkpoint).resolve()) if args.checkpoint else None,
                 "checkpoint_every": args.checkpoint_every}
         what = f"run {p.steps[0].effect.name}{f' {args.input}' if args.input else ''} -> {output}"
+        progressbar.say_notices(p.notices)  # here, where the user is; the job checks the layers (TensorFlow)
         return detach("run", spec, what=what, device=args.device, quiet=args.quiet)
+    p = complete(p)  # the layers against the model: the last check, before the fall-backs are said
+    said = progressbar.say_notices(p.notices)
     with Interrupt() as interrupt, progressbar.ProgressBar(disable=args.quiet) as bar:
         every = CHECKPOINT_EVERY if args.checkpoint_every is None else args.checkpoint_every
         ckpt = Checkpoint.for_plan(p, args.checkpoint, every, info=info) if args.checkpoint else None
