@@ -165,6 +165,9 @@ def test_jobs_queue_per_device_and_a_cancelled_one_keeps_its_image_so_far(state,
     assert "partial" in capsys.readouterr().err
     wait_until(lambda: status(second)["status"] == "done", "the second job")
     assert status(second)["started"] >= status(first)["finished"]
+    assert main(["jobs", "--json"]) == 0  # done is all of it; a cancelled job shows how far it came
+    rows = {r["id"]: r for r in map(json.loads, capsys.readouterr().out.splitlines())}
+    assert rows[second]["progress"] == 1.0 and 0 < rows[first]["progress"] < 1
     with pytest.raises(jobs.JobError, match="already done"):
         jobs.cancel(jobs.find(second))
 
