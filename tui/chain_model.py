@@ -35,14 +35,18 @@ class ChainStep:
     #: layers (setting one keeps the default model, as a run does)
     follows: str | None = field(default=None, compare=False)
     layer_params: frozenset[str] = field(default=frozenset(), compare=False)
+    #: the effect's own model, whose defaults (per model: deepdream's max_loss is 20 on inception_v3, not its
+    #: base 15) a step that names none and follows nowhere gets
+    own: str | None = field(default=None, compare=False)
 
     def copy(self) -> ChainStep:
-        return ChainStep(self.effect, dict(self.values), self.model, self.follows, self.layer_params)
+        return ChainStep(self.effect, dict(self.values), self.model, self.follows, self.layer_params, self.own)
 
     def follow(self, model: str | None, effect: Effect | None) -> None:
         """Show (and compare against) ``model``'s defaults while the step names no model: the run will use it."""
         self.follows = model
         self.layer_params = frozenset(p.name for p in effect.schema if p.names_layers) if effect else frozenset()
+        self.own = effect.model if effect else None
 
     @property
     def followed(self) -> str | None:
@@ -53,8 +57,8 @@ class ChainStep:
     @property
     def defaults_model(self) -> str | None:
         """The model whose defaults the step's untouched parameters get in a run: the one it names, else the
-        one it follows to, else None (the effect's default)."""
-        return self.model or self.followed
+        one it follows to, else the effect's own."""
+        return self.model or self.followed or self.own
 
     def text(self, param: Param) -> Any:
         """What the form shows for ``param``: the user's value, else the default as text."""

@@ -213,3 +213,18 @@ def test_the_sparkline_is_not_flattened_by_the_first_losses():
     assert sparkline_losses([float("nan"), 5.0, float("inf"), 4.0]) == [5.0, 4.0]
     assert sparkline_losses(even * 10)[-1] == even[-1] and len(sparkline_losses(even * 10)) == SPARK_POINTS
     assert sparkline_losses([9e9, 2.0, 2.0, 2.0]) == [9e9, 2.0, 2.0, 2.0]  # nothing to judge an outlier by
+
+
+def test_a_step_that_follows_nowhere_shows_its_effect_s_own_model_defaults():
+    """The form showed deepdream's base max_loss (15) where a run on inception_v3 uses its own default (20)."""
+    from gradfx.engine.registry import get_registry
+
+    eff = get_registry().effect("deepdream")
+    p = eff.schema["max_loss"]
+    assert p.default_for("inception_v3") != p.default, "the test needs a per-model default"
+    step = ChainStep("deepdream")
+    step.follow(None, eff)
+    assert step.defaults_model == "inception_v3" and step.text(p) == p.format(p.default_for("inception_v3"))
+    assert step.changed(eff) == 0  # the default shown is no change of the user's
+    step.follow("vgg16", eff)  # followed to the trained VGG16: its defaults
+    assert step.text(p) == p.format(p.default_for("vgg16"))

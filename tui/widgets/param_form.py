@@ -113,7 +113,7 @@ class ParamForm(VerticalScroll):
         text.append("\n\n")
         for p in effect.schema:
             text.append(p.name, style="bold")
-            default = p.format(p.default_for(follows))
+            default = p.format(p.default_for(follows or effect.model))
             text.append(f"  {p.kind}" + (f" = {default}" if default else "")
                         + (f" · only with {p.condition()}" if p.applies_when else ""), style="dim")
             text.append(f"\n  {p.help}\n" if p.help else "\n")
