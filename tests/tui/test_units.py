@@ -158,7 +158,8 @@ def test_chain_step_shows_the_defaults_of_the_model_its_default_follows_to(tiny_
     assert step.copy().followed == "vgg16"
     # a layer-naming value keeps the default model in a run, so the form compares with its defaults again
     step.values["layers"] = "mixed3"
-    assert step.followed is None and step.defaults_model is None and step.params(eff) == {"layers": "mixed3"}
+    assert step.followed is None and step.defaults_model == "inception_v3"
+    assert step.params(eff) == {"layers": "mixed3"}
     del step.values["layers"]
     step.model = "inception_v3"  # named: its own defaults
     assert step.defaults_model == "inception_v3" and step.text(eff.schema["step"]) == "0.01"
