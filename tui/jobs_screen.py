@@ -35,7 +35,8 @@ _STYLE = {"running": "bold green", "queued": "yellow", "done": "", "failed": "bo
 def job_line(job: jobs.Job, state: dict[str, Any], progress: jobs.Progress | None) -> Text:
     """One job as the panel lists it: id, status, progress, what it runs; a failed job's reason below."""
     status = str(state.get("status"))
-    pct = "" if progress is None else f"{progress.fraction:4.0%}"
+    shown = jobs.shown_fraction(status, progress)
+    pct = "" if shown is None else f"{shown:4.0%}"
     text = Text.assemble((f"{job.id}  ", "bold"), (f"{status:<9}", _STYLE.get(status, "")), f" {pct:>4}  ",
                          job.request.get("what", "?"))
     if state.get("error") and status != "done":

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from ..errors import JobError
 from .control import cancel, clean, resume, submit
-from .progressfile import Progress, read_preview
+from .progressfile import Progress, read_preview, shown_fraction
 from .progressfile import read as read_progress
 from .queue import device_keys, holder
 from .store import ENV, FINISHED, STATUSES, Job, all_jobs, ensure_root, find, root
 
 __all__ = ["ENV", "FINISHED", "STATUSES", "Job", "JobError", "Progress", "all_jobs", "cancel", "clean", "device_keys",
-           "ensure_root", "find", "holder", "read_preview", "read_progress", "resume", "root", "submit"]
+           "ensure_root", "find", "holder", "read_preview", "read_progress", "resume", "root", "shown_fraction",
+           "submit"]

@@ -80,6 +80,15 @@ def read(job: Job) -> Progress | None:
     return Progress(event, batch, float(data.get("written") or 0.0), losses)
 
 
+def shown_fraction(status: str | None, progress: Progress | None) -> float | None:
+    """How far a job is, as ``gradfx jobs`` and the TUI's panel show it: all of it once done (the last progress
+    written may be steps before the end, or the run stopped early at its ``max_loss``), else how far it came;
+    None before any progress."""
+    if status == "done":
+        return 1.0
+    return None if progress is None else progress.fraction
+
+
 def read_preview(job: Job) -> np.ndarray | None:
     """The latest preview (uint8 RGB), or None."""
     path = job.folder / PREVIEW

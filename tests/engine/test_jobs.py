@@ -331,3 +331,15 @@ def test_a_cancelled_job_keeps_the_image_so_far_and_a_resume_finishes_it(jobs_di
     partial = Path(tiny["output"]).read_bytes()
     assert _work(job, resume=True).status == "done" and job.report()["steps"] == 6
     assert Path(tiny["output"]).read_bytes() != partial
+
+
+def test_a_done_job_shows_all_of_it_and_others_how_far_they_came():
+    """A dream that stopped at max_loss at 32% was listed 'done 32%'."""
+    from gradfx.engine.jobs.progressfile import Progress
+
+    event = ProgressEvent(stage="octave", stage_index=1, stage_count=1, step=3, steps=10, loss=1.0, elapsed=1.0,
+                          total_step=3, total_steps=10)
+    part = Progress(event=event, batch=None, written=0.0)
+    assert jobs.shown_fraction("done", part) == 1.0 and jobs.shown_fraction("done", None) == 1.0
+    assert jobs.shown_fraction("cancelled", part) == pytest.approx(part.fraction) and 0 < part.fraction < 1
+    assert jobs.shown_fraction("queued", None) is None

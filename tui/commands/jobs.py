@@ -99,8 +99,7 @@ def row(job: jobs.Job) -> dict[str, Any]:
     progress = jobs.read_progress(job)
     status = state.get("status")
     return {"id": job.id, "kind": request["kind"], "what": request["what"], "status": status,
-            # done is all of it (the last progress written may be steps before the end, or a stop at max_loss)
-            "progress": 1.0 if status == "done" else None if progress is None else round(progress.fraction, 4),
+            "progress": None if (shown := jobs.shown_fraction(status, progress)) is None else round(shown, 4),
             "eta": None if progress is None or status != "running" else progress.eta,
             "devices": request["devices"], "created": request.get("created"), "started": state.get("started"),
             "finished": state.get("finished"), "error": state.get("error"), "outputs": state.get("outputs") or [],
