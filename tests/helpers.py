@@ -7,11 +7,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 
 from gradfx.engine import Choice, Effect, Int, Str, hookimpl
 
@@ -87,3 +90,34 @@ def make_video(path, frames: int = 12, size: int = 64, fps: int | Fraction = 12,
             out.mux(packet)
     out.close()
     return made
+
+
+@contextlib.contextmanager
+def trained_networks(names, *, why_unset: str | None = None):
+    """``KERAS_HOME`` holding the trained networks ``names`` (gradfx weights' names) for the slow quality tests:
+    ``GRADFX_TEST_KERAS_HOME`` when set (CI fetches there once and keeps it; a network missing there is fetched,
+    or the test skips saying why), else the environment's own cache, where a missing network skips the test
+    naming the fetch. ``why_unset``: skip when ``GRADFX_TEST_KERAS_HOME`` is unset, with this reason. Runs are
+    offline inside (everything is here: nothing reaches for the network)."""
+    from gradfx.engine.models import index
+
+    home = os.environ.get("GRADFX_TEST_KERAS_HOME")
+    if not home and why_unset:
+        pytest.skip(f"GRADFX_TEST_KERAS_HOME is not set: {why_unset}")
+    patch = pytest.MonkeyPatch()
+    if home:
+        patch.setenv("KERAS_HOME", home)
+    try:
+        missing = [name for name in names if index.cached(name) is None]
+        if missing and home:
+            try:
+                index.fetch(missing)
+            except index.FetchError as exc:
+                pytest.skip(f"the networks {', '.join(missing)} are not in {home} and cannot be fetched ({exc})")
+        elif missing:
+            pytest.skip(f"the trained networks {', '.join(missing)} are not in {index.models_dir()}: run gradfx "
+                        f"weights fetch {' '.join(missing)}, or set GRADFX_TEST_KERAS_HOME to a cache that has them")
+        patch.setenv("GRADFX_OFFLINE", "1")
+        yield index.models_dir()
+    finally:
+        patch.undo()

@@ -1,16 +1,17 @@
 """fast-style's quality on the trained AdaIN networks and real photographs (issue 26's goals at 256 px), and its
-batches on Ray. Marked slow; skipped, saying why, when the networks are not in the cache
-(``gradfx weights fetch adain-vgg19-encoder adain-decoder``, or point KERAS_HOME at a cache that has them)."""
+batches on Ray. Marked slow; the networks come from ``GRADFX_TEST_KERAS_HOME`` when set (CI fetches there), else the
+environment's cache; skipped, saying why, when they cannot be had (``gradfx weights fetch adain-vgg19-encoder
+adain-decoder``)."""
 
 from __future__ import annotations
 
 import pytest
+from helpers import trained_networks
 from photos import PHOTOS, photo, style_judge
 
 from gradfx.engine import run
 from gradfx.engine.images import samples
 from gradfx.engine.images.save import save_image
-from gradfx.engine.models import index
 from gradfx.plugins.fast_style import NETWORKS
 
 pytestmark = pytest.mark.slow
@@ -18,10 +19,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module", autouse=True)
 def trained():
-    missing = [name for name in NETWORKS if index.cached(name) is None]
-    if missing:
-        pytest.skip(f"the trained networks {', '.join(missing)} are not in {index.models_dir()}: run gradfx "
-                    f"weights fetch {' '.join(missing)}, or set KERAS_HOME to a cache that has them")
+    with trained_networks(NETWORKS) as models:
+        yield models
 
 
 @pytest.mark.parametrize("name", PHOTOS)

@@ -9,11 +9,11 @@ the HED-fine-tuned VGG16 only (test_quality_trained.py).
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import trained_networks
 from photos import photo
 
 from gradfx.engine import run
@@ -29,25 +29,8 @@ NETWORKS = ("vgg19-imagenet", "inception_v3-imagenet", "efficientnet_lite0-image
 @pytest.fixture(scope="module", autouse=True)
 def imagenet_home() -> Path:
     """``KERAS_HOME`` holding the ImageNet networks (fetched there once when missing and allowed)."""
-    from gradfx.engine.models import index
-
-    home = os.environ.get("GRADFX_TEST_KERAS_HOME")
-    if not home:
-        pytest.skip("GRADFX_TEST_KERAS_HOME is not set: quality is checked on the HED-fine-tuned VGG16 only")
-    patch = pytest.MonkeyPatch()
-    patch.setenv("KERAS_HOME", home)
-    try:
-        missing = [name for name in NETWORKS if index.cached(name) is None]
-        if missing:
-            try:
-                index.fetch(missing)
-            except index.FetchError as exc:
-                pytest.skip(f"the ImageNet networks are not in {home} and cannot be fetched ({exc}): quality is "
-                            "checked on the HED-fine-tuned VGG16 only")
-        patch.setenv("GRADFX_OFFLINE", "1")  # everything is here: a run never reaches for the network
-        yield Path(home)
-    finally:
-        patch.undo()
+    with trained_networks(NETWORKS, why_unset="quality is checked on the HED-fine-tuned VGG16 only") as models:
+        yield models
 
 
 def _features(model: str, layers, images):
