@@ -22,6 +22,14 @@ def no_imagenet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GRADFX_OFFLINE", "1")
 
 
+def planned_model(effect: str, image, params: dict, **options) -> str:
+    """The model a run of ``effect`` would use (and report), checked as the run checks it, without running it."""
+    from gradfx.engine.running.plan import plan
+
+    (step,) = plan([(effect, params)], image, **options).steps
+    return step.model
+
+
 def test_a_parameter_has_its_own_default_per_model_with_origins() -> None:
     p = Float("max_loss", 15.0, "stop early", min=0.0).per_model("the Keras example (InceptionV3)",
                                                                  vgg16=(0, "tuned on VGG16"))
@@ -73,20 +81,23 @@ def test_the_default_model_follows_the_weights(make_image) -> None:
     named = run("deepdream", make_image(80, 80), params={"steps": 1, "octaves": 1}, model="inception_v3").report
     assert named["model"] == "inception_v3" and named["weights"]["resolved"] == "random"
     assert named["params"]["layers"].startswith("mixed4") and named["params"]["max_loss"] == 20.0  # InceptionV3's own
-    # as does one who asks for other weights, or names the default model's layers
+    # as does one who asks for other weights, or names the default model's layers: the plan a run executes
+    # (its report's model is the plan's) decides it before any compute
     one = {"steps": 1, "octaves": 1}
-    assert run("deepdream", make_image(80, 80), params=one, weights="random").report["model"] == "inception_v3"
-    assert run("deepdream", make_image(80, 80), params={**one, "layers": "mixed3"}).report["model"] == "inception_v3"
+    assert planned_model("deepdream", make_image(80, 80), one, weights="random") == "inception_v3"
+    assert planned_model("deepdream", make_image(80, 80), {**one, "layers": "mixed3"}) == "inception_v3"
 
 
 def test_style_layers_a_user_names_keep_style_transfers_default_model(make_image, tmp_path) -> None:
     # block5_conv4 is VGG19's and not VGG16's: naming it must not switch the run to VGG16 and then refuse it
     style = str(save_image(tmp_path / "style.png", make_image(48, 48)))
-    for name in ("style_layers", "content_layers"):
-        r = run("style-transfer", make_image(48, 48),
-                params={"style": style, "steps": 1, name: "block5_conv4"}).report
-        assert r["model"] == "vgg19" and r["weights"]["resolved"] == "random"
-    assert run("style-transfer", make_image(48, 48), params={"style": style, "steps": 1}).report["model"] == "vgg16"
+    r = run("style-transfer", make_image(48, 48), params={"style": style, "steps": 1,
+                                                          "style_layers": "block5_conv4"}).report
+    assert r["model"] == "vgg19" and r["weights"]["resolved"] == "random"
+    # the same decision for the content layers, and without either the default follows the weights to VGG16
+    content = {"style": style, "steps": 1, "content_layers": "block5_conv4"}
+    assert planned_model("style-transfer", make_image(48, 48), content) == "vgg19"
+    assert planned_model("style-transfer", make_image(48, 48), {"style": style, "steps": 1}) == "vgg16"
 
 
 def test_without_the_trained_vgg16_the_default_model_stays(make_image, no_trained_vgg16) -> None:

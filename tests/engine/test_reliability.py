@@ -136,7 +136,7 @@ def test_sigint_writes_partial_output_and_exits_130_then_resume_finishes(reg, ph
         sys.exit(main(["run", "tiny-dream", {str(photo)!r}, "-o", {str(out)!r}, "-p", "steps=400", "-q",
                        "-p", "octaves=2", "-p", "optimizer=adam", "-p", "channel=4",
                        "--weights", "random", "--seed", "5", "--checkpoint", {str(ckpt)!r},
-                       "--checkpoint-every", "1", "--report", {str(report)!r}]))
+                       "--checkpoint-every", "10", "--report", {str(report)!r}]))
     ''')
     env = {**os.environ, "GRADFX_PLUGINS": "none"}
     proc = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE, text=True, env=env)

@@ -136,33 +136,33 @@ def test_hed_for_another_model_is_refused_before_any_compute() -> None:
         resolve_weights(VGG16, "HED ", include_top=True)
 
 
-def test_cli_run_report_and_models_table(tmp_path: Path, make_image) -> None:
+def test_cli_run_report_and_models_table(tmp_path: Path, make_image, capsys, monkeypatch) -> None:
+    # in-process: what the command prints and writes, without a TensorFlow import per command
     from PIL import Image
+
+    from gradfx.tui.cli import main
 
     src = tmp_path / "in.png"
     Image.fromarray((make_image(48, 48) * 255).astype(np.uint8)).save(src)
-    env = {**os.environ, "KERAS_HOME": str(tmp_path / "keras_home"), "GRADFX_OFFLINE": "1", "COLUMNS": "200"}
-    gradfx = [sys.executable, "-m", "gradfx.tui.cli"]
-    cmd = [*gradfx, "run", "deepdream", str(src), "-o", str(tmp_path / "out.png"), "--model", "vgg16", "-q",
-           "--report", str(tmp_path / "r.json"), "-p", "steps=1", "-p", "octaves=1", "-p", "layers=block2_conv1"]
-    done = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    assert done.returncode == 0, done.stderr
+    monkeypatch.setenv("COLUMNS", "200")
+    assert main(["run", "deepdream", str(src), "-o", str(tmp_path / "out.png"), "--model", "vgg16", "-q",
+                 "--report", str(tmp_path / "r.json"), "-p", "steps=1", "-p", "octaves=1",
+                 "-p", "layers=block2_conv1"]) == 0
     weights = json.loads((tmp_path / "r.json").read_text())["weights"]
     assert weights["requested"] == "auto" and weights["resolved"] == "hed"
     assert "HED-fine-tuned VGG16" in weights["description"] and "not the ImageNet" in weights["description"]
-    assert done.stderr.count("HED-fine-tuned VGG16") == 1  # the fall-back, said once
+    assert capsys.readouterr().err.count("HED-fine-tuned VGG16") == 1  # the fall-back, said once
 
-    bad = subprocess.run([*gradfx, "run", "deepdream", str(src), "-o", str(tmp_path / "bad.png"), "--weights",
-                          "hed", "--model", "vgg19"], capture_output=True, text=True, env=env)
-    assert bad.returncode == 2 and "fits only model vgg16" in bad.stderr
-    said = [line for line in bad.stderr.splitlines() if line.startswith("gradfx")]  # not TensorFlow's start-up logs
+    assert main(["run", "deepdream", str(src), "-o", str(tmp_path / "bad.png"), "--weights", "hed",
+                 "--model", "vgg19"]) == 2
+    said = capsys.readouterr().err.splitlines()
     assert len(said) == 1 and "fits only model vgg16" in said[0] and not (tmp_path / "bad.png").exists()
 
-    table = subprocess.run([*gradfx, "models"], capture_output=True, text=True, env=env, check=True).stdout
-    rows = {block.split()[0]: block for block in table.split("\n\n")}
+    assert main(["models"]) == 0
+    rows = {block.split()[0]: block for block in capsys.readouterr().out.split("\n\n")}
     assert "weights now (auto): HED-fine-tuned VGG16" in rows["vgg16"] and "auto): RANDOM" in rows["vgg19"]
-    one = subprocess.run([*gradfx, "models", "vgg16"], capture_output=True, text=True, env=env, check=True).stdout
-    assert "weights now (auto): HED-fine-tuned VGG16" in one
+    assert main(["models", "vgg16"]) == 0
+    one = capsys.readouterr().out
     # the file and where to download it on another machine, since the warnings name only the file
     assert f"ImageNet file: {VGG16.imagenet_file} in {tmp_path / 'keras_home' / 'models'}" in one
     assert VGG16.imagenet_origin in one

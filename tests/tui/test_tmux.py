@@ -34,6 +34,10 @@ def test_drive_gradfx_tui_in_tmux(tmp_path):
     assert "tmux_drive: ok" in _drive("tmux_drive.sh", tmp_path, "80x24")
 
 
+# end to end, minutes on a busy machine: CI's slow phase runs it; the default run keeps the pieces fast
+# (test_jobs_cli: detached processes in their own session survive SIGHUP; test_jobs_tui: a new app reattaches
+# to a TUI's job and two apps follow it to its end; test_drive_gradfx_tui_in_tmux: the real TUI in tmux)
+@pytest.mark.slow
 @needs_tmux
 def test_a_job_started_in_the_tui_outlives_its_terminal_and_two_new_tuis_follow_it(tmp_path):
     assert "tmux_jobs: ok" in _drive("tmux_jobs.sh", tmp_path)
