@@ -266,7 +266,7 @@ def test_the_worker_runs_a_job_and_records_how_it_ended(jobs_dir, tiny, tmp_path
     job = _job(spec=tiny)
     outcome = _work(job)
     assert outcome.status == "done" and job.state()["outputs"] == [tiny["output"]]
-    run("tiny-dream", "in.png", weights="random", seed=3, steps=6, optimizer="adam").save(tmp_path / "ref.png")
+    run("tiny-dream", "in.png", params={"steps": 6, "optimizer": "adam"}, weights="random", seed=3).save(tmp_path / "ref.png")
     assert Path(tiny["output"]).read_bytes() == (tmp_path / "ref.png").read_bytes()
     assert job.report()["steps"] == 6 and progressfile.read(job).event.total_step == 6
     assert _private(job.folder) == [], "the checkpoint inside is private too"

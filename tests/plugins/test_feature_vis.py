@@ -215,8 +215,8 @@ def test_logit_raises_a_class_score_through_the_classifier_top():
 def test_logit_reads_efficientnet_lite0s_classifier_a_dense_layer_before_its_softmax():
     """The built-in classifier model: its head is a Dense 'logits' then a softmax 'predictions' layer (Keras'
     VGG folds both into 'predictions'); logit(N) reads the dense layer and the class score rises."""
-    result = run("feature-vis", None, objective="logit(967)", model="efficientnet_lite0", weights="random",
-                 size=64, steps=4, transforms="none")
+    result = run("feature-vis", None, params={"objective": "logit(967)", "size": 64, "steps": 4, "transforms": "none"},
+                 model="efficientnet_lite0", weights="random")
     losses = result.report["losses"]
     assert result.report["model"] == "efficientnet_lite0" and losses[-1] > losses[0]
     assert result.report["feature_vis"]["transforms"] == ["resize(224, 224)"]

@@ -51,7 +51,7 @@ def test_style_transfer_defaults_on_imagenet_vgg19_carry_the_style_and_keep_the_
     content = photo("astronaut", 256)
     style = samples.painting(256)
     save_image(tmp_path / "painting.png", style)
-    result = run("style-transfer", content, style=str(tmp_path / "painting.png"), size=256)
+    result = run("style-transfer", content, params={"style": str(tmp_path / "painting.png"), "size": 256})
     assert result.report["model"] == "vgg19" and result.report["weights"]["resolved"] == "imagenet"
 
     style_layers, content_layer = DEFAULT_STYLE_LAYERS.split(","), DEFAULT_CONTENT_LAYERS
@@ -93,7 +93,7 @@ def test_feature_vis_default_layer_gives_each_of_16_channels_its_own_image() -> 
 
     from gradfx.engine.models.extractor import get_extractor
 
-    result = run("feature-vis", objective="mixed4_pre_relu:0-15", seed=0)
+    result = run("feature-vis", params={"objective": "mixed4_pre_relu:0-15"}, seed=0)
     assert result.report["model"] == "inception_v3"
     images = [to_uint8(v) for k, v in result.extras.items() if not isinstance(v, list) and not k.startswith("step")]
     assert len(images) == 16
@@ -113,7 +113,8 @@ def test_a_class_objective_on_the_imagenet_classifier_makes_an_image_it_calls_th
 
     from gradfx.engine.models.extractor import get_extractor
 
-    result = run("feature-vis", model="efficientnet_lite0", objective="logit(967)", steps=256, size=224)
+    result = run("feature-vis", model="efficientnet_lite0",
+                 params={"objective": "logit(967)", "steps": 256, "size": 224})
     ext = get_extractor("efficientnet_lite0", ("predictions",), "imagenet", include_top=True)
     probabilities = ext(tf.constant(result.image[None]))["predictions"].numpy()[0]
     assert int(np.argmax(probabilities)) == 967 and probabilities[967] > 0.5

@@ -298,7 +298,8 @@ def test_trained_backbone_video_flicker_halves_while_style_and_detail_hold(tmp_p
     independent frame's, in fewer evaluations (the suite never relies on timing; bench/video.py times the full figure)."""
     import tensorflow as tf
 
-    from gradfx.engine import gram_matrix, models
+    from gradfx.engine import gram_matrix
+    from gradfx.engine.models.extractor import get_extractor
 
     scene = samples.moving_scene(frames=6, size=96)
     style = samples.painting(96)
@@ -316,7 +317,7 @@ def test_trained_backbone_video_flicker_halves_while_style_and_detail_hold(tmp_p
     assert flick[1] <= 0.5 * flick[0]
 
     layers = ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1")
-    ext = models.get_extractor("vgg16", layers, "hed")
+    ext = get_extractor("vgg16", layers, "hed")
     target = {k: gram_matrix(v) for k, v in ext(tf.constant(style[None])).items()}
 
     def distance(img):
