@@ -225,7 +225,9 @@ def test_the_demo_s_outputs_are_large_enough_to_judge_and_its_overview_has_no_em
                 assert step["size"] >= 256, step  # the chain's output: its later steps keep the size
     real, made = demo.overview_tiles, []
     monkeypatch.setattr(demo, "overview_tiles", lambda *a: made.extend(real(*a)) or made)
-    assert main(["demo", "-o", str(tmp_path / "demo"), "-q", "--weights", "random"]) == 0, capsys.readouterr().err
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))  # offline: VGG16 for every step, the quickest
+    _stand_in(monkeypatch)
+    assert main(["demo", "-o", str(tmp_path / "demo"), "-q"]) == 0, capsys.readouterr().err
     labels = [label for label, _ in made]
     channels = [label for label in labels if label.startswith("feature-vis: ")]
     assert len(channels) == 8 and not any("0-" in label for label in channels), labels  # each channel on its own
