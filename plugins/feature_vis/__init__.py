@@ -29,6 +29,7 @@ import numpy as np
 from gradfx.engine import Choice, Effect, Float, Floats, Int, Output, Param, ParameterError, Precision, Str
 from gradfx.engine.models.device import native_bfloat16
 
+from .grammar import Ref
 from .objective_language import ParsedObjective, map_paths, parse_objective
 
 if TYPE_CHECKING:
@@ -44,6 +45,7 @@ VGG16_STEPS = 88
 VGG16_PRECISION = "bfloat16" if native_bfloat16() else "float32"
 VGG16_DECAY = 0.6
 _SLUG = re.compile(r"[^A-Za-z0-9_.]+")
+_CHANNELS = re.compile(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?")
 
 
 @dataclass(frozen=True)
@@ -140,6 +142,9 @@ class FeatureVis(Effect):
                                         "among the 5 strongest and their colours have saturated (at 48 steps "
                                         "too, but muted), in under the Keras filter-visualisation example's "
                                         "time for 16 channels")),
+        Str("channels", None,
+            "a channel or a range (e.g. 0-7: one image per channel) in place of the objective's own channel: the "
+            "objective must be one LAYER:N, so its per-model default can be read as a range on any model"),
         Int("size", 128, "image size in px (square)", min=16, max=4096, model_min=True),
         Float("lr", 0.05, "Adam learning rate", min=1e-6, max=10.0),
         Int("batch", 1, "images optimised together (a channel range such as mixed4:0-15 sets it)", min=1,
@@ -157,8 +162,10 @@ class FeatureVis(Effect):
     )
 
     def check(self, params: Mapping[str, Any]) -> None:
-        """Thresholds against steps need no model: checked at once (and by a recipe's --check)."""
+        """Thresholds against steps and channels against the objective need no model: checked at once (and by a
+        recipe's --check)."""
         _thresholds(params.get("thresholds"), params["steps"])
+        with_channels(params.get("objective"), params.get("channels"))
 
     # --- building the problem ----------------------------------------------------------------------------
     def build(self, ctx: RunContext, params: Mapping[str, Any]) -> Problem:
@@ -178,6 +185,7 @@ class FeatureVis(Effect):
                 raise ParameterError(f"effect 'feature-vis': model {ctx.model} has no default objective; give "
                                      f"one, e.g. -p objective=LAYER:0 (`gradfx models {ctx.model}` lists layers)")
             parsed = parse_objective(f"{spec.default_layers[-1]}:0")
+        parsed = with_channels(parsed, params.get("channels"))
         steps = int(params["steps"])
         thresholds = _thresholds(params.get("thresholds"), steps)
         transforms = parse_transforms(params["transforms"])
@@ -269,6 +277,25 @@ def _real_layer(spec: ModelSpec, layer: str) -> tuple[str, bool]:
 def _layer_error(parsed: ParsedObjective, pos: int, real: str, exc: ParameterError) -> ParameterError:
     """The model's unknown-layer error (:meth:`~gradfx.engine.ModelSpec.check_layers`), pointing at ``pos``."""
     return parsed.error(pos, str(exc).replace(f"unknown layer {real!r}", f"unknown layer {real!r} @", 1))
+
+
+def with_channels(parsed: ParsedObjective | None, channels: str | None) -> ParsedObjective | None:
+    """``parsed`` with ``channels`` (``N`` or ``A-B``) in place of its channel: ``mixed4_pre_relu:97`` with
+    ``0-7`` is ``mixed4_pre_relu:0-7``. Only a plain ``LAYER:N`` (or ``LAYER:A-B``) objective has a channel to
+    replace; None passes (the model's default objective is made later)."""
+    if not channels:
+        return parsed
+    match = _CHANNELS.fullmatch(channels)
+    if match is None or (match[2] is not None and int(match[2]) <= int(match[1])):
+        raise ParameterError(f"parameter 'channels': {channels!r} is not allowed; expected a channel number or "
+                             "a range of them, e.g. 12 or 0-7")
+    if parsed is None:
+        return None
+    if not isinstance(parsed.tree, Ref):
+        raise ParameterError(f"parameter 'channels' replaces the channel of an objective LAYER:N, but the "
+                             f"objective is {parsed.text!r}; write the channels into the objective and drop "
+                             "channels")
+    return parse_objective(f"{parsed.tree.layer}:{match[1]}" + (f"-{match[2]}" if match[2] else ""))
 
 
 def _batch_size(parsed: ParsedObjective, batch: int) -> int:

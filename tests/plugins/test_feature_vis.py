@@ -190,6 +190,30 @@ def test_thresholds_beyond_steps_fail_in_prepare_without_a_model():
                                "step numbers from 1 to steps (10)")
 
 
+def test_channels_read_each_model_s_default_objective_layer_as_a_range():
+    # the demo's recipe names no layer: the default objective's layer differs per model (mixed4_pre_relu on
+    # InceptionV3, block4_conv1 on VGG), and channels takes a range of whichever it is
+    from gradfx.plugins.feature_vis import with_channels
+
+    for model, layer in (("inception_v3", "mixed4_pre_relu"), ("vgg16", "block4_conv1"), ("vgg19", "block4_conv1")):
+        _, params = resolve_params("feature-vis", {"channels": "0-7"}, model=model)
+        assert with_channels(params["objective"], params["channels"]).text == f"{layer}:0-7"
+    result = run("feature-vis", None, params={**COMMON, "channels": "2-4", "steps": 1}, **ENGINE)
+    assert result.report["feature_vis"]["labels"] == ["block4_conv1:2", "block4_conv1:3", "block4_conv1:4"]
+    assert len(result.extras) == 3 and result.report["params"]["channels"] == "2-4"
+
+
+@pytest.mark.parametrize("params, fragment", [
+    ({"channels": "0-7", "objective": "block3_conv3:1 - 0.5*tv"}, "replaces the channel of an objective LAYER:N"),
+    ({"channels": "7-2"}, "parameter 'channels': '7-2' is not allowed"),
+    ({"channels": "one"}, "expected a channel number or a range"),
+])
+def test_channels_mistakes_fail_when_parameters_resolve(params, fragment):
+    with pytest.raises(ParameterError) as info:
+        resolve_params("feature-vis", params, model="vgg16")
+    assert str(info.value).startswith("effect 'feature-vis': parameter 'channels'") and fragment in str(info.value)
+
+
 def test_a_malformed_objective_fails_when_parameters_resolve_without_tensorflow():
     code = ("import sys\n"
             "from gradfx.engine import resolve_params, ParameterError\n"

@@ -53,20 +53,26 @@ def test_samples_are_deterministic_images_with_structure():
         assert img.std() > 0.1 and np.abs(np.diff(img, axis=1)).mean() > 0.005  # not flat, not noise-free
 
 
+def shrink(text: str, *, size: int = 104, channel_size: int = 80) -> str:
+    """A built-in recipe with every step cut to one or two steps (one octave) at small sizes: ``size`` the
+    style transfer's output (104x78: InceptionV3, DeepDream's, needs 75 px), ``channel_size`` feature-vis's."""
+    data = tomllib.loads(text)
+    for step in data["step"]:
+        step["steps"] = 2 if step["effect"] != "deepdream" else 1
+        if step["effect"] == "deepdream":
+            step["octaves"] = 1
+        if "size" in step:
+            step["size"] = size if step["effect"] == "style-transfer" else channel_size
+    return tomli_w.dumps(data)
+
+
 @pytest.fixture
 def tiny_recipes(monkeypatch):
     """The real recipes with every step cut to one or two steps at the smallest sizes."""
     real = demo.recipe_text
 
     def shrunk(name: str) -> str:
-        data = tomllib.loads(real(name))
-        for step in data["step"]:
-            step["steps"] = 2 if step["effect"] != "deepdream" else 1
-            if "size" in step:
-                step["size"] = 48 if step["effect"] == "style-transfer" else 32
-            if "octaves" in step:
-                step["octaves"] = 1
-        return tomli_w.dumps(data)
+        return shrink(real(name))
 
     monkeypatch.setattr(demo, "recipe_text", shrunk)
     monkeypatch.setattr(demo, "SAMPLE_SIZE", 48)
@@ -98,21 +104,112 @@ def test_demo_writes_samples_recipes_outputs_and_an_overview_and_says_weights_we
         np.asarray(Image.open(out / "style-dream.png")).tobytes()
 
 
-def test_the_demo_says_its_fall_backs_before_any_compute_and_not_again(registry, tiny_recipes, tmp_path, capsys,
-                                                                       monkeypatch, no_trained_vgg16):
-    # the fall-back line came after the recipes' lines, 40-70 s into the demo
-    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
-    real, before = demo.execute, []
+class _Said(list):
+    """stderr before each recipe's compute, in order; ``after()``: what came after the last began."""
+
+    def __init__(self, capsys):
+        super().__init__()
+        self.after = lambda: capsys.readouterr().err
+
+
+@pytest.fixture
+def said_before_compute(monkeypatch, capsys):
+    """What the demo printed before each recipe's compute began (:class:`_Said`)."""
+    real, before = demo.execute, _Said(capsys)
 
     def execute(plan, **options):
         before.append(capsys.readouterr().err)
         return real(plan, **options)
 
     monkeypatch.setattr(demo, "execute", execute)
+    return before
+
+
+@pytest.fixture
+def titles(monkeypatch):
+    """The overview's title lines, as the demo drew them."""
+    real, drawn = demo._grid, []
+    monkeypatch.setattr(demo, "_grid", lambda tiles, *, title, **kw: drawn.extend(title) or real(tiles, title=title,
+                                                                                                 **kw))
+    return drawn
+
+
+def _stand_in(monkeypatch, folder=None) -> None:
+    """Seeded random weights stand in for the trained networks (fast tests run no trained network): for the
+    HED-fine-tuned VGG16's file, and with a ``folder`` for VGG19's and InceptionV3's ImageNet files, found in
+    place there (empty files) as if fetched."""
+    from gradfx.engine.models import trained_vgg16, weights
+
+    monkeypatch.setattr(trained_vgg16, "load_into", lambda model, path: weights.init_random(model, 0))
+    if folder is not None:
+        real = weights._locate_imagenet
+        for name in ("vgg19", "inception_v3"):
+            (folder / f"{name}-imagenet.h5").write_bytes(b"")
+        monkeypatch.setattr(weights, "_locate_imagenet", lambda spec, top, **kw: (
+            (str(folder / f"{spec.name}-imagenet.h5"), "") if spec.name in ("vgg19", "inception_v3") and not top
+            else real(spec, top, **kw)))
+        monkeypatch.setattr(weights, "_load_weights_file", lambda model, spec, path, top: weights.init_random(model, 1))
+
+
+def _step_models(report: dict) -> list[tuple[str, str, str]]:
+    return [(s["effect"], s["model"], s["weights"]["resolved"]) for r in report["recipes"].values()
+            for s in r["reports"]]
+
+
+def test_on_the_imagenet_networks_each_effect_runs_on_its_own_with_its_defaults_and_the_demo_names_them(
+        registry, tiny_recipes, tmp_path, monkeypatch, said_before_compute, titles):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    _stand_in(monkeypatch, tmp_path)
+    out = tmp_path / "demo"
+    assert main(["demo", "-o", str(out), "-q"]) == 0
+    assert "warning" not in "".join(said_before_compute) + said_before_compute.after()
+    report = json.loads((out / "report.json").read_text())
+    assert _step_models(report) == [("style-transfer", "vgg19", "imagenet"), ("deepdream", "inception_v3", "imagenet"),
+                                    ("feature-vis", "inception_v3", "imagenet")]
+    assert report["weights"] == "imagenet"
+    assert [(n["model"], n["effects"]) for n in report["networks"]] == [
+        ("vgg19", ["style-transfer"]), ("inception_v3", ["deepdream", "feature-vis"])]
+    style, dream = report["recipes"]["style-dream"]["reports"]
+    assert style["params"]["optimizer"] == "lbfgs" and style["params"]["style_weight"] == 0.01  # VGG19's own
+    assert dream["params"]["layers"].startswith("mixed4")  # InceptionV3's own defaults
+    fv = report["recipes"]["feature-vis"]["reports"][0]["feature_vis"]
+    assert fv["labels"] == [f"mixed4_pre_relu:{c}" for c in range(8)]  # InceptionV3's default layer, 8 channels
+    assert titles[1:] == ["style-transfer on vgg19: ImageNet (the Keras application file)",
+                          "deepdream, feature-vis on inception_v3: ImageNet (the Keras application file)"]
+
+
+def test_offline_the_demo_runs_on_the_trained_vgg16_and_says_so_once_before_any_compute(
+        registry, tiny_recipes, tmp_path, monkeypatch, said_before_compute, titles):
+    # three steps follow the weights to VGG16: three notes, each naming its effect, came out; the demo says one
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))  # nothing cached; GRADFX_OFFLINE=1 (conftest)
+    _stand_in(monkeypatch)
+    out = tmp_path / "demo"
+    assert main(["demo", "-o", str(out), "-q"]) == 0
+    first, after = said_before_compute[0], "".join(said_before_compute[1:]) + said_before_compute.after()
+    assert first.count("warning") == 1 and "warning" not in after, (first, after)
+    line = next(x for x in first.splitlines() if "warning" in x)
+    assert "(vgg19, inception_v3)" in line and "style-transfer, deepdream, feature-vis run on vgg16, with their vgg16 defaults" in line
+    assert "HED-fine-tuned VGG16" in line and "gradfx weights fetch" in line
+    report = json.loads((out / "report.json").read_text())
+    assert {m for _, m, _ in _step_models(report)} == {"vgg16"} and report["weights"] == "hed"
+    assert [(n["model"], n["effects"]) for n in report["networks"]] == [
+        ("vgg16", ["style-transfer", "deepdream", "feature-vis"])]
+    fv = report["recipes"]["feature-vis"]["reports"][0]["feature_vis"]
+    assert fv["labels"] == [f"block4_conv1:{c}" for c in range(8)]  # VGG16's default layer, the same 8 channels
+    assert titles[1].startswith("style-transfer, deepdream, feature-vis on vgg16: HED-fine-tuned VGG16"), titles
+
+
+def test_without_trained_weights_the_demo_says_its_random_fall_backs_before_any_compute_and_not_again(
+        registry, tiny_recipes, tmp_path, monkeypatch, no_trained_vgg16, said_before_compute, titles):
+    # the fall-back line came after the recipes' lines, 40-70 s into the demo
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
     assert main(["demo", "-o", str(tmp_path / "demo"), "-q"]) == 0
-    after = capsys.readouterr().err
-    assert "gradfx: warning: no ImageNet weights for vgg16" in before[0] and "random weights" in before[0]
-    assert "".join(before[1:]).count("warning") == 0 and "warning" not in after, (before, after)
+    first, after = said_before_compute[0], said_before_compute.after()
+    for model in ("vgg19", "inception_v3"):
+        assert f"gradfx: warning: no ImageNet weights for {model}" in first and "random weights" in first
+    assert "".join(said_before_compute[1:]).count("warning") == 0 and "warning" not in after, (first, after)
+    assert "RANDOM weights" in after and "gradfx weights fetch" in after
+    assert "RANDOM" in titles[1] and titles[2].startswith("style-transfer on vgg19: random"), titles
 
 
 def test_the_demo_s_outputs_are_large_enough_to_judge_and_its_overview_has_no_empty_slot(registry, tiny_recipes,
@@ -128,7 +225,9 @@ def test_the_demo_s_outputs_are_large_enough_to_judge_and_its_overview_has_no_em
                 assert step["size"] >= 256, step  # the chain's output: its later steps keep the size
     real, made = demo.overview_tiles, []
     monkeypatch.setattr(demo, "overview_tiles", lambda *a: made.extend(real(*a)) or made)
-    assert main(["demo", "-o", str(tmp_path / "demo"), "-q", "--weights", "random"]) == 0, capsys.readouterr().err
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))  # offline: VGG16 for every step, the quickest
+    _stand_in(monkeypatch)
+    assert main(["demo", "-o", str(tmp_path / "demo"), "-q"]) == 0, capsys.readouterr().err
     labels = [label for label, _ in made]
     channels = [label for label in labels if label.startswith("feature-vis: ")]
     assert len(channels) == 8 and not any("0-" in label for label in channels), labels  # each channel on its own
@@ -188,3 +287,17 @@ def test_the_demo_overview_wraps_long_labels_and_the_title():
     strip = sheet[title_h + 200:]
     assert strip[:, 210:220].min() > 0.9  # the long label stays in its 200 px cell
     assert _ink_rows(strip[:, 10:210]) >= 4 and _ink_rows(sheet[:title_h, 10:630]) >= 2
+
+
+def test_the_demo_says_it_fetches_the_imagenet_networks_once_before_it_fetches_them(registry, monkeypatch, capsys):
+    from gradfx.engine.models.weights import ResolvedWeights
+
+    cached = {"vgg19": ResolvedWeights("imagenet", "/cache/vgg19.h5"), "inception_v3": ResolvedWeights("imagenet")}
+    monkeypatch.setattr(demo, "preview_auto", lambda spec: cached[spec.name])  # InceptionV3: a run fetches it
+    demo.say_fetches(registry, ["vgg19", "inception_v3", "inception_v3", None], "auto")
+    assert capsys.readouterr().err.startswith("gradfx demo: fetching the ImageNet networks it runs on "
+                                              "(inception_v3) once")
+    demo.say_fetches(registry, ["vgg19", "inception_v3"], "random")  # nothing fetched: nothing said
+    cached["inception_v3"] = ResolvedWeights("hed", "/x")  # offline: the fall-back line says it, after planning
+    demo.say_fetches(registry, ["vgg19", "inception_v3"], "auto")
+    assert capsys.readouterr().err == ""

