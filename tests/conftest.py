@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 os.environ.setdefault("GRADFX_OFFLINE", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# An empty Keras cache of the tests' own: which weights a run gets (and so which model the default follows to)
+# must not depend on what the machine's ~/.keras holds. The slow quality tests point KERAS_HOME at
+# GRADFX_TEST_KERAS_HOME themselves.
+os.environ["KERAS_HOME"] = tempfile.mkdtemp(prefix="gradfx-tests-keras-")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402

@@ -38,10 +38,10 @@ import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from ..errors import ImageError, ParameterError, one_line
-from .arrays import check_longest, resize_longest
+from .arrays import check_longest, longest_shape, resize_longest
 from .atomic import PathLike
 from .convert import array_to_float, pil_to_float
-from .pixel_limit import bomb_message, get_max_pixels
+from .pixel_limit import bomb_message, check_pixels, get_max_pixels
 
 # Formats load_image opens. Raster formats only: EPS would run Ghostscript on untrusted input.
 _OPEN_FORMATS = (
@@ -151,6 +151,28 @@ def describe(image: LoadedImage) -> str:
     what = image.source[1:-1] if image.source.startswith("<") and image.source.endswith(">") else (
         f"image from {image.source}")
     return f"<{what} {image.size[0]}x{image.size[1]} #{digest.hexdigest()[:8]}>"
+
+
+def check_longest_side(src: PathLike | Image.Image | np.ndarray | LoadedImage, longest_side: int) -> None:
+    """``--size``'s pixel guard from what the image's header says (no pixels decoded): a plan checks it before
+    it fetches a network, so ``--size 100000`` fails in a line, not after a download. An image that cannot be
+    read is left for :func:`load_image` to report, in its place among a plan's checks."""
+    if isinstance(src, LoadedImage):
+        h, w = src.rgb.shape[:2]
+    elif isinstance(src, np.ndarray) and src.ndim >= 2:
+        h, w = src.shape[:2]
+    elif isinstance(src, Image.Image):
+        w, h = src.size
+    elif isinstance(src, (str, os.PathLike)):
+        try:
+            check_image_file(src)
+            with Image.open(os.fspath(src)) as im:
+                w, h = im.size
+        except (ImageError, OSError, UnidentifiedImageError):
+            return
+    else:
+        return
+    check_pixels(*longest_shape(int(h), int(w), longest_side), f"--size {longest_side}")
 
 
 def check_image_file(src: PathLike) -> None:

@@ -39,7 +39,7 @@ from ..effect import OPTIONAL, Effect
 from ..errors import GradfxError, ImageError, ParameterError, PluginError
 from ..images import atomic
 from ..images.arrays import check_longest
-from ..images.load import LoadedImage, check_image_file, load_image
+from ..images.load import LoadedImage, check_image_file, check_longest_side, load_image
 from ..models import effect_networks
 from ..models.choice import choose, followed_model
 from ..modelspecs import check_min_size, check_size
@@ -351,6 +351,8 @@ def draft(steps: Sequence[Any], image: Any = None, *, model: str | None = None, 
     seed = check_seed(seed)
     if longest_side is not None:
         longest_side = check_longest(longest_side, "--size")
+        if image is not None:
+            check_longest_side(image, longest_side)  # before a network is fetched
     norm = [_as_step(s, i) for i, s in enumerate(steps, 1)]
     if not norm:
         raise ParameterError("a chain needs at least one step")

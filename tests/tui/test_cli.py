@@ -193,7 +193,11 @@ def test_a_size_beyond_the_pixel_limit_is_refused_in_a_line_before_any_pixel_is_
     def no_resize(*args, **kwargs):
         raise AssertionError("resized before the size was checked")
 
+    def no_weights(*args, **kwargs):
+        raise AssertionError("a network's weights were looked for (and fetched) before the size was checked")
+
     monkeypatch.setattr(PILImage.Image, "resize", no_resize)
+    monkeypatch.setattr("gradfx.engine.running.plan.choose", no_weights)
     assert main(["run", "deepdream", str(photo), "-o", str(tmp_path / "o.png"), "--size", "100000"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("gradfx: error: --size 100000 asks for a 100000x66667 image") and err.count("\n") == 1
