@@ -149,7 +149,7 @@ _TREE, _STORAGES = fake.contiguous({"w": np.arange(6, dtype=np.float32)})
 _GOOD = fake.state_dict_zip(_TREE, _STORAGES)
 
 
-@pytest.mark.parametrize(("data", "message"), [
+_NOT_CHECKPOINTS = [
     (b"", "neither a zip"),
     (b"hello, not a checkpoint", "neither a zip"),
     (pickle.dumps({"a": 1}, protocol=2), "magic number"),
@@ -167,7 +167,12 @@ _GOOD = fake.state_dict_zip(_TREE, _STORAGES)
                                                            ("x", 0, (1,), (1,))))}), "not from a storage"),
     (_GOOD[: len(_GOOD) // 2], "neither a zip"),
     (fake.legacy_pth(_TREE, _STORAGES)[:-4], "ends inside storage"),
-])
+]
+
+
+# ids of their own: a zip's bytes hold the time it was made, and pytest-xdist's workers must collect the same ids
+@pytest.mark.parametrize(("data", "message"), _NOT_CHECKPOINTS,
+                         ids=[f"{i}-{message}" for i, (_, message) in enumerate(_NOT_CHECKPOINTS)])
 def test_not_a_checkpoint(data: bytes, message: str) -> None:
     with pytest.raises(TorchArchiveError, match=message):
         read_tensors(io.BytesIO(data))
