@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from . import trained_vgg16
-from .weights import ResolvedWeights, keras_models_dir, preview_auto, resolve_weights
+from .weights import ResolvedWeights, imagenet_ways, preview_auto, resolve_weights
 
 if TYPE_CHECKING:
     from ..effect import Effect
@@ -110,8 +110,9 @@ def _follows(effect: Effect, asked: Collection[str], weights: str | os.PathLike,
 def _note(effect: Effect, default: ModelSpec) -> str:
     """Why a step runs on VGG16, and how to get its default model's own trained weights."""
     vgg16 = trained_vgg16.MODEL
-    get = (f"for {default.name}, copy {default.imagenet_file} into {keras_models_dir()} or go online once"
-           if default.imagenet_file else f"--model {default.name} --weights PATH runs {default.name} on your weights")
+    ways = imagenet_ways(default)
+    get = (f"for {default.name}, {ways}" if ways
+           else f"--model {default.name} --weights PATH runs {default.name} on your weights")
     return (f"{effect.name}: its default model {default.name} has no trained weights here, so it runs on {vgg16} "
             f"with the HED-fine-tuned weights ({trained_vgg16.DISTRIBUTION}; not ImageNet) and {effect.name}'s "
             f"{vgg16} defaults; {get} (--model {default.name} alone keeps it, on random weights)")

