@@ -104,7 +104,8 @@ def section_speed(cfg: dict, work: Path) -> list[str]:
         t_st = gradfx("run", "style-transfer", str(image), "-p", f"style={style_file}", "-o", str(out_st),
                       "--size", str(size))
         run("fast-style", content, params={"style": str(style_file)})  # networks built and traced once
-        warm = statistics.median(_timed(run, "fast-style", content, style=str(style_file)) for _ in range(3))
+        warm = statistics.median(_timed(run, "fast-style", content, params={"style": str(style_file)})
+                                 for _ in range(3))
         measure = judge(content, style)
         m_fast, m_st = measure(load_image(out_fast).rgb), measure(load_image(out_st).rgb)
         lines.append(f"| {size} px | {t_fast:.1f} s | {t_st:.0f} s | {t_fast / t_st:.4f}x (1/{t_st / t_fast:.0f}) | "
@@ -163,12 +164,12 @@ def _rows(frames, style_file, true_flicker=None) -> tuple[list[str], dict]:
     from gradfx.engine import run_frames
     from gradfx.engine.temporal import flow
 
-    run_frames("fast-style", list(frames[:1]), style=str(style_file)).__next__()  # built and traced first
+    run_frames("fast-style", list(frames[:1]), params={"style": str(style_file)}).__next__()  # built and traced first
     results, hold = {}, []
     for label, extra in (("independent", {}), ("`temporal=flow`", {"temporal": "flow"}),
                          ("`temporal=flow`, `temporal_weight=0.5`", {"temporal": "flow", "temporal_weight": 0.5})):
         started = time.perf_counter()
-        ran = list(run_frames("fast-style", list(frames), style=str(style_file), **extra))
+        ran = list(run_frames("fast-style", list(frames), params={"style": str(style_file), **extra}))
         results[label] = ([r.image for r in ran], time.perf_counter() - started)
         if extra == {"temporal": "flow"}:  # what holding cost, against the whole run of each frame
             hold = [r.report["temporal"]["seconds"] / r.report["seconds"] for r in ran[1:]]
