@@ -1,7 +1,7 @@
 """fast-style (AdaIN in one pass) side by side with style-transfer, on video, as style-transfer's start, and in
 tiles; writes its sections of ``bench/RESULTS-fast-style.md`` (not a test).
 
-    KERAS_HOME=/path/with/the/networks python bench/fast_style.py          # every section (an hour or so)
+    KERAS_HOME=/path/with/the/networks python bench/fast_style.py          # every section (hours on a busy 2-core CPU)
     python bench/fast_style.py --only video --only init                    # some sections; the others' stay
     python bench/fast_style.py --quick --out /tmp/quick.md                 # small sizes: checks the harness
     python bench/fast_style.py --picture docs/fast-style.png               # the docs' picture
@@ -110,18 +110,20 @@ def section_speed(cfg: dict, work: Path) -> list[str]:
         m_fast, m_st = measure(load_image(out_fast).rgb), measure(load_image(out_st).rgb)
         lines.append(f"| {size} px | {t_fast:.1f} s | {t_st:.0f} s | {t_fast / t_st:.4f}x (1/{t_st / t_fast:.0f}) | "
                      f"{warm:.2f} s | {fmt(m_fast)}; {fmt(m_st)} |")
+        print(lines[-1], flush=True)  # style-transfer's default run at 512 px takes an hour on a busy CPU
         if size == max(cfg["sizes"]):
             goals.append(f"at {size} px at most 1/50 of style-transfer's time: "
                          f"{'yes' if t_fast <= t_st / 50 else '**no**'}")
         if size == min(cfg["sizes"]):
             goals.append(f"at {size} px Gram distance <= 0.5 and content distance < 1: "
                          f"{'yes' if m_fast[0] <= 0.5 and m_fast[1] < 1 else '**no**'}")
-    lines += ["", "fast-style alone at 256 px (style, content), on VGG19:", "",
+    alone = min(256, max(cfg["sizes"]))
+    lines += ["", f"fast-style alone at {alone} px (style, content), on VGG19:", "",
               "| photograph | `samples.painting` | `samples.strokes` |", "|---|---|---|"]
-    styles = {name: save_image(work / f"{name}.png", getattr(samples, name)(256), overwrite=True)
+    styles = {name: save_image(work / f"{name}.png", getattr(samples, name)(alone), overwrite=True)
               for name in ("painting", "strokes")}
     for name in PHOTOS:
-        content = photo(name, min(256, max(cfg["sizes"])))
+        content = photo(name, alone)
         cells = []
         for file in styles.values():
             out = run("fast-style", content, params={"style": str(file)}).image
