@@ -410,8 +410,9 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.only or SECTIONS:
         started, before = time.time(), load()
         body = globals()[f"section_{name}"](cfg, work)
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(started))  # when it started, not when it ended
         header = (f"## {TITLES[name]}\n\n`python bench/fast_style.py --only {name}{' --quick' if args.quick else ''}`"
-                  f", {time.strftime('%Y-%m-%d %H:%M')}, {(time.time() - started) / 60:.1f} min on a shared 2-core "
+                  f", started {when}, {(time.time() - started) / 60:.1f} min on a shared 2-core "
                   f"CPU (1-minute load {before} before, {load()} after; seconds are noisy, ratios less so).\n")
         section = header + "\n" + "\n".join(body) + "\n"
         print(section, flush=True)
