@@ -1,7 +1,7 @@
 """fast-style (AdaIN in one pass) side by side with style-transfer, on video, as style-transfer's start, and in
 tiles; writes its sections of ``bench/RESULTS-fast-style.md`` (not a test).
 
-    KERAS_HOME=/path/with/the/networks python bench/fast_style.py          # every section (an hour or so)
+    KERAS_HOME=/path/with/the/networks python bench/fast_style.py          # every section (hours on a busy 2-core CPU)
     python bench/fast_style.py --only video --only init                    # some sections; the others' stay
     python bench/fast_style.py --quick --out /tmp/quick.md                 # small sizes: checks the harness
     python bench/fast_style.py --picture docs/fast-style.png               # the docs' picture
@@ -104,23 +104,26 @@ def section_speed(cfg: dict, work: Path) -> list[str]:
         t_st = gradfx("run", "style-transfer", str(image), "-p", f"style={style_file}", "-o", str(out_st),
                       "--size", str(size))
         run("fast-style", content, params={"style": str(style_file)})  # networks built and traced once
-        warm = statistics.median(_timed(run, "fast-style", content, style=str(style_file)) for _ in range(3))
+        warm = statistics.median(_timed(run, "fast-style", content, params={"style": str(style_file)})
+                                 for _ in range(3))
         measure = judge(content, style)
         m_fast, m_st = measure(load_image(out_fast).rgb), measure(load_image(out_st).rgb)
         lines.append(f"| {size} px | {t_fast:.1f} s | {t_st:.0f} s | {t_fast / t_st:.4f}x (1/{t_st / t_fast:.0f}) | "
                      f"{warm:.2f} s | {fmt(m_fast)}; {fmt(m_st)} |")
+        print(lines[-1], flush=True)  # style-transfer's default run at 512 px takes an hour on a busy CPU
         if size == max(cfg["sizes"]):
             goals.append(f"at {size} px at most 1/50 of style-transfer's time: "
                          f"{'yes' if t_fast <= t_st / 50 else '**no**'}")
         if size == min(cfg["sizes"]):
             goals.append(f"at {size} px Gram distance <= 0.5 and content distance < 1: "
                          f"{'yes' if m_fast[0] <= 0.5 and m_fast[1] < 1 else '**no**'}")
-    lines += ["", "fast-style alone at 256 px (style, content), on VGG19:", "",
+    alone = min(256, max(cfg["sizes"]))
+    lines += ["", f"fast-style alone at {alone} px (style, content), on VGG19:", "",
               "| photograph | `samples.painting` | `samples.strokes` |", "|---|---|---|"]
-    styles = {name: save_image(work / f"{name}.png", getattr(samples, name)(256), overwrite=True)
+    styles = {name: save_image(work / f"{name}.png", getattr(samples, name)(alone), overwrite=True)
               for name in ("painting", "strokes")}
     for name in PHOTOS:
-        content = photo(name, min(256, max(cfg["sizes"])))
+        content = photo(name, alone)
         cells = []
         for file in styles.values():
             out = run("fast-style", content, params={"style": str(file)}).image
@@ -163,12 +166,12 @@ def _rows(frames, style_file, true_flicker=None) -> tuple[list[str], dict]:
     from gradfx.engine import run_frames
     from gradfx.engine.temporal import flow
 
-    run_frames("fast-style", list(frames[:1]), style=str(style_file)).__next__()  # built and traced first
+    run_frames("fast-style", list(frames[:1]), params={"style": str(style_file)}).__next__()  # built and traced first
     results, hold = {}, []
     for label, extra in (("independent", {}), ("`temporal=flow`", {"temporal": "flow"}),
                          ("`temporal=flow`, `temporal_weight=0.5`", {"temporal": "flow", "temporal_weight": 0.5})):
         started = time.perf_counter()
-        ran = list(run_frames("fast-style", list(frames), style=str(style_file), **extra))
+        ran = list(run_frames("fast-style", list(frames), params={"style": str(style_file), **extra}))
         results[label] = ([r.image for r in ran], time.perf_counter() - started)
         if extra == {"temporal": "flow"}:  # what holding cost, against the whole run of each frame
             hold = [r.report["temporal"]["seconds"] / r.report["seconds"] for r in ran[1:]]
@@ -334,44 +337,53 @@ def section_tiles(cfg: dict, work: Path) -> list[str]:
 # ----------------------------------------------------------------------------------------- picture
 
 
-def picture(path: Path, size: int = 176) -> None:
-    """docs/fast-style.png: the two generated styles on scikit-image's photographs, and the controls; a PNG
-    under 300 KB (quantised to 256 colours if it is larger)."""
+def picture(path: Path, size: int = 256, shown: int = 176) -> None:
+    """docs/fast-style.png: a grid of scikit-image's photographs (columns) painted in the two generated styles
+    (rows), then the controls on the astronaut. Every run is at ``size`` px (the measured size: at 176 px the
+    strokes are as large as the astronaut's face) and shown at ``shown`` px; a PNG, quantised to 256 colours
+    when it is over 300 KB (it is: 375 KB at 719x1020)."""
     from photos import PHOTOS, photo
     from PIL import Image
 
     from gradfx.engine import run
     from gradfx.engine.images import samples
+    from gradfx.engine.images.arrays import resize_longest
     from gradfx.engine.images.save import save_image
     from gradfx.engine.images.sheets import labelled_sheet
+
+    def fast(content: np.ndarray, **params) -> np.ndarray:
+        return resize_longest(run("fast-style", content, params=params).image, shown)
 
     work = Path(tempfile.mkdtemp(prefix="gradfx-picture-"))
     files = {name: str(save_image(work / f"{name}.png", getattr(samples, name)(size))) for name in
              ("painting", "strokes")}
-    tiles = []
-    for name, file in files.items():
-        tiles.append((f"style: samples.{name}", getattr(samples, name)(size)))
-        tiles += [(f"{p}", run("fast-style", photo(p, size), params={"style": file}).image) for p in PHOTOS]
-    astronaut = photo("astronaut", size)
+    photos = {name: photo(name, size) for name in PHOTOS}
+    blank = np.ones((shown, shown, 3), np.float32)
+    tiles = [("", blank)] + [(f"{name} (the photograph)", resize_longest(img, shown)) for name, img in photos.items()]
+    for style, file in files.items():
+        tiles.append((f"style: samples.{style}", resize_longest(getattr(samples, style)(size), shown)))
+        tiles += [(f"{name} in {style}", fast(img, style=file)) for name, img in photos.items()]
     left = np.zeros((size, size, 3), np.float32)
     left[:, : size // 2] = 1
-    masks = [str(save_image(work / "left.png", left)), str(save_image(work / "right.png", 1 - left))]
+    masks = ",".join(str(save_image(work / f"{side}.png", m)) for side, m in (("left", left), ("right", 1 - left)))
     both = f"{files['painting']},{files['strokes']}"
-    for label, params in (("alpha=0.5", {"style": files["strokes"], "alpha": 0.5}),
-                          ("style_blend=1,1", {"style": both}),
-                          ("mask: left, right", {"style": both, "mask": ",".join(masks)}),
-                          ("preserve_colors=luminance", {"style": files["strokes"], "preserve_colors": "luminance"}),
-                          ("preserve_colors=histogram", {"style": files["strokes"], "preserve_colors": "histogram"}),
-                          ("style_scale=0.5", {"style": files["strokes"], "style_scale": 0.5})):
-        tiles.append((label, run("fast-style", astronaut, params=params).image))
-    tiles.insert(8, ("astronaut (the photograph)", astronaut))
+    strokes = files["strokes"]
+    for label, params in (("alpha=0 (strokes): the decoder's reconstruction", {"style": strokes, "alpha": 0.0}),
+                          ("alpha=0.5 (strokes)", {"style": strokes, "alpha": 0.5}),
+                          ("style_blend=1,1 (painting and strokes)", {"style": both}),
+                          ("mask: painting left, strokes right", {"style": both, "mask": masks}),
+                          ("preserve_colors=luminance (strokes)", {"style": strokes, "preserve_colors": "luminance"}),
+                          ("preserve_colors=histogram (strokes)", {"style": strokes, "preserve_colors": "histogram"}),
+                          ("style_scale=0.5 (strokes): finer strokes", {"style": strokes, "style_scale": 0.5}),
+                          ("style_scale=2 (strokes): larger strokes", {"style": strokes, "style_scale": 2.0})):
+        tiles.append((label, fast(photos["astronaut"], **params)))
     sheet = labelled_sheet(tiles, columns=4, gap=3, font_size=11)
     image = Image.fromarray(np.uint8(np.clip(sheet, 0, 1) * 255 + 0.5))
     image.save(path, optimize=True)
     if path.stat().st_size > 300_000:
         image.quantize(256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.FLOYDSTEINBERG).save(
             path, optimize=True)
-    print(f"wrote {path} ({path.stat().st_size / 1024:.0f} KB)")
+    print(f"wrote {path} ({path.stat().st_size / 1024:.0f} KB, {image.width}x{image.height})")
 
 
 # -------------------------------------------------------------------------------------------- main
@@ -398,8 +410,9 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.only or SECTIONS:
         started, before = time.time(), load()
         body = globals()[f"section_{name}"](cfg, work)
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(started))  # when it started, not when it ended
         header = (f"## {TITLES[name]}\n\n`python bench/fast_style.py --only {name}{' --quick' if args.quick else ''}`"
-                  f", {time.strftime('%Y-%m-%d %H:%M')}, {(time.time() - started) / 60:.1f} min on a shared 2-core "
+                  f", started {when}, {(time.time() - started) / 60:.1f} min on a shared 2-core "
                   f"CPU (1-minute load {before} before, {load()} after; seconds are noisy, ratios less so).\n")
         section = header + "\n" + "\n".join(body) + "\n"
         print(section, flush=True)
