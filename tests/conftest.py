@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 
 os.environ.setdefault("GRADFX_OFFLINE", "1")
@@ -11,6 +13,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # must not depend on what the machine's ~/.keras holds. The slow quality tests point KERAS_HOME at
 # GRADFX_TEST_KERAS_HOME themselves.
 os.environ["KERAS_HOME"] = tempfile.mkdtemp(prefix="gradfx-tests-keras-")
+atexit.register(shutil.rmtree, os.environ["KERAS_HOME"], ignore_errors=True)
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
