@@ -187,7 +187,10 @@ def test_a_deleted_state_folder_is_a_clear_error_and_the_run_still_writes_its_ou
     follower = subprocess.Popen([sys.executable, "-m", "gradfx.tui.cli", "jobs", "follow", job_id],
                                 stderr=subprocess.PIPE, text=True)
     assert f"job {job_id} running" in follower.stderr.readline()  # it follows the job
-    shutil.rmtree(jobs.root())
+    # deleted at once: rmtree alone races the job, which may write a file between its listing and rmdir
+    gone = jobs.root().with_name("deleted-state")
+    jobs.root().rename(gone)
+    shutil.rmtree(gone, ignore_errors=True)
     _, err = follower.communicate(timeout=DEADLINE)
     assert follower.returncode == 2 and "was deleted" in err and "Traceback" not in err
     wait_until(lambda: not process.alive(state[-1]), "the worker to finish")
