@@ -92,7 +92,7 @@ def test_the_default_model_follows_the_weights(make_image) -> None:
 def test_style_layers_a_user_names_keep_style_transfers_default_model(make_image, tmp_path) -> None:
     # block5_conv4 is VGG19's and not VGG16's: naming it must not switch the run to VGG16 and then refuse it
     style = str(save_image(tmp_path / "style.png", make_image(48, 48)))
-    r = run("style-transfer", make_image(48, 48), params={"style": style, "steps": 1,
+    r = run("style-transfer", make_image(48, 48), params={"style": style, "steps": 1, "size": 0,
                                                           "style_layers": "block5_conv4"}).report
     assert r["model"] == "vgg19" and r["weights"]["resolved"] == "random"
     # the same decision for the content layers, and without either the default follows the weights to VGG16
