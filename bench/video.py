@@ -7,8 +7,9 @@
 
 The scene is :func:`gradfx.engine.images.samples.moving_scene` (a camera panning across the generated landscape while a
 striped disc crosses it); style-transfer's style is the generated ``painting``. The effect runs on VGG16 with the
-trained backbone (``--weights hed``, what ``auto`` gives offline) and its own defaults, but for ``-p`` (every
-row) and each ``--variant`` (one ``temporal=flow`` row each). Figures (goals from issue 18):
+trained backbone (``--weights hed``, what ``auto`` gives offline; ``--model vgg19 --weights imagenet``: the ImageNet
+VGG19 that ``gradfx weights fetch`` brings) and its own defaults on that model, but for ``-p`` (every row) and each
+``--variant`` (one ``temporal=flow`` row each). Figures (goals from issue 18):
 
 - flicker: the mean absolute difference between output frame t and output frame t - 1 warped by the input
   frames' flow, over the consistent pixels (:func:`gradfx.engine.temporal.flow.flicker`), averaged over the video; also
@@ -45,14 +46,14 @@ HERE = Path(__file__).resolve().parent
 STYLE_LAYERS = ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1")
 
 
-def style_distances(images: list[np.ndarray], style: np.ndarray, weights: str) -> list[float]:
-    """Each image's style loss against ``style`` (the effect's own definition, unweighted)."""
+def style_distances(images: list[np.ndarray], style: np.ndarray, model: str, weights: str) -> list[float]:
+    """Each image's style loss against ``style`` (the effect's own definition, unweighted) on ``model``."""
     import tensorflow as tf
 
     from gradfx.engine import gram_matrix
     from gradfx.engine.models.extractor import get_extractor
 
-    ext = get_extractor("vgg16", STYLE_LAYERS, weights)
+    ext = get_extractor(model, STYLE_LAYERS, weights)
     target = {k: gram_matrix(v) for k, v in ext(tf.constant(style[None])).items()}
     out = []
     for img in images:
@@ -105,12 +106,12 @@ def parse_params(pairs: list[str]) -> dict[str, str]:
     return out
 
 
-def run_video(effect: str, frames: np.ndarray, weights: str, **params) -> tuple[list[np.ndarray], float, list]:
+def run_video(effect: str, frames: np.ndarray, model: str, weights: str, **params) -> tuple[list[np.ndarray], float, list]:
     """The effect over the frames in order (with its defaults but for ``params``): outputs, seconds, reports."""
     from gradfx.engine import run_frames
 
     started = time.perf_counter()
-    results = list(run_frames(effect, list(frames), params=params, model="vgg16", weights=weights, seed=0))
+    results = list(run_frames(effect, list(frames), params=params, model=model, weights=weights, seed=0))
     return [r.image for r in results], time.perf_counter() - started, [r.report for r in results]
 
 
@@ -142,7 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--variant", action="append", default=[], metavar="KEY=VALUE[,...]",
                     help="one temporal=flow row with these parameters (repeatable; default: one row with the "
                     "effect's temporal defaults); the goals are checked on the first")
-    ap.add_argument("--weights", default="hed")
+    ap.add_argument("--model", default="vgg16", choices=("vgg16", "vgg19"))
+    ap.add_argument("--weights", default="hed", help="hed (VGG16 only), imagenet (after `gradfx weights fetch`), random")
     ap.add_argument("--out", default=str(HERE / "RESULTS-video.md"), help="write the section here")
     ap.add_argument("--gif", default=None, help="write the before/after animation here (.webp or .gif), "
                     "independent against the first temporal row")
@@ -173,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for name, extra in [("independent", {"temporal": "none"}),
                         *[(v, {"temporal": "flow", **parse_params([v])}) for v in args.variant or [""]]]:
-        outs, secs, reports = run_video(args.effect, scene.frames, args.weights, **{**base_params, **extra})
+        outs, secs, reports = run_video(args.effect, scene.frames, args.model, args.weights, **{**base_params, **extra})
         load.append(os.getloadavg()[0])
         label = name if name == "independent" else "temporal=flow" + (f", {name}" if name else "")
         rows.append((label, outs, secs, reports))
@@ -182,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     independent = rows[0][1]
     if args.effect == "style-transfer":
         def measure(outs):  # each frame's style distance (trained backbone)
-            return style_distances(outs, style, args.weights)
+            return style_distances(outs, style, args.model, args.weights)
         what = "style distance"
     else:
         def measure(outs):  # each frame's dream strength: how far it moved from its input frame
@@ -204,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
              f"Run on {time.strftime('%Y-%m-%d %H:%M')}, {(time.time() - started) / 60:.1f} min, on a shared 2-core "
              f"CPU (1-minute load {min(load):.1f}-{max(load):.1f}; the rows ran back to back in one process; "
              "seconds are noisy, the flicker and the ratios are not).", "",
-             f"Scene: `samples.moving_scene({args.frames}, {args.size})`; {args.effect} on vgg16 with "
+             f"Scene: `samples.moving_scene({args.frames}, {args.size})`; {args.effect} on {args.model} with "
              f"`--weights {args.weights}`; parameters: the effect's defaults"
              + (f" but {', '.join(f'{k}={v}' for k, v in parse_params(args.param).items())}" if args.param else "")
              + (f" (first temporal row resolved: {', '.join(f'{k} {v}' for k, v in shown.items())})" if shown

@@ -46,7 +46,7 @@ from gradfx.engine.temporal import consistency as temporal
 from gradfx.engine.temporal import flow
 
 from .geometry import fit, stage_sizes
-from .terms import ENTERING, Terms
+from .terms import ENTERING, TV_MAP, Terms
 
 if TYPE_CHECKING:
     from gradfx.engine.optimise.solver import Problem, Solution
@@ -61,6 +61,9 @@ TEMPORAL_WEIGHT, VGG_TEMPORAL_WEIGHT = 1e4, 1e2
 #: the weight, relative to style_weight, of the style term of a video frame's pixels that entered the picture
 #: (docs/video.md, "The fading, found and fixed")
 ENTERING_WEIGHT = 0.5
+#: the share of total variation a video frame's pixels carried from the previous frame get, where the flow is
+#: trusted (docs/video.md, "The oldest pixels")
+CARRIED_TV = 0.2
 _TUTORIAL = "the TensorFlow style-transfer tutorial's, for VGG19"
 _TUNED = "tuned by looking, on the HED-fine-tuned VGG16 (a photograph and a painting, 256 px)"
 
@@ -189,8 +192,11 @@ class StyleTransfer(Effect):
             init, steps = follow.init, follow.steps
             aligned.update(follow.aligned)
             aligned[ENTERING] = 1.0 - flow.sources_inside(follow.guide.backward)[..., None].astype(np.float32)
+            # a carried pixel had its smoothing in the frame that painted it: more, frame after frame, is what a
+            # single frame run ten times as long gets, and the oldest pixels soften (docs/video.md)
+            aligned[TV_MAP] = 1.0 - (1.0 - CARRIED_TV) * follow.guide.mask[..., None].astype(np.float32)
 
-        terms = Terms(content_layers=content_layers)
+        terms = Terms(content_layers=content_layers, tv_map=follow is not None)
         style = style_loss(style_images, params["style_layers"], blend=blend, scale=params["style_scale"],
                            masks=[f"mask{s}" for s in range(len(masks_paths))],
                            description=f"style({params['style_layers']}; {n} image(s))")

@@ -12,14 +12,18 @@ from typing import Any
 TV_REFERENCE_SIDE = 512
 #: the aligned image of a video frame's pixels that entered the picture (1)
 ENTERING = "temporal_entering"
+#: the aligned image weighting total variation per pixel (a video frame after the first: less where the pixels
+#: are carried from the previous frame, see :data:`gradfx.plugins.style_transfer.CARRIED_TV`)
+TV_MAP = "temporal_tv"
 
 
 class Terms:
     """The content and total-variation terms of one run; they share the canvas size the engine binds per
     stage. The style term is the engine's :func:`gradfx.engine.objectives.style_loss`."""
 
-    def __init__(self, *, content_layers: Mapping[str, float]) -> None:
+    def __init__(self, *, content_layers: Mapping[str, float], tv_map: bool = False) -> None:
         self.content_layers = dict(content_layers)
+        self.tv_map = tv_map  # weight total variation per pixel by the aligned TV_MAP
         self.canvas: tuple[int, int] = (1, 1)
         self.extract: Any = None
         self.content_target: dict[str, Any] | None = None
@@ -66,6 +70,9 @@ class Terms:
         import tensorflow as tf
 
         x = c.image
-        total = tf.reduce_sum(tf.abs(x[:, 1:] - x[:, :-1])) + tf.reduce_sum(
-            tf.abs(x[:, :, 1:] - x[:, :, :-1]))
+        down, right = tf.abs(x[:, 1:] - x[:, :-1]), tf.abs(x[:, :, 1:] - x[:, :, :-1])
+        if self.tv_map:  # each difference weighted by the mean of its two pixels' weights
+            w = c.aligned[TV_MAP]
+            down, right = down * (w[:, 1:] + w[:, :-1]) / 2, right * (w[:, :, 1:] + w[:, :, :-1]) / 2
+        total = tf.reduce_sum(down) + tf.reduce_sum(right)
         return total * (TV_REFERENCE_SIDE / math.sqrt(self.canvas[0] * self.canvas[1]))

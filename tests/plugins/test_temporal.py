@@ -169,6 +169,26 @@ def test_the_pixels_entering_the_picture_are_held_to_the_style_on_their_own(reg,
     assert with_term > 1.3 * painted()  # 1.6x here
 
 
+def test_carried_pixels_get_a_share_of_total_variation_so_they_keep_their_detail(reg, scene, style, monkeypatch):
+    # frame after frame the carried pixels are optimised again; with the whole tv weight each time they soften
+    # like a frame run for ever (docs/video.md, "The oldest pixels"); the share they get is CARRIED_TV
+    from gradfx.plugins import style_transfer
+
+    strong = dict(steps=10, optimizer="lbfgs", style_weight=1.0, tv_weight=30.0)
+    first = st(reg, scene.frames[0], style, **strong)
+    prev = Previous(scene.frames[0], first.image)
+    trusted = flow.guide(scene.frames[0], scene.frames[1], first.image).mask > 0.5
+    assert trusted.mean() > 0.8
+
+    def carried_detail():
+        out = st(reg, scene.frames[1], style, **strong, temporal="flow", temporal_steps=10, previous=prev).image
+        return flow.detail(np.where(trusted[..., None], out, 0.5))
+
+    shared = carried_detail()
+    monkeypatch.setattr(style_transfer, "CARRIED_TV", 1.0)
+    assert shared > 1.06 * carried_detail()  # 1.13x here
+
+
 def test_a_frame_resumed_from_its_checkpoint_follows_the_same_previous_frame(reg, scene, style, tmp_path):
     from gradfx.engine import CancelToken, resume_run
 
