@@ -199,7 +199,7 @@ class StyleTransfer(Effect):
             # single frame run ten times as long gets, and the oldest pixels soften (docs/video.md)
             aligned[TV_MAP] = 1.0 - (1.0 - CARRIED_TV) * follow.guide.mask[..., None].astype(np.float32)
 
-        terms = Terms(content_layers=content_layers, tv_map=follow is not None)
+        terms = Terms(content_layers=content_layers)
         style = style_loss(style_images, params["style_layers"], blend=blend, scale=params["style_scale"],
                            masks=[f"mask{s}" for s in range(len(masks_paths))],
                            description=f"style({params['style_layers']}; {n} image(s))")

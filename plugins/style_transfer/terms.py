@@ -21,9 +21,8 @@ class Terms:
     """The content and total-variation terms of one run; they share the canvas size the engine binds per
     stage. The style term is the engine's :func:`gradfx.engine.objectives.style_loss`."""
 
-    def __init__(self, *, content_layers: Mapping[str, float], tv_map: bool = False) -> None:
+    def __init__(self, *, content_layers: Mapping[str, float]) -> None:
         self.content_layers = dict(content_layers)
-        self.tv_map = tv_map  # weight total variation per pixel by the aligned TV_MAP
         self.canvas: tuple[int, int] = (1, 1)
         self.extract: Any = None
         self.content_target: dict[str, Any] | None = None
@@ -71,7 +70,7 @@ class Terms:
 
         x = c.image
         down, right = tf.abs(x[:, 1:] - x[:, :-1]), tf.abs(x[:, :, 1:] - x[:, :, :-1])
-        if self.tv_map:  # each difference weighted by the mean of its two pixels' weights
+        if TV_MAP in c.aligned:  # each difference weighted by the mean of its two pixels' weights
             w = c.aligned[TV_MAP]
             down, right = down * (w[:, 1:] + w[:, :-1]) / 2, right * (w[:, :, 1:] + w[:, :, :-1]) / 2
         total = tf.reduce_sum(down) + tf.reduce_sum(right)
